@@ -1,0 +1,55 @@
+"""CuPy backend: the NumPy-API defaults of :class:`hebbcore.ops.Ops` on a CUDA device.
+
+Convolutions use cuDNN when CuPy was built with it, else the default
+per-offset matrix products (cuBLAS).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hebbcore.errors import BackendUnavailable
+from hebbcore.ops import Ops
+
+
+def cupy_unavailable_reason() -> str | None:
+    """None when cupy can run here, else why not (for skips and errors)."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        return f"cupy is not installed ({exc.__class__.__name__}: {exc})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return f"cupy finds no CUDA device ({str(exc).splitlines()[0]})"
+    if n < 1:
+        return "cupy finds no CUDA device"
+    return None
+
+
+class CupyOps(Ops):
+    name = "cupy"
+
+    def __init__(self, device: str | None = None):
+        reason = cupy_unavailable_reason()
+        if reason:
+            raise BackendUnavailable(f"backend 'cupy' is unavailable: {reason}")
+        import cupy
+
+        self.xp = cupy
+        index = 0
+        if device not in (None, "cuda"):
+            if not str(device).startswith("cuda:"):
+                raise BackendUnavailable(f"backend 'cupy' runs on CUDA devices ('cuda' or 'cuda:N'), not {device!r}")
+            index = int(str(device).split(":", 1)[1])
+        self._device = cupy.cuda.Device(index)
+        self._device.use()
+        super().__init__(f"cuda:{index}")
+
+    def asarray(self, a, dtype: str = "float32"):
+        return self.xp.asarray(np.asarray(a), dtype=dtype)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return self.xp.asnumpy(a)
+
+    def synchronize(self) -> None:
+        self.xp.cuda.get_current_stream().synchronize()

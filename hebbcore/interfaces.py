@@ -1,0 +1,199 @@
+"""The interfaces a plugin implements: learning rules, aggregations and data sources.
+
+A Hebbian step on one layer runs in four moves, and a plugin owns exactly one:
+
+1. the core computes the layer's response to a batch (:class:`HebbianContext`:
+   input ``x``, weights ``w``, dot products and cosine similarities);
+2. the **rule** turns it into the post-synaptic signal ``y`` (also called the
+   step coefficient ``c``): :meth:`LearningRule.post_synaptic`;
+3. the **rule** sums its per-position updates over every sample and position:
+   :meth:`LearningRule.update_sums` returns ``(Σ_p c_p·d_p, Σ_p c_p)`` where
+   ``Δw_p = η·c_p·d_p`` is the update one position alone would make;
+4. the **aggregation** turns the sums into one update per shared kernel:
+   :meth:`Aggregation.combine`. The core multiplies by the learning rate ``η``.
+
+Sums are computed through :meth:`HebbianContext.input_correlation`, a convolution
+weight-gradient, so no rule ever needs the unfolded patches of a batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .ops import Array, Ops
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Options of a plugin that takes none."""
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a rule may know about its layer when it is built (static shapes only)."""
+
+    name: str
+    kind: str  # "conv" or "linear"
+    out_features: int  # number of kernels K
+    n_classes: int
+
+
+class HebbianContext:
+    """One layer's response to one batch, handed to the rule.
+
+    Attributes:
+        ops: the backend.
+        kind: ``"conv"`` or ``"linear"``.
+        x: the layer input, ``(N, C, H, W)`` or ``(N, D)``.
+        w: the weights, ``(K, C, kh, kw)`` or ``(K, D)``.
+        dot: ``w_k · x_p`` for every kernel and position, ``(N, K, Ho, Wo)`` or ``(N, K)``.
+        similarity: cosine similarity ``dot / (‖w_k‖·‖x_p‖)``, same shape as ``dot``.
+        labels: integer class labels ``(N,)`` on the backend (None when unlabeled).
+        n_classes: number of classes of the task.
+        stride: conv stride (1 for linear layers).
+    """
+
+    def __init__(self, ops: Ops, kind: str, x: Array, w: Array, dot: Array, similarity: Array,
+                 labels: Array | None, n_classes: int, stride: int = 1):
+        self.ops, self.kind, self.x, self.w = ops, kind, x, w
+        self.dot, self.similarity, self.labels = dot, similarity, labels
+        self.n_classes, self.stride = n_classes, stride
+
+    @property
+    def kernel_axis_sum(self) -> tuple[int, ...]:
+        """Axes of ``dot`` that index positions and samples (all but the kernel axis 1)."""
+        return (0,) if self.kind == "linear" else (0, 2, 3)
+
+    @property
+    def n_positions(self) -> int:
+        """Number of (sample, position) pairs P the update is aggregated over."""
+        shape = self.dot.shape
+        return int(shape[0]) if self.kind == "linear" else int(shape[0] * shape[2] * shape[3])
+
+    def input_correlation(self, c: Array) -> Array:
+        """``Σ_p c[p, k] · x_p`` for each kernel ``k``: an array shaped like ``w``.
+
+        ``c`` is shaped like :attr:`dot`. Computed as a convolution weight-gradient
+        (conv) or a matrix product (linear).
+        """
+        if self.kind == "linear":
+            return self.ops.linear_weight_sums(self.x, c)
+        return self.ops.conv2d_weight_sums(self.x, c, tuple(self.w.shape[2:]), self.stride)
+
+    def coefficient_sum(self, c: Array) -> Array:
+        """``Σ_p c[p, k]`` for each kernel: shape ``(K,)``."""
+        return self.ops.sum(c, axis=self.kernel_axis_sum)
+
+    def per_kernel(self, v: Array) -> Array:
+        """Reshape a ``(K,)`` vector to broadcast against ``w``."""
+        return v.reshape((-1,) + (1,) * (self.w.ndim - 1))
+
+    def expand_per_sample(self, v: Array) -> Array:
+        """Reshape an ``(N, K)`` array to broadcast against :attr:`dot`."""
+        return v if self.kind == "linear" else v.reshape(tuple(v.shape) + (1, 1))
+
+
+class LearningRule(ABC):
+    """A Hebbian learning rule. Subclass, set :attr:`name`, register with ``hebbcore_register_rules``.
+
+    ``Options`` is a frozen dataclass of the rule's parameters; the spec's
+    ``[layers.hebbian.options]`` table is validated against it (unknown keys,
+    wrong types). The instance is built once per layer.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Any, layer: LayerInfo):
+        self.options = options
+        self.layer = layer
+
+    @classmethod
+    def check(cls, options: Any, layer: LayerInfo) -> list[str]:
+        """Problems with these options on this layer (e.g. group sizes); empty when fine."""
+        return []
+
+    @abstractmethod
+    def post_synaptic(self, ctx: HebbianContext) -> Array:
+        """The step coefficient ``y`` for every kernel, sample and position (shaped like ``ctx.dot``)."""
+
+    @abstractmethod
+    def update_sums(self, ctx: HebbianContext, y: Array) -> tuple[Array, Array]:
+        """``(Σ_p y_p·d_p, Σ_p y_p)``: summed update directions (shaped like ``w``) and coefficient sums ``(K,)``."""
+
+
+class Aggregation(ABC):
+    """Combines the per-position updates of a shared kernel into one update.
+
+    Register with ``hebbcore_register_aggregations``.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def combine(self, ctx: HebbianContext, direction_sum: Array, coefficient_sum: Array) -> Array:
+        """One update per kernel (shaped like ``ctx.w``), before the learning rate."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images ``x`` (float32, ``(N, C, H, W)`` or ``(N, D)``) and integer labels ``y``."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train / validation / test splits of one task. ``val`` and ``test`` may be empty."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    n_classes: int
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def replace(self, **changes: Any) -> "Dataset":
+        return dataclasses.replace(self, **changes)
+
+
+class DataSource(ABC):
+    """A named dataset. Register with ``hebbcore_register_datasets``.
+
+    ``Options`` is a frozen dataclass validated against the spec's
+    ``[data.options]`` table.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    @abstractmethod
+    def load(self, options: Any, seed: int) -> Dataset:
+        """Read (or make) the data. Raise :class:`hebbcore.errors.DataError` naming the file on failure."""
+
+
+class Transform(ABC):
+    """A preprocessing step fitted on the training split and applied to every split.
+
+    Register with ``hebbcore_register_transforms``; listed in the spec's
+    ``[[data.transforms]]``.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    @abstractmethod
+    def apply(self, dataset: Dataset, options: Any) -> Dataset:
+        """Return the transformed dataset (fit on ``dataset.train``)."""

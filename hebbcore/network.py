@@ -1,0 +1,265 @@
+"""The layer graph: shapes, parameters, the forward pass and the Hebbian step on any backend.
+
+A :class:`Network` is a sequence of layers built from a spec's ``[[layers]]``.
+Trainable layers (conv, linear) carry a training mode:
+
+- ``hebbian``: learns with its rule during the Hebbian phase; responds with the
+  cosine similarity of kernel and input patch, clamped at 0 (no bias);
+- ``sgd``: learns by backpropagation (torch autograd) in the SGD phase;
+- ``frozen``: keeps the weights it was given (``init_weights``);
+- ``random``: keeps its random initial weights.
+
+Parameters live on the backend during training; :meth:`Network.state_dict`
+returns host copies named ``"<layer>.<param>"`` (``weight``, ``bias``,
+``running_mean``, ``running_var``), the names used in ``weights.npz``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, SpecError, TrainingDiverged
+from .interfaces import HebbianContext, LayerInfo
+from .ops import Array, Ops
+from .plugin_manager import Registry
+from .spec import LayerSpec, RunSpec
+
+COS_EPS = 1e-8
+
+
+@dataclass
+class Node:
+    """One layer with its resolved shapes, its parameters and (Hebbian layers) its rule."""
+
+    spec: LayerSpec
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    rule: Any = None
+    aggregation: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def mode(self) -> str:
+        return self.spec.train
+
+    @property
+    def cosine(self) -> bool:
+        """True when the layer responds with clamped cosine similarity (Hebbian layers)."""
+        return self.spec.cosine
+
+    @property
+    def stride(self) -> int:
+        if self.spec.type == "pool":
+            return self.spec.stride or self.spec.kernel_size
+        return self.spec.stride or 1
+
+
+def infer_shapes(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) -> list[tuple[tuple, tuple]]:
+    """(in_shape, out_shape) per layer (per-sample shapes); SpecError naming the first layer that does not fit."""
+    shapes, shape = [], tuple(input_shape)
+    for i, l in enumerate(layers):
+        where = f"layers[{i}] ({l.name})"
+        if l.type in ("conv", "pool"):
+            if len(shape) != 3:
+                raise SpecError([f"{where}: a {l.type} layer needs (C, H, W) input, got shape {shape}"])
+            c, h, w = shape
+            k = l.kernel_size
+            s = l.stride or (k if l.type == "pool" else 1)
+            if k > h or k > w:
+                raise SpecError([f"{where}: kernel_size {k} is larger than its input {h}x{w}"])
+            ho, wo = (h - k) // s + 1, (w - k) // s + 1
+            out = (l.out_channels if l.type == "conv" else c, ho, wo)
+        elif l.type == "linear":
+            if len(shape) != 1:
+                raise SpecError([f"{where}: a linear layer needs flat input; add a 'flatten' layer before it "
+                                 f"(input shape {shape})"])
+            out = (l.out_features,)
+        elif l.type == "flatten":
+            out = (int(np.prod(shape)),)
+        else:  # relu, batchnorm, dropout keep the shape
+            out = shape
+        shapes.append((shape, out))
+        shape = out
+    return shapes
+
+
+class Network:
+    """The layer graph of a spec on one backend."""
+
+    def __init__(self, spec: RunSpec, input_shape: tuple[int, ...], n_classes: int, ops: Ops, registry: Registry):
+        self.spec, self.ops, self.n_classes = spec, ops, n_classes
+        rng = np.random.default_rng(spec.seed)
+        self.nodes: list[Node] = []
+        problems: list[str] = []
+        shapes = infer_shapes(spec.layers, input_shape)
+        for i, (lspec, (ins, outs)) in enumerate(zip(spec.layers, shapes)):
+            node = Node(lspec, ins, outs)
+            self._init_params(node, rng)
+            if lspec.trainable and lspec.train == "hebbian":
+                h = lspec.hebbian
+                rule_cls = registry.get("rule", h.rule)
+                info = LayerInfo(lspec.name, lspec.type, outs[0], n_classes)
+                for p in rule_cls.check(h.options, info):
+                    problems.append(f"layers[{i}] ({lspec.name}).hebbian.{p}")
+                node.rule = rule_cls(h.options, info) if not problems else None
+                node.aggregation = registry.get("aggregation", h.aggregation)()
+            self.nodes.append(node)
+        if problems:
+            raise SpecError(problems)
+        last_hebbian = [i for i, n in enumerate(self.nodes) if n.rule is not None]
+        self._hebbian_top = last_hebbian[-1] if last_hebbian else -1
+
+    # ------------------------------------------------------------------ parameters
+    def _init_params(self, node: Node, rng: np.random.Generator) -> None:
+        l, ops = node.spec, self.ops
+        if l.type == "conv":
+            fan_in = node.in_shape[0] * l.kernel_size ** 2
+            shape = (l.out_channels, node.in_shape[0], l.kernel_size, l.kernel_size)
+        elif l.type == "linear":
+            fan_in = node.in_shape[0]
+            shape = (l.out_features, fan_in)
+        elif l.type == "batchnorm":
+            c = node.in_shape[0]
+            node.params = {"weight": ops.asarray(np.ones(c)), "bias": ops.asarray(np.zeros(c)),
+                           "running_mean": ops.asarray(np.zeros(c)), "running_var": ops.asarray(np.ones(c))}
+            return
+        else:
+            return
+        bound = 1.0 / np.sqrt(fan_in)  # torch's default (kaiming-uniform, a=sqrt(5))
+        node.params["weight"] = ops.asarray(rng.uniform(-bound, bound, size=shape))
+        bias = rng.uniform(-bound, bound, size=shape[0])
+        if not node.cosine:
+            node.params["bias"] = ops.asarray(bias)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {f"{n.name}.{k}": self.ops.to_numpy(v) for n in self.nodes for k, v in n.params.items()}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], source: str = "weights", strict: bool = False) -> list[str]:
+        """Copy arrays named ``"<layer>.<param>"`` in; returns the names loaded. Shapes must match."""
+        loaded = []
+        known = {f"{n.name}.{k}": (n, k) for n in self.nodes for k in n.params}
+        for key, value in arrays.items():
+            if key not in known:
+                if strict:
+                    raise DataError(f"{source}: array {key!r} matches no parameter of the network")
+                continue
+            node, k = known[key]
+            want = tuple(node.params[k].shape)
+            if tuple(value.shape) != want:
+                raise DataError(f"{source}: array {key!r} has shape {tuple(value.shape)}, the layer needs {want}")
+            node.params[k] = self.ops.asarray(value)
+            loaded.append(key)
+        return loaded
+
+    def load_npz(self, path: str) -> list[str]:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"init_weights: {path!r} is not a readable .npz ({exc.__class__.__name__})") from None
+        return self.load_state_dict(arrays, source=f"init_weights {path!r}")
+
+    @property
+    def hebbian_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if n.rule is not None]
+
+    @property
+    def sgd_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if n.spec.trainable and n.mode == "sgd"]
+
+    # ------------------------------------------------------------------ forward
+    def similarity(self, node: Node, x: Array) -> tuple[Array, Array]:
+        """``(dot, cosine)`` of a Hebbian layer's kernels with every input patch."""
+        ops, w = self.ops, node.params["weight"]
+        if node.spec.type == "conv":
+            dot = ops.conv2d(x, w, node.stride)
+            xn = ops.sqrt(ops.patch_sq_norms(x, tuple(w.shape[2:]), node.stride))
+            wn = ops.sqrt(ops.sum(w * w, axis=(1, 2, 3))).reshape(1, -1, 1, 1)
+        else:
+            dot = ops.linear(x, w)
+            xn = ops.sqrt(ops.sum(x * x, axis=1)).reshape(-1, 1)
+            wn = ops.sqrt(ops.sum(w * w, axis=1)).reshape(1, -1)
+        return dot, dot / (wn * xn + COS_EPS)
+
+    def layer_forward(self, node: Node, x: Array, batch_stats: bool) -> Array:
+        ops, l = self.ops, node.spec
+        if l.type in ("conv", "linear"):
+            if node.cosine:
+                return ops.relu(self.similarity(node, x)[1])
+            w, b = node.params["weight"], node.params["bias"]
+            if l.type == "conv":
+                return ops.conv2d(x, w, node.stride) + b.reshape(1, -1, 1, 1)
+            return ops.linear(x, w) + b.reshape(1, -1)
+        if l.type == "pool":
+            return ops.max_pool2d(x, l.kernel_size, node.stride)
+        if l.type == "relu":
+            return ops.relu(x)
+        if l.type == "flatten":
+            return x.reshape(x.shape[0], -1)
+        if l.type == "dropout":
+            return x  # identity outside the SGD phase
+        if l.type == "batchnorm":
+            p = node.params
+            if batch_stats:
+                mean, var = ops.batch_moments(x)
+                n = x.shape[0] * (1 if x.ndim == 2 else x.shape[2] * x.shape[3])
+                m = l.momentum
+                p["running_mean"] = (1 - m) * p["running_mean"] + m * mean
+                p["running_var"] = (1 - m) * p["running_var"] + m * var * (n / max(n - 1, 1))
+            else:
+                mean, var = p["running_mean"], p["running_var"]
+            return ops.batch_norm(x, mean, var, p["weight"], p["bias"], l.eps)
+        raise AssertionError(l.type)
+
+    def forward(self, x: Array, upto: int | None = None) -> Array:
+        """Inference (batch-norm with running statistics); ``upto``: stop after that many layers."""
+        for node in self.nodes[:upto]:
+            x = self.layer_forward(node, x, batch_stats=False)
+        return x
+
+    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        out = []
+        for i in range(0, len(x), batch_size):
+            out.append(self.ops.to_numpy(self.ops.argmax(self.forward(self.ops.asarray(x[i:i + batch_size])), 1)))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    # ------------------------------------------------------------------ the Hebbian step
+    def hebbian_step(self, x: Array, labels: Array | None) -> None:
+        """One Hebbian step of every Hebbian layer on one batch, bottom-up.
+
+        Each layer sees the output of the layers below (batch-norm with batch
+        statistics, running statistics updated) and updates its weights from
+        its own response, computed before its update.
+        """
+        for node in self.nodes[: self._hebbian_top + 1]:
+            if node.rule is None:
+                x = self.layer_forward(node, x, batch_stats=True)
+                continue
+            dot, cos = self.similarity(node, x)
+            x_next = self.ops.relu(cos)
+            self.hebbian_update(node, x, dot, cos, labels)
+            x = x_next
+
+    def hebbian_update(self, node: Node, x: Array, dot: Array, cos: Array, labels: Array | None) -> Array:
+        """Apply the rule and aggregation of ``node`` to its response; returns the update applied."""
+        w = node.params["weight"]
+        ctx = HebbianContext(self.ops, node.spec.type, x, w, dot, cos, labels, self.n_classes, node.stride)
+        y = node.rule.post_synaptic(ctx)
+        direction_sum, coefficient_sum = node.rule.update_sums(ctx, y)
+        delta = node.spec.hebbian.lr * node.aggregation.combine(ctx, direction_sum, coefficient_sum)
+        node.params["weight"] = w + delta
+        return delta
+
+    def check_finite(self, step: str) -> None:
+        """Raise :class:`TrainingDiverged` naming the first layer whose parameters hold NaN or inf."""
+        for node in self.nodes:
+            for k, v in node.params.items():
+                if not self.ops.isfinite_all(v):
+                    raise TrainingDiverged(f"layer {node.name!r}: {k} became NaN or inf at {step}; "
+                                           f"lower its learning rate or check the input data")

@@ -1,0 +1,481 @@
+"""Run specs: TOML read into frozen dataclasses, with every problem reported at once.
+
+A spec names a data source, the layer graph, the Hebbian settings of each
+Hebbian layer and the two training phases. Example (see ``hebbcore/examples``)::
+
+    name = "tiny"
+    seed = 0
+
+    [data]
+    source = "synthetic"
+
+    [hebbian]            # the Hebbian phase
+    epochs = 1
+    batch_size = 32
+
+    [sgd]                # the SGD phase (torch autograd), skipped when epochs = 0
+    epochs = 0
+
+    [[layers]]
+    name = "conv1"
+    type = "conv"
+    out_channels = 16
+    kernel_size = 5
+    train = "hebbian"    # hebbian | sgd | frozen | random
+    [layers.hebbian]
+    rule = "wta"         # any registered rule
+    aggregation = "weighted_mean"
+    lr = 0.1
+    [layers.hebbian.options]   # the rule's own options
+
+Unknown keys, wrong types and unknown plugin names are collected with their
+key path and a did-you-mean, and raised together as one
+:class:`hebbcore.errors.SpecError`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+from .plugin_manager import Registry, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TRAIN_MODES = ("hebbian", "sgd", "frozen", "random")
+LAYER_FIELDS: dict[str, tuple[str, ...]] = {
+    "conv": ("out_channels", "kernel_size", "stride", "train", "response", "hebbian"),
+    "linear": ("out_features", "train", "response", "hebbian"),
+    "pool": ("kernel_size", "stride"),
+    "batchnorm": ("eps", "momentum", "train"),
+    "relu": (),
+    "flatten": (),
+    "dropout": ("p",),
+}
+REQUIRED_FIELDS = {"conv": ("out_channels", "kernel_size"), "linear": ("out_features",), "pool": ("kernel_size",)}
+TRAINABLE = ("conv", "linear")
+
+
+@dataclass(frozen=True)
+class HebbianLayerSpec:
+    """How one Hebbian layer learns: ``rule``, ``aggregation``, learning rate and the rule's options."""
+
+    rule: str = "wta"
+    aggregation: str = "weighted_mean"
+    lr: float = 0.1
+    options: Any = None  # the rule's Options dataclass, resolved by the loader
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One node of the (sequential) layer graph. Which fields apply depends on ``type``."""
+
+    type: str
+    name: str = ""
+    out_channels: int = 0
+    out_features: int = 0
+    kernel_size: int = 0
+    stride: int = 0  # conv: 0 means 1; pool: 0 means kernel_size
+    train: str = ""  # conv/linear: default "hebbian" if [layers.hebbian] is given else "sgd"
+    response: str = "auto"  # conv/linear: "cosine" (clamped at 0), "linear" (w·x + b); auto: cosine iff hebbian
+    hebbian: HebbianLayerSpec | None = None
+    eps: float = 1e-5
+    momentum: float = 0.1
+    p: float = 0.5
+
+    @property
+    def trainable(self) -> bool:
+        return self.type in TRAINABLE
+
+    @property
+    def cosine(self) -> bool:
+        """True when the layer responds with its cosine similarity clamped at 0 (no bias)."""
+        return self.trainable and (self.response == "cosine" or (self.response == "auto" and self.train == "hebbian"))
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    name: str
+    options: Any = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str = "synthetic"
+    options: Any = None  # the source's Options dataclass, resolved by the loader
+    transforms: tuple[TransformSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class HebbianPhaseSpec:
+    """The Hebbian phase: every Hebbian layer learns at once, bottom-up, for ``epochs`` epochs."""
+
+    epochs: int = 1
+    batch_size: int = 64
+    check_every: int = 50  # batches between NaN/inf checks of the weights
+
+
+@dataclass(frozen=True)
+class SgdPhaseSpec:
+    """The SGD phase (torch autograd) of the ``sgd`` layers, after the Hebbian phase.
+
+    The learning rate is ``lr`` for ``lr_decay_after`` epochs, then multiplied
+    by ``lr_decay`` each epoch. With ``keep_best`` the weights of the epoch with
+    the best validation accuracy are kept.
+    """
+
+    epochs: int = 0
+    batch_size: int = 64
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    lr_decay_after: int = 10
+    lr_decay: float = 0.5
+    keep_best: bool = True
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    layers: tuple[LayerSpec, ...]
+    name: str = "run"
+    seed: int = 0
+    init_weights: str = ""  # optional .npz of initial weights, arrays named "<layer>.weight" / "<layer>.bias"
+    phases: tuple[str, ...] = ("hebbian", "sgd")  # order of the training phases
+    data: DataSpec = field(default_factory=DataSpec)
+    hebbian: HebbianPhaseSpec = field(default_factory=HebbianPhaseSpec)
+    sgd: SgdPhaseSpec = field(default_factory=SgdPhaseSpec)
+
+
+# ---------------------------------------------------------------------------- generic table -> dataclass
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is tuple:
+        return f"array of {_type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "table"
+    return {int: "integer", float: "number", str: "string", bool: "boolean"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _describe(value: Any) -> str:
+    name = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
+    return f"{name.get(type(value), type(value).__name__)} {value!r}" if not isinstance(value, (dict, list)) \
+        else name[type(value)]
+
+
+def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(inner, value, path, problems)
+    if tp is Any:
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected an {_type_name(tp)}, got {_describe(value)}")
+            return ()
+        inner = typing.get_args(tp)[0]
+        return tuple(_convert(inner, v, f"{path}[{i}]", problems) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return parse_table(tp, value, path, problems)
+    ok = {
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        bool: isinstance(value, bool),
+    }.get(tp)
+    if ok is None:
+        raise TypeError(f"unsupported spec field type {tp!r}")
+    if not ok:
+        problems.append(f"{path}: expected {_type_name(tp)}, got {_describe(value)}")
+        return None
+    if tp is float:
+        value = float(value)
+        if not math.isfinite(value):
+            problems.append(f"{path}: expected a finite number, got {value}")
+    return value
+
+
+def parse_table(cls: type, table: Any, path: str, problems: list[str], allowed: tuple[str, ...] | None = None) -> Any:
+    """Build dataclass ``cls`` from a TOML table, appending every problem to ``problems``.
+
+    ``allowed`` limits which fields the table may set (others are reported).
+    Returns None when the table cannot be built.
+    """
+    prefix = f"{path}." if path else ""
+    if not isinstance(table, dict):
+        problems.append(f"{path or 'spec'}: expected a table, got {_describe(table)}")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    settable = set(fields) if allowed is None else set(allowed)
+    for key in table:
+        if key not in settable:
+            hint = did_you_mean(key, settable)
+            where = f" for a {table.get('type')!r} layer" if allowed is not None and key in fields else ""
+            problems.append(f"{prefix}{key}: unknown key{where}{hint}")
+    kwargs: dict[str, Any] = {}
+    before = len(problems)
+    for name, f in fields.items():
+        if name in table and name in settable:
+            kwargs[name] = _convert(hints[name], table[name], f"{prefix}{name}", problems)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(f"{prefix}{name}: missing (expected {_type_name(hints[name])})")
+    if len(problems) > before:
+        return None
+    return cls(**kwargs)
+
+
+def parse_options(options_cls: type, raw: Any, path: str, problems: list[str]) -> Any:
+    """A plugin's Options dataclass from the raw ``options`` table (``{}`` when absent)."""
+    return parse_table(options_cls, {} if raw is None else raw, path, problems)
+
+
+# ---------------------------------------------------------------------------- the run spec
+
+def parse_spec(table: dict, registry: Registry, source: str = "spec") -> RunSpec:
+    """Validate a spec table against the schema and the registered plugins."""
+    problems: list[str] = []
+    raw_layers = table.get("layers")
+    top = dict(table)
+    top.pop("layers", None)
+    layers: list[LayerSpec] = []
+    if not isinstance(raw_layers, list) or not raw_layers:
+        problems.append("layers: expected at least one [[layers]] table")
+        raw_layers = []
+    for i, raw in enumerate(raw_layers):
+        layer = _parse_layer(raw, i, registry, problems)
+        if layer is not None:
+            layers.append(layer)
+    data_raw = top.pop("data", {})
+    spec = parse_table(RunSpec, {**top, "layers": []}, "", problems)
+    data = _parse_data(data_raw, registry, problems)
+    names = [l.name for l in layers]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"layers: name {dup!r} is used by more than one layer")
+    _check_last_layer(layers, problems)
+    if spec is not None:
+        if spec.hebbian.epochs < 0 or spec.sgd.epochs < 0:
+            problems.append("hebbian.epochs / sgd.epochs: expected >= 0")
+        for phase in ("hebbian", "sgd"):
+            if getattr(spec, phase).batch_size < 1:
+                problems.append(f"{phase}.batch_size: expected >= 1, got {getattr(spec, phase).batch_size}")
+        for i, ph in enumerate(spec.phases):
+            if ph not in ("hebbian", "sgd"):
+                problems.append(f"phases[{i}]: expected 'hebbian' or 'sgd', got {ph!r}{did_you_mean(ph, ('hebbian', 'sgd'))}")
+        if spec.init_weights and not Path(spec.init_weights).is_file():
+            problems.append(f"init_weights: file {spec.init_weights!r} does not exist")
+    if problems:
+        raise SpecError(problems, source)
+    return dataclasses.replace(spec, layers=tuple(layers), data=data)
+
+
+def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> LayerSpec | None:
+    path = f"layers[{i}]"
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: expected a table, got {_describe(raw)}")
+        return None
+    ltype = raw.get("type")
+    if ltype not in LAYER_FIELDS:
+        problems.append(f"{path}.type: expected one of {', '.join(LAYER_FIELDS)}, got {ltype!r}"
+                        f"{did_you_mean(ltype, LAYER_FIELDS) if isinstance(ltype, str) else ''}")
+        return None
+    shown = f"layers[{i}]" if "name" not in raw else f"layers[{i}] ({raw['name']})"
+    raw = dict(raw)
+    heb_raw = raw.pop("hebbian", None)
+    allowed = ("type", "name") + tuple(f for f in LAYER_FIELDS[ltype] if f != "hebbian")
+    before = len(problems)
+    extra = ("hebbian",) if (heb_raw is not None and "hebbian" in LAYER_FIELDS[ltype]) else ()
+    if heb_raw is not None and not extra:
+        problems.append(f"{shown}.hebbian: unknown key for a {ltype!r} layer")
+    layer = parse_table(LayerSpec, raw, shown, problems, allowed=allowed)
+    for req in REQUIRED_FIELDS.get(ltype, ()):
+        if req not in raw:
+            problems.append(f"{shown}.{req}: missing (a {ltype!r} layer needs it)")
+        elif layer is not None and getattr(layer, req) < 1:
+            problems.append(f"{shown}.{req}: expected >= 1, got {getattr(layer, req)}")
+    if layer is not None and layer.response not in ("auto", "cosine", "linear"):
+        problems.append(f"{shown}.response: expected 'auto', 'cosine' or 'linear', got {layer.response!r}")
+    if layer is not None and layer.stride < 0:
+        problems.append(f"{shown}.stride: expected >= 1, got {layer.stride}")
+    if layer is not None and ltype == "dropout" and not 0 <= layer.p < 1:
+        problems.append(f"{shown}.p: expected 0 <= p < 1, got {layer.p}")
+    hebbian = None
+    if extra:
+        hebbian = _parse_hebbian(heb_raw, f"{shown}.hebbian", registry, problems, layer)
+    if layer is None or len(problems) > before:
+        return None
+    train = layer.train
+    if ltype in TRAINABLE:
+        train = train or ("hebbian" if heb_raw is not None else "sgd")
+        if train not in TRAIN_MODES:
+            problems.append(f"{shown}.train: expected one of {', '.join(TRAIN_MODES)}, got {train!r}"
+                            f"{did_you_mean(train, TRAIN_MODES)}")
+        if train == "hebbian" and hebbian is None:
+            hebbian = _parse_hebbian({}, f"{shown}.hebbian", registry, problems, layer)
+    elif ltype == "batchnorm" and train and train not in ("sgd", "frozen"):
+        problems.append(f"{shown}.train: a batchnorm layer is 'sgd' or 'frozen', got {train!r}")
+    name = layer.name or f"{ltype}{i + 1}"
+    return dataclasses.replace(layer, name=name, train=train, hebbian=hebbian)
+
+
+def _parse_hebbian(raw: Any, path: str, registry: Registry, problems: list[str], layer: LayerSpec | None):
+    raw = dict(raw) if isinstance(raw, dict) else raw
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: expected a table, got {_describe(raw)}")
+        return None
+    options_raw = raw.pop("options", None)
+    spec = parse_table(HebbianLayerSpec, raw, path, problems)
+    if spec is None:
+        return None
+    if spec.lr <= 0:
+        problems.append(f"{path}.lr: expected > 0, got {spec.lr}")
+    if spec.aggregation not in registry.tables["aggregation"]:
+        problems.append(f"{path}.aggregation: unknown aggregation {spec.aggregation!r}"
+                        f"{did_you_mean(spec.aggregation, registry.tables['aggregation'])}; "
+                        f"known: {', '.join(registry.names('aggregation'))}")
+    rule_cls = registry.tables["rule"].get(spec.rule)
+    if rule_cls is None:
+        problems.append(f"{path}.rule: unknown rule {spec.rule!r}{did_you_mean(spec.rule, registry.tables['rule'])}; "
+                        f"known: {', '.join(registry.names('rule'))}")
+        return spec
+    options = parse_options(rule_cls.Options, options_raw, f"{path}.options", problems)
+    return dataclasses.replace(spec, options=options)
+
+
+def _parse_data(raw: Any, registry: Registry, problems: list[str]) -> DataSpec:
+    if not isinstance(raw, dict):
+        problems.append(f"data: expected a table, got {_describe(raw)}")
+        return DataSpec()
+    raw = dict(raw)
+    options_raw = raw.pop("options", None)
+    transforms_raw = raw.pop("transforms", [])
+    spec = parse_table(DataSpec, raw, "data", problems) or DataSpec()
+    source_cls = registry.tables["dataset"].get(spec.source)
+    options = None
+    if source_cls is None:
+        problems.append(f"data.source: unknown data source {spec.source!r}"
+                        f"{did_you_mean(spec.source, registry.tables['dataset'])}; "
+                        f"known: {', '.join(registry.names('dataset'))}")
+    else:
+        options = parse_options(source_cls.Options, options_raw, "data.options", problems)
+    transforms = []
+    if not isinstance(transforms_raw, list):
+        problems.append("data.transforms: expected an array of tables ([[data.transforms]])")
+        transforms_raw = []
+    for i, t in enumerate(transforms_raw):
+        path = f"data.transforms[{i}]"
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+            problems.append(f"{path}: expected a table with a string 'name'")
+            continue
+        t = dict(t)
+        name = t.pop("name")
+        t_opts = t.pop("options", None)
+        for key in t:
+            problems.append(f"{path}.{key}: unknown key (a transform takes 'name' and 'options')")
+        t_cls = registry.tables["transform"].get(name)
+        if t_cls is None:
+            problems.append(f"{path}.name: unknown transform {name!r}{did_you_mean(name, registry.tables['transform'])}; "
+                            f"known: {', '.join(registry.names('transform')) or '(none)'}")
+            continue
+        transforms.append(TransformSpec(name, parse_options(t_cls.Options, t_opts, f"{path}.options", problems)))
+    return DataSpec(source=spec.source, options=options, transforms=tuple(transforms))
+
+
+def _check_last_layer(layers: list[LayerSpec], problems: list[str]) -> None:
+    trainable = [l for l in layers if l.trainable]
+    if layers and not trainable:
+        problems.append("layers: the graph has no conv or linear layer")
+
+
+def load_spec(path: str | Path, registry: Registry) -> RunSpec:
+    """Read and validate a TOML spec file; :class:`SpecError` names the file and every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([f"file does not exist"], str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], str(path)) from None
+    return loads_spec(text, registry, source=str(path))
+
+
+def loads_spec(text: str, registry: Registry, source: str = "spec") -> RunSpec:
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([f"not valid TOML: {exc}"], source) from None
+    return parse_spec(table, registry, source)
+
+
+# ---------------------------------------------------------------------------- writing specs back
+
+def spec_to_table(spec: RunSpec) -> dict:
+    """The resolved spec as a plain TOML-ready table (every default filled in); loads back to ``spec``."""
+    table = _strip_none(dataclasses.asdict(spec))
+    table["layers"] = [{k: v for k, v in layer.items() if k in ("type", "name") + LAYER_FIELDS[layer["type"]]}
+                       for layer in table["layers"]]
+    return table
+
+
+def _strip_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        return [_strip_none(v) for v in obj]
+    return obj
+
+
+def dumps_toml(table: dict) -> str:
+    """Serialise a table of scalars, arrays, sub-tables and arrays of tables as TOML."""
+    lines: list[str] = []
+    _dump_table(table, [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _scalar(k)
+
+
+def _dump_table(table: dict, path: list[str], lines: list[str]) -> None:
+    for k, v in table.items():
+        if not isinstance(v, dict) and not _is_table_array(v):
+            lines.append(f"{_key(k)} = {_scalar(v)}")
+    for k, v in table.items():
+        if isinstance(v, dict):
+            lines.append("")
+            lines.append("[" + ".".join(map(_key, path + [k])) + "]")
+            _dump_table(v, path + [k], lines)
+        elif _is_table_array(v):
+            for item in v:
+                lines.append("")
+                lines.append("[[" + ".".join(map(_key, path + [k])) + "]]")
+                _dump_table(item, path + [k], lines)

@@ -1,0 +1,251 @@
+"""PyTorch interop: the layer graph as a ``torch.nn.Module``, and the SGD phase.
+
+Imported only when an SGD phase runs or a user asks for it: the SGD phase
+always trains through torch autograd, whatever the array backend of the
+Hebbian phase. :class:`HebbianConv2d` and :class:`HebbianLinear` respond with
+clamped cosine similarity, exactly as :class:`hebbcore.network.Network` does,
+and take a Hebbian step with the same rule plugins (:meth:`hebbian_step`), so
+they can sit inside a user's own model.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .interfaces import HebbianContext
+from .network import COS_EPS, Network, Node
+from .progress import Progress
+
+
+class _HebbianMixin:
+    """Cosine response and a rule-driven Hebbian step (shared by the conv and linear modules)."""
+
+    rule: Any = None
+    aggregation: Any = None
+    lr: float = 0.0
+    n_classes: int = 0
+
+    def attach_rule(self, rule, aggregation, lr: float, n_classes: int) -> "_HebbianMixin":
+        """Give the module a learning rule (a LearningRule and an Aggregation instance)."""
+        self.rule, self.aggregation, self.lr, self.n_classes = rule, aggregation, lr, n_classes
+        return self
+
+    @torch.no_grad()
+    def hebbian_step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Update the weights from input ``x`` with the attached rule; returns the pre-update response."""
+        from hebbcore_backends.torch_backend import TorchOps
+
+        ops = _ops_for(x.device, TorchOps)
+        dot, cos = self._similarity(x)
+        kind = "conv" if self.weight.ndim == 4 else "linear"
+        ctx = HebbianContext(ops, kind, x, self.weight, dot, cos, labels, self.n_classes, self._stride())
+        y = self.rule.post_synaptic(ctx)
+        d, c = self.rule.update_sums(ctx, y)
+        self.weight.add_(self.lr * self.aggregation.combine(ctx, d, c))
+        return torch.relu(cos)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self._similarity(x)[1])
+
+
+_OPS_CACHE: dict[str, Any] = {}
+
+
+def _ops_for(device: torch.device, cls):
+    key = str(device)
+    if key not in _OPS_CACHE:
+        _OPS_CACHE[key] = cls(key)
+    return _OPS_CACHE[key]
+
+
+class HebbianConv2d(_HebbianMixin, nn.Module):
+    """A conv layer without bias whose response is ``max(0, cos(w_k, patch))``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+        super().__init__()
+        self.stride = stride
+        bound = 1 / math.sqrt(in_channels * kernel_size ** 2)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size).uniform_(-bound, bound))
+
+    def _stride(self) -> int:
+        return self.stride
+
+    def _similarity(self, x):
+        w = self.weight
+        dot = F.conv2d(x, w, stride=self.stride)
+        kh, kw = w.shape[2:]
+        xn = torch.sqrt(F.avg_pool2d((x * x).sum(1, keepdim=True), (kh, kw), stride=self.stride) * (kh * kw))
+        wn = torch.sqrt((w * w).sum((1, 2, 3))).view(1, -1, 1, 1)
+        return dot, dot / (wn * xn + COS_EPS)
+
+
+class HebbianLinear(_HebbianMixin, nn.Module):
+    """A dense layer without bias whose response is ``max(0, cos(w_k, x))``."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+
+    def _stride(self) -> int:
+        return 1
+
+    def _similarity(self, x):
+        w = self.weight
+        dot = x @ w.T
+        xn = x.norm(dim=1, keepdim=True)
+        wn = w.norm(dim=1).view(1, -1)
+        return dot, dot / (wn * xn + COS_EPS)
+
+
+def build_module(net: Network) -> nn.Sequential:
+    """A ``torch.nn.Sequential`` with the network's layers and current weights (on the CPU).
+
+    Module names are the layer names; parameters of layers not in ``sgd`` mode
+    (and batch-norms not in ``sgd`` mode) have ``requires_grad = False``.
+    """
+    mods = nn.Sequential()
+    state = net.state_dict()
+    for node in net.nodes:
+        mods.add_module(node.name, _module_for(node, net))
+    sd = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    mods.load_state_dict(sd, strict=False)
+    for node in net.nodes:
+        train = _trains_by_sgd(node, net)
+        for p in getattr(mods, node.name).parameters():
+            p.requires_grad_(train)
+    return mods
+
+
+def _trains_by_sgd(node: Node, net: Network) -> bool:
+    if node.spec.trainable:
+        return node.mode == "sgd"
+    if node.spec.type == "batchnorm":
+        if node.mode:
+            return node.mode == "sgd"
+        below = [n for n in net.nodes[: net.nodes.index(node)] if n.spec.trainable]
+        return bool(below) and below[-1].mode == "sgd"
+    return False
+
+
+def _module_for(node: Node, net: Network) -> nn.Module:
+    l, ins = node.spec, node.in_shape
+    if l.type == "conv":
+        if node.cosine:
+            m = HebbianConv2d(ins[0], l.out_channels, l.kernel_size, node.stride)
+        else:
+            m = nn.Conv2d(ins[0], l.out_channels, l.kernel_size, stride=node.stride)
+    elif l.type == "linear":
+        m = HebbianLinear(ins[0], l.out_features) if node.cosine else nn.Linear(ins[0], l.out_features)
+    elif l.type == "pool":
+        return nn.MaxPool2d(l.kernel_size, node.stride)
+    elif l.type == "relu":
+        return nn.ReLU()
+    elif l.type == "flatten":
+        return nn.Flatten()
+    elif l.type == "dropout":
+        return nn.Dropout(l.p)
+    elif l.type == "batchnorm":
+        cls = nn.BatchNorm2d if len(ins) == 3 else nn.BatchNorm1d
+        return cls(ins[0], eps=l.eps, momentum=l.momentum)
+    else:  # pragma: no cover
+        raise AssertionError(l.type)
+    if node.rule is not None:
+        m.attach_rule(node.rule, node.aggregation, node.spec.hebbian.lr, net.n_classes)
+    return m
+
+
+def copy_back(module: nn.Module, net: Network) -> None:
+    """Copy the module's parameters and buffers back into the network."""
+    arrays = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+    net.load_state_dict(arrays, source="torch module")
+
+
+def torch_device_for(net: Network) -> torch.device:
+    """The device of the SGD phase: the backend's CUDA device if it has one, else the CPU."""
+    dev = str(net.ops.device)
+    if dev.startswith("cuda") and torch.cuda.is_available():
+        return torch.device(dev if ":" in dev else "cuda")
+    return torch.device("cpu")
+
+
+def _accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device, batch: int = 1000) -> float | None:
+    if len(x) == 0:
+        return None
+    module.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(x[i:i + batch]).to(device)
+            correct += int((module(xb).argmax(1).cpu().numpy() == y[i:i + batch]).sum())
+    return correct / len(x)
+
+
+def train_sgd(net: Network, data, seed: int, on_epoch: Callable[[dict], None] | None = None,
+              progress: bool | None = None) -> dict:
+    """The SGD phase: cross-entropy on the network output, Nesterov SGD on the ``sgd`` layers.
+
+    Calls ``on_epoch(record)`` after every epoch with accuracies, seconds and
+    images/s; with ``keep_best`` the weights of the best validation epoch are
+    copied back into ``net`` at the end. Returns the best record.
+    """
+    cfg = net.spec.sgd
+    device = torch_device_for(net)
+    torch.manual_seed(seed)
+    module = build_module(net).to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        return {}
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                          weight_decay=cfg.weight_decay)
+    x_train = torch.from_numpy(data.train.x).to(device)
+    y_train = torch.from_numpy(data.train.y).to(device)
+    n = len(x_train)
+    gen = torch.Generator().manual_seed(seed)
+    best, best_state = None, None
+    for epoch in range(1, cfg.epochs + 1):
+        lr = cfg.lr * (cfg.lr_decay ** max(0, epoch - cfg.lr_decay_after))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        module.train()
+        order = torch.randperm(n, generator=gen).to(device)
+        batches = range(0, n, cfg.batch_size)
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        for i in Progress(batches, len(batches), f"sgd epoch {epoch}/{cfg.epochs}", cfg.batch_size, progress):
+            idx = order[i:i + cfg.batch_size]
+            loss = F.cross_entropy(module(x_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(idx)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        loss_value = float(loss_sum) / n
+        if not math.isfinite(loss_value):
+            from .errors import TrainingDiverged
+            raise TrainingDiverged(f"SGD phase: the loss became NaN or inf in epoch {epoch}; lower sgd.lr")
+        record = {"phase": "sgd", "epoch": epoch, "lr": lr, "loss": loss_value,
+                  "train_acc": _accuracy(module, data.train.x, data.train.y, device),
+                  "val_acc": _accuracy(module, data.val.x, data.val.y, device),
+                  "test_acc": _accuracy(module, data.test.x, data.test.y, device),
+                  "seconds": seconds, "images_per_s": n / seconds}
+        score = record["val_acc"] if record["val_acc"] is not None else record["train_acc"]
+        if best is None or score > (best["val_acc"] if best["val_acc"] is not None else best["train_acc"]):
+            best = record
+            best_state = copy.deepcopy(module.state_dict())
+        copy_back(module, net)
+        if on_epoch:
+            on_epoch(record)
+    if cfg.keep_best and best_state is not None:
+        module.load_state_dict(best_state)
+        copy_back(module, net)
+    return best or {}

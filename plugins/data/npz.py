@@ -1,0 +1,69 @@
+"""``npz``: a user's ``.npz`` file with arrays ``x`` (images or vectors) and ``y`` (integer labels).
+
+The file is split at random (seeded) into train / validation / test by
+``val_fraction`` and ``test_fraction``. ``uint8`` images are scaled to [0, 1].
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hebbcore.errors import DataError
+from hebbcore.interfaces import DataSource, Dataset, Split
+
+
+@dataclass(frozen=True)
+class NpzOptions:
+    path: str = ""
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    n_classes: int = 0  # 0: max(y) + 1
+
+
+def read_npz_xy(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"data file {str(path)!r} does not exist (expected an .npz with arrays 'x' and 'y')")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("x", "y") if k not in f.files]
+            if missing:
+                raise DataError(f"data file {str(path)!r} lacks array(s) {missing}; it has {sorted(f.files)}")
+            x, y = f["x"], f["y"]
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"data file {str(path)!r} is not a readable .npz ({exc.__class__.__name__}: {exc})") from None
+    if x.ndim not in (2, 4):
+        raise DataError(f"data file {str(path)!r}: 'x' must be (N, D) or (N, C, H, W), got shape {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"data file {str(path)!r}: 'y' must be (N,) with N = {len(x)}, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise DataError(f"data file {str(path)!r}: 'y' must hold non-negative integer labels, got {y.dtype}")
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DataError(f"data file {str(path)!r}: 'x' holds NaN or inf")
+    return x, y.astype(np.int64)
+
+
+class NpzSource(DataSource):
+    name = "npz"
+    Options = NpzOptions
+
+    def load(self, options: NpzOptions, seed: int) -> Dataset:
+        if not options.path:
+            raise DataError("data.options.path: the 'npz' source needs the path of an .npz file")
+        x, y = read_npz_xy(Path(options.path))
+        n = len(x)
+        order = np.random.default_rng(seed).permutation(n)
+        n_val, n_test = int(round(n * options.val_fraction)), int(round(n * options.test_fraction))
+        if n - n_val - n_test < 1:
+            raise DataError(f"data file {options.path!r}: {n} samples leave no training data after the splits")
+        val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
+        n_classes = options.n_classes or int(y.max()) + 1
+        if y.max() >= n_classes:
+            raise DataError(f"data file {options.path!r}: label {int(y.max())} >= n_classes = {n_classes}")
+        return Dataset(name=Path(options.path).stem, train=Split(x[train], y[train]), val=Split(x[val], y[val]),
+                       test=Split(x[test], y[test]), n_classes=n_classes)

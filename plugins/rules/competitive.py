@@ -1,0 +1,26 @@
+"""Winner-takes-all competition (Amato et al., ICIAP 2019, Sec. 3).
+
+At each sample and spatial position the kernel most similar to the input patch
+(cosine similarity) wins, ``y = 1``; the others get ``y = 0``. The winner then
+learns with ``Δw = η·(x − w)`` (``update = "decay"``, default) or ``η·x``.
+"""
+from __future__ import annotations
+
+from hebbcore.interfaces import LearningRule
+
+from .plain import UpdateOptions, check_update, update_sums_for
+
+
+class WinnerTakesAll(LearningRule):
+    name = "wta"
+    Options = UpdateOptions
+
+    @classmethod
+    def check(cls, options, layer):
+        return check_update(options.update)
+
+    def post_synaptic(self, ctx):
+        return ctx.ops.one_hot_argmax(ctx.similarity, axis=1)
+
+    def update_sums(self, ctx, y):
+        return update_sums_for(self.options.update)(ctx, y)

@@ -1,0 +1,79 @@
+"""Supervised Hebbian learning with a teacher signal (Amato et al., ICIAP 2019, Sec. 3).
+
+The teacher imposes ``y`` from the label. Kernels are split into one group of
+``groups_per_class`` kernels per class (class ``c`` owns kernels
+``[c·g, (c+1)·g)``) followed by ``common`` kernels: for a sample of class ``c``
+the kernels of group ``c`` and every common kernel get ``y = 1``, all others
+``y = 0``. With ``groups_per_class = 1, common = 0`` this is the paper's Hebbian
+classifier. ``competition = "wta"`` lets only the most similar kernel of the
+label's group win at each position (common kernels still always get 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hebbcore.interfaces import LearningRule
+
+from .plain import check_update, update_sums_for
+
+
+@dataclass(frozen=True)
+class TeacherOptions:
+    groups_per_class: int = 1
+    common: int = 0
+    competition: str = "none"
+    update: str = "decay"
+
+
+class Teacher(LearningRule):
+    name = "teacher"
+    Options = TeacherOptions
+
+    @classmethod
+    def check(cls, options, layer):
+        problems = check_update(options.update)
+        if options.groups_per_class < 1:
+            problems.append(f"options.groups_per_class: expected >= 1, got {options.groups_per_class}")
+        if options.common < 0:
+            problems.append(f"options.common: expected >= 0, got {options.common}")
+        need = layer.n_classes * options.groups_per_class + options.common
+        if need != layer.out_features:
+            problems.append(f"teacher groups need {layer.n_classes} classes x {options.groups_per_class} + "
+                            f"{options.common} common = {need} kernels, but the layer has {layer.out_features}")
+        if options.competition not in ("none", "wta"):
+            problems.append(f"options.competition: expected 'none' or 'wta', got {options.competition!r}")
+        return problems
+
+    def __init__(self, options, layer):
+        super().__init__(options, layer)
+        g, k = options.groups_per_class, layer.out_features
+        group = np.zeros((layer.n_classes, k), dtype=np.float32)
+        for c in range(layer.n_classes):
+            group[c, c * g:(c + 1) * g] = 1.0
+        common = np.zeros((1, k), dtype=np.float32)
+        common[0, layer.n_classes * g:] = 1.0
+        self._host_tables = (group, common)
+        self._tables: dict[int, tuple] = {}
+
+    def _on(self, ops):
+        key = id(ops)
+        if key not in self._tables:
+            self._tables[key] = tuple(ops.asarray(t) for t in self._host_tables)
+        return self._tables[key]
+
+    def post_synaptic(self, ctx):
+        if ctx.labels is None:
+            raise ValueError("the 'teacher' rule needs labels")
+        ops = ctx.ops
+        group, common = self._on(ops)
+        allowed = ctx.expand_per_sample(ops.take_rows(group, ctx.labels))  # (N, K[, 1, 1])
+        always = ctx.expand_per_sample(common)
+        if self.options.competition == "wta":
+            masked = ops.where(allowed > 0, ctx.similarity, -2.0)
+            return ops.one_hot_argmax(masked, axis=1) * allowed + always
+        return ops.broadcast_to(allowed + always, tuple(ctx.dot.shape))
+
+    def update_sums(self, ctx, y):
+        return update_sums_for(self.options.update)(ctx, y)
