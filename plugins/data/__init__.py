@@ -1,10 +1,17 @@
 """Built-in data sources and transforms; this module registers them."""
 from hebbcore import hookimpl
 
+from .cifar10 import Cifar10
 from .npz import NpzSource
 from .synthetic import SyntheticGratings
+from .transforms import Normalize, Zca
 
 
 @hookimpl
 def hebbcore_register_datasets():
-    return [SyntheticGratings, NpzSource]
+    return [SyntheticGratings, NpzSource, Cifar10]
+
+
+@hookimpl
+def hebbcore_register_transforms():
+    return [Normalize, Zca]
