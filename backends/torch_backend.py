@@ -106,3 +106,15 @@ class TorchOps(Ops):
         scale = gamma * self.torch.rsqrt(var + eps)
         shift = beta - mean * scale
         return x * self._expand(scale, x.ndim) + self._expand(shift, x.ndim)
+
+    # rule primitives
+    def kernel_gram(self, y):
+        ym = y if y.ndim == 2 else y.permute(0, 2, 3, 1).reshape(-1, y.shape[1])
+        return ym.T @ ym
+
+    def top_k_mask(self, a, k, axis=1):
+        order = self.torch.argsort(a, dim=axis, descending=True, stable=True)
+        return self.torch.zeros_like(a).scatter_(axis, order.narrow(axis, 0, k), 1.0)
+
+    def softmax(self, a, axis=1):
+        return self.torch.softmax(a, dim=axis)

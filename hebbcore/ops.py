@@ -169,3 +169,23 @@ class Ops:
     @staticmethod
     def _expand(v: Array, ndim: int) -> Array:
         return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+    # ------------------------------------------------------------------ rule primitives (competition, PCA)
+    def kernel_gram(self, y: Array) -> Array:
+        """``G[k, j] = Σ_{n,p} y[n, k, p] · y[n, j, p]``, summed over samples and positions: ``(N, K[, Ho, Wo]) -> (K, K)``."""
+        k = y.shape[1]
+        ym = y if y.ndim == 2 else y.transpose(0, 2, 3, 1).reshape(-1, k)
+        return ym.T @ ym
+
+    def top_k_mask(self, a: Array, k: int, axis: int = 1) -> Array:
+        """1.0 at the ``k`` largest entries along ``axis`` (lower index first on ties), 0.0 elsewhere; ``a.dtype``."""
+        xp = self.xp
+        stable = {"kind": "stable"} if xp is np else {}  # cupy's sort is always stable and takes no 'kind'
+        order = xp.argsort(-a, axis=axis, **stable)  # indices, largest first
+        rank = xp.argsort(order, axis=axis, **stable)  # rank of each entry, 0 = largest
+        return (rank < k).astype(a.dtype)
+
+    def softmax(self, a: Array, axis: int = 1) -> Array:
+        """``exp(a) / Σ exp(a)`` along ``axis`` (max-shifted)."""
+        e = self.xp.exp(a - a.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
