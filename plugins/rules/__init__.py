@@ -4,8 +4,16 @@ from hebbcore import hookimpl
 from .competitive import WinnerTakesAll
 from .plain import Decay, Hebb
 from .teacher import Teacher
+from .bcm import BCM
+from .chl import ContrastiveHebbian
+from .krotov import KrotovHopfield
+from .kwta import KWinnersTakeAll
+from .oja import Oja
+from .pca import HebbianPCA, Sanger
+from .softhebb import SoftHebb
 
 
 @hookimpl
 def hebbcore_register_rules():
-    return [Hebb, Decay, WinnerTakesAll, Teacher]
+    return [Hebb, Decay, WinnerTakesAll, Teacher,
+            Oja, Sanger, HebbianPCA, KWinnersTakeAll, SoftHebb, KrotovHopfield, BCM, ContrastiveHebbian]

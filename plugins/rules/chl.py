@@ -1,0 +1,90 @@
+"""Contrastive Hebbian Learning (CHL), in the form one layer without feedback allows.
+
+J. R. Movellan, "Contrastive Hebbian learning in the continuous Hopfield model",
+Connectionist Models: Proc. 1990 Summer School, 10–17; X. Xie and H. S. Seung,
+"Equivalence of backpropagation and contrastive Hebbian learning in a layered
+network", Neural Computation 15(2):441–454, 2003.
+
+CHL runs the network twice, a *free* phase (the network settles on its own) and
+a *clamped* phase (the outputs are held at the target), and learns
+
+    Δw = η · (y⁺ x⁺ᵀ − y⁻ x⁻ᵀ)      (+: clamped, −: free)
+
+Here every layer learns on its own from the input the layers below hand it, with
+no feedback from above, so the layer's input is the same in both phases
+(``x⁺ = x⁻ = x``) and:
+
+- free phase: ``y⁻`` is the layer's own response (``free = "cosine"``: its clamped
+  cosine similarity, what hebbcore passes on; ``"dot"``: ``w·x``);
+- clamped phase: ``y⁺ = t``, the teacher's target: ``t_k = 1`` for the kernels of
+  the label's group (class ``c`` owns kernels ``[c·g, (c+1)·g)``, ``g`` =
+  ``groups_per_class``), else 0, at every position.
+
+Per position ``c_p = t_p − y⁻_p`` and ``d_p = x_p``, i.e.
+
+    Δw_k = η · Σ_p (t_pk − y⁻_pk) · x_p
+
+which, honestly stated, is the delta (LMS / Widrow–Hoff) rule: CHL reduces to it
+in a single layer without feedback. It needs labels, so it is a rule for the
+classifier (or a label-driven layer), not for hidden feature layers. Sums: one
+conv weight-gradient. ``c`` is signed: use ``aggregation = "mean"``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hebbcore.interfaces import LearningRule
+
+
+@dataclass(frozen=True)
+class ChlOptions:
+    """``groups_per_class``: kernels per class (layer size = classes × groups); ``free``: ``"cosine"`` or ``"dot"``."""
+
+    groups_per_class: int = 1
+    free: str = "cosine"
+
+
+class ContrastiveHebbian(LearningRule):
+    name = "chl"
+    Options = ChlOptions
+
+    @classmethod
+    def check(cls, options, layer):
+        problems = []
+        if options.groups_per_class < 1:
+            problems.append(f"options.groups_per_class: expected >= 1, got {options.groups_per_class}")
+        elif layer.n_classes * options.groups_per_class != layer.out_features:
+            problems.append(f"chl needs {layer.n_classes} classes x {options.groups_per_class} = "
+                            f"{layer.n_classes * options.groups_per_class} kernels, "
+                            f"but the layer has {layer.out_features}")
+        if options.free not in ("cosine", "dot"):
+            problems.append(f"options.free: expected 'cosine' or 'dot', got {options.free!r}")
+        return problems
+
+    def __init__(self, options, layer):
+        super().__init__(options, layer)
+        g = options.groups_per_class
+        table = np.zeros((layer.n_classes, layer.out_features), dtype=np.float32)
+        for c in range(layer.n_classes):
+            table[c, c * g:(c + 1) * g] = 1.0
+        self._host_targets = table
+        self._targets: dict[int, object] = {}
+
+    def targets(self, ctx):
+        """The clamped phase ``t``, shaped like ``ctx.dot``."""
+        key = id(ctx.ops)
+        if key not in self._targets:
+            self._targets[key] = ctx.ops.asarray(self._host_targets)
+        t = ctx.expand_per_sample(ctx.ops.take_rows(self._targets[key], ctx.labels))
+        return ctx.ops.broadcast_to(t, tuple(ctx.dot.shape))
+
+    def post_synaptic(self, ctx):
+        if ctx.labels is None:
+            raise ValueError("the 'chl' rule needs labels (its clamped phase is the target)")
+        free = ctx.ops.relu(ctx.similarity) if self.options.free == "cosine" else ctx.dot
+        return self.targets(ctx) - free
+
+    def update_sums(self, ctx, y):
+        return ctx.input_correlation(y), ctx.coefficient_sum(y)

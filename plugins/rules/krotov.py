@@ -1,0 +1,85 @@
+"""Krotov–Hopfield learning: global competition by ranking, anti-Hebbian for the k-th unit.
+
+D. Krotov and J. J. Hopfield, "Unsupervised learning by competing hidden units",
+PNAS 116(16):7723–7731, 2019 (Eqs. 2–3, and the authors' reference code).
+
+With the ``p``-norm synaptic product ``⟨w, x⟩_p = Σ_i sign(w_i)|w_i|^{p−1} x_i``, the
+current of kernel ``k`` at sample/position ``p`` is ``I_pk = ⟨w_k, x_p⟩_p`` (the plain
+dot product for ``p = 2``). The kernels are ranked by their current at each
+position; the strongest gets ``g = 1``, the ``k``-th strongest ``g = −Δ`` (``delta``),
+all others ``g = 0``, and
+
+    D_k  = Σ_p g_pk · (R^p · x_p − I_pk · w_k)
+    Δw_k = η · D_k / max|D|          (``normalize``, as in the authors' code; else D_k)
+
+So ``c_p = g_pk``, ``d_p = (R^p x_p − I_pk w_k) / max|D|``. Sums: one conv
+weight-gradient of ``g`` and ``Σ_p g_pk I_pk``; the currents for ``p ≠ 2`` are one
+forward convolution with the kernels ``sign(w)|w|^{p−1}``. The weights converge to
+``‖w_k‖_p = R``. ``g`` is signed and the update already normalised: use
+``aggregation = "sum"``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hebbcore.interfaces import LearningRule
+
+from .activation import positive, squared_sum
+from .softhebb import max_normalized
+
+
+@dataclass(frozen=True)
+class KrotovOptions:
+    """``p`` ≥ 2: the norm; ``k`` ≥ 2: rank of the anti-Hebbian unit; ``delta`` ≥ 0: its strength."""
+
+    p: float = 2.0
+    k: int = 2
+    delta: float = 0.4
+    radius: float = 1.0
+    normalize: bool = True
+
+
+class KrotovHopfield(LearningRule):
+    name = "krotov"
+    Options = KrotovOptions
+
+    @classmethod
+    def check(cls, options, layer):
+        problems = positive(options.radius, "radius")
+        if options.p < 2:
+            problems.append(f"options.p: expected >= 2, got {options.p}")
+        if not 2 <= options.k <= layer.out_features:
+            problems.append(f"options.k: expected 2 <= k <= {layer.out_features} (the layer's kernels), "
+                            f"got {options.k}")
+        if options.delta < 0:
+            problems.append(f"options.delta: expected >= 0, got {options.delta}")
+        return problems
+
+    def currents(self, ctx):
+        """``I_pk = ⟨w_k, x_p⟩_p`` shaped like ``ctx.dot``."""
+        p = self.options.p
+        if p == 2:
+            return ctx.dot
+        cached = getattr(self, "_cache", None)
+        if cached is not None and cached[0] is ctx:
+            return cached[1]
+        w = ctx.w
+        wp = w * abs(w) ** (p - 2)
+        out = ctx.ops.linear(ctx.x, wp) if ctx.kind == "linear" else ctx.ops.conv2d(ctx.x, wp, ctx.stride)
+        self._cache = (ctx, out)
+        return out
+
+    def post_synaptic(self, ctx):
+        ops, k = ctx.ops, self.options.k
+        cur = self.currents(ctx)
+        kth = ops.top_k_mask(cur, k, axis=1) - ops.top_k_mask(cur, k - 1, axis=1)
+        return ops.one_hot_argmax(cur, axis=1) - kth * self.options.delta
+
+    def update_sums(self, ctx, y):
+        o = self.options
+        cur = self.currents(ctx)
+        self._cache = None
+        d = ctx.input_correlation(y) * (o.radius ** o.p) - ctx.per_kernel(squared_sum(ctx, y, cur)) * ctx.w
+        if o.normalize:
+            d = max_normalized(ctx, d)
+        return d, ctx.coefficient_sum(y)

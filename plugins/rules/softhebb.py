@@ -1,0 +1,83 @@
+"""SoftHebb: soft winner-take-all with anti-Hebbian losers and an adaptive per-neuron rate.
+
+A. Journé, H. Garcia Rodriguez, Q. Guo and T. Moraitis, "Hebbian deep learning
+without feedback", ICLR 2023 (arXiv:2209.11883), building on T. Moraitis et al.,
+"SoftHebb: Bayesian inference in unsupervised Hebbian soft winner-take-all
+networks", Neuromorph. Comput. Eng. 2:044017, 2022.
+
+With ``u_k = w_k·x`` (``response = "dot"``) or the cosine similarity (``"cosine"``) at
+each sample and position:
+
+    y_k  = softmax_k(u / τ)                     (τ = ``temperature``)
+    y'_k = +y_k for the winner k* = argmax_k u_k,  −y_k for every other kernel
+    D_k  = Σ_p y'_pk · (x_p − u_pk · w_k)
+    Δw_k = η · ρ_k · D_k / max|D|               (``normalize``; else D_k)
+    ρ_k  = |‖w_k‖ − R|^½                         (``adaptive_lr``; else 1; R = ``radius``)
+
+as in the authors' code: the update is divided by its largest magnitude, and a
+kernel's rate shrinks as its norm reaches ``R``. So ``c_p = y'_pk``,
+``d_p = ρ_k (x_p − u_pk w_k) / max|D|``; the sums are one conv weight-gradient and
+``Σ_p y'_pk u_pk``. ``y'`` is signed and the update already normalised: use
+``aggregation = "sum"``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hebbcore.interfaces import LearningRule
+
+from .activation import positive, squared_sum
+
+MAX_EPS = 1e-30
+NORM_EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class SoftHebbOptions:
+    temperature: float = 1.0
+    response: str = "dot"
+    normalize: bool = True
+    adaptive_lr: bool = True
+    radius: float = 1.0
+
+
+def kernel_norms(ctx):
+    """``‖w_k‖`` per kernel: shape ``(K,)``."""
+    w = ctx.w
+    return ctx.ops.sqrt(ctx.ops.sum(w * w, axis=tuple(range(1, w.ndim))))
+
+
+def max_normalized(ctx, d):
+    """``d / max(max|d|, 1e-30)``, computed on the device (no host sync)."""
+    m = abs(d).max()
+    return d / (ctx.ops.relu(m - MAX_EPS) + MAX_EPS)
+
+
+class SoftHebb(LearningRule):
+    name = "softhebb"
+    Options = SoftHebbOptions
+
+    @classmethod
+    def check(cls, options, layer):
+        problems = positive(options.temperature, "temperature") + positive(options.radius, "radius")
+        if options.response not in ("dot", "cosine"):
+            problems.append(f"options.response: expected 'dot' or 'cosine', got {options.response!r}")
+        return problems
+
+    def _u(self, ctx):
+        return ctx.dot if self.options.response == "dot" else ctx.similarity
+
+    def post_synaptic(self, ctx):
+        ops, u = ctx.ops, self._u(ctx)
+        y = ops.softmax(u * (1.0 / self.options.temperature), axis=1)
+        sign = ops.one_hot_argmax(u, axis=1) * 2.0 - 1.0  # +1 for the winner, -1 for the losers
+        return y * sign
+
+    def update_sums(self, ctx, y):
+        d = ctx.input_correlation(y) - ctx.per_kernel(squared_sum(ctx, y, self._u(ctx))) * ctx.w
+        if self.options.normalize:
+            d = max_normalized(ctx, d)
+        if self.options.adaptive_lr:
+            rate = (abs(kernel_norms(ctx) - self.options.radius) + NORM_EPS) ** 0.5
+            d = d * ctx.per_kernel(rate)
+        return d, ctx.coefficient_sum(y)
