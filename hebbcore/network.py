@@ -166,6 +166,11 @@ class Network:
         return self.load_state_dict(arrays, source=f"init_weights {path!r}")
 
     @property
+    def is_classifier(self) -> bool:
+        """True when the output is one score per class (accuracies are then defined)."""
+        return tuple(self.nodes[-1].out_shape) == (self.n_classes,)
+
+    @property
     def hebbian_nodes(self) -> list[Node]:
         return [n for n in self.nodes if n.rule is not None]
 

@@ -48,7 +48,10 @@ def load_dataset(spec: RunSpec, registry: Registry) -> Dataset:
 
 
 def accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float | None:
-    return None if len(x) == 0 else float((net.predict(x) == y).mean())
+    """Fraction of correct argmax predictions; None without data or when the net is no classifier."""
+    if len(x) == 0 or not net.is_classifier:
+        return None
+    return float((net.predict(x) == y).mean())
 
 
 def hebbian_epoch(net: Network, data: Dataset, batch_size: int, rng: np.random.Generator, epoch: int,

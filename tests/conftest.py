@@ -1,0 +1,85 @@
+"""Shared fixtures: the registry and the backends available on this machine."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from hebbcore.plugin_manager import default_registry
+
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=25)
+settings.register_profile("thorough", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return default_registry()
+
+
+def _torch_cuda_reason():
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    return None if torch.cuda.is_available() else "torch sees no CUDA device"
+
+
+def _cupy_reason():
+    from hebbcore_backends.cupy_backend import cupy_unavailable_reason
+
+    return cupy_unavailable_reason()
+
+
+def _torch_reason():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "torch is not installed"
+    return None
+
+
+# (backend, device, reason it cannot run here or None)
+OTHER_BACKENDS = [
+    ("torch", "cpu", _torch_reason()),
+    ("torch", "cuda", _torch_cuda_reason()),
+    ("cupy", "cuda", _cupy_reason()),
+]
+
+
+def backend_params():
+    """pytest params for every non-reference backend; unavailable ones skip with their reason."""
+    out = []
+    for name, device, reason in OTHER_BACKENDS:
+        marks = [pytest.mark.skip(reason=f"{name}/{device}: {reason}")] if reason else []
+        if device == "cuda":
+            marks.append(pytest.mark.gpu)
+        out.append(pytest.param((name, device), id=f"{name}-{device}", marks=marks))
+    return out
+
+
+@pytest.fixture(scope="session")
+def numpy_ops(registry):
+    return registry.get("backend", "numpy")()
+
+
+_OPS_CACHE = {}
+
+
+def make_ops(registry, name, device):
+    key = (name, device)
+    if key not in _OPS_CACHE:
+        _OPS_CACHE[key] = registry.get("backend", name)(device)
+    return _OPS_CACHE[key]
+
+
+def assert_close(actual, expected, rtol=1e-4, atol=1e-5, what=""):
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=what)

@@ -1,0 +1,185 @@
+"""Hypothesis property tests: every available backend computes what the numpy reference computes.
+
+Covers the primitives (conv, weight-gradient sums, patch norms, pooling,
+batch-norm, one-hot) and whole Hebbian steps of every built-in rule and
+aggregation: forward activations, post-synaptic y, Δw and the weights after a
+training step, on random shapes (kernel size, stride, channels, batch).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from conftest import assert_close, backend_params, make_ops
+from hebbcore.interfaces import HebbianContext
+from hebbcore.network import Network
+from hebbcore.spec import parse_spec
+
+pytestmark = pytest.mark.parametrize("backend", backend_params())
+
+
+@st.composite
+def conv_case(draw):
+    n = draw(st.integers(1, 4))
+    c = draw(st.integers(1, 4))
+    k = draw(st.integers(1, 6))
+    kh = draw(st.integers(1, 4))
+    kw = draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 3))
+    h = draw(st.integers(kh, kh + 6))
+    w = draw(st.integers(kw, kw + 6))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, c, kh, kw)).astype(np.float32)
+    return x, wt, stride, rng
+
+
+@given(case=conv_case())
+def test_conv_primitives(backend, registry, numpy_ops, case):
+    x, w, stride, rng = case
+    ops = make_ops(registry, *backend)
+    ref = numpy_ops
+    y_ref = ref.conv2d(x, w, stride)
+    assert_close(ops.to_numpy(ops.conv2d(ops.asarray(x), ops.asarray(w), stride)), y_ref, what="conv2d")
+    g = rng.standard_normal(y_ref.shape).astype(np.float32)
+    ks = tuple(w.shape[2:])
+    assert_close(ops.to_numpy(ops.conv2d_weight_sums(ops.asarray(x), ops.asarray(g), ks, stride)),
+                 ref.conv2d_weight_sums(x, g, ks, stride), what="conv2d_weight_sums")
+    assert_close(ops.to_numpy(ops.patch_sq_norms(ops.asarray(x), ks, stride)),
+                 ref.patch_sq_norms(x, ks, stride), what="patch_sq_norms")
+    pk = min(2, x.shape[2], x.shape[3])
+    assert_close(ops.to_numpy(ops.max_pool2d(ops.asarray(x), pk, pk)), ref.max_pool2d(x, pk, pk), what="max_pool2d")
+
+
+def test_reference_conv_is_a_correlation(backend, numpy_ops):
+    """The numpy reference itself against a direct loop (so equivalence means correctness)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    s = 2
+    out = numpy_ops.conv2d(x, w, s)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    loop = np.zeros(out.shape)
+    dw = np.zeros(w.shape)
+    for n in range(2):
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                patch = x[n, :, i * s:i * s + 3, j * s:j * s + 2]
+                loop[n, :, i, j] = (w * patch).sum(axis=(1, 2, 3))
+                dw += g[n, :, i, j, None, None, None] * patch[None]
+    assert_close(out, loop, what="conv2d vs loop")
+    assert_close(numpy_ops.conv2d_weight_sums(x, g, (3, 2), s), dw, what="weight sums vs loop")
+
+
+@given(n=st.integers(1, 8), c=st.integers(1, 5), hw=st.integers(1, 5), seed=st.integers(0, 10**6),
+       flat=st.booleans())
+def test_batchnorm_and_one_hot(backend, registry, numpy_ops, n, c, hw, seed, flat):
+    ops = make_ops(registry, *backend)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c) if flat else (n, c, hw, hw)).astype(np.float32)
+    mean, var = numpy_ops.batch_moments(x)
+    m2, v2 = ops.batch_moments(ops.asarray(x))
+    assert_close(ops.to_numpy(m2), mean, what="mean")
+    assert_close(ops.to_numpy(v2), var, what="var")
+    gamma, beta = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    a = [ops.asarray(v) for v in (mean, var, gamma, beta)]
+    assert_close(ops.to_numpy(ops.batch_norm(ops.asarray(x), *a, 1e-5)),
+                 numpy_ops.batch_norm(x, mean, var, gamma, beta, 1e-5), what="batch_norm")
+    assert_close(ops.to_numpy(ops.one_hot_argmax(ops.asarray(x), 1)), numpy_ops.one_hot_argmax(x, 1), what="one_hot")
+
+
+# ---------------------------------------------------------------------------- whole Hebbian steps
+
+RULES = [
+    ("wta", {}), ("wta", {"update": "hebb"}), ("decay", {}), ("hebb", {}),
+    ("teacher", {"groups_per_class": 2, "common": 1}),
+    ("teacher", {"groups_per_class": 2, "common": 1, "competition": "wta"}),
+]
+
+
+def one_layer_spec(registry, kind, k, ksize, stride, rule, options, aggregation, lr=0.1):
+    if kind == "conv":
+        layer = {"name": "h", "type": "conv", "out_channels": k, "kernel_size": ksize, "stride": stride}
+    else:
+        layer = {"name": "h", "type": "linear", "out_features": k}
+    layer["hebbian"] = {"rule": rule, "aggregation": aggregation, "lr": lr, "options": options}
+    layers = [layer] if kind == "conv" else [{"type": "flatten", "name": "flat"}, layer]
+    return parse_spec({"layers": layers, "seed": 3}, registry)
+
+
+def hebbian_trace(net: Network, x, labels):
+    """(activation, y, delta, new weight) of the net's single Hebbian layer on a batch, as numpy."""
+    ops = net.ops
+    xa = ops.asarray(x)
+    node = net.hebbian_nodes[0]
+    for pre in net.nodes[: net.nodes.index(node)]:
+        xa = net.layer_forward(pre, xa, batch_stats=False)
+    dot, cos = net.similarity(node, xa)
+    ctx = HebbianContext(ops, node.spec.type, xa, node.params["weight"], dot, cos,
+                         ops.asarray(labels, dtype="int64"), net.n_classes, node.stride)
+    y = node.rule.post_synaptic(ctx)
+    delta = net.hebbian_update(node, xa, dot, cos, ops.asarray(labels, dtype="int64"))
+    return [ops.to_numpy(a) for a in (ops.relu(cos), y, delta, node.params["weight"])], ops.to_numpy(cos)
+
+
+def competition_margin(cos: np.ndarray) -> float:
+    """Smallest gap between the best and second-best kernel at any position (ties make argmax ill-posed)."""
+    if cos.shape[1] < 2:
+        return 1.0
+    s = np.sort(cos, axis=1)
+    return float((s[:, -1] - s[:, -2]).min())
+
+
+@given(kind=st.sampled_from(["conv", "linear"]), rule=st.sampled_from(RULES),
+       aggregation=st.sampled_from(["weighted_mean", "mean", "sum"]),
+       n=st.integers(1, 6), c=st.integers(1, 3), size=st.integers(3, 7), ksize=st.integers(1, 3),
+       stride=st.integers(1, 2), seed=st.integers(0, 10**6))
+def test_hebbian_step_matches_reference(backend, registry, numpy_ops, kind, rule, aggregation, n, c, size, ksize,
+                                        stride, seed):
+    rule_name, options = rule
+    n_classes = 3
+    k = n_classes * options.get("groups_per_class", 0) + options.get("common", 0) if rule_name == "teacher" else 5
+    spec = one_layer_spec(registry, kind, k, ksize, stride, rule_name, options, aggregation)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, size, size)).astype(np.float32)
+    labels = rng.integers(0, n_classes, size=n)
+    ref_net = Network(spec, x.shape[1:], n_classes, numpy_ops, registry)
+    ref, cos = hebbian_trace(ref_net, x, labels)
+    if rule_name == "wta" or options.get("competition") == "wta":
+        assume(competition_margin(cos) > 1e-3)
+    ops = make_ops(registry, *backend)
+    got, _ = hebbian_trace(Network(spec, x.shape[1:], n_classes, ops, registry), x, labels)
+    for name, a, b in zip(("activation", "y", "delta", "weight"), got, ref):
+        assert_close(a, b, rtol=2e-4, atol=2e-5, what=f"{rule_name}/{aggregation}/{kind}: {name}")
+
+
+def test_full_training_step_of_a_deep_net(backend, registry, numpy_ops):
+    """One Hebbian step of a conv-pool-bn-conv-fc net (all layers learn at once) on both backends."""
+    spec = parse_spec({"seed": 1, "layers": [
+        {"name": "c1", "type": "conv", "out_channels": 6, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+        {"name": "p1", "type": "pool", "kernel_size": 2},
+        {"name": "b1", "type": "batchnorm"},
+        {"name": "c2", "type": "conv", "out_channels": 8, "kernel_size": 2,
+         "hebbian": {"rule": "teacher", "options": {"groups_per_class": 2, "common": 2}}},
+        {"name": "f", "type": "flatten"},
+        {"name": "fc", "type": "linear", "out_features": 3, "hebbian": {"rule": "teacher"}},
+    ]}, registry)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((16, 3, 10, 10)).astype(np.float32)
+    labels = rng.integers(0, 3, size=16)
+    ref = Network(spec, x.shape[1:], 3, numpy_ops, registry)
+    ops = make_ops(registry, *backend)
+    net = Network(spec, x.shape[1:], 3, ops, registry)
+    c1 = ref.similarity(ref.nodes[0], x)[1]
+    assert competition_margin(c1) > 1e-4  # fixed data: no ties
+    for _ in range(2):
+        ref.hebbian_step(x, labels)
+        net.hebbian_step(ops.asarray(x), ops.asarray(labels, dtype="int64"))
+    a, b = net.state_dict(), ref.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert_close(a[key], b[key], rtol=1e-3, atol=1e-4, what=key)
+    assert_close(ops.to_numpy(net.forward(ops.asarray(x))), ref.forward(x), rtol=1e-3, atol=1e-4, what="forward")

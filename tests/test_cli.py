@@ -1,0 +1,140 @@
+"""The CLI end to end on a small .npz dataset, and its one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from hebbcore_plugins.data.synthetic import SyntheticOptions, make_gratings
+
+
+def hebbcore(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hebbcore.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def npz_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    split = make_gratings(600, SyntheticOptions(size=12, n_classes=4, noise=0.3), np.random.default_rng(0))
+    x = np.clip((split.x + 2) / 4 * 255, 0, 255).astype(np.uint8)  # stored as images
+    np.savez(d / "grat.npz", x=x, y=split.y)
+    return d / "grat.npz"
+
+
+SPEC = """
+name = "npz-e2e"
+seed = 2
+init_weights = "{init}"
+[data]
+source = "npz"
+[data.options]
+path = "{path}"
+val_fraction = 0.2
+test_fraction = 0.2
+[hebbian]
+epochs = 2
+batch_size = 16
+[[layers]]
+name = "conv1"
+type = "conv"
+out_channels = 12
+kernel_size = 5
+[layers.hebbian]
+rule = "wta"
+[[layers]]
+name = "pool"
+type = "pool"
+kernel_size = 2
+[[layers]]
+name = "bn"
+type = "batchnorm"
+[[layers]]
+name = "flat"
+type = "flatten"
+[[layers]]
+name = "clf"
+type = "linear"
+out_features = 4
+[layers.hebbian]
+rule = "teacher"
+"""
+
+
+def test_run_writes_metrics_weights_and_spec(tmp_path, npz_data, registry):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(path=npz_data, init=""))
+    out = tmp_path / "out"
+    res = hebbcore("run", spec, "--backend", "numpy", "--out", out)
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    for e in metrics["epochs"]:
+        assert e["phase"] == "hebbian" and e["seconds"] > 0 and e["images_per_s"] > 0
+        assert 0 <= e["train_acc"] <= 1 and 0 <= e["val_acc"] <= 1 and 0 <= e["test_acc"] <= 1
+    assert metrics["final"]["test_acc"] > 0.5, metrics["final"]  # 4 classes: chance is 0.25
+    weights = np.load(out / "weights.npz")
+    assert set(weights.files) == {"conv1.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
+                                  "clf.weight"}
+    assert weights["conv1.weight"].shape == (12, 3, 5, 5)
+    # the resolved spec re-runs, and initial weights load from an .npz
+    again = tmp_path / "again.toml"
+    again.write_text(SPEC.format(path=npz_data, init=out / "weights.npz").replace("epochs = 2", "epochs = 0"))
+    res2 = hebbcore("run", again, "--out", tmp_path / "out2")
+    assert res2.returncode == 0, res2.stderr
+    m2 = json.loads((tmp_path / "out2" / "metrics.json").read_text())
+    assert m2["final"] == metrics["final"]  # same weights, same data split: same accuracies
+    res3 = hebbcore("run", out / "spec.toml", "--out", tmp_path / "out3")
+    assert res3.returncode == 0, res3.stderr
+
+
+def test_validate_prints_resolved_spec(tmp_path, npz_data):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(path=npz_data, init=""))
+    res = hebbcore("validate", spec)
+    assert res.returncode == 0 and 'aggregation = "weighted_mean"' in res.stdout
+
+
+@pytest.mark.parametrize("mutate, exit_code, needle", [
+    (lambda s: s.replace('rule = "wta"', 'rule = "wtx"'), 2, "unknown rule 'wtx' (did you mean 'wta'?)"),
+    (lambda s: s.replace("kernel_size = 5", "kernel_size = 50"), 2, "kernel_size 50 is larger than its input"),
+    (lambda s: s.replace("out_features = 4", "out_features = 5"), 2, "teacher groups need 4 classes"),
+    (lambda s: s.replace("grat.npz", "missing.npz"), 1, "missing.npz' does not exist"),
+])
+def test_errors_are_one_line_without_traceback(tmp_path, npz_data, mutate, exit_code, needle):
+    spec = tmp_path / "s.toml"
+    spec.write_text(mutate(SPEC.format(path=npz_data, init="")))
+    res = hebbcore("run", spec, "--out", tmp_path / "o")
+    assert res.returncode == exit_code, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hebbcore: error: "), res.stderr
+    assert needle in lines[0]
+
+
+def test_corrupt_npz_named(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(path=bad, init=""))
+    res = hebbcore("run", spec, "--out", tmp_path / "o")
+    assert res.returncode == 1 and "bad.npz' is not a readable .npz" in res.stderr
+
+
+def test_unavailable_backend_is_a_clean_error(tmp_path, npz_data):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(path=npz_data, init=""))
+    res = hebbcore("run", spec, "--backend", "numpyy", "--out", tmp_path / "o")
+    assert res.returncode == 2 and "unknown backend 'numpyy' (did you mean 'numpy'?)" in res.stderr
+    res = hebbcore("run", spec, "--backend", "numpy", "--device", "cuda", "--out", tmp_path / "o")
+    assert res.returncode == 1 and "runs on the CPU only" in res.stderr
+
+
+def test_example_spec_runs():
+    res = hebbcore("run", REPO / "examples" / "tiny.toml", "--out", REPO / "runs" / "test-tiny", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((REPO / "runs" / "test-tiny" / "metrics.json").read_text())["final"]["test_acc"] > 0.5

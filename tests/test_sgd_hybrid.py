@@ -1,0 +1,65 @@
+"""Hybrid networks: Hebbian bottom, SGD top through torch autograd; torch interop modules."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the SGD phase needs torch")
+
+from hebbcore.network import Network  # noqa: E402
+from hebbcore.runner import run  # noqa: E402
+from hebbcore.spec import parse_spec  # noqa: E402
+
+LAYERS = [
+    {"name": "conv1", "type": "conv", "out_channels": 16, "kernel_size": 5, "hebbian": {"rule": "wta"}},
+    {"name": "relu1", "type": "relu"},
+    {"name": "pool1", "type": "pool", "kernel_size": 2},
+    {"name": "bn1", "type": "batchnorm"},
+    {"name": "flat", "type": "flatten"},
+    {"name": "fc", "type": "linear", "out_features": 10, "train": "sgd"},
+]
+DATA = {"source": "synthetic", "options": {"n_train": 800, "n_val": 200, "n_test": 200, "size": 12}}
+
+
+def test_hebbian_then_sgd(registry, tmp_path):
+    spec = parse_spec({"name": "hyb", "data": DATA, "layers": LAYERS, "hebbian": {"epochs": 1, "batch_size": 32},
+                       "sgd": {"epochs": 3, "lr": 0.05, "batch_size": 32, "weight_decay": 5e-4}}, registry)
+    result = run(spec, registry, backend="numpy", out_dir=tmp_path, progress=False)
+    phases = [e["phase"] for e in result.metrics["epochs"]]
+    assert phases == ["hebbian", "sgd", "sgd", "sgd"]
+    conv_after_hebb = np.load(tmp_path / "weights.npz")["conv1.weight"]
+    best = max(e["val_acc"] for e in result.metrics["epochs"] if e["phase"] == "sgd")
+    assert result.metrics["final"]["val_acc"] == pytest.approx(best)  # keep_best restored the best epoch
+    assert result.metrics["final"]["test_acc"] > 0.5, result.metrics["final"]
+    # the Hebbian layer is frozen during the SGD phase
+    trained_conv = result.network.state_dict()["conv1.weight"]
+    np.testing.assert_array_equal(trained_conv, conv_after_hebb)
+    assert json.loads((tmp_path / "metrics.json").read_text())["final"] == result.metrics["final"]
+
+
+def test_torch_module_matches_network_forward(registry, numpy_ops):
+    from hebbcore.torch_model import build_module
+
+    spec = parse_spec({"layers": LAYERS, "seed": 4}, registry)
+    net = Network(spec, (3, 12, 12), 10, numpy_ops, registry)
+    x = np.random.default_rng(0).standard_normal((5, 3, 12, 12)).astype(np.float32)
+    module = build_module(net).eval()
+    with torch.no_grad():
+        got = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, net.forward(x), rtol=1e-4, atol=1e-5)
+    assert not module.conv1.weight.requires_grad and module.fc.weight.requires_grad
+
+
+def test_hebbian_module_step_matches_network(registry, numpy_ops):
+    """A HebbianConv2d inside a user's torch model learns with the same rule plugins."""
+    from hebbcore.torch_model import build_module
+
+    spec = parse_spec({"layers": LAYERS[:1], "seed": 5}, registry)
+    net = Network(spec, (3, 9, 9), 10, numpy_ops, registry)
+    module = build_module(net)
+    x = np.random.default_rng(2).standard_normal((4, 3, 9, 9)).astype(np.float32)
+    module.conv1.hebbian_step(torch.from_numpy(x))
+    net.hebbian_step(x, None)
+    np.testing.assert_allclose(module.conv1.weight.detach().numpy(), net.nodes[0].params["weight"], rtol=1e-4, atol=1e-5)

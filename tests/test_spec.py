@@ -1,0 +1,96 @@
+"""Spec validation: every problem at once, with key paths and did-you-mean; resolved specs load back."""
+import pytest
+
+from hebbcore.errors import SpecError
+from hebbcore.models import paper_net
+from hebbcore.spec import dumps_toml, loads_spec, parse_spec, spec_to_table
+
+GOOD = """
+name = "t"
+[data]
+source = "synthetic"
+[data.options]
+n_train = 100
+[[layers]]
+name = "c1"
+type = "conv"
+out_channels = 4
+kernel_size = 3
+[layers.hebbian]
+rule = "wta"
+"""
+
+
+def problems_of(text, registry):
+    with pytest.raises(SpecError) as info:
+        loads_spec(text, registry, source="x.toml")
+    err = info.value
+    assert "\n" not in str(err)
+    return err.problems, str(err)
+
+
+def test_good_spec_defaults(registry):
+    spec = loads_spec(GOOD, registry)
+    layer = spec.layers[0]
+    assert layer.train == "hebbian" and layer.hebbian.aggregation == "weighted_mean" and layer.hebbian.lr == 0.1
+    assert layer.hebbian.options.update == "decay"
+    assert spec.data.options.n_train == 100 and spec.data.options.n_val == 500
+
+
+def test_all_problems_reported_at_once_with_paths_and_suggestions(registry):
+    text = GOOD.replace('rule = "wta"', 'rule = "wtaa"\nlearning_rate = 0.1').replace(
+        "kernel_size = 3", 'kernel_size = "3"\nstrid = 2').replace("n_train = 100", "n_trian = 100")
+    text += '\n[sgd]\nepochs = 1.5\n[hebian]\nepochs = 1\n'
+    problems, msg = problems_of(text, registry)
+    joined = " | ".join(problems)
+    assert "layers[0] (c1).kernel_size: expected integer, got string '3'" in joined
+    assert "layers[0] (c1).strid: unknown key (did you mean 'stride'?)" in joined
+    assert "rule: unknown rule 'wtaa' (did you mean 'wta'?)" in joined
+    assert "learning_rate: unknown key" in joined
+    assert "data.options.n_trian: unknown key (did you mean 'n_train'?)" in joined
+    assert "sgd.epochs: expected integer, got number 1.5" in joined
+    assert "hebian: unknown key (did you mean 'hebbian'?)" in joined
+    assert msg.startswith("x.toml: ")
+    assert len(problems) >= 7
+
+
+def test_type_specific_keys(registry):
+    text = GOOD + '\n[[layers]]\ntype = "relu"\nout_channels = 3\n[[layers]]\ntype = "pool"\n'
+    problems, _ = problems_of(text, registry)
+    assert any("layers[1].out_channels: unknown key for a 'relu' layer" in p for p in problems)
+    assert any("layers[2].kernel_size: missing" in p for p in problems)
+
+
+def test_bad_layer_type_and_mode(registry):
+    text = GOOD + '\n[[layers]]\ntype = "convv"\n[[layers]]\ntype = "linear"\nout_features = 2\ntrain = "hebian"\n'
+    problems, _ = problems_of(text, registry)
+    assert any("layers[1].type" in p and "did you mean 'conv'" in p for p in problems)
+    assert any("layers[2].train" in p and "did you mean 'hebbian'" in p for p in problems)
+
+
+def test_invalid_toml_and_missing_file(registry, tmp_path):
+    with pytest.raises(SpecError, match="not valid TOML"):
+        loads_spec("[[layers]\n", registry)
+    from hebbcore.spec import load_spec
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "nope.toml", registry)
+
+
+def test_duplicate_layer_names_and_unknown_source(registry):
+    text = GOOD.replace('source = "synthetic"', 'source = "cifar100x"') + '\n[[layers]]\nname = "c1"\ntype = "relu"\n'
+    problems, _ = problems_of(text, registry)
+    assert any("name 'c1' is used by more than one layer" in p for p in problems)
+    assert any("data.source: unknown data source 'cifar100x'" in p for p in problems)
+
+
+def test_rule_option_validation(registry):
+    text = GOOD.replace('rule = "wta"', 'rule = "teacher"\n[layers.hebbian.options]\ngroups_per_clas = 2')
+    problems, _ = problems_of(text, registry)
+    assert any("options.groups_per_clas: unknown key (did you mean 'groups_per_class'?)" in p for p in problems)
+
+
+@pytest.mark.parametrize("modes", ["HHHHHH", "GGGGGG", "HGRGHG"])
+def test_resolved_spec_round_trips(registry, modes):
+    spec = parse_spec({"name": "p", "layers": paper_net(modes)}, registry)
+    again = loads_spec(dumps_toml(spec_to_table(spec)), registry)
+    assert again == spec
