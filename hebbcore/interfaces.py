@@ -62,6 +62,7 @@ class HebbianContext:
         self.ops, self.kind, self.x, self.w = ops, kind, x, w
         self.dot, self.similarity, self.labels = dot, similarity, labels
         self.n_classes, self.stride = n_classes, stride
+        self.total_positions: int | None = None  # set by data-parallel training: P summed over processes
 
     @property
     def kernel_axis_sum(self) -> tuple[int, ...]:
@@ -70,7 +71,9 @@ class HebbianContext:
 
     @property
     def n_positions(self) -> int:
-        """Number of (sample, position) pairs P the update is aggregated over."""
+        """Number of (sample, position) pairs P the update is aggregated over (over all processes)."""
+        if self.total_positions is not None:
+            return self.total_positions
         shape = self.dot.shape
         return int(shape[0]) if self.kind == "linear" else int(shape[0] * shape[2] * shape[3])
 

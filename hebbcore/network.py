@@ -112,6 +112,7 @@ class Network:
             self.nodes.append(node)
         if problems:
             raise SpecError(problems)
+        self.reducer = None  # data-parallel training sets a sum-over-processes function (hebbcore.distributed)
         last_hebbian = [i for i, n in enumerate(self.nodes) if n.rule is not None]
         self._hebbian_top = last_hebbian[-1] if last_hebbian else -1
 
@@ -214,6 +215,12 @@ class Network:
             if batch_stats:
                 mean, var = ops.batch_moments(x)
                 n = x.shape[0] * (1 if x.ndim == 2 else x.shape[2] * x.shape[3])
+                if self.reducer is not None:  # synchronised batch-norm over the processes
+                    counts = self.reducer(ops.asarray([n]))
+                    total = counts.reshape(())
+                    mean_all = self.reducer(mean * n) / total
+                    var = self.reducer((var + mean * mean) * n) / total - mean_all * mean_all
+                    mean, n = mean_all, int(ops.to_numpy(counts)[0])
                 m = l.momentum
                 p["running_mean"] = (1 - m) * p["running_mean"] + m * mean
                 p["running_var"] = (1 - m) * p["running_var"] + m * var * (n / max(n - 1, 1))
@@ -257,6 +264,9 @@ class Network:
         ctx = HebbianContext(self.ops, node.spec.type, x, w, dot, cos, labels, self.n_classes, node.stride)
         y = node.rule.post_synaptic(ctx)
         direction_sum, coefficient_sum = node.rule.update_sums(ctx, y)
+        if self.reducer is not None:  # data-parallel: sums over every process's shard of the batch
+            direction_sum, coefficient_sum = self.reducer(direction_sum), self.reducer(coefficient_sum)
+            ctx.total_positions = int(self.ops.to_numpy(self.reducer(self.ops.asarray([ctx.n_positions])))[0])
         delta = node.spec.hebbian.lr * node.aggregation.combine(ctx, direction_sum, coefficient_sum)
         node.params["weight"] = w + delta
         return delta
