@@ -1,0 +1,679 @@
+"""Run sets of specs resumably, and report measured accuracies against published ones.
+
+    python -m hebbcore.experiments run experiments/paper/t2_GGGGGG.toml experiments/paper/t2_HHHHHH.toml --backend torch
+    python -m hebbcore.experiments run experiments/paper            # every spec of the folder
+    python -m hebbcore.experiments report experiments/paper          # REPORT.md and plots
+
+A folder of experiments holds TOML run specs and a manifest, ``experiments.toml``,
+with one ``[[experiment]]`` per reported row:
+
+- ``name``: the run's name (its results live in ``<results>/<name>/``);
+- ``spec``: the spec file (relative to the folder), or ``same_as``: the name of
+  another row whose run this row reports (one run may fill two table cells);
+- ``paper``: the published accuracy in percent; ``table`` and ``row``: labels;
+- ``init_from`` and ``init_layers``: the run whose ``weights.npz`` this spec
+  starts from, and the trainable layers taken from it (their batch-norms come
+  along). The weights are written to ``<results>/<name>/init_weights.npz``
+  and the spec's ``init_weights`` points there.
+
+``run`` runs the dependencies first and skips runs whose ``metrics.json``
+already has a ``final`` record (``--force`` reruns them), so a killed command
+continues where it stopped (a run cut off mid-way starts again). When a spec's
+bottom layers are all ``frozen`` or ``random``, their output is computed once
+and kept in memory, and only the layers above train on it ("feature cache");
+the run's ``spec.toml`` and ``weights.npz`` still describe the whole network.
+
+``report`` writes ``REPORT.md`` (measured test accuracy vs the paper for every
+row, "not run yet" where there is no result) and PNG plots (layer-1 kernels,
+accuracy per layer) into the results folder.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import DataError, HebbcoreError, SpecError
+from .interfaces import Dataset, Split
+from .io import atomic_save_npz, atomic_write_json, atomic_write_text
+from .plugin_manager import Registry
+from .spec import RunSpec, dumps_toml, parse_spec, spec_to_table
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MANIFEST = "experiments.toml"
+FEATURE_CACHE_BYTES = int(os.environ.get("HEBBCORE_FEATURE_CACHE_BYTES", 2_500_000_000))
+
+
+@dataclass
+class Experiment:
+    """One row of a manifest (or a spec file with no manifest entry)."""
+
+    name: str
+    folder: Path
+    spec: str = ""
+    same_as: str = ""
+    paper: float | None = None
+    table: str = ""
+    row: str = ""
+    init_from: str = ""
+    init_layers: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def spec_path(self) -> Path:
+        return self.folder / self.spec
+
+
+def load_manifest(folder: str | Path) -> "OrderedDict[str, Experiment]":
+    """The rows of ``folder/experiments.toml`` by name (empty when the folder has none)."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    out: OrderedDict[str, Experiment] = OrderedDict()
+    if not path.is_file():
+        return out
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError([f"cannot read the manifest ({exc})"], str(path)) from None
+    problems = []
+    known = {f.name for f in dataclasses.fields(Experiment)} - {"folder", "extra"}
+    for i, row in enumerate(table.get("experiment", [])):
+        if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+            problems.append(f"experiment[{i}]: expected a table with a string 'name'")
+            continue
+        kw = {k: v for k, v in row.items() if k in known}
+        kw["init_layers"] = tuple(kw.get("init_layers", ()))
+        exp = Experiment(folder=folder, extra={k: v for k, v in row.items() if k not in known}, **kw)
+        if not exp.spec and not exp.same_as:
+            problems.append(f"experiment[{i}] ({exp.name}): needs 'spec' or 'same_as'")
+        if exp.name in out:
+            problems.append(f"experiment[{i}]: name {exp.name!r} is used twice")
+        out[exp.name] = exp
+    for exp in out.values():
+        for dep in filter(None, (exp.same_as, exp.init_from)):
+            if dep not in out:
+                problems.append(f"experiment {exp.name!r}: refers to {dep!r}, which the manifest does not list")
+    if problems:
+        raise SpecError(problems, str(path))
+    return out
+
+
+def collect(paths: Sequence[str | Path]) -> tuple["OrderedDict[str, Experiment]", list[str]]:
+    """All manifest rows of the folders involved, and the names requested by ``paths`` (spec files or folders)."""
+    rows: OrderedDict[str, Experiment] = OrderedDict()
+    wanted: list[str] = []
+    for p in map(Path, paths):
+        folder = p if p.is_dir() else p.parent
+        manifest = load_manifest(folder)
+        for name, exp in manifest.items():
+            rows.setdefault(name, exp)
+        if p.is_dir():
+            wanted += [n for n, e in manifest.items() if e.spec]
+            continue
+        if not p.is_file():
+            raise SpecError(["file does not exist"], str(p))
+        by_spec = {e.spec_path.resolve(): n for n, e in manifest.items() if e.spec}
+        name = by_spec.get(p.resolve())
+        if name is None:  # a spec outside any manifest
+            name = p.stem
+            rows.setdefault(name, Experiment(name=name, folder=folder, spec=p.name))
+        wanted.append(name)
+    return rows, list(OrderedDict.fromkeys(wanted))
+
+
+def order_with_dependencies(rows: dict[str, Experiment], wanted: Sequence[str]) -> list[str]:
+    """``wanted`` plus the runs they start from, dependencies first."""
+    out: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in out:
+            return
+        if name in visiting:
+            raise SpecError([f"experiment {name!r}: circular init_from / same_as"], MANIFEST)
+        visiting.add(name)
+        exp = rows[name]
+        for dep in filter(None, (exp.same_as, exp.init_from)):
+            visit(dep)
+        visiting.discard(name)
+        if exp.spec:
+            out.append(name)
+
+    for n in wanted:
+        visit(n)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+def read_metrics(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_done(run_dir: Path) -> bool:
+    m = read_metrics(run_dir)
+    return bool(m and m.get("final"))
+
+
+def layer_params_to_take(layers: list[dict], take: Sequence[str]) -> set[str]:
+    """Names of the layers whose parameters come from the parent run: ``take`` and the batch-norms above them."""
+    names, last_trainable = set(take), None
+    for l in layers:
+        if l.get("type") in ("conv", "linear"):
+            last_trainable = l.get("name")
+        elif l.get("type") == "batchnorm" and last_trainable in take:
+            names.add(l.get("name"))
+    return names
+
+
+def write_init_weights(parent_weights: Path, layers: list[dict], take: Sequence[str], dest: Path) -> list[str]:
+    """Copy the parameters of layers ``take`` (and their batch-norms) from ``parent_weights`` into ``dest``."""
+    try:
+        with np.load(parent_weights, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"weights {str(parent_weights)!r} are not a readable .npz ({exc.__class__.__name__})") from None
+    keep = layer_params_to_take(layers, take)
+    chosen = {k: v for k, v in arrays.items() if k.split(".", 1)[0] in keep}
+    missing = [n for n in take if f"{n}.weight" not in chosen]
+    if missing:
+        raise DataError(f"weights {str(parent_weights)!r} hold no parameters for layer(s) {missing}")
+    atomic_save_npz(dest, chosen)
+    return sorted(chosen)
+
+
+def git_commit(cwd: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# ------------------------------------------------------------------------------------------------ feature cache
+
+def frozen_prefix_cut(spec: RunSpec) -> int:
+    """Number of leading layers whose output can be computed once, 0 if none.
+
+    The prefix holds the leading ``frozen`` / ``random`` conv and linear layers
+    with the ReLU, pool and flatten layers between them, and the batch-norms
+    that follow a ``frozen`` layer (their statistics come with its weights and
+    are used as at inference, as for any fixed feature extractor). It stops at
+    a batch-norm above a ``random`` layer (its statistics must still be
+    learned), at dropout, and at the first layer that trains.
+    """
+    cut, below = 0, ""
+    for i, l in enumerate(spec.layers):
+        if l.trainable:
+            if l.train not in ("frozen", "random"):
+                break
+            below = l.train
+        elif l.type == "batchnorm":
+            if below != "frozen":
+                break
+        elif l.type not in ("relu", "pool", "flatten"):
+            break
+        cut = i + 1
+    if not any(l.trainable and l.train in ("hebbian", "sgd") for l in spec.layers[cut:]):
+        return 0
+    if not any(l.trainable for l in spec.layers[:cut]):
+        return 0
+    return cut
+
+
+class FeatureCache:
+    """Outputs of frozen bottom layers, kept in memory (a few entries, least recently used dropped)."""
+
+    def __init__(self, max_entries: int = 2, max_bytes: int = FEATURE_CACHE_BYTES):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.entries: OrderedDict[str, Dataset] = OrderedDict()
+        self.hits = 0
+
+    def features(self, net, cut: int, data: Dataset, key: str, batch: int = 500) -> Dataset | None:
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            self.hits += 1
+            return self.entries[key]
+        shape = net.nodes[cut - 1].out_shape
+        n = len(data.train) + len(data.val) + len(data.test)
+        if int(np.prod(shape)) * 4 * n > self.max_bytes:
+            return None
+        ops = net.ops
+
+        def run(split: Split) -> Split:
+            out = np.empty((len(split),) + tuple(shape), dtype=np.float32)
+            for i in range(0, len(split), batch):
+                out[i:i + batch] = ops.to_numpy(net.forward(ops.asarray(split.x[i:i + batch]), upto=cut))
+            return Split(out, split.y)
+
+        feats = data.replace(train=run(data.train), val=run(data.val), test=run(data.test))
+        self.entries[key] = feats
+        while len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
+        return feats
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+@dataclass
+class Overrides:
+    """Changes to every spec of a command (reduced runs are labelled as such in metrics and report)."""
+
+    sgd_epochs: int | None = None
+    hebbian_epochs: int | None = None
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+
+    def active(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def apply(self, table: dict) -> dict:
+        table = json.loads(json.dumps(table))  # deep copy of plain data
+        if self.sgd_epochs is not None and table.get("sgd", {}).get("epochs", 0) > 0:
+            table["sgd"]["epochs"] = self.sgd_epochs
+        if self.hebbian_epochs is not None:
+            table.setdefault("hebbian", {})["epochs"] = self.hebbian_epochs
+        for k in ("n_train", "n_val", "n_test"):
+            v = getattr(self, k)
+            if v is not None:
+                table.setdefault("data", {}).setdefault("options", {})[k] = v
+        return table
+
+
+class ExperimentRunner:
+    def __init__(self, registry: Registry, results: Path | None = None, backend: str = "numpy",
+                 device: str | None = None, overrides: Overrides | None = None, force: bool = False,
+                 feature_cache: bool = True, progress: bool | None = None, log=print, command: str = ""):
+        self.registry, self.results, self.backend, self.device = registry, results, backend, device
+        self.overrides, self.force, self.progress, self.log = overrides or Overrides(), force, progress, log
+        self.cache = FeatureCache() if feature_cache else None
+        self.datasets: OrderedDict[Any, Dataset] = OrderedDict()
+        self.command = command
+
+    def results_dir(self, exp: Experiment) -> Path:
+        return (self.results or exp.folder / "results") / exp.name
+
+    def dataset(self, spec: RunSpec) -> Dataset:
+        from .runner import load_dataset
+
+        key = repr(spec.data)
+        if key not in self.datasets:
+            self.datasets[key] = load_dataset(spec, self.registry)
+            while len(self.datasets) > 2:
+                self.datasets.popitem(last=False)
+        self.datasets.move_to_end(key)
+        return self.datasets[key]
+
+    def prepare(self, exp: Experiment, rows: dict[str, Experiment]) -> RunSpec:
+        """The spec of ``exp`` with its init weights written and the overrides applied."""
+        try:
+            table = tomllib.loads(exp.spec_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SpecError(["file does not exist"], str(exp.spec_path)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError([f"not valid TOML: {exc}"], str(exp.spec_path)) from None
+        table = self.overrides.apply(table)
+        out = self.results_dir(exp)
+        if exp.init_from:
+            parent = self.results_dir(rows[exp.init_from])
+            if not is_done(parent):
+                raise HebbcoreError(f"{exp.name}: needs the finished run {exp.init_from!r} ({parent} has no final "
+                                    f"metrics); run it first")
+            dest = out / "init_weights.npz"
+            write_init_weights(parent / "weights.npz", table.get("layers", []), exp.init_layers, dest)
+            table["init_weights"] = str(dest)
+        table["name"] = table.get("name", exp.name)
+        return parse_spec(table, self.registry, str(exp.spec_path))
+
+    def run_one(self, exp: Experiment, rows: dict[str, Experiment]) -> dict:
+        from .network import Network
+        from .runner import make_backend, run
+
+        out = self.results_dir(exp)
+        spec = self.prepare(exp, rows)
+        data = self.dataset(spec)
+        t0 = time.time()
+        info: dict[str, Any] = {"name": exp.name, "spec": str(exp.spec_path), "command": self.command,
+                                "backend": self.backend, "device": self.device, "overrides": self.overrides.active(),
+                                "init_from": exp.init_from, "git_commit": git_commit(exp.folder),
+                                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        cut = frozen_prefix_cut(spec) if self.cache is not None else 0
+        feats = None
+        if cut:
+            ops = make_backend(self.registry, self.backend, self.device)
+            full = Network(spec, data.input_shape, data.n_classes, ops, self.registry)
+            if spec.init_weights:
+                full.load_npz(spec.init_weights)
+            h = hashlib.sha256(repr((spec.data, spec.layers[:cut])).encode())
+            for n in full.nodes[:cut]:
+                for k in sorted(n.params):
+                    h.update(np.ascontiguousarray(ops.to_numpy(n.params[k])).tobytes())
+            feats = self.cache.features(full, cut, data, h.hexdigest())
+            prefix_state = {k: v for k, v in full.state_dict().items()
+                            if k.split(".", 1)[0] in {n.name for n in full.nodes[:cut]}}
+        if feats is not None:
+            top = dataclasses.replace(spec, layers=spec.layers[cut:])
+            info["feature_cache"] = {"trains_from": spec.layers[cut].name, "input_shape": list(feats.input_shape)}
+            self.log(f"{exp.name}: layers up to {spec.layers[cut - 1].name} frozen; training the rest on cached "
+                     f"features {feats.input_shape}")
+            result = run(top, self.registry, backend=self.backend, out_dir=out, device=self.device,
+                         progress=self.progress, dataset=feats)
+            merged = dict(prefix_state)
+            merged.update(result.network.state_dict())
+            atomic_save_npz(out / "weights.npz", merged)
+            atomic_write_text(out / "spec.toml", dumps_toml(spec_to_table(spec)))
+            metrics = result.metrics
+        else:
+            result = run(spec, self.registry, backend=self.backend, out_dir=out, device=self.device,
+                         progress=self.progress, dataset=data)
+            metrics = result.metrics
+        info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        info["wall_seconds"] = round(time.time() - t0, 1)
+        metrics["experiment"] = info
+        atomic_write_json(out / "metrics.json", metrics)
+        return metrics
+
+    def run(self, rows: dict[str, Experiment], wanted: Sequence[str]) -> dict[str, str]:
+        """Run ``wanted`` (and the runs they need); returns name -> "done" / "skipped" / "failed: ..."."""
+        status: dict[str, str] = {}
+        for name in order_with_dependencies(rows, wanted):
+            exp = rows[name]
+            out = self.results_dir(exp)
+            if is_done(out) and not self.force:
+                status[name] = "skipped"
+                self.log(f"{name}: already done ({out}/metrics.json)")
+                continue
+            if exp.init_from and status.get(exp.init_from, "").startswith("failed"):
+                status[name] = f"failed: needs {exp.init_from}, which failed"
+                self.log(f"{name}: {status[name]}")
+                continue
+            self.log(f"{name}: running -> {out}")
+            try:
+                m = self.run_one(exp, rows)
+            except HebbcoreError as exc:
+                status[name] = f"failed: {exc}"
+                self.log(f"{name}: {status[name]}")
+                continue
+            status[name] = "done"
+            final = m.get("final") or {}
+            self.log(f"{name}: done, test accuracy {_pct(final.get('test_acc'))}")
+        return status
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def _run_summary(run_dir: Path) -> dict | None:
+    m = read_metrics(run_dir)
+    if not m:
+        return None
+    epochs = m.get("epochs") or []
+    phases = {}
+    for e in epochs:
+        phases[e.get("phase")] = max(phases.get(e.get("phase"), 0), e.get("epoch", 0))
+    return {"final": m.get("final"), "phases": phases, "experiment": m.get("experiment") or {},
+            "seconds": sum(e.get("seconds", 0) for e in epochs), "last": epochs[-1] if epochs else None,
+            "n_train": m.get("n_train"), "backend": m.get("backend")}
+
+
+def row_result(exp: Experiment, rows: dict[str, Experiment], results: Path | None) -> tuple[str, dict | None]:
+    """(name of the run that holds this row's number, its summary or None)."""
+    name = exp.same_as or exp.name
+    target = rows[name]
+    d = (results or target.folder / "results") / name
+    return name, _run_summary(d)
+
+
+def _fmt_notes(s: dict) -> str:
+    bits = []
+    over = s["experiment"].get("overrides") or {}
+    if over:
+        bits.append("REDUCED: " + ", ".join(f"{k}={v}" for k, v in over.items()))
+    bits.append(", ".join(f"{p} {n} ep" for p, n in s["phases"].items()))
+    if s["experiment"].get("feature_cache"):
+        bits.append("cached features")
+    return "; ".join(b for b in bits if b)
+
+
+def write_report(folder: str | Path, results: str | Path | None = None, out: str | Path | None = None,
+                 tolerance: float = 2.0, plots: bool = True) -> Path:
+    """Write the Markdown report (and plots) for the manifest of ``folder``; returns the report's path."""
+    folder = Path(folder)
+    rows = load_manifest(folder)
+    if not rows:
+        raise SpecError([f"no {MANIFEST} here"], str(folder))
+    res = Path(results) if results else None
+    res_dir = res or folder / "results"
+    out = Path(out) if out else folder / "REPORT.md"
+    lines = [f"# Measured vs paper: {folder.name}", "",
+             "Generated by `python -m hebbcore.experiments report " + str(folder) + "` from the `metrics.json` of each "
+             "run (test accuracy of the final weights: the best-validation epoch for SGD runs). "
+             f"±{tolerance:g} pp is the target. A row marked REDUCED ran with fewer epochs or images than the spec "
+             "and is not comparable yet.", ""]
+    misses, measured_count = [], 0
+    tables = OrderedDict()
+    for exp in rows.values():
+        tables.setdefault(exp.table or "Other", []).append(exp)
+    per_layer: dict[str, dict[int, tuple[float | None, float | None]]] = {}
+    for tname, exps in tables.items():
+        lines += [f"## {tname}", "", f"| row | run | paper % | measured % | Δ pp | within ±{tolerance:g} | notes |",
+                  "|---|---|---:|---:|---:|:-:|---|"]
+        for exp in exps:
+            run_name, s = row_result(exp, rows, res)
+            paper = exp.paper
+            if s is None:
+                meas, delta, ok, notes = "not run yet", "", "", ""
+            elif not s["final"]:
+                last = s["last"]
+                meas = "running / incomplete"
+                notes = (f"last epoch: {last['phase']} {last['epoch']}, test {_pct(last.get('test_acc'))}"
+                         if last else "")
+                delta = ok = ""
+            else:
+                acc = s["final"].get("test_acc")
+                measured_count += 1
+                meas = _pct(acc)
+                notes = _fmt_notes(s)
+                if acc is not None and paper is not None:
+                    d = 100 * acc - paper
+                    delta = f"{d:+.2f}"
+                    reduced = bool(s["experiment"].get("overrides"))
+                    ok = "yes" if abs(d) <= tolerance else "no"
+                    if reduced:
+                        ok = f"({ok})"
+                    if abs(d) > tolerance:
+                        misses.append((exp, d, reduced))
+                else:
+                    delta = ok = ""
+            ref = run_name if run_name == exp.name else f"{run_name} (same run)"
+            lines.append(f"| {exp.row or exp.name} | `{ref}` | {'' if paper is None else f'{paper:.2f}'} | {meas} | "
+                         f"{delta} | {ok} | {notes} |")
+            k = _layer_of(exp)
+            if k and exp.table == "Table 1":
+                acc = s["final"].get("test_acc") if s and s["final"] else None
+                per_layer.setdefault(_series_of(exp), {})[k] = (paper, None if acc is None else 100 * acc)
+        lines.append("")
+    lines += ["## Rows outside the target", ""]
+    if misses:
+        for exp, d, reduced in misses:
+            why = "reduced run (fewer epochs / images than the paper)" if reduced else "see the notes below"
+            lines.append(f"- {exp.row or exp.name} (`{exp.same_as or exp.name}`): {d:+.2f} pp; {why}")
+    else:
+        lines.append("- none among the rows measured so far" if measured_count else "- nothing measured yet")
+    lines.append("")
+    notes_file = folder / "notes.md"
+    if notes_file.is_file():
+        lines += ["## Notes", "", notes_file.read_text(encoding="utf-8").strip(), ""]
+    if plots:
+        made = make_plots(rows, res_dir, per_layer, out.parent)
+        if made:
+            lines += ["## Plots", ""] + [f"![{p.stem}]({os.path.relpath(p, out.parent)})" for p in made] + [""]
+    atomic_write_text(out, "\n".join(lines))
+    return out
+
+
+def _layer_of(exp: Experiment) -> int:
+    import re
+
+    m = re.search(r"layer (\d)", exp.row)
+    return int(m.group(1)) if m else 0
+
+
+def _series_of(exp: Experiment) -> str:
+    return exp.row.rsplit(",", 1)[0]
+
+
+def kernel_grid(w: np.ndarray, cols: int = 12, pad: int = 1) -> np.ndarray:
+    """``(K, 3, kh, kw)`` kernels as one RGB image, each kernel scaled to [0, 1] on its own."""
+    k, c, kh, kw = w.shape
+    rows = -(-k // cols)
+    img = np.ones((rows * (kh + pad) + pad, cols * (kw + pad) + pad, 3), dtype=np.float32)
+    for i in range(k):
+        ker = w[i, :3].transpose(1, 2, 0) if c >= 3 else np.repeat(w[i, :1].transpose(1, 2, 0), 3, axis=2)
+        lo, hi = ker.min(), ker.max()
+        ker = (ker - lo) / (hi - lo) if hi > lo else np.zeros_like(ker)
+        r, q = divmod(i, cols)
+        img[pad + r * (kh + pad): pad + r * (kh + pad) + kh, pad + q * (kw + pad): pad + q * (kw + pad) + kw] = ker
+    return img
+
+
+def make_plots(rows: dict[str, Experiment], res_dir: Path, per_layer: dict, out_dir: Path) -> list[Path]:
+    """Layer-1 kernel grids of the runs that trained conv1, and accuracy per layer; returns the PNGs written."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made: list[Path] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for exp in rows.values():
+        if not exp.spec or exp.init_from:
+            continue
+        wfile = res_dir / exp.name / "weights.npz"
+        if not (wfile.is_file() and is_done(res_dir / exp.name)):
+            continue
+        try:
+            with np.load(wfile) as f:
+                if "conv1.weight" not in f.files:
+                    continue
+                w = f["conv1.weight"]
+        except (OSError, ValueError):
+            continue
+        if w.ndim != 4:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 8 * (-(-w.shape[0] // 12)) / 12 + 0.6))
+        ax.imshow(kernel_grid(w), interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(f"{exp.name}: conv1 kernels ({w.shape[0]}×{w.shape[2]}×{w.shape[3]})")
+        p = out_dir / f"kernels_conv1_{exp.name}.png"
+        fig.savefig(p, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        made.append(p)
+    if per_layer:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, (series, pts) in enumerate(sorted(per_layer.items())):
+            ks = sorted(pts)
+            color = f"C{i}"
+            ax.plot(ks, [pts[k][0] for k in ks], "--", color=color, marker="o", alpha=0.6, label=f"{series} (paper)")
+            mk = [k for k in ks if pts[k][1] is not None]
+            if mk:
+                ax.plot(mk, [pts[k][1] for k in mk], "-", color=color, marker="s", label=f"{series} (measured)")
+        ax.set_xlabel("layer the classifier sits on")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_xticks([1, 2, 3, 4, 5])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_title("Table 1: accuracy per layer")
+        p = out_dir / "accuracy_per_layer.png"
+        fig.savefig(p, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        made.append(p)
+    return made
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+def add_arguments(sub) -> None:
+    """Add the ``run`` and ``report`` sub-commands to an argparse sub-parser group."""
+    r = sub.add_parser("run", help="run specs (and the runs they start from); skips finished ones")
+    r.add_argument("paths", nargs="+", help="spec files, or folders (every spec of their experiments.toml)")
+    r.add_argument("--backend", default="numpy")
+    r.add_argument("--device", default=None)
+    r.add_argument("--results", default=None, help="results folder (default: <spec folder>/results)")
+    r.add_argument("--force", action="store_true", help="rerun finished runs")
+    r.add_argument("--no-feature-cache", action="store_true", help="always run the frozen bottom layers")
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--dry-run", action="store_true", help="print what would run, in order, and stop")
+    for k in ("sgd-epochs", "hebbian-epochs", "n-train", "n-val", "n-test"):
+        r.add_argument(f"--{k}", type=int, default=None, help="override every spec (the run is labelled REDUCED)")
+    p = sub.add_parser("report", help="write REPORT.md and plots for a folder's experiments.toml")
+    p.add_argument("folder")
+    p.add_argument("--results", default=None)
+    p.add_argument("--out", default=None, help="report path (default <folder>/REPORT.md)")
+    p.add_argument("--no-plots", action="store_true")
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from .plugin_manager import default_registry
+
+    if args.exp_command == "report":
+        path = write_report(args.folder, args.results, args.out, plots=not args.no_plots)
+        print(f"wrote {path}")
+        return 0
+    rows, wanted = collect(args.paths)
+    results = Path(args.results) if args.results else None
+    order = order_with_dependencies(rows, wanted)
+    if args.dry_run:
+        for name in order:
+            d = (results or rows[name].folder / "results") / name
+            print(f"{name}: {'done' if is_done(d) else 'to run'}")
+        return 0
+    over = Overrides(args.sgd_epochs, args.hebbian_epochs, args.n_train, args.n_val, args.n_test)
+    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + sys.argv[1:])
+    runner = ExperimentRunner(default_registry(), results, args.backend, args.device, over, args.force,
+                              not args.no_feature_cache, False if args.no_progress else None,
+                              log=lambda m: print(m, flush=True), command=command)
+    status = runner.run(rows, wanted)
+    failed = [n for n, s in status.items() if s.startswith("failed")]
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hebbcore.experiments", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="exp_command", required=True)
+    add_arguments(sub)
+    args = p.parse_args(argv)
+    try:
+        return dispatch(args)
+    except HebbcoreError as exc:
+        print(f"hebbcore: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
