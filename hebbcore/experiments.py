@@ -478,7 +478,7 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
     for exp in rows.values():
         tables.setdefault(exp.table or "Other", []).append(exp)
     per_layer: dict[str, dict[int, tuple[float | None, float | None]]] = {}
-    for tname, exps in tables.items():
+    for tname, exps in sorted(tables.items()):
         lines += [f"## {tname}", "", f"| row | run | paper % | measured % | Δ pp | within ±{tolerance:g} | notes |",
                   "|---|---|---:|---:|---:|:-:|---|"]
         for exp in exps:

@@ -47,14 +47,20 @@ HEBBIAN = {"epochs": 2, "batch_size": 64}
 RESULTS = "experiments/paper/results"
 
 # ------------------------------------------------------------------------------------------- paper values
+
+def span(a: int, b: int) -> str:
+    """Layer names a..b (1-based), e.g. "conv1..conv3" or "conv1"."""
+    return NAMES[a - 1] if a == b else f"{NAMES[a - 1]}..{NAMES[b - 1]}"
+
+
 TABLE2 = [  # (mode string, row label, paper accuracy %)
     ("GGGGGG", "full G", 84.95),
     ("HHHHHH", "full H", 28.59),
-    *[("H" * k + "G" * (6 - k), f"bottom-H {k} (conv1..{NAMES[k - 1]} H)", v)
+    *[("H" * k + "G" * (6 - k), f"bottom-H {k} ({span(1, k)} H)", v)
       for k, v in zip(range(1, 6), (84.93, 78.61, 67.87, 57.56, 41.78))],
-    *[("R" * k + "G" * (6 - k), f"bottom-R {k} (conv1..{NAMES[k - 1]} random)", v)
+    *[("R" * k + "G" * (6 - k), f"bottom-R {k} ({span(1, k)} random)", v)
       for k, v in zip(range(1, 6), (80.19, 71.87, 54.96, 45.56, 9.52))],
-    *[("G" * (6 - k) + "H" * k, f"top-H {k} ({NAMES[6 - k]}..fc6 H)", v)
+    *[("G" * (6 - k) + "H" * k, f"top-H {k} ({span(7 - k, 6)} H)", v)
       for k, v in zip(range(1, 6), (84.88, 83.16, 71.18, 50.43, 32.95))],
     *[(m, f"single H at {NAMES[i]}", v) for i, m, v in
       zip(range(1, 5), ("GHGGGG", "GGHGGG", "GGGHGG", "GGGGHG"), (80.36, 80.68, 80.92, 83.75))],
