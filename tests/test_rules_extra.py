@@ -339,3 +339,98 @@ def test_chl_needs_labels(registry, numpy_ops):
     net = one_layer_net(registry, numpy_ops, "chl", {}, "mean", "linear", 5, (8,), 5)
     with pytest.raises(ValueError, match="labels"):
         fast_update(net, np.ones((2, 8), np.float32), None)
+
+
+# ---------------------------------------------------------------------------- (c) learning
+
+@pytest.mark.parametrize("rule", ["oja", "sanger"])
+def test_pca_rules_find_the_principal_components(registry, numpy_ops, rule):
+    """On Gaussian data with a known spectrum: Oja's kernels each align with the leading
+    eigenvector at unit norm; Sanger's kernels become the leading eigenvectors, in order."""
+    d, k = 8, 3
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    scales = np.sqrt(np.array([6.0, 3.0, 1.5, 0.4, 0.3, 0.2, 0.1, 0.05]))
+    net = one_layer_net(registry, numpy_ops, rule, {}, "mean", "linear", k, (d,), 10, seed=1, lr=0.02)
+    for _ in range(400):
+        x = ((rng.standard_normal((64, d)) * scales) @ basis.T).astype(np.float32)
+        net.hebbian_step(x, None)
+    w = net.nodes[0].params["weight"].astype(np.float64)
+    norms = np.linalg.norm(w, axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=0.05)
+    align = np.abs((w / norms[:, None]) @ basis[:, :k])  # |cos| between kernel q and eigenvector j
+    target = np.zeros((k, k))
+    if rule == "oja":
+        target[:, 0] = 1.0
+    else:
+        target = np.eye(k)
+    np.testing.assert_allclose(align, target, atol=0.1, err_msg=f"{rule}: kernels vs eigenvectors\n{align}")
+
+
+def synthetic_spec(registry, conv_train, rule="", opts=None, agg="mean", lr=0.05, classifier=None):
+    conv = {"name": "conv1", "type": "conv", "out_channels": 16, "kernel_size": 5, "train": conv_train}
+    if conv_train == "hebbian":
+        conv["hebbian"] = {"rule": rule, "aggregation": agg, "lr": lr, "options": opts or {}}
+    classifier = classifier or {"rule": "teacher", "lr": 0.1}
+    return parse_spec({
+        "seed": 0,
+        "data": {"source": "synthetic", "options": {"n_train": 600, "n_val": 0, "n_test": 400}},
+        "hebbian": {"epochs": 1, "batch_size": 32},
+        "layers": [conv, {"name": "pool", "type": "pool", "kernel_size": 2}, {"name": "bn", "type": "batchnorm"},
+                   {"name": "flat", "type": "flatten"},
+                   {"name": "clf", "type": "linear", "out_features": 10, "hebbian": classifier}]}, registry)
+
+
+@pytest.fixture(scope="module")
+def synthetic(registry):
+    from hebbcore.runner import load_dataset
+    return load_dataset(synthetic_spec(registry, "random"), registry)
+
+
+@pytest.fixture(scope="module")
+def random_features_accuracy(registry, synthetic, tmp_path_factory):
+    """Test accuracy of the teacher classifier on the untrained (random) conv layer: the bar to beat."""
+    out = tmp_path_factory.mktemp("random")
+    return run(synthetic_spec(registry, "random"), registry, "numpy", out, progress=False,
+               dataset=synthetic).metrics["final"]["test_acc"]
+
+
+@pytest.mark.parametrize("rule,opts,agg,lr", [
+    ("oja", {}, "mean", 0.05),
+    ("sanger", {}, "mean", 0.05),
+    ("hpca", {}, "mean", 0.05),
+    ("kwta", {"k": 2}, "weighted_mean", 0.1),
+    ("softhebb", {}, "sum", 0.2),
+    ("krotov", {}, "sum", 0.05),
+    ("bcm", {}, "mean", 0.05),
+])
+def test_rule_learns_useful_features(registry, synthetic, random_features_accuracy, tmp_path, rule, opts, agg, lr):
+    """One Hebbian epoch of conv1 with the rule; a teacher classifier on its features must beat
+    the same classifier on random conv1 features by a clear margin (and chance, 0.1, by far)."""
+    res = run(synthetic_spec(registry, "hebbian", rule, opts, agg, lr), registry, "numpy", tmp_path,
+              progress=False, dataset=synthetic)
+    acc = res.metrics["final"]["test_acc"]
+    assert random_features_accuracy < 0.55, random_features_accuracy
+    assert acc > random_features_accuracy + 0.08, (rule, acc, random_features_accuracy)
+    assert acc > 0.5, (rule, acc)
+
+
+def test_chl_trains_a_classifier(registry, synthetic, tmp_path):
+    """CHL (free: the layer's response, clamped: the target) as the classifier rule, on random conv1 features."""
+    clf = {"rule": "chl", "aggregation": "mean", "lr": 0.5}
+    net_spec = synthetic_spec(registry, "random", classifier=clf)
+    res = run(net_spec, registry, "numpy", tmp_path, progress=False, dataset=synthetic)
+    acc = res.metrics["final"]["test_acc"]
+    assert acc > 0.45, acc  # chance is 0.1
+
+
+def test_bcm_threshold_tracks_the_second_moment(registry, numpy_ops):
+    """θ is the running mean of y² (τ = 1: exactly the last batch's mean)."""
+    net = one_layer_net(registry, numpy_ops, "bcm", {"tau": 1.0}, "mean", "linear", 4, (6,), 10, lr=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.standard_normal((16, 6)).astype(np.float32)
+        w = net.nodes[0].params["weight"].copy()
+        y = np.maximum(x @ w.T, 0)
+        net.hebbian_step(x, None)
+        assert_close(net.nodes[0].rule.theta, (y * y).mean(0), what="theta")
