@@ -14,18 +14,32 @@ from typing import Sequence
 from .errors import HebbcoreError
 
 
+class UsageError(HebbcoreError):
+    exit_code = 2
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hebbcore", description="Hebbian learning for convolutional networks.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train a spec and write metrics.json, weights.npz and spec.toml")
-    r.add_argument("spec", help="path of a TOML run spec")
-    r.add_argument("--backend", default="numpy", help="array backend: numpy, torch, cupy or a plugin's (default numpy)")
+    r.add_argument("spec", nargs="?", help="path of a TOML run spec (with --resume: default DIR/spec.toml)")
+    r.add_argument("--backend", default=None,
+                   help="array backend: numpy, torch, cupy or a plugin's (default numpy; with --resume the run's)")
     r.add_argument("--device", default=None, help="device of the backend, e.g. cpu, cuda, cuda:1 (default: the best one)")
     r.add_argument("--out", default=None, help="run directory (default runs/<spec name>)")
     r.add_argument("--no-progress", action="store_true", help="never draw progress bars")
+    r.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the run in DIR from its last checkpoint (after a crash or kill)")
+    r.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="also checkpoint every N batches (always at the end of each epoch)")
+    r.add_argument("--distributed", action="store_true",
+                   help="data-parallel over processes started by torchrun (gloo on CPU, nccl on CUDA)")
     v = sub.add_parser("validate", help="check a spec and print it resolved")
     v.add_argument("spec")
     sub.add_parser("plugins", help="list registered rules, aggregations, backends, datasets, transforms")
+    from .bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return p
 
 
@@ -52,15 +66,53 @@ def _dispatch(args: argparse.Namespace) -> int:
             entries = [f"{n} ({registry.origin[(kind, n)]})" for n in registry.names(kind)]
             print(f"{kind}s: {', '.join(entries) or '(none)'}")
         return 0
+    if args.command == "bench":
+        from .bench import cli_main as bench_main
+
+        return bench_main(args, registry)
+    if args.command == "run" and args.resume:
+        return _resume(args, registry)
+    if args.spec is None:
+        raise UsageError("a spec path is needed (or --resume DIR)")
     spec = load_spec(args.spec, registry)
     if args.command == "validate":
         sys.stdout.write(dumps_toml(spec_to_table(spec)))
         return 0
+    out = args.out or f"runs/{spec.name}"
+    return _run(args, registry, spec, out, resume=False, backend=args.backend or "numpy")
+
+
+def _resume(args: argparse.Namespace, registry) -> int:
+    from pathlib import Path
+
+    from .spec import load_spec
+
+    out = Path(args.resume)
+    if args.out and Path(args.out) != out:
+        raise UsageError("--out and --resume name different directories; --resume continues in place")
+    spec = load_spec(args.spec or out / "spec.toml", registry)
+    backend = args.backend
+    if backend is None:
+        try:
+            backend = json.loads((out / "metrics.json").read_text())["backend"]
+        except (OSError, ValueError, KeyError):
+            backend = "numpy"
+    return _run(args, registry, spec, out, resume=True, backend=backend)
+
+
+def _run(args: argparse.Namespace, registry, spec, out, resume: bool, backend: str) -> int:
     from .runner import run
 
-    out = args.out or f"runs/{spec.name}"
-    result = run(spec, registry, backend=args.backend, out_dir=out, device=args.device,
-                 progress=False if args.no_progress else None)
+    shard = None
+    if args.distributed:
+        from .distributed import init_from_env
+
+        shard = init_from_env(registry, backend, args.device)
+    result = run(spec, registry, backend=backend, out_dir=out, device=args.device,
+                 progress=False if args.no_progress else None, resume=resume,
+                 checkpoint_every=args.checkpoint_every, shard=shard)
+    if shard is not None and shard.rank != 0:
+        return 0
     final = result.metrics["final"]
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in final.items()}
     print(f"{spec.name}: {json.dumps(shown)} -> {out}")

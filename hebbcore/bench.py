@@ -1,0 +1,588 @@
+"""``hebbcore bench``: how fast a Hebbian epoch runs, against its floor and against SGD.
+
+On the paper's 6-layer network (:func:`hebbcore.models.paper_net`) and random
+CIFAR-sized input (3×32×32, 10 classes), for each backend and device it times,
+side by side and with the same batches:
+
+- ``hebbian``: one Hebbian training epoch of all six layers (modes
+  ``HHHHHH``: WTA on conv1, the teacher signal above) with
+  :meth:`Network.hebbian_step`, as a run does it (NaN check every
+  ``check_every`` batches);
+- ``floor``: the least work such an epoch can do on the same backend: per
+  batch, one forward pass of the same network (cosine responses, batch-norm
+  with batch statistics) plus one weight-correlation per trainable layer
+  (``conv2d_weight_sums`` / ``linear_weight_sums`` with the layer's response as
+  the output-gradient), with no rule, aggregation or weight update;
+- ``sgd``: one SGD epoch of the same network with every layer trained by
+  backpropagation (modes ``GGGGGG``), torch autograd on the matching torch
+  device (the CPU for numpy, the backend's CUDA device for cupy and torch-cuda),
+  Nesterov SGD as in the SGD phase;
+- ``peak_step_bytes``: the peak memory one batch-64 Hebbian step allocates
+  above what was allocated before it (numpy: ``tracemalloc``; torch CPU: the
+  profiler's allocation events; CUDA: ``torch.cuda.max_memory_allocated`` /
+  a CuPy memory-pool hook).
+
+The whole data set is uploaded to the device once; batches are gathered on the
+device from a device-side permutation, so an epoch has no host round trip
+except the periodic NaN check. Every measurement is preceded by warm-up steps
+and ends with :meth:`Ops.synchronize`. With ``repeats > 1`` the three epochs
+are interleaved and each one's fastest repeat is reported.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import HebbcoreError
+from .models import paper_net
+from .network import Network
+from .ops import Ops
+from .plugin_manager import Registry, default_registry
+from .spec import RunSpec, parse_spec
+
+INPUT_SHAPE = (3, 32, 32)
+N_CLASSES = 10
+DEFAULT_CPU_IMAGES = 2048
+DEFAULT_GPU_IMAGES = 50_000
+GIB = 1 << 30
+
+# The issue's targets, as checked in the table and the JSON.
+TARGET_HEBBIAN_VS_FLOOR = 0.9
+TARGET_PEAK_BYTES = GIB
+TARGET_NUMPY_VS_TORCH_CPU = 3.0
+TARGET_GPU_EPOCH_S = 5.0
+
+
+@dataclass(frozen=True)
+class Target:
+    backend: str
+    device: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}:{self.device or 'default'}"
+
+
+def parse_targets(backends: list[str] | None, device: str | None = None) -> list[Target]:
+    """``["numpy", "torch:cuda", "cupy"]`` (comma lists allowed) -> targets; ``device`` fills in missing devices."""
+    items = [b.strip() for entry in (backends or ["numpy", "torch"]) for b in entry.split(",") if b.strip()]
+    out = []
+    for item in items:
+        name, _, dev = item.partition(":")
+        dev = dev or device
+        if dev is None and name in ("numpy", "torch"):
+            dev = "cpu"
+        elif dev is None and name == "cupy":
+            dev = "cuda"
+        out.append(Target(name, dev))
+    return out
+
+
+def bench_spec(modes: str, registry: Registry, batch_size: int, seed: int) -> RunSpec:
+    return parse_spec({"name": f"bench-{modes}", "seed": seed, "layers": paper_net(modes),
+                       "hebbian": {"batch_size": batch_size}, "sgd": {"batch_size": batch_size}},
+                      registry, source=f"paper_net({modes!r})")
+
+
+def random_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, *INPUT_SHAPE), dtype=np.float32)
+    y = rng.integers(0, N_CLASSES, size=n).astype(np.int64)
+    return x, y
+
+
+# ---------------------------------------------------------------------------- one step of each kind
+def floor_step(net: Network, x) -> None:
+    """One forward pass plus one weight-correlation per Hebbian layer (no rule, no update)."""
+    ops = net.ops
+    for node in net.nodes[: net._hebbian_top + 1]:
+        out = net.layer_forward(node, x, batch_stats=True)
+        if node.rule is not None:
+            if node.spec.type == "conv":
+                ops.conv2d_weight_sums(x, out, tuple(node.params["weight"].shape[2:]), node.stride)
+            else:
+                ops.linear_weight_sums(x, out)
+        x = out
+
+
+class _DeviceEpoch:
+    """A data set on one backend's device and the batches of one epoch, gathered on the device."""
+
+    def __init__(self, ops: Ops, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+        self.ops, self.n, self.batch_size = ops, len(x), batch_size
+        self.x = ops.asarray(x)
+        self.y = ops.asarray(y, dtype="int64")
+        perm = np.random.default_rng(seed + 1).permutation(self.n)
+        self.perm = ops.asarray(perm, dtype="int64")
+
+    def batches(self):
+        for i in range(0, self.n, self.batch_size):
+            idx = self.perm[i:i + self.batch_size]
+            yield self.ops.take_rows(self.x, idx), self.ops.take_rows(self.y, idx)
+
+    def warm_batches(self, steps: int):
+        """``steps`` full batches, then one of the epoch's last (partial) size if it differs."""
+        bs = min(self.batch_size, self.n)
+        out = [(self.x[:bs], self.y[:bs])] * steps
+        tail = self.n % self.batch_size
+        if tail and self.n > self.batch_size:
+            out.append((self.x[:tail], self.y[:tail]))
+        return out
+
+
+def _timed(ops: Ops, fn: Callable[[], None]) -> float:
+    ops.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    ops.synchronize()
+    return time.perf_counter() - t0
+
+
+def hebbian_epoch_fn(net: Network, data: _DeviceEpoch, check_every: int) -> Callable[[], None]:
+    def epoch():
+        for b, (xb, yb) in enumerate(data.batches(), 1):
+            net.hebbian_step(xb, yb)
+            if check_every and b % check_every == 0:
+                net.check_finite(f"bench batch {b}")
+        net.check_finite("the end of the bench epoch")
+    return epoch
+
+
+def floor_epoch_fn(net: Network, data: _DeviceEpoch) -> Callable[[], None]:
+    def epoch():
+        for xb, _ in data.batches():
+            floor_step(net, xb)
+    return epoch
+
+
+# ---------------------------------------------------------------------------- SGD (torch autograd)
+class _TorchSync:
+    """The ``synchronize`` of a torch device, shaped like an Ops for :func:`_timed`."""
+
+    def __init__(self, torch, device):
+        self.torch, self.device = torch, device
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+
+def torch_device_of(target_ops: Ops):
+    """The torch device the SGD epoch of a backend runs on, or a reason string when none can."""
+    try:
+        import torch
+    except ImportError as exc:
+        return None, f"torch is not installed ({exc})"
+    dev = str(target_ops.device)
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return None, "torch sees no CUDA device"
+        return torch.device(dev if ":" in dev else "cuda"), None
+    return torch.device("cpu"), None
+
+
+def sgd_epoch_fn(registry: Registry, device, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """(warm-up fn, epoch fn, sync) of one SGD epoch of the GGGGGG net on ``device``, data on the device."""
+    import torch
+    import torch.nn.functional as F
+
+    from .torch_model import build_module
+
+    spec = bench_spec("GGGGGG", registry, batch_size, seed)
+    host = Network(spec, INPUT_SHAPE, N_CLASSES, registry.get("backend", "numpy")(), registry)
+    torch.manual_seed(seed)
+    module = build_module(host).to(device)
+    module.train()
+    cfg = spec.sgd
+    opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum,
+                          nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    xd, yd = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    perm = torch.from_numpy(np.random.default_rng(seed + 1).permutation(len(x))).to(device)
+
+    def step(xb, yb):
+        loss = F.cross_entropy(module(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def warm(steps: int):
+        bs = min(batch_size, len(x))
+        for _ in range(steps):
+            step(xd[:bs], yd[:bs])
+        tail = len(x) % batch_size
+        if tail and len(x) > batch_size:
+            step(xd[:tail], yd[:tail])
+
+    def epoch():
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            step(xd[idx], yd[idx])
+
+    return warm, epoch, _TorchSync(torch, device)
+
+
+# ---------------------------------------------------------------------------- peak memory
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level stderr (the torch profiler's banner lines) for the duration."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def peak_step_memory(ops: Ops, step: Callable[[], None]) -> tuple[int | None, str]:
+    """``(bytes, method)``: the peak allocated during ``step()`` above what was allocated before it."""
+    gc.collect()
+    torch = getattr(ops, "torch", None)
+    if torch is not None:
+        dev = ops.dev
+        if dev.type == "cuda":
+            ops.synchronize()
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+            step()
+            ops.synchronize()
+            return int(torch.cuda.max_memory_allocated(dev) - base), "torch.cuda.max_memory_allocated"
+        if dev.type == "cpu":
+            from torch.profiler import ProfilerActivity, profile
+
+            with _quiet_stderr():
+                with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                    step()
+                events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+            total = peak = 0
+            for e in sorted(events, key=lambda e: e.start_ns()):
+                total += e.nbytes()
+                peak = max(peak, total)
+            return int(peak), "torch.profiler memory events (CPU allocator)"
+        return None, f"no peak-memory method for torch device {dev}"
+    xp = getattr(ops, "xp", None)
+    if xp is np:
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            step()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            if started:
+                tracemalloc.stop()
+        return int(peak - base), "tracemalloc (numpy allocations)"
+    if xp is not None and getattr(xp, "__name__", "") == "cupy":
+        from cupy.cuda import memory_hook
+
+        class PeakHook(memory_hook.MemoryHook):
+            name = "HebbcorePeakHook"
+
+            def __init__(self):
+                self.current = self.peak = 0
+
+            def malloc_postprocess(self, **kw):
+                self.current += kw["mem_size"]
+                self.peak = max(self.peak, self.current)
+
+            def free_postprocess(self, **kw):
+                self.current -= kw["mem_size"]
+
+        ops.synchronize()
+        hook = PeakHook()
+        with hook:
+            step()
+            ops.synchronize()
+        return int(hook.peak), "cupy memory-pool hook"
+    return None, f"no peak-memory method for backend {ops.name!r}"
+
+
+# ---------------------------------------------------------------------------- one target
+def _rate(n: int, seconds: list[float]) -> dict:
+    best = min(seconds)
+    return {"seconds": best, "images_per_s": n / best, "all_seconds": seconds}
+
+
+def bench_target(target: Target, registry: Registry, n_images: int, batch_size: int = 64, warmup: int = 3,
+                 repeats: int = 1, seed: int = 0, skip: tuple[str, ...] = (), log: Callable[[str], None] = print) -> dict:
+    """Measure one backend/device; every failure to run is reported in the record, not raised."""
+    rec: dict[str, Any] = {"backend": target.backend, "device": target.device, "n_images": n_images,
+                           "batch_size": batch_size}
+    try:
+        ops = registry.get("backend", target.backend)(target.device)
+    except HebbcoreError as exc:
+        rec["error"] = str(exc)
+        return rec
+    rec["device"] = str(ops.device)
+    x, y = random_data(n_images, seed)
+    spec = bench_spec("HHHHHH", registry, batch_size, seed)
+    net = Network(spec, INPUT_SHAPE, N_CLASSES, ops, registry)
+    data = _DeviceEpoch(ops, x, y, batch_size, seed)
+    runs: dict[str, tuple[Callable[[], None], Any]] = {}
+
+    log(f"[{target.label}] warm-up")
+    for xb, yb in data.warm_batches(warmup):
+        net.hebbian_step(xb, yb)
+    runs["hebbian"] = (hebbian_epoch_fn(net, data, spec.hebbian.check_every), ops)
+    if "floor" not in skip:
+        for xb, _ in data.warm_batches(warmup):
+            floor_step(net, xb)
+        runs["floor"] = (floor_epoch_fn(net, data), ops)
+    if "sgd" not in skip:
+        dev, reason = torch_device_of(ops)
+        if dev is None:
+            rec["sgd"] = {"skipped": reason}
+        else:
+            warm, epoch, sync = sgd_epoch_fn(registry, dev, x, y, batch_size, seed)
+            warm(warmup)
+            runs["sgd"] = (epoch, sync)
+            rec["sgd_device"] = str(dev)
+    ops.synchronize()
+
+    seconds: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(repeats):
+        for kind, (fn, sync) in runs.items():
+            seconds[kind].append(_timed(sync, fn))
+            log(f"[{target.label}] {kind} epoch {r + 1}/{repeats}: {seconds[kind][-1]:.2f} s "
+                f"({n_images / seconds[kind][-1]:.0f} images/s)")
+    for kind, s in seconds.items():
+        rec[kind] = _rate(n_images, s)
+
+    if "memory" not in skip:
+        xb, yb = data.x[:64], data.y[:64]
+        peak, method = peak_step_memory(ops, lambda: net.hebbian_step(xb, yb))
+        rec["peak_step_bytes"], rec["peak_step_method"], rec["peak_step_batch"] = peak, method, int(xb.shape[0])
+
+    ratios: dict[str, float] = {}
+    if "floor" in seconds:
+        ratios["hebbian_vs_floor"] = rec["hebbian"]["images_per_s"] / rec["floor"]["images_per_s"]
+    if "sgd" in seconds:
+        ratios["hebbian_vs_sgd"] = rec["hebbian"]["images_per_s"] / rec["sgd"]["images_per_s"]
+    rec["ratios"] = ratios
+    checks: dict[str, bool] = {}
+    if "hebbian_vs_floor" in ratios:
+        checks["hebbian_ge_0.9x_floor"] = ratios["hebbian_vs_floor"] >= TARGET_HEBBIAN_VS_FLOOR
+    if "hebbian_vs_sgd" in ratios:
+        checks["hebbian_faster_than_sgd"] = ratios["hebbian_vs_sgd"] > 1.0
+    if rec.get("peak_step_bytes") is not None:
+        checks["peak_step_under_1GiB"] = rec["peak_step_bytes"] < TARGET_PEAK_BYTES
+    if str(ops.device).startswith("cuda"):
+        epoch_50k = DEFAULT_GPU_IMAGES / rec["hebbian"]["images_per_s"]
+        rec["hebbian_cifar10_epoch_s"] = epoch_50k
+        checks["cifar10_epoch_under_5s"] = epoch_50k < TARGET_GPU_EPOCH_S
+    rec["targets_met"] = checks
+    return rec
+
+
+# ---------------------------------------------------------------------------- the whole run
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("torch", "cupy"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # not installed or broken
+            out[mod] = None
+    return out
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(targets: list[Target]) -> dict:
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+                            "hostname": platform.node()}
+    try:
+        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if any(str(t.device).startswith("cuda") for t in targets) and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["torch_cudnn"] = torch.backends.cudnn.version()
+            info["torch_allow_tf32"] = {"cudnn": torch.backends.cudnn.allow_tf32,
+                                        "matmul": torch.backends.cuda.matmul.allow_tf32}
+    except Exception:
+        pass
+    if "gpu" not in info and any(str(t.device).startswith("cuda") for t in targets):
+        try:
+            import cupy
+
+            name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+            info["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+        except Exception:
+            pass
+    return info
+
+
+def run_bench(targets: list[Target], registry: Registry | None = None, n_images: int | None = None,
+              batch_size: int = 64, warmup: int = 3, repeats: int = 1, seed: int = 0, skip: tuple[str, ...] = (),
+              command: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Benchmark every target; returns the JSON-ready result (see the module docstring)."""
+    registry = registry or default_registry()
+    result: dict[str, Any] = {
+        "command": command or "hebbcore.bench.run_bench",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(targets),
+        "versions": _versions(),
+        "settings": {"net": "paper_net (Amato et al. 2019), Hebbian HHHHHH / SGD GGGGGG",
+                     "input_shape": list(INPUT_SHAPE), "n_classes": N_CLASSES, "batch_size": batch_size,
+                     "warmup_steps": warmup, "repeats": repeats, "seed": seed, "skip": list(skip),
+                     "n_images": n_images},
+        "results": [],
+    }
+    for t in targets:
+        n = n_images or (DEFAULT_GPU_IMAGES if str(t.device or "").startswith("cuda") else DEFAULT_CPU_IMAGES)
+        result["results"].append(bench_target(t, registry, n, batch_size, warmup, repeats, seed, skip, log))
+    result["comparisons"] = compare(result["results"])
+    return result
+
+
+def compare(records: list[dict]) -> dict:
+    """Cross-backend ratios: numpy's Hebbian epoch against torch-CPU's (target: within 3x)."""
+    by = {(r["backend"], str(r.get("device"))): r for r in records if "hebbian" in r}
+    out: dict[str, Any] = {}
+    np_rec, tc_rec = by.get(("numpy", "cpu")), by.get(("torch", "cpu"))
+    if np_rec and tc_rec:
+        slow = tc_rec["hebbian"]["images_per_s"] / np_rec["hebbian"]["images_per_s"]
+        out["torch_cpu_over_numpy_hebbian"] = slow
+        out["numpy_within_3x_of_torch_cpu"] = slow <= TARGET_NUMPY_VS_TORCH_CPU
+    return out
+
+
+def format_table(result: dict) -> str:
+    head = ("backend", "device", "images", "hebbian img/s", "floor img/s", "sgd img/s", "hebb/floor",
+            "hebb/sgd", "peak step MiB")
+    rows = [head]
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for r in result["results"]:
+        if "error" in r:
+            rows.append((r["backend"], str(r["device"]), "-", f"error: {r['error']}", "", "", "", "", ""))
+            continue
+        peak = r.get("peak_step_bytes")
+        rows.append((r["backend"], r["device"], str(r["n_images"]),
+                     num(r.get("hebbian", {}).get("images_per_s"), ".0f"),
+                     num(r.get("floor", {}).get("images_per_s"), ".0f"),
+                     num(r.get("sgd", {}).get("images_per_s"), ".0f"),
+                     num(r["ratios"].get("hebbian_vs_floor"), ".2f"),
+                     num(r["ratios"].get("hebbian_vs_sgd"), ".2f"),
+                     num(None if peak is None else peak / (1 << 20), ".0f")))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for r in result["results"]:
+        if r.get("targets_met"):
+            met = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["targets_met"].items())
+            lines.append(f"{r['backend']}:{r['device']} targets: {met}")
+        if r.get("hebbian_cifar10_epoch_s") is not None:
+            lines.append(f"{r['backend']}:{r['device']} full CIFAR-10 Hebbian epoch (50,000 images): "
+                         f"{r['hebbian_cifar10_epoch_s']:.2f} s")
+    c = result.get("comparisons", {})
+    if "torch_cpu_over_numpy_hebbian" in c:
+        lines.append(f"numpy vs torch-cpu: torch is {c['torch_cpu_over_numpy_hebbian']:.2f}x faster "
+                     f"(target <= {TARGET_NUMPY_VS_TORCH_CPU:g}x: {'yes' if c['numpy_within_3x_of_torch_cpu'] else 'NO'})")
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: str) -> None:
+    from .io import atomic_write_json
+
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    atomic_write_json(path, result)
+
+
+def dumps(result: dict) -> str:
+    return json.dumps(result, indent=2, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------- command line
+def add_parser(sub) -> None:
+    """Register the ``bench`` subcommand on the ``hebbcore`` subparsers."""
+    b = sub.add_parser("bench", help="time a Hebbian epoch of the paper's net against its floor and SGD",
+                       description="Time, on the paper's 6-layer net and random CIFAR-sized input, a Hebbian epoch, "
+                                   "its floor (forward + one weight-correlation per layer), an SGD epoch (torch "
+                                   "autograd) and the peak memory of a batch-64 Hebbian step; print a table and "
+                                   "write JSON.")
+    b.add_argument("--backend", action="append", default=None, metavar="NAME[:DEVICE]",
+                   help="backend to time, repeatable or comma-separated, e.g. numpy, torch:cpu, torch:cuda, cupy "
+                        "(default: numpy and torch on the CPU)")
+    b.add_argument("--device", default=None,
+                   help="device for every --backend given without one (default: cpu for numpy/torch, cuda for cupy)")
+    b.add_argument("--images", type=int, default=None,
+                   help=f"images per epoch (default {DEFAULT_CPU_IMAGES} on the CPU, {DEFAULT_GPU_IMAGES} on CUDA)")
+    b.add_argument("--batch-size", type=int, default=64, help="batch size of every epoch (default 64)")
+    b.add_argument("--warmup", type=int, default=3, help="warm-up steps before timing (default 3)")
+    b.add_argument("--repeats", type=int, default=1,
+                   help="interleaved repeats of the three epochs; the fastest of each is reported (default 1)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--skip", default="", help="comma list of measurements to skip: floor, sgd, memory")
+    b.add_argument("--json", default="runs/bench.json", help="where to write the JSON (default runs/bench.json)")
+
+
+def _command_of(args) -> str:
+    """The command line that reproduces ``args`` (every option spelled out)."""
+    parts = ["hebbcore", "bench"]
+    for b in args.backend or []:
+        parts += ["--backend", b]
+    if args.device:
+        parts += ["--device", args.device]
+    if args.images is not None:
+        parts += ["--images", str(args.images)]
+    parts += ["--batch-size", str(args.batch_size), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+              "--seed", str(args.seed)]
+    if args.skip:
+        parts += ["--skip", args.skip]
+    return " ".join(parts + ["--json", args.json])
+
+
+def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
+    skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
+    bad = [s for s in skip if s not in ("floor", "sgd", "memory")]
+    if bad or args.batch_size < 1 or (args.images is not None and args.images < 1) or args.repeats < 1 \
+            or args.warmup < 0:
+        from .errors import SpecError
+
+        raise SpecError([f"bench: bad arguments (skip {bad}, batch size, images, repeats >= 1, warmup >= 0)"])
+    targets = parse_targets(args.backend, args.device)
+    command = "hebbcore bench " + " ".join(argv) if argv is not None else _command_of(args)
+    result = run_bench(targets, registry, args.images, args.batch_size, args.warmup, args.repeats, args.seed, skip,
+                       command=command, log=lambda s: print(s, file=sys.stderr, flush=True))
+    print(format_table(result))
+    write_json(result, args.json)
+    print(f"-> {args.json}")
+    return 1 if any("error" in r for r in result["results"]) else 0

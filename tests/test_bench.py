@@ -1,0 +1,94 @@
+"""``hebbcore bench`` on tiny sizes: the JSON it writes and the table it prints (structure only, no timings)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hebbcore.bench import Target, floor_step, format_table, parse_targets, run_bench
+from hebbcore.cli import main
+
+
+def _torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_parse_targets():
+    assert parse_targets(None) == [Target("numpy", "cpu"), Target("torch", "cpu")]
+    assert parse_targets(["torch:cuda,cupy"]) == [Target("torch", "cuda"), Target("cupy", "cuda")]
+    assert parse_targets(["torch"], device="cuda:1") == [Target("torch", "cuda:1")]
+
+
+def _check_record(rec, n_images, with_sgd):
+    assert rec["n_images"] == n_images and rec["batch_size"] == 4
+    for kind in ("hebbian", "floor") + (("sgd",) if with_sgd else ()):
+        r = rec[kind]
+        assert set(r) == {"seconds", "images_per_s", "all_seconds"}
+        assert len(r["all_seconds"]) == 2 and r["seconds"] == min(r["all_seconds"]) > 0
+        assert r["images_per_s"] == pytest.approx(n_images / r["seconds"])
+    assert isinstance(rec["peak_step_bytes"], int) and rec["peak_step_bytes"] > 0
+    assert isinstance(rec["peak_step_method"], str)
+    assert set(rec["ratios"]) == {"hebbian_vs_floor"} | ({"hebbian_vs_sgd"} if with_sgd else set())
+    assert all(isinstance(v, bool) for v in rec["targets_met"].values())
+    assert "peak_step_under_1GiB" in rec["targets_met"]
+
+
+def test_run_bench_structure(registry):
+    with_sgd = _torch_available()
+    targets = [Target("numpy", "cpu")] + ([Target("torch", "cpu")] if with_sgd else [])
+    logs = []
+    result = run_bench(targets, registry, n_images=10, batch_size=4, warmup=1, repeats=2, log=logs.append)
+    json.loads(json.dumps(result))  # JSON-ready
+    assert {"command", "date", "machine", "versions", "settings", "results", "comparisons"} <= set(result)
+    assert result["versions"]["numpy"] == np.__version__
+    assert {"platform", "cpu", "cpu_count"} <= set(result["machine"])
+    assert [r["backend"] for r in result["results"]] == [t.backend for t in targets]
+    for rec in result["results"]:
+        _check_record(rec, 10, with_sgd)
+    if with_sgd:
+        assert result["results"][0]["sgd_device"] == "cpu"
+        assert set(result["comparisons"]) == {"torch_cpu_over_numpy_hebbian", "numpy_within_3x_of_torch_cpu"}
+    table = format_table(result)
+    assert "hebbian img/s" in table and "numpy" in table
+    assert logs
+
+
+def test_unavailable_backend_is_reported_not_raised(registry):
+    result = run_bench([Target("numpy", "cuda")], registry, n_images=4, batch_size=4, warmup=0, log=lambda s: None)
+    assert "error" in result["results"][0]
+    assert "error" in format_table(result)
+
+
+def test_floor_step_leaves_weights_alone(registry):
+    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec
+    from hebbcore.network import Network
+
+    ops = registry.get("backend", "numpy")()
+    net = Network(bench_spec("HHHHHH", registry, 4, 0), INPUT_SHAPE, N_CLASSES, ops, registry)
+    before = {k: v.copy() for k, v in net.state_dict().items() if k.endswith("weight")}
+    floor_step(net, np.random.default_rng(0).standard_normal((3, *INPUT_SHAPE), dtype=np.float32))
+    after = net.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_cli_bench_writes_json(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    rc = main(["bench", "--backend", "numpy", "--images", "6", "--batch-size", "4", "--warmup", "1",
+               "--skip", "sgd", "--json", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    rec = data["results"][0]
+    assert rec["backend"] == "numpy" and "sgd" not in rec and "floor" in rec and "hebbian" in rec
+    assert data["settings"]["skip"] == ["sgd"] and data["settings"]["batch_size"] == 4
+    assert "hebbcore bench" in data["command"]
+    assert "numpy" in capsys.readouterr().out
+
+
+def test_cli_bench_rejects_bad_skip(capsys):
+    assert main(["bench", "--skip", "everything"]) == 2
+    assert "bench" in capsys.readouterr().err
