@@ -309,6 +309,7 @@ class ExperimentRunner:
         self.cache = FeatureCache() if feature_cache else None
         self.datasets: OrderedDict[Any, Dataset] = OrderedDict()
         self.command = command
+        self._parent_reduced: dict = {}
 
     def results_dir(self, exp: Experiment) -> Path:
         return (self.results or exp.folder / "results") / exp.name
@@ -326,6 +327,7 @@ class ExperimentRunner:
 
     def prepare(self, exp: Experiment, rows: dict[str, Experiment]) -> RunSpec:
         """The spec of ``exp`` with its init weights written and the overrides applied."""
+        self._parent_reduced = {}
         try:
             table = tomllib.loads(exp.spec_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -339,6 +341,8 @@ class ExperimentRunner:
             if not is_done(parent):
                 raise HebbcoreError(f"{exp.name}: needs the finished run {exp.init_from!r} ({parent} has no final "
                                     f"metrics); run it first")
+            parent_info = (read_metrics(parent) or {}).get("experiment") or {}
+            self._parent_reduced = dict(parent_info.get("overrides") or {}, **(parent_info.get("parent_overrides") or {}))
             dest = out / "init_weights.npz"
             write_init_weights(parent / "weights.npz", table.get("layers", []), exp.init_layers, dest)
             table["init_weights"] = str(dest)
@@ -357,6 +361,8 @@ class ExperimentRunner:
                                 "backend": self.backend, "device": self.device, "overrides": self.overrides.active(),
                                 "init_from": exp.init_from, "git_commit": git_commit(exp.folder),
                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if exp.init_from and self._parent_reduced:
+            info["parent_overrides"] = self._parent_reduced  # the weights it starts from come from a REDUCED run
         cut = frozen_prefix_cut(spec) if self.cache is not None else 0
         feats = None
         if cut:
@@ -452,6 +458,9 @@ def _fmt_notes(s: dict) -> str:
     over = s["experiment"].get("overrides") or {}
     if over:
         bits.append("REDUCED: " + ", ".join(f"{k}={v}" for k, v in over.items()))
+    parent = s["experiment"].get("parent_overrides") or {}
+    if parent:
+        bits.append("REDUCED parent run: " + ", ".join(f"{k}={v}" for k, v in parent.items()))
     bits.append(", ".join(f"{p} {n} ep" for p, n in s["phases"].items()))
     if s["experiment"].get("feature_cache"):
         bits.append("cached features")
@@ -500,7 +509,7 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
                 if acc is not None and paper is not None:
                     d = 100 * acc - paper
                     delta = f"{d:+.2f}"
-                    reduced = bool(s["experiment"].get("overrides"))
+                    reduced = bool(s["experiment"].get("overrides") or s["experiment"].get("parent_overrides"))
                     ok = "yes" if abs(d) <= tolerance else "no"
                     if reduced:
                         ok = f"({ok})"

@@ -329,8 +329,12 @@ def test_experiments_cli_dry_run_and_missing_parent(tmp_path, capsys, registry):
     assert ex.main(["run", str(folder / "parent.toml"), "--sgd-epochs", "1", "--no-progress"]) == 0
     m = json.loads((folder / "results" / "parent" / "metrics.json").read_text())
     assert m["experiment"]["overrides"] == {"sgd_epochs": 1} and len(m["epochs"]) == 1
+    assert ex.main(["run", str(folder / "probe.toml"), "--no-progress"]) == 0  # starts from the reduced parent
+    m = json.loads((folder / "results" / "probe" / "metrics.json").read_text())
+    assert m["experiment"]["parent_overrides"] == {"sgd_epochs": 1}
     assert ex.main(["report", str(folder), "--no-plots"]) == 0
-    assert "REDUCED: sgd_epochs=1" in (folder / "REPORT.md").read_text()
+    report = (folder / "REPORT.md").read_text()
+    assert "REDUCED: sgd_epochs=1" in report and "REDUCED parent run: sgd_epochs=1" in report
 
 
 # ------------------------------------------------------------------------------------------- paper specs
