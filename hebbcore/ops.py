@@ -174,12 +174,25 @@ class Ops:
     def kernel_gram(self, y: Array) -> Array:
         """``G[k, j] = Σ_{n,p} y[n, k, p] · y[n, j, p]``, summed over samples and positions: ``(N, K[, Ho, Wo]) -> (K, K)``."""
         k = y.shape[1]
-        ym = y if y.ndim == 2 else y.transpose(0, 2, 3, 1).reshape(-1, k)
+        ym = y if y.ndim == 2 else self.xp.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(-1, k)
         return ym.T @ ym
 
     def top_k_mask(self, a: Array, k: int, axis: int = 1) -> Array:
-        """1.0 at the ``k`` largest entries along ``axis`` (lower index first on ties), 0.0 elsewhere; ``a.dtype``."""
+        """1.0 at the ``k`` largest entries along ``axis`` (lower index first on ties), 0.0 elsewhere; ``a.dtype``.
+
+        Entries must be finite. Small ``k``: ``k`` passes of argmax (first index on ties); else a stable sort.
+        """
         xp = self.xp
+        if k <= 4:
+            shape = [1] * a.ndim
+            shape[axis] = a.shape[axis]
+            ar = xp.arange(a.shape[axis]).reshape(shape)
+            work, mask = a, xp.zeros(a.shape, dtype=bool)
+            for _ in range(k):
+                hit = xp.expand_dims(work.argmax(axis=axis), axis) == ar
+                mask |= hit
+                work = xp.where(hit, -xp.inf, work)
+            return mask.astype(a.dtype)
         stable = {"kind": "stable"} if xp is np else {}  # cupy's sort is always stable and takes no 'kind'
         order = xp.argsort(-a, axis=axis, **stable)  # indices, largest first
         rank = xp.argsort(order, axis=axis, **stable)  # rank of each entry, 0 = largest

@@ -5,10 +5,12 @@ A run directory holds, each written atomically and refreshed after every epoch:
 - ``spec.toml``: the resolved spec (every default filled in);
 - ``metrics.json``: backend, device, and one record per epoch (phase, epoch,
   train/val/test accuracy, seconds, images/s), plus ``final``;
-- ``weights.npz``: one array per parameter, named ``"<layer>.<param>"``.
+- ``weights.npz``: one array per parameter, named ``"<layer>.<param>"``;
+- ``checkpoint.pkl``: where training stands, for ``hebbcore run --resume DIR``.
 """
 from __future__ import annotations
 
+import pickle
 import platform
 import time
 from dataclasses import dataclass
@@ -17,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import HebbcoreError
+from .errors import DataError, HebbcoreError
 from .interfaces import Dataset
-from .io import atomic_save_npz, atomic_write_json, atomic_write_text
+from .io import atomic_save_npz, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .network import Network
 from .plugin_manager import Registry
 from .progress import Progress
@@ -54,71 +56,174 @@ def accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float | None:
     return float((net.predict(x) == y).mean())
 
 
+CHECKPOINT = "checkpoint.pkl"
+
+
+@dataclass
+class Shard:
+    """This process's part of data-parallel training: batch rows ``rank::world``; sums over processes by ``reducer``."""
+
+    rank: int = 0
+    world: int = 1
+    reducer: Any = None
+
+
+class Checkpointer:
+    """Writes ``checkpoint.pkl``, ``weights.npz`` and ``metrics.json`` atomically; reads them back on resume.
+
+    A checkpoint records where training stands: the phase, the epoch, the
+    batches done in it, the RNG state at the epoch's start, the weights and
+    metrics; the SGD phase adds its model, optimizer and RNG states. Resuming
+    from it replays the same batches in the same order, so a killed run ends
+    with the weights an uninterrupted run would have.
+    """
+
+    def __init__(self, out: Path, enabled: bool = True):
+        self.out, self.enabled = out, enabled
+
+    def save(self, state: dict, net: Network, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        net.check_finite(f"phase {state['phase']}, epoch {state['epoch']}, batch {state['batch']}")
+        state = {**state, "net": net.state_dict(), "metrics": metrics}
+        atomic_write_bytes(self.out / CHECKPOINT, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_save_npz(self.out / "weights.npz", state["net"])
+        atomic_write_json(self.out / "metrics.json", metrics)
+
+    def load(self) -> dict:
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            raise HebbcoreError(f"cannot resume: {str(path)!r} does not exist (was the run started with hebbcore run?)")
+        try:
+            return pickle.loads(path.read_bytes())
+        except Exception as exc:  # a checkpoint is written atomically, so this means a foreign or damaged file
+            raise DataError(f"cannot resume: {str(path)!r} is unreadable ({exc.__class__.__name__})") from None
+
+
 def hebbian_epoch(net: Network, data: Dataset, batch_size: int, rng: np.random.Generator, epoch: int,
-                  epochs: int, check_every: int = 50, progress: bool | None = None) -> float:
-    """One Hebbian epoch over the shuffled training split; returns its seconds."""
+                  epochs: int, check_every: int = 50, progress: bool | None = None, start_batch: int = 0,
+                  shard: Shard | None = None, checkpoint=None, checkpoint_every: int = 0) -> float:
+    """One Hebbian epoch over the shuffled training split from batch ``start_batch``; returns its seconds.
+
+    ``checkpoint(batches_done)`` is called every ``checkpoint_every`` batches.
+    """
     ops = net.ops
+    shard = shard or Shard()
     x, y = data.train.x, data.train.y
     order = rng.permutation(len(x))
-    batches = range(0, len(x), batch_size)
+    starts = list(range(0, len(x), batch_size))
     t0 = time.perf_counter()
-    for b, i in enumerate(Progress(batches, len(batches), f"hebbian epoch {epoch}/{epochs}", batch_size, progress), 1):
-        idx = order[i:i + batch_size]
+    shown = Progress(range(start_batch, len(starts)), len(starts) - start_batch,
+                     f"hebbian epoch {epoch}/{epochs}", batch_size, progress)
+    for b in shown:
+        idx = order[starts[b]:starts[b] + batch_size][shard.rank::shard.world]
         net.hebbian_step(ops.asarray(x[idx]), ops.asarray(y[idx], dtype="int64"))
-        if check_every and b % check_every == 0:
-            net.check_finite(f"epoch {epoch}, batch {b}")
+        done = b + 1
+        if check_every and done % check_every == 0:
+            net.check_finite(f"epoch {epoch}, batch {done}")
+        if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0 and done < len(starts):
+            checkpoint(done)
     net.check_finite(f"the end of epoch {epoch}")
     ops.synchronize()
     return time.perf_counter() - t0
 
 
 def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str | Path = "runs/run",
-        device: str | None = None, progress: bool | None = None, dataset: Dataset | None = None) -> RunResult:
-    """Train ``spec`` on ``backend`` and write the run directory ``out_dir``."""
+        device: str | None = None, progress: bool | None = None, dataset: Dataset | None = None,
+        resume: bool = False, checkpoint_every: int = 0, shard: Shard | None = None) -> RunResult:
+    """Train ``spec`` on ``backend`` and write the run directory ``out_dir``.
+
+    ``resume``: continue from ``out_dir/checkpoint.pkl``. ``checkpoint_every``:
+    also checkpoint every that many batches (always at each epoch's end).
+    ``shard``: data-parallel training (see :mod:`hebbcore.distributed`); only
+    rank 0 writes files.
+    """
+    shard = shard or Shard()
     ops = make_backend(registry, backend, device)
     data = dataset if dataset is not None else load_dataset(spec, registry)
     net = Network(spec, data.input_shape, data.n_classes, ops, registry)
-    if spec.init_weights:
-        net.load_npz(spec.init_weights)
+    net.reducer = shard.reducer
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "spec.toml", dumps_toml(spec_to_table(spec)))
-    metrics: dict[str, Any] = {
-        "spec": spec.name, "backend": ops.name, "device": str(ops.device), "dataset": data.name,
-        "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
-        "machine": platform.machine(), "python": platform.python_version(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epochs": [], "final": None,
-    }
+    writer = Checkpointer(out, enabled=shard.rank == 0)
+    rng = np.random.default_rng(spec.seed)
+    position = {"phase_index": 0, "epoch": 1, "batch": 0}
+    sgd_state = None
+    if resume:
+        saved = writer.load()
+        if saved["spec"] != spec_to_table(spec):
+            raise HebbcoreError(f"cannot resume {str(out)!r}: its spec.toml differs from the checkpoint's spec")
+        net.load_state_dict(saved["net"], source=str(out / CHECKPOINT))
+        rng.bit_generator.state = saved["rng_at_epoch_start"]
+        position = {k: saved[k] for k in position}
+        metrics = saved["metrics"]
+        sgd_state = saved.get("sgd")
+        metrics.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    else:
+        if spec.init_weights:
+            net.load_npz(spec.init_weights)
+        metrics = {
+            "spec": spec.name, "backend": ops.name, "device": str(ops.device), "dataset": data.name,
+            "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
+            "machine": platform.machine(), "python": platform.python_version(), "world_size": shard.world,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epochs": [], "final": None,
+        }
+        if shard.rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "spec.toml", dumps_toml(spec_to_table(spec)))
+            atomic_write_json(out / "metrics.json", metrics)
     hooks = registry.pm.hook
 
-    def record_epoch(record: dict) -> None:
-        metrics["epochs"].append(record)
-        atomic_save_npz(out / "weights.npz", net.state_dict())
-        atomic_write_json(out / "metrics.json", metrics)
-        hooks.hebbcore_epoch_end(run_dir=str(out), record=record)
+    def save(phase_index: int, epoch: int, batch: int, rng_state: dict, sgd: dict | None = None) -> None:
+        writer.save({"spec": spec_to_table(spec), "phase": spec.phases[phase_index] if phase_index < len(spec.phases)
+                     else "done", "phase_index": phase_index, "epoch": epoch, "batch": batch,
+                     "rng_at_epoch_start": rng_state, "sgd": sgd}, net, metrics)
 
-    atomic_write_json(out / "metrics.json", metrics)
-    rng = np.random.default_rng(spec.seed)
-    for phase in spec.phases:
+    def record_epoch(record: dict, phase_index: int, next_epoch: int, sgd: dict | None = None) -> None:
+        metrics["epochs"].append(record)
+        save(phase_index, next_epoch, 0, rng.bit_generator.state, sgd)
+        if shard.rank == 0:
+            hooks.hebbcore_epoch_end(run_dir=str(out), record=record)
+
+    for phase_index, phase in enumerate(spec.phases):
+        if phase_index < position["phase_index"]:
+            continue
+        resuming = phase_index == position["phase_index"]
+        first_epoch = position["epoch"] if resuming else 1
+        start_batch = position["batch"] if resuming else 0
         if phase == "hebbian" and net.hebbian_nodes:
             cfg = spec.hebbian
-            for epoch in range(1, cfg.epochs + 1):
-                seconds = hebbian_epoch(net, data, cfg.batch_size, rng, epoch, cfg.epochs, cfg.check_every, progress)
+            for epoch in range(first_epoch, cfg.epochs + 1):
+                rng_state = rng.bit_generator.state
+
+                def checkpoint(done: int, epoch=epoch, rng_state=rng_state) -> None:
+                    save(phase_index, epoch, done, rng_state)
+
+                seconds = hebbian_epoch(net, data, cfg.batch_size, rng, epoch, cfg.epochs, cfg.check_every, progress,
+                                        start_batch=start_batch if epoch == first_epoch else 0, shard=shard,
+                                        checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+                evaluate = shard.rank == 0
                 record_epoch({"phase": "hebbian", "epoch": epoch,
-                              "train_acc": accuracy(net, data.train.x, data.train.y),
-                              "val_acc": accuracy(net, data.val.x, data.val.y),
-                              "test_acc": accuracy(net, data.test.x, data.test.y),
-                              "seconds": seconds, "images_per_s": len(data.train) / seconds})
+                              "train_acc": accuracy(net, data.train.x, data.train.y) if evaluate else None,
+                              "val_acc": accuracy(net, data.val.x, data.val.y) if evaluate else None,
+                              "test_acc": accuracy(net, data.test.x, data.test.y) if evaluate else None,
+                              "seconds": seconds, "images_per_s": len(data.train) / seconds}, phase_index, epoch + 1)
         elif phase == "sgd" and net.sgd_nodes and spec.sgd.epochs > 0:
             try:
-                from .torch_model import train_sgd
+                from .torch_model import SgdPhase
             except ImportError as exc:
                 raise HebbcoreError(f"the SGD phase needs torch (pip install torch): {exc}") from None
-            train_sgd(net, data, spec.seed, on_epoch=record_epoch, progress=progress)
-    final = {"train_acc": accuracy(net, data.train.x, data.train.y), "val_acc": accuracy(net, data.val.x, data.val.y),
-             "test_acc": accuracy(net, data.test.x, data.test.y)}
-    metrics["final"] = final
-    metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    atomic_save_npz(out / "weights.npz", net.state_dict())
-    atomic_write_json(out / "metrics.json", metrics)
+            trainer = SgdPhase(net, data, spec.seed, rank=shard.rank, world=shard.world)
+            if resuming and sgd_state is not None:
+                trainer.load_state(sgd_state)
+            trainer.run(on_epoch=lambda rec: record_epoch(rec, phase_index, trainer.epoch, trainer.state()),
+                        checkpoint=lambda: save(phase_index, trainer.epoch, trainer.batch, rng.bit_generator.state,
+                                                trainer.state()),
+                        checkpoint_every=checkpoint_every, progress=progress)
+        save(phase_index + 1, 1, 0, rng.bit_generator.state)
+    if shard.rank == 0:
+        metrics["final"] = {"train_acc": accuracy(net, data.train.x, data.train.y),
+                            "val_acc": accuracy(net, data.val.x, data.val.y),
+                            "test_acc": accuracy(net, data.test.x, data.test.y)}
+        metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        save(len(spec.phases), 1, 0, rng.bit_generator.state)
     return RunResult(out, metrics, net, data)

@@ -9,7 +9,6 @@ they can sit inside a user's own model.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any, Callable
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import TrainingDiverged
 from .interfaces import HebbianContext
 from .network import COS_EPS, Network, Node
 from .progress import Progress
@@ -188,64 +188,131 @@ def _accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device, batch: in
     return correct / len(x)
 
 
-def train_sgd(net: Network, data, seed: int, on_epoch: Callable[[dict], None] | None = None,
-              progress: bool | None = None) -> dict:
+class SgdPhase:
     """The SGD phase: cross-entropy on the network output, Nesterov SGD on the ``sgd`` layers.
 
-    Calls ``on_epoch(record)`` after every epoch with accuracies, seconds and
-    images/s; with ``keep_best`` the weights of the best validation epoch are
-    copied back into ``net`` at the end. Returns the best record.
+    Resumable: :meth:`state` captures model, optimizer, RNG states, the best
+    epoch so far and the position in the current epoch; :meth:`run` continues
+    from a state. With ``keep_best`` the weights of the best validation epoch
+    are copied back into the network at the end.
     """
-    cfg = net.spec.sgd
-    device = torch_device_for(net)
-    torch.manual_seed(seed)
-    module = build_module(net).to(device)
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        return {}
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                          weight_decay=cfg.weight_decay)
-    x_train = torch.from_numpy(data.train.x).to(device)
-    y_train = torch.from_numpy(data.train.y).to(device)
-    n = len(x_train)
-    gen = torch.Generator().manual_seed(seed)
-    best, best_state = None, None
-    for epoch in range(1, cfg.epochs + 1):
-        lr = cfg.lr * (cfg.lr_decay ** max(0, epoch - cfg.lr_decay_after))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        module.train()
-        order = torch.randperm(n, generator=gen).to(device)
-        batches = range(0, n, cfg.batch_size)
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        for i in Progress(batches, len(batches), f"sgd epoch {epoch}/{cfg.epochs}", cfg.batch_size, progress):
-            idx = order[i:i + cfg.batch_size]
-            loss = F.cross_entropy(module(x_train[idx]), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(idx)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        loss_value = float(loss_sum) / n
-        if not math.isfinite(loss_value):
-            from .errors import TrainingDiverged
-            raise TrainingDiverged(f"SGD phase: the loss became NaN or inf in epoch {epoch}; lower sgd.lr")
-        record = {"phase": "sgd", "epoch": epoch, "lr": lr, "loss": loss_value,
-                  "train_acc": _accuracy(module, data.train.x, data.train.y, device),
-                  "val_acc": _accuracy(module, data.val.x, data.val.y, device),
-                  "test_acc": _accuracy(module, data.test.x, data.test.y, device),
-                  "seconds": seconds, "images_per_s": n / seconds}
-        score = record["val_acc"] if record["val_acc"] is not None else record["train_acc"]
-        if best is None or score > (best["val_acc"] if best["val_acc"] is not None else best["train_acc"]):
-            best = record
-            best_state = copy.deepcopy(module.state_dict())
-        copy_back(module, net)
-        if on_epoch:
-            on_epoch(record)
-    if cfg.keep_best and best_state is not None:
-        module.load_state_dict(best_state)
-        copy_back(module, net)
-    return best or {}
+
+    def __init__(self, net: Network, data, seed: int, rank: int = 0, world: int = 1):
+        self.net, self.data, self.cfg = net, data, net.spec.sgd
+        self.device = torch_device_for(net)
+        self.rank, self.world = rank, world
+        torch.manual_seed(seed)
+        self.module = build_module(net).to(self.device)
+        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        self.train_module = self.module
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.train_module = DistributedDataParallel(self.module)
+        cfg = self.cfg
+        self.opt = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum,
+                                   nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay) \
+            if self.params else None
+        self.gen = torch.Generator().manual_seed(seed)
+        self.epoch, self.batch = 1, 0
+        self.gen_at_epoch_start = self.gen.get_state()
+        self.best: dict | None = None
+        self.best_state: dict | None = None
+        self.loss_sum = 0.0
+        self.seconds = 0.0
+
+    # resumable state ---------------------------------------------------------------
+    def state(self) -> dict:
+        return {"module": _cpu(self.module.state_dict()), "opt": self.opt.state_dict() if self.opt else None,
+                "gen_at_epoch_start": self.gen_at_epoch_start, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+                "epoch": self.epoch, "batch": self.batch, "best": self.best, "best_state": self.best_state,
+                "loss_sum": self.loss_sum, "seconds": self.seconds}
+
+    def load_state(self, st: dict) -> None:
+        self.module.load_state_dict(st["module"])
+        if self.opt and st["opt"]:
+            self.opt.load_state_dict(st["opt"])
+        self.gen_at_epoch_start = st["gen_at_epoch_start"]
+        self.gen.set_state(st["gen_at_epoch_start"])
+        torch.set_rng_state(st["torch_rng"])
+        if st["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(st["cuda_rng"])
+        self.epoch, self.batch = st["epoch"], st["batch"]
+        self.best, self.best_state = st["best"], st["best_state"]
+        self.loss_sum, self.seconds = st["loss_sum"], st["seconds"]
+
+    # training ---------------------------------------------------------------------
+    def run(self, on_epoch: Callable[[dict], None] | None = None, checkpoint: Callable[[], None] | None = None,
+            checkpoint_every: int = 0, progress: bool | None = None) -> dict:
+        cfg, device = self.cfg, self.device
+        if not self.params:
+            return {}
+        x_train = torch.from_numpy(self.data.train.x).to(device)
+        y_train = torch.from_numpy(self.data.train.y).to(device)
+        n = len(x_train)
+        while self.epoch <= cfg.epochs:
+            epoch = self.epoch
+            lr = cfg.lr * (cfg.lr_decay ** max(0, epoch - cfg.lr_decay_after))
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            self.gen.set_state(self.gen_at_epoch_start)
+            order = torch.randperm(n, generator=self.gen).to(device)
+            starts = list(range(0, n, cfg.batch_size))
+            self.train_module.train()
+            t0 = time.perf_counter()
+            shown = Progress(range(self.batch, len(starts)), len(starts) - self.batch,
+                             f"sgd epoch {epoch}/{cfg.epochs}", cfg.batch_size, progress)
+            acc = torch.zeros((), device=device)  # summed loss, read back only at checkpoints
+            for b in shown:
+                idx = order[starts[b]:starts[b] + cfg.batch_size][self.rank::self.world]
+                loss = F.cross_entropy(self.train_module(x_train[idx]), y_train[idx])
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                acc += loss.detach() * len(idx)
+                self.batch = b + 1
+                if checkpoint and checkpoint_every and self.batch % checkpoint_every == 0 and self.batch < len(starts):
+                    self.loss_sum += float(acc)
+                    acc.zero_()
+                    if not math.isfinite(self.loss_sum):
+                        raise TrainingDiverged(f"SGD phase: the loss became NaN or inf in epoch {epoch}, "
+                                               f"batch {self.batch}; lower sgd.lr")
+                    self.seconds += time.perf_counter() - t0
+                    checkpoint()
+                    t0 = time.perf_counter()
+            self.loss_sum += float(acc)
+            self.seconds += time.perf_counter() - t0
+            loss_value = self.loss_sum * self.world / n
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(f"SGD phase: the loss became NaN or inf in epoch {epoch}; lower sgd.lr")
+            evaluate = self.rank == 0
+            record = {"phase": "sgd", "epoch": epoch, "lr": lr, "loss": loss_value,
+                      "train_acc": _accuracy(self.module, self.data.train.x, self.data.train.y, device) if evaluate else None,
+                      "val_acc": _accuracy(self.module, self.data.val.x, self.data.val.y, device) if evaluate else None,
+                      "test_acc": _accuracy(self.module, self.data.test.x, self.data.test.y, device) if evaluate else None,
+                      "seconds": self.seconds, "images_per_s": n / self.seconds}
+            score = record["val_acc"] if record["val_acc"] is not None else record["train_acc"]
+            best_score = None if self.best is None else (
+                self.best["val_acc"] if self.best["val_acc"] is not None else self.best["train_acc"])
+            if score is not None and (best_score is None or score > best_score):
+                self.best, self.best_state = record, _cpu(self.module.state_dict())
+            copy_back(self.module, self.net)
+            self.epoch, self.batch, self.loss_sum, self.seconds = epoch + 1, 0, 0.0, 0.0
+            self.gen_at_epoch_start = self.gen.get_state()
+            if on_epoch:
+                on_epoch(record)
+        if cfg.keep_best and self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+            copy_back(self.module, self.net)
+        return self.best or {}
+
+
+def _cpu(state: dict) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+def train_sgd(net: Network, data, seed: int, on_epoch: Callable[[dict], None] | None = None,
+              progress: bool | None = None) -> dict:
+    """Run a whole SGD phase (no checkpoints); returns the best epoch's record."""
+    return SgdPhase(net, data, seed).run(on_epoch=on_epoch, progress=progress)
