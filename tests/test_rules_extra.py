@@ -294,7 +294,7 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((n, k, h, h)).astype(np.float32)
     top = min(top, k)
-    for arr in (a, a[:, :, 0, 0].copy()):
+    for arr in (a, a[:, :, 0, 0].copy(), np.round(a)):  # rounded: many exact ties, broken the same way
         b = ops.asarray(arr)
         assert_close(ops.to_numpy(ops.kernel_gram(b)), numpy_ops.kernel_gram(arr), what="kernel_gram")
         assert_close(ops.to_numpy(ops.softmax(b, axis=1)), numpy_ops.softmax(arr, axis=1), what="softmax")
@@ -316,6 +316,9 @@ def test_primitives_against_loops(numpy_ops):
     a = np.array([[0.5, 2.0, 0.5, -1.0]], dtype=np.float32)
     np.testing.assert_array_equal(numpy_ops.top_k_mask(a, 2, axis=1), [[1, 1, 0, 0]])  # tie: lower index first
     np.testing.assert_array_equal(numpy_ops.top_k_mask(a, 3, axis=1), [[1, 1, 1, 0]])
+    b = np.array([[0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0]], dtype=np.float32)  # k > 4: the sort path, same ties
+    np.testing.assert_array_equal(numpy_ops.top_k_mask(b, 5, axis=1), [[1, 1, 1, 1, 1, 0, 0]])
+    np.testing.assert_array_equal(numpy_ops.top_k_mask(b, 3, axis=1), [[1, 1, 0, 0, 1, 0, 0]])
     assert_close(numpy_ops.softmax(a, axis=1), np.exp(a) / np.exp(a).sum(), what="softmax")
 
 
