@@ -20,6 +20,7 @@ forward convolution with the kernels ``sign(w)|w|^{p−1}``. The weights converg
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hebbcore.interfaces import LearningRule
@@ -70,10 +71,13 @@ class KrotovHopfield(LearningRule):
         return out
 
     def post_synaptic(self, ctx):
-        ops, k = ctx.ops, self.options.k
+        ops = ctx.ops
         cur = self.currents(ctx)
-        kth = ops.top_k_mask(cur, k, axis=1) - ops.top_k_mask(cur, k - 1, axis=1)
-        return ops.one_hot_argmax(cur, axis=1) - kth * self.options.delta
+        first = hit = ops.one_hot_argmax(cur, axis=1)  # rank 1 (lower index first on ties)
+        for _ in range(self.options.k - 1):  # ranks 2..k: mask the last winner, take the next argmax
+            cur = ops.where(hit > 0, -math.inf, cur)
+            hit = ops.one_hot_argmax(cur, axis=1)
+        return first - hit * self.options.delta
 
     def update_sums(self, ctx, y):
         o = self.options
