@@ -288,7 +288,7 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
         problems.append(f"{path}: expected a table, got {_describe(raw)}")
         return None
     ltype = raw.get("type")
-    if ltype not in LAYER_FIELDS:
+    if not isinstance(ltype, str) or ltype not in LAYER_FIELDS:
         problems.append(f"{path}.type: expected one of {', '.join(LAYER_FIELDS)}, got {ltype!r}"
                         f"{did_you_mean(ltype, LAYER_FIELDS) if isinstance(ltype, str) else ''}")
         return None
