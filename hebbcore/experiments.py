@@ -393,6 +393,8 @@ class ExperimentRunner:
             result = run(spec, self.registry, backend=self.backend, out_dir=out, device=self.device,
                          progress=self.progress, dataset=data)
             metrics = result.metrics
+        if self.command:
+            atomic_write_text(out / "command.txt", self.command + "\n")
         info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         info["wall_seconds"] = round(time.time() - t0, 1)
         metrics["experiment"] = info
@@ -647,7 +649,7 @@ def add_arguments(sub) -> None:
     p.add_argument("--no-plots", action="store_true")
 
 
-def dispatch(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace, command: str = "") -> int:
     from .plugin_manager import default_registry
 
     if args.exp_command == "report":
@@ -663,7 +665,6 @@ def dispatch(args: argparse.Namespace) -> int:
             print(f"{name}: {'done' if is_done(d) else 'to run'}")
         return 0
     over = Overrides(args.sgd_epochs, args.hebbian_epochs, args.n_train, args.n_val, args.n_test)
-    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + sys.argv[1:])
     runner = ExperimentRunner(default_registry(), results, args.backend, args.device, over, args.force,
                               not args.no_feature_cache, False if args.no_progress else None,
                               log=lambda m: print(m, flush=True), command=command)
@@ -676,9 +677,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hebbcore.experiments", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="exp_command", required=True)
     add_arguments(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in ("HEBBCORE_CIFAR10", "HEBBCORE_CACHE") if k in os.environ)
+    command = (env + " " if env else "") + "python -m hebbcore.experiments " + shlex.join(argv)
     try:
-        return dispatch(args)
+        return dispatch(args, command)
     except HebbcoreError as exc:
         print(f"hebbcore: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code

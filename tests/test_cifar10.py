@@ -329,6 +329,7 @@ def test_experiments_cli_dry_run_and_missing_parent(tmp_path, capsys, registry):
     assert ex.main(["run", str(folder / "parent.toml"), "--sgd-epochs", "1", "--no-progress"]) == 0
     m = json.loads((folder / "results" / "parent" / "metrics.json").read_text())
     assert m["experiment"]["overrides"] == {"sgd_epochs": 1} and len(m["epochs"]) == 1
+    assert "python -m hebbcore.experiments run " in (folder / "results" / "parent" / "command.txt").read_text()
     assert ex.main(["run", str(folder / "probe.toml"), "--no-progress"]) == 0  # starts from the reduced parent
     m = json.loads((folder / "results" / "probe" / "metrics.json").read_text())
     assert m["experiment"]["parent_overrides"] == {"sgd_epochs": 1}
