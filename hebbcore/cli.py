@@ -32,10 +32,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the run in DIR from its last checkpoint (after a crash or kill)")
     r.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                    help="also checkpoint every N batches (always at the end of each epoch)")
+    r.add_argument("--tensorboard", action="store_true", help="also log every epoch to DIR/tensorboard")
     r.add_argument("--distributed", action="store_true",
                    help="data-parallel over processes started by torchrun (gloo on CPU, nccl on CUDA)")
     v = sub.add_parser("validate", help="check a spec and print it resolved")
     v.add_argument("spec")
+    pl = sub.add_parser("plot", help="(re)draw a run's kernel grid, learning curves and confusion matrix")
+    pl.add_argument("run_dir", help="a run directory (with metrics.json and weights.npz)")
     sub.add_parser("plugins", help="list registered rules, aggregations, backends, datasets, transforms")
     from .bench import add_parser as add_bench_parser
 
@@ -60,7 +63,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .plugin_manager import default_registry
     from .spec import dumps_toml, load_spec, spec_to_table
 
-    registry = default_registry()
+    if args.command == "plot":
+        return _plot(args.run_dir)
+    extra = []
+    if getattr(args, "tensorboard", False):
+        from hebbcore_plugins.loggers.tensorboard import TensorBoardLogger
+
+        extra.append(TensorBoardLogger())
+    registry = default_registry(plugins=extra)
     if args.command == "plugins":
         for kind in ("rule", "aggregation", "backend", "dataset", "transform"):
             entries = [f"{n} ({registry.origin[(kind, n)]})" for n in registry.names(kind)]
@@ -80,6 +90,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     out = args.out or f"runs/{spec.name}"
     return _run(args, registry, spec, out, resume=False, backend=args.backend or "numpy")
+
+
+def _plot(run_dir: str) -> int:
+    from pathlib import Path
+
+    from .errors import DataError
+
+    if not (Path(run_dir) / "metrics.json").is_file():
+        raise DataError(f"{run_dir!r} is not a run directory (no metrics.json)")
+    try:
+        from .plots import write_run_plots
+    except ImportError as exc:
+        raise HebbcoreError(f"plots need matplotlib (pip install matplotlib): {exc}") from None
+    for p in write_run_plots(run_dir):
+        print(p)
+    return 0
 
 
 def _resume(args: argparse.Namespace, registry) -> int:
@@ -114,7 +140,7 @@ def _run(args: argparse.Namespace, registry, spec, out, resume: bool, backend: s
     if shard is not None and shard.rank != 0:
         return 0
     final = result.metrics["final"]
-    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in final.items()}
+    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in final.items() if k.endswith("_acc")}
     print(f"{spec.name}: {json.dumps(shown)} -> {out}")
     return 0
 

@@ -6,7 +6,9 @@ A run directory holds, each written atomically and refreshed after every epoch:
 - ``metrics.json``: backend, device, and one record per epoch (phase, epoch,
   train/val/test accuracy, seconds, images/s), plus ``final``;
 - ``weights.npz``: one array per parameter, named ``"<layer>.<param>"``;
-- ``checkpoint.pkl``: where training stands, for ``hebbcore run --resume DIR``.
+- ``metrics.csv``: the per-epoch records as a table;
+- ``checkpoint.pkl``: where training stands, for ``hebbcore run --resume DIR``;
+- ``plots/``: kernel grid of the first conv layer, learning curves, confusion matrix (with matplotlib).
 """
 from __future__ import annotations
 
@@ -89,6 +91,7 @@ class Checkpointer:
         atomic_write_bytes(self.out / CHECKPOINT, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
         atomic_save_npz(self.out / "weights.npz", state["net"])
         atomic_write_json(self.out / "metrics.json", metrics)
+        atomic_write_text(self.out / "metrics.csv", metrics_csv(metrics))
 
     def load(self) -> dict:
         path = self.out / CHECKPOINT
@@ -224,6 +227,41 @@ def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str 
         metrics["final"] = {"train_acc": accuracy(net, data.train.x, data.train.y),
                             "val_acc": accuracy(net, data.val.x, data.val.y),
                             "test_acc": accuracy(net, data.test.x, data.test.y)}
+        split = data.test if len(data.test) else data.val
+        if net.is_classifier and len(split):
+            metrics["final"]["confusion_split"] = "test" if len(data.test) else "val"
+            metrics["final"]["confusion"] = confusion_matrix(net.predict(split.x), split.y, data.n_classes).tolist()
+        metrics["class_names"] = list(data.class_names)
         metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         save(len(spec.phases), 1, 0, rng.bit_generator.state)
+        write_plots(out)
     return RunResult(out, metrics, net, data)
+
+
+def confusion_matrix(pred: np.ndarray, true: np.ndarray, n_classes: int) -> np.ndarray:
+    """``cm[t, p]``: how many samples of class t were predicted as p."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (true, pred), 1)
+    return cm
+
+
+def write_plots(out: Path) -> list[Path]:
+    """Kernel grid, learning curves and confusion matrix under ``out/plots`` (skipped without matplotlib)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return []
+    from .plots import write_run_plots
+
+    return write_run_plots(out)
+
+
+METRIC_COLUMNS = ("phase", "epoch", "train_acc", "val_acc", "test_acc", "loss", "lr", "seconds", "images_per_s")
+
+
+def metrics_csv(metrics: dict) -> str:
+    """The per-epoch records as CSV (one row per epoch)."""
+    rows = [",".join(METRIC_COLUMNS)]
+    for e in metrics["epochs"]:
+        rows.append(",".join("" if e.get(c) is None else str(e.get(c)) for c in METRIC_COLUMNS))
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,1 @@
+"""Loggers: plugins that implement ``hebbcore_epoch_end`` (opt-in, e.g. ``hebbcore run --tensorboard``)."""

@@ -1,0 +1,51 @@
+"""Outputs people look at: CSV log, confusion matrix, plots, TensorBoard."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+
+def run_tiny(out, *extra):
+    res = subprocess.run([sys.executable, "-m", "hebbcore.cli", "run", str(REPO / "examples" / "tiny.toml"), "--out",
+                          str(out), "--no-progress", *extra], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_csv_confusion_and_plots(tmp_path):
+    pytest.importorskip("matplotlib", reason="plots need matplotlib")
+    metrics = run_tiny(tmp_path / "r")
+    rows = list(csv.DictReader((tmp_path / "r" / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[-1]["test_acc"]) == metrics["epochs"][-1]["test_acc"]
+    cm = np.array(metrics["final"]["confusion"])
+    assert cm.shape == (10, 10) and cm.sum() == metrics["n_test"]
+    assert np.trace(cm) / cm.sum() == pytest.approx(metrics["final"]["test_acc"])
+    for name in ("kernels_conv1.png", "learning_curves.png", "confusion.png"):
+        data = (tmp_path / "r" / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    (tmp_path / "r" / "plots" / "confusion.png").unlink()
+    res = subprocess.run([sys.executable, "-m", "hebbcore.cli", "plot", str(tmp_path / "r")], capture_output=True, text=True)
+    assert res.returncode == 0 and (tmp_path / "r" / "plots" / "confusion.png").is_file()
+
+
+def test_kernel_grid_layout():
+    from hebbcore.plots import kernel_grid
+
+    w = np.random.default_rng(0).standard_normal((5, 3, 4, 4)).astype(np.float32)
+    img = kernel_grid(w, cols=3, pad=1)
+    assert img.shape == (2 * 5 + 1, 3 * 5 + 1, 3) and img.min() >= 0 and img.max() <= 1
+    k0 = img[1:5, 1:5]
+    assert k0.min() == 0 and k0.max() == 1  # each kernel scaled on its own
+
+
+def test_tensorboard_logging(tmp_path):
+    pytest.importorskip("tensorboard", reason="the optional tensorboard package is not installed")
+    run_tiny(tmp_path / "r", "--tensorboard")
+    assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
