@@ -19,7 +19,10 @@ call of ``post_synaptic`` (one Hebbian step), *before* it is used:
     m_k = mean_p y_pk²   (over the batch's samples and positions)
     θ_k ← m_k on the first step, else θ_k ← (1 − τ)·θ_k + τ·m_k   (τ = ``tau``)
 
-``c`` is signed: use ``aggregation = "mean"`` (or ``"sum"``).
+``c`` is signed: use ``aggregation = "mean"`` (or ``"sum"``). Under data-parallel
+training each process averages ``y²`` over its own shard of the batch. The rule does
+not bound ``‖w‖`` by itself: a large ``lr`` with ``activation = "relu"`` diverges,
+which the NaN check reports.
 """
 from __future__ import annotations
 

@@ -17,6 +17,10 @@ weight-gradient of ``g`` and ``Σ_p g_pk I_pk``; the currents for ``p ≠ 2`` ar
 forward convolution with the kernels ``sign(w)|w|^{p−1}``. The weights converge to
 ``‖w_k‖_p = R``. ``g`` is signed and the update already normalised: use
 ``aggregation = "sum"``.
+
+Data-parallel training sums the rule's sums over the processes; with
+``normalize`` each process divides by its own maximum first, so the step differs
+from a single process's (``normalize = false`` is exact).
 """
 from __future__ import annotations
 

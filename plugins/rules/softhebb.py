@@ -19,6 +19,11 @@ kernel's rate shrinks as its norm reaches ``R``. So ``c_p = y'_pk``,
 ``d_p = ρ_k (x_p − u_pk w_k) / max|D|``; the sums are one conv weight-gradient and
 ``Σ_p y'_pk u_pk``. ``y'`` is signed and the update already normalised: use
 ``aggregation = "sum"``.
+
+Data-parallel training (``hebbcore.distributed``) sums the rule's sums over the
+processes; with ``normalize`` each process divides its own sum by its own
+maximum first, so the step differs from a single process's (``normalize = false``
+is exact).
 """
 from __future__ import annotations
 
