@@ -86,8 +86,25 @@ class TorchOps(Ops):
         return self.F.conv2d(x, w, stride=stride)
 
     def conv2d_weight_sums(self, x, g, kernel_size, stride=1):
-        k, c = g.shape[1], x.shape[1]
+        n, k, ho, wo = g.shape
+        c = x.shape[1]
+        if ho * wo > 1 and g.stride(2) == 0 and g.stride(3) == 0:
+            # g constant over positions (a teacher signal expanded over them): Σ_p g·patch_p = g·Σ_p patch_p
+            return self._weight_sums_constant(x, g[:, :, 0, 0], kernel_size, stride, ho, wo)
         return self.torch.nn.grad.conv2d_weight(x, (k, c, *kernel_size), g.contiguous(), stride=stride)
+
+    def _weight_sums_constant(self, x, g0, kernel_size, stride, ho, wo):
+        """``Σ_n g0[n, k] · Σ_p patch_p(x[n])``: per-sample window sums, then one small matrix product."""
+        kh, kw = kernel_size
+        n, c = x.shape[:2]
+        if stride == 1:
+            sums = self.F.avg_pool2d(x, (ho, wo), stride=1) * float(ho * wo)  # (N, C, kh, kw)
+        else:
+            span_h, span_w = stride * (ho - 1) + 1, stride * (wo - 1) + 1
+            sums = self.torch.stack([self.torch.stack(
+                [x[:, :, a:a + span_h:stride, b:b + span_w:stride].sum(dim=(2, 3)) for b in range(kw)], dim=-1)
+                for a in range(kh)], dim=-2)
+        return (g0.T @ sums.reshape(n, -1)).reshape(g0.shape[1], c, kh, kw)
 
     def patch_sq_norms(self, x, kernel_size, stride=1):
         s = (x * x).sum(dim=1, keepdim=True)
@@ -125,3 +142,9 @@ class TorchOps(Ops):
 
     def softmax(self, a, axis=1):
         return self.torch.softmax(a, dim=axis)
+
+    # fused response
+    def cosine(self, dot, w_norm, x_norm, eps):
+        den = w_norm * x_norm
+        den.add_(eps)
+        return self.torch.div(dot, den, out=den) if den.shape == dot.shape else dot / den

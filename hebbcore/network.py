@@ -191,7 +191,7 @@ class Network:
             dot = ops.linear(x, w)
             xn = ops.sqrt(ops.sum(x * x, axis=1)).reshape(-1, 1)
             wn = ops.sqrt(ops.sum(w * w, axis=1)).reshape(1, -1)
-        return dot, dot / (wn * xn + COS_EPS)
+        return dot, ops.cosine(dot, wn, xn, COS_EPS)
 
     def layer_forward(self, node: Node, x: Array, batch_stats: bool) -> Array:
         ops, l = self.ops, node.spec

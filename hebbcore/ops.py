@@ -69,11 +69,10 @@ class Ops:
     def one_hot_argmax(self, a: Array, axis: int = 1) -> Array:
         """1.0 where ``a`` is largest along ``axis`` (first one on ties), 0.0 elsewhere."""
         xp = self.xp
-        idx = xp.expand_dims(a.argmax(axis=axis), axis)
-        shape = [1] * a.ndim
-        shape[axis] = a.shape[axis]
-        ar = xp.arange(a.shape[axis]).reshape(shape)
-        return (idx == ar).astype(a.dtype)
+        last = xp.moveaxis(a, axis, -1)  # contiguous for channels-last activations
+        idx = last.argmax(axis=-1)[..., None]
+        hot = (idx == xp.arange(a.shape[axis])).astype(a.dtype)
+        return xp.moveaxis(hot, -1, axis)
 
     def take_rows(self, table: Array, index: Array) -> Array:
         """``table[index]`` along the first axis (index: integer array)."""
@@ -95,51 +94,64 @@ class Ops:
     def conv2d(self, x: Array, w: Array, stride: int = 1) -> Array:
         """Valid cross-correlation, no bias: ``(N, C, H, W) x (K, C, kh, kw) -> (N, K, Ho, Wo)``.
 
-        Default: one matrix product per kernel offset over a strided view of the
-        input, so no batch of patches is ever unfolded.
+        Default: channels-last implicit GEMM. The patches of a chunk of samples
+        are copied from a strided view into a buffer of at most
+        :attr:`im2col_max_bytes` and multiplied with the kernels in one matrix
+        product, so memory stays bounded whatever the batch size. The result is
+        an ``(N, K, Ho, Wo)`` view of channels-last memory, which the next layer
+        reads without a transpose.
         """
         xp = self.xp
         n, c, h, wd = x.shape
         k, _, kh, kw = w.shape
         ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
-        xh = xp.ascontiguousarray(x.transpose(0, 2, 3, 1))  # NHWC
-        wt = w.transpose(2, 3, 1, 0)  # (kh, kw, C, K)
-        out = xp.zeros((n * ho * wo, k), dtype=x.dtype)
-        for a in range(kh):
-            for b in range(kw):
-                xs = xh[:, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride, :]
-                out += xs.reshape(-1, c) @ wt[a, b]
-        return xp.ascontiguousarray(out.reshape(n, ho, wo, k).transpose(0, 3, 1, 2))
+        xh = self._channels_last(x)
+        wm = xp.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, k)  # rows ordered (a, b, c)
+        out = xp.empty((n, ho, wo, k), dtype=x.dtype)
+        om, p = out.reshape(n * ho * wo, k), ho * wo
+        for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
+            xp.matmul(cols, wm, out=om[s * p:e * p])
+        return out.transpose(0, 3, 1, 2)
 
     def conv2d_weight_sums(self, x: Array, g: Array, kernel_size: tuple[int, int], stride: int = 1) -> Array:
         """``Σ_{n,p} g[n, k, p] · patch_p(x[n])``, the conv weight-gradient of ``x`` with output-gradient ``g``.
 
         ``(N, C, H, W), (N, K, Ho, Wo) -> (K, C, kh, kw)``. This is the sum every
-        Hebbian conv update needs; no patch matrix is built.
+        Hebbian conv update needs. Default: the bounded patch chunks of
+        :meth:`conv2d`, one matrix product each. When ``g`` is broadcast over
+        the positions (stride 0, e.g. a teacher signal), ``Σ_p g·patch_p =
+        g·Σ_p patch_p`` is computed from per-sample window sums instead.
         """
         xp = self.xp
         n, c, h, wd = x.shape
         _, k, ho, wo = g.shape
         kh, kw = kernel_size
-        xh = xp.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        gm = xp.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, k)  # (NP, K)
-        out = xp.empty((kh, kw, k, c), dtype=x.dtype)
-        for a in range(kh):
-            for b in range(kw):
-                xs = xh[:, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride, :]
-                out[a, b] = gm.T @ xs.reshape(-1, c)
-        return xp.ascontiguousarray(out.transpose(2, 3, 0, 1))
+        xh = self._channels_last(x)
+        if ho * wo > 1 and g.strides[2] == 0 and g.strides[3] == 0:
+            sums = self._window_sums(xh, kh, kw, stride, ho, wo).reshape(n, kh * kw * c)
+            out = sums.T @ g[:, :, 0, 0]
+        else:
+            gm, p = self._channels_last(g).reshape(n * ho * wo, k), ho * wo
+            tall = kh * kw * c >= k  # BLAS is fastest with the longer side as the rows of the result
+            out = None
+            for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
+                part = cols.T @ gm[s * p:e * p] if tall else (gm[s * p:e * p].T @ cols).T  # (kh·kw·C, K)
+                out = part if out is None else xp.add(out, part, out=out)
+            if out is None:
+                return xp.zeros((k, c, kh, kw), dtype=x.dtype)
+        return xp.ascontiguousarray(out.reshape(kh, kw, c, k).transpose(3, 2, 0, 1))
 
     def patch_sq_norms(self, x: Array, kernel_size: tuple[int, int], stride: int = 1) -> Array:
         """``‖patch_p(x[n])‖²`` for every sample and output position: ``(N, C, H, W) -> (N, 1, Ho, Wo)``."""
+        xp = self.xp
         n, c, h, wd = x.shape
         kh, kw = kernel_size
         ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
-        s = (x * x).sum(axis=1)
-        out = self.xp.zeros((n, ho, wo), dtype=x.dtype)
-        for a in range(kh):
-            for b in range(kw):
-                out += s[:, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride]
+        s = xp.ascontiguousarray((x * x).sum(axis=1))  # (N, H, W)
+        it = s.itemsize
+        rows = self._strided(s, (n, h, wo, kw), (h * wd * it, wd * it, stride * it, it)).sum(axis=3)
+        rows = xp.ascontiguousarray(rows)  # (N, H, Wo): sums over each window's columns
+        out = self._strided(rows, (n, ho, wo, kh), (h * wo * it, stride * wo * it, it, wo * it)).sum(axis=3)
         return out[:, None]
 
     def max_pool2d(self, x: Array, kernel_size: int, stride: int) -> Array:
@@ -149,8 +161,8 @@ class Ops:
         for a in range(kernel_size):
             for b in range(kernel_size):
                 xs = x[:, :, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride]
-                out = xs.copy() if out is None else self.xp.maximum(out, xs)
-        return out
+                out = xs if out is None else self.xp.maximum(out, xs)  # keeps the memory layout of x
+        return out.copy(order="K") if kernel_size == 1 else out
 
     def batch_moments(self, x: Array) -> tuple[Array, Array]:
         """Per-channel mean and biased variance over all axes but 1."""
@@ -169,6 +181,48 @@ class Ops:
     @staticmethod
     def _expand(v: Array, ndim: int) -> Array:
         return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+    #: Upper bound of the patch buffer of :meth:`conv2d` / :meth:`conv2d_weight_sums` (bytes).
+    im2col_max_bytes: ClassVar[int] = 16 << 20
+
+    def _channels_last(self, x: Array) -> Array:
+        """``x`` ``(N, C, H, W)`` as a C-contiguous ``(N, H, W, C)`` array (no copy when it already is one)."""
+        return self.xp.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+    def _strided(self, a: Array, shape: tuple[int, ...], strides: tuple[int, ...]) -> Array:
+        """A read-only strided view of the C-contiguous array ``a`` (strides in bytes)."""
+        return self.xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
+
+    def _patch_chunks(self, xh: Array, kh: int, kw: int, stride: int, ho: int, wo: int):
+        """Yield ``(start, stop, cols)`` over chunks of samples of the channels-last input ``xh``.
+
+        ``cols[(n - start)·Ho·Wo + i·Wo + j, (a·kw + b)·C + c] = xh[n, i·s + a, j·s + b, c]``; one buffer of at
+        most :attr:`im2col_max_bytes` (or one sample) is reused for every chunk.
+        """
+        n, h, wd, c = xh.shape
+        it = xh.itemsize
+        # (b, c) of a patch row are contiguous in channels-last memory: one axis of kw·C elements
+        view = self._strided(xh, (n, ho, wo, kh, kw * c),
+                             (h * wd * c * it, stride * wd * c * it, stride * c * it, wd * c * it, it))
+        per_sample = ho * wo * kh * kw * c * it
+        m = max(1, min(n, self.im2col_max_bytes // max(per_sample, 1)))
+        buf = self.xp.empty((m, ho, wo, kh, kw * c), dtype=xh.dtype)
+        for s in range(0, n, m):
+            e = min(n, s + m)
+            b = buf[:e - s]
+            b[...] = view[s:e]
+            yield s, e, b.reshape((e - s) * ho * wo, kh * kw * c)
+
+    def _window_sums(self, xh: Array, kh: int, kw: int, stride: int, ho: int, wo: int) -> Array:
+        """``Σ_p patch_p(x[n])`` for each sample, ``(N, kh, kw, C)``, from the channels-last input (two reductions)."""
+        xp = self.xp
+        n, h, wd, c = xh.shape
+        it = xh.itemsize
+        cols = self._strided(xh, (n, h, kw, wo, c), (h * wd * c * it, wd * c * it, c * it, stride * c * it, it))
+        rows = xp.ascontiguousarray(cols.sum(axis=3))  # (N, H, kw, C)
+        win = self._strided(rows, (n, kh, ho, kw, c),
+                            (h * kw * c * it, kw * c * it, stride * kw * c * it, c * it, it))
+        return win.sum(axis=2)
 
     # ------------------------------------------------------------------ rule primitives (competition, PCA)
     def kernel_gram(self, y: Array) -> Array:
@@ -202,3 +256,14 @@ class Ops:
         """``exp(a) / Σ exp(a)`` along ``axis`` (max-shifted)."""
         e = self.xp.exp(a - a.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
+
+    # ------------------------------------------------------------------ fused response
+    def cosine(self, dot: Array, w_norm: Array, x_norm: Array, eps: float) -> Array:
+        """``dot / (w_norm · x_norm + eps)`` (norms broadcast against ``dot``), in the memory layout of ``dot``."""
+        xp = self.xp
+        if xp is None:
+            return dot / (w_norm * x_norm + eps)
+        den = xp.empty_like(dot)
+        xp.multiply(w_norm, x_norm, out=den)
+        den += eps
+        return xp.divide(dot, den, out=den)
