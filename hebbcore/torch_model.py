@@ -37,6 +37,29 @@ class _HebbianMixin:
         self.rule, self.aggregation, self.lr, self.n_classes = rule, aggregation, lr, n_classes
         return self
 
+    def use_rule(self, rule: str, lr: float = 0.1, aggregation: str = "weighted_mean", n_classes: int = 0,
+                 registry=None, **options) -> "_HebbianMixin":
+        """Learn with the registered rule ``rule`` (any plugin's), e.g. ``HebbianConv2d(3, 32, 5).use_rule("wta")``.
+
+        ``options`` are the rule's options, validated as in a spec (SpecError on a bad one).
+        """
+        from .errors import SpecError
+        from .interfaces import LayerInfo
+        from .plugin_manager import default_registry
+        from .spec import parse_options
+
+        registry = registry or default_registry()
+        rule_cls = registry.get("rule", rule)
+        problems: list[str] = []
+        opts = parse_options(rule_cls.Options, options, "options", problems)
+        info = LayerInfo(type(self).__name__, "conv" if self.weight.ndim == 4 else "linear",
+                         int(self.weight.shape[0]), n_classes)
+        if opts is not None:
+            problems += rule_cls.check(opts, info)
+        if problems:
+            raise SpecError(problems, f"{type(self).__name__}.use_rule({rule!r})")
+        return self.attach_rule(rule_cls(opts, info), registry.get("aggregation", aggregation)(), lr, n_classes)
+
     @torch.no_grad()
     def hebbian_step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Update the weights from input ``x`` with the attached rule; returns the pre-update response."""

@@ -46,7 +46,7 @@ def test_registered_rule_runs_from_a_spec(tmp_path):
     spec = loads_spec(SPEC, registry)
     result = run(spec, registry, out_dir=tmp_path, progress=False)
     w = np.load(tmp_path / "weights.npz")["c.weight"]
-    assert w.shape == (4, 3, 3, 3) and np.isfinite(w).all()
+    assert w.shape == (4, 3, 3, 3) and w.dtype == np.float32 and np.isfinite(w).all()
     assert result.metrics["epochs"][0]["phase"] == "hebbian"
 
 

@@ -63,3 +63,31 @@ def test_hebbian_module_step_matches_network(registry, numpy_ops):
     module.conv1.hebbian_step(torch.from_numpy(x))
     net.hebbian_step(x, None)
     np.testing.assert_allclose(module.conv1.weight.detach().numpy(), net.nodes[0].params["weight"], rtol=1e-4, atol=1e-5)
+
+
+def test_hebbian_layers_inside_a_users_model():
+    """A user's own torch model: a Hebbian conv trained by a rule plugin, then an SGD head on its features."""
+    from torch import nn
+
+    from hebbcore.errors import SpecError
+    from hebbcore.plugin_manager import default_registry
+    from hebbcore.torch_model import HebbianConv2d, HebbianLinear
+    from hebbcore_plugins.data.synthetic import SyntheticOptions, make_gratings
+
+    torch.manual_seed(0)
+    reg = default_registry()
+    opts = SyntheticOptions(size=12, n_classes=4, noise=0.3)
+    train = make_gratings(600, opts, np.random.default_rng(0))
+    test = make_gratings(200, opts, np.random.default_rng(1))
+    conv = HebbianConv2d(3, 12, 5).use_rule("wta", lr=0.1, registry=reg)
+    clf = HebbianLinear(12 * 4 * 4, 4).use_rule("teacher", n_classes=4, registry=reg)
+    model = nn.Sequential(conv, nn.MaxPool2d(2), nn.Flatten(), clf)
+    x, y = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    for i in range(0, 600, 30):
+        feats = model[1:3](conv.hebbian_step(x[i:i + 30]))
+        clf.hebbian_step(feats, y[i:i + 30])
+    with torch.no_grad():
+        acc = (model(torch.from_numpy(test.x)).argmax(1).numpy() == test.y).mean()
+    assert acc > 0.6, acc
+    with pytest.raises(SpecError, match="groups_per_clas"):
+        HebbianLinear(8, 4).use_rule("teacher", n_classes=4, registry=reg, groups_per_clas=1)

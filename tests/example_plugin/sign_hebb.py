@@ -11,7 +11,7 @@ class SignHebb(LearningRule):
     name = "sign_hebb"
 
     def post_synaptic(self, ctx):
-        return (ctx.dot > 0) * 1.0
+        return (ctx.dot > 0) * ctx.ops.asarray(1.0)  # float32 on every backend (a bare 1.0 is float64 in numpy)
 
     def update_sums(self, ctx, y):
         coef = ctx.coefficient_sum(y)
