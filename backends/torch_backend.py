@@ -31,6 +31,9 @@ class TorchOps(Ops):
         self.torch = torch
         self.F = torch.nn.functional
         self.dev = dev
+        # oneDNN convolves channels-last (NHWC) memory faster; activations then stay channels-last through the
+        # element-wise ops, pooling and batch-norm. cuDNN paths keep the default NCHW layout.
+        self._memory_format = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
         super().__init__(str(dev))
 
     # transfer
@@ -82,8 +85,11 @@ class TorchOps(Ops):
     def linear_weight_sums(self, x, g):
         return g.T @ x
 
+    def _layout(self, t):
+        return t.contiguous(memory_format=self._memory_format)
+
     def conv2d(self, x, w, stride=1):
-        return self.F.conv2d(x, w, stride=stride)
+        return self.F.conv2d(self._layout(x), self._layout(w), stride=stride)
 
     def conv2d_weight_sums(self, x, g, kernel_size, stride=1):
         n, k, ho, wo = g.shape
@@ -91,7 +97,8 @@ class TorchOps(Ops):
         if ho * wo > 1 and g.stride(2) == 0 and g.stride(3) == 0:
             # g constant over positions (a teacher signal expanded over them): Σ_p g·patch_p = g·Σ_p patch_p
             return self._weight_sums_constant(x, g[:, :, 0, 0], kernel_size, stride, ho, wo)
-        return self.torch.nn.grad.conv2d_weight(x, (k, c, *kernel_size), g.contiguous(), stride=stride)
+        return self.torch.nn.grad.conv2d_weight(self._layout(x), (k, c, *kernel_size), self._layout(g),
+                                                stride=stride).contiguous()
 
     def _weight_sums_constant(self, x, g0, kernel_size, stride, ho, wo):
         """``Σ_n g0[n, k] · Σ_p patch_p(x[n])``: per-sample window sums, then one small matrix product."""
@@ -145,6 +152,7 @@ class TorchOps(Ops):
 
     # fused response
     def cosine(self, dot, w_norm, x_norm, eps):
-        den = w_norm * x_norm
+        den = self.torch.empty_like(dot)  # the memory layout of dot
+        self.torch.mul(w_norm, x_norm, out=den)
         den.add_(eps)
-        return self.torch.div(dot, den, out=den) if den.shape == dot.shape else dot / den
+        return self.torch.div(dot, den, out=den)
