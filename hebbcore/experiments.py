@@ -241,32 +241,61 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
 
 
 class FeatureCache:
-    """Outputs of frozen bottom layers, kept in memory (a few entries, least recently used dropped)."""
+    """Outputs of frozen bottom layers, kept in memory (a few entries, least recently used dropped).
+
+    Entries are keyed by a chain of hashes, one per layer (its spec and
+    parameters, on top of the keys below it), so a deeper prefix of the same
+    frozen layers starts from a shallower cached one instead of from the images.
+    """
 
     def __init__(self, max_entries: int = 2, max_bytes: int = FEATURE_CACHE_BYTES):
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.entries: OrderedDict[str, Dataset] = OrderedDict()
         self.hits = 0
+        self.extended = 0
 
-    def features(self, net, cut: int, data: Dataset, key: str, batch: int = 500) -> Dataset | None:
-        if key in self.entries:
-            self.entries.move_to_end(key)
+    @staticmethod
+    def layer_keys(net, cut: int, data_key: str) -> list[str]:
+        """One key per layer of the prefix: the hash of the key below, the layer's spec and its parameters."""
+        keys, prev = [], hashlib.sha256(data_key.encode()).hexdigest()
+        for node in net.nodes[:cut]:
+            h = hashlib.sha256(prev.encode())
+            h.update(repr(node.spec).encode())
+            for k in sorted(node.params):
+                h.update(np.ascontiguousarray(net.ops.to_numpy(node.params[k])).tobytes())
+            prev = h.hexdigest()
+            keys.append(prev)
+        return keys
+
+    def features(self, net, cut: int, data: Dataset, data_key: str, batch: int = 500) -> Dataset | None:
+        keys = self.layer_keys(net, cut, data_key)
+        if keys[-1] in self.entries:
+            self.entries.move_to_end(keys[-1])
             self.hits += 1
-            return self.entries[key]
+            return self.entries[keys[-1]]
         shape = net.nodes[cut - 1].out_shape
         n = len(data.train) + len(data.val) + len(data.test)
         if int(np.prod(shape)) * 4 * n > self.max_bytes:
             return None
+        start, source = 0, data
+        for j in range(cut - 1, 0, -1):
+            if keys[j - 1] in self.entries:
+                start, source = j, self.entries[keys[j - 1]]
+                self.extended += 1
+                break
         ops = net.ops
 
         def run(split: Split) -> Split:
             out = np.empty((len(split),) + tuple(shape), dtype=np.float32)
             for i in range(0, len(split), batch):
-                out[i:i + batch] = ops.to_numpy(net.forward(ops.asarray(split.x[i:i + batch]), upto=cut))
+                x = ops.asarray(split.x[i:i + batch])
+                for node in net.nodes[start:cut]:
+                    x = net.layer_forward(node, x, batch_stats=False)
+                out[i:i + batch] = ops.to_numpy(x)
             return Split(out, split.y)
 
-        feats = data.replace(train=run(data.train), val=run(data.val), test=run(data.test))
-        self.entries[key] = feats
+        feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
+        self.entries[keys[-1]] = feats
         while len(self.entries) > self.max_entries:
             self.entries.popitem(last=False)
         return feats
@@ -370,11 +399,7 @@ class ExperimentRunner:
             full = Network(spec, data.input_shape, data.n_classes, ops, self.registry)
             if spec.init_weights:
                 full.load_npz(spec.init_weights)
-            h = hashlib.sha256(repr((spec.data, spec.layers[:cut])).encode())
-            for n in full.nodes[:cut]:
-                for k in sorted(n.params):
-                    h.update(np.ascontiguousarray(ops.to_numpy(n.params[k])).tobytes())
-            feats = self.cache.features(full, cut, data, h.hexdigest())
+            feats = self.cache.features(full, cut, data, repr(spec.data))
             prefix_state = {k: v for k, v in full.state_dict().items()
                             if k.split(".", 1)[0] in {n.name for n in full.nodes[:cut]}}
         if feats is not None:

@@ -370,3 +370,26 @@ def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
     assert meta["init_from"] == "t2_GGGGGG" and meta["init_layers"] == ["conv1", "conv2"]
     written = tomllib.loads((folder / "t2_GGHGGG.toml").read_text())
     assert written["layers"] == spec["layers"]
+
+
+def test_feature_cache_extends_a_shallower_prefix(registry):
+    """Features of conv1..flat are derived from cached conv1..pool1 ones, and equal a direct computation."""
+    from hebbcore.experiments import FeatureCache
+    from hebbcore.network import Network
+    from hebbcore.runner import load_dataset, make_backend
+
+    table = {"data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
+             "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"})}
+    spec = parse_spec(table, registry)
+    data = load_dataset(spec, registry)
+    ops = make_backend(registry, "numpy")
+    net = Network(spec, data.input_shape, data.n_classes, ops, registry)
+    cache = FeatureCache(max_entries=3)
+    shallow = cache.features(net, 3, data, "k")
+    assert shallow.train.x.shape == (60, 8, 3, 3) and cache.extended == 0
+    deep = cache.features(net, 5, data, "k")
+    assert cache.extended == 1 and deep.train.x.shape == (60, 72)
+    direct = FeatureCache().features(net, 5, data, "k")
+    np.testing.assert_allclose(deep.test.x, direct.test.x, rtol=1e-5, atol=1e-6)
+    assert cache.features(net, 5, data, "k") is deep and cache.hits == 1
+    assert cache.features(net, 5, data, "other data") is not deep
