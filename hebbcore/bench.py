@@ -465,6 +465,10 @@ def run_bench(targets: list[Target], registry: Registry | None = None, n_images:
         n = n_images or (DEFAULT_GPU_IMAGES if str(t.device or "").startswith("cuda") else DEFAULT_CPU_IMAGES)
         result["results"].append(bench_target(t, registry, n, batch_size, warmup, repeats, seed, skip, log))
     result["comparisons"] = compare(result["results"])
+    try:
+        result["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
     return result
 
 
@@ -512,8 +516,34 @@ def format_table(result: dict) -> str:
                          f"{r['hebbian_cifar10_epoch_s']:.2f} s")
     c = result.get("comparisons", {})
     if "torch_cpu_over_numpy_hebbian" in c:
-        lines.append(f"numpy vs torch-cpu: torch is {c['torch_cpu_over_numpy_hebbian']:.2f}x faster "
-                     f"(target <= {TARGET_NUMPY_VS_TORCH_CPU:g}x: {'yes' if c['numpy_within_3x_of_torch_cpu'] else 'NO'})")
+        lines.append(f"Hebbian epoch, torch-cpu / numpy throughput: {c['torch_cpu_over_numpy_hebbian']:.2f} "
+                     f"(numpy within {TARGET_NUMPY_VS_TORCH_CPU:g}x of torch-cpu: "
+                     f"{'yes' if c['numpy_within_3x_of_torch_cpu'] else 'NO'})")
+    return "\n".join(lines)
+
+
+def markdown_table(result: dict) -> str:
+    """The table of :func:`format_table` as Markdown, for docs/benchmarks.md."""
+    lines = ["| backend | device | images | Hebbian epoch img/s | floor img/s | SGD epoch img/s (torch device) "
+             "| Hebbian / floor | Hebbian / SGD | peak batch-64 step MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def num(v, fmt):
+        return "–" if v is None else format(v, fmt)
+
+    for r in result["results"]:
+        if "error" in r:
+            lines.append(f"| {r['backend']} | {r['device']} | – | error: {r['error']} | | | | | |")
+            continue
+        peak = r.get("peak_step_bytes")
+        sgd = r.get("sgd", {})
+        sgd_s = num(sgd.get("images_per_s"), ".0f") + (f" ({r['sgd_device']})" if "sgd_device" in r else "")
+        lines.append(f"| {r['backend']} | {r['device']} | {r['n_images']} "
+                     f"| {num(r.get('hebbian', {}).get('images_per_s'), '.0f')} "
+                     f"| {num(r.get('floor', {}).get('images_per_s'), '.0f')} | {sgd_s} "
+                     f"| {num(r['ratios'].get('hebbian_vs_floor'), '.2f')} "
+                     f"| {num(r['ratios'].get('hebbian_vs_sgd'), '.2f')} "
+                     f"| {num(None if peak is None else peak / (1 << 20), '.0f')} |")
     return "\n".join(lines)
 
 
@@ -552,6 +582,7 @@ def add_parser(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--skip", default="", help="comma list of measurements to skip: floor, sgd, memory")
     b.add_argument("--json", default="runs/bench.json", help="where to write the JSON (default runs/bench.json)")
+    b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
 
 
 def _command_of(args) -> str:
@@ -567,7 +598,8 @@ def _command_of(args) -> str:
               "--seed", str(args.seed)]
     if args.skip:
         parts += ["--skip", args.skip]
-    return " ".join(parts + ["--json", args.json])
+    parts += ["--json", args.json] + (["--markdown"] if args.markdown else [])
+    return " ".join(parts)
 
 
 def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
@@ -583,6 +615,9 @@ def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
     result = run_bench(targets, registry, args.images, args.batch_size, args.warmup, args.repeats, args.seed, skip,
                        command=command, log=lambda s: print(s, file=sys.stderr, flush=True))
     print(format_table(result))
+    if args.markdown:
+        print()
+        print(markdown_table(result))
     write_json(result, args.json)
     print(f"-> {args.json}")
     return 1 if any("error" in r for r in result["results"]) else 0
