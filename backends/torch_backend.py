@@ -129,7 +129,7 @@ class TorchOps(Ops):
     def batch_norm(self, x, mean, var, gamma, beta, eps):
         scale = gamma * self.torch.rsqrt(var + eps)
         shift = beta - mean * scale
-        return x * self._expand(scale, x.ndim) + self._expand(shift, x.ndim)
+        return self.torch.addcmul(self._expand(shift, x.ndim), x, self._expand(scale, x.ndim))  # one pass over x
 
     # rule primitives
     def kernel_gram(self, y):
@@ -151,8 +151,15 @@ class TorchOps(Ops):
         return self.torch.softmax(a, dim=axis)
 
     # fused response
+    def _scalar(self, value, dtype):
+        """A cached 0-d tensor on this device (no fill kernel per call)."""
+        cache = self.__dict__.setdefault("_scalars", {})
+        key = (float(value), dtype)
+        if key not in cache:
+            cache[key] = self.torch.full((), float(value), dtype=dtype, device=self.dev)
+        return cache[key]
+
     def cosine(self, dot, w_norm, x_norm, eps):
         den = self.torch.empty_like(dot)  # the memory layout of dot
-        self.torch.mul(w_norm, x_norm, out=den)
-        den.add_(eps)
+        self.torch.addcmul(self._scalar(eps, dot.dtype), w_norm, x_norm, out=den)
         return self.torch.div(dot, den, out=den)
