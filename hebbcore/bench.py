@@ -423,6 +423,10 @@ def machine_info(targets: list[Target]) -> dict:
         info["load_average"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         pass
+    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+               if k in os.environ}
+    if threads:
+        info["thread_env"] = threads
     try:
         import torch
 
