@@ -498,7 +498,7 @@ def format_table(result: dict) -> str:
 
     for r in result["results"]:
         if "error" in r:
-            rows.append((r["backend"], str(r["device"]), "-", f"error: {r['error']}", "", "", "", "", ""))
+            rows.append((r["backend"], str(r["device"]), "-", "error (below)", "", "", "", "", ""))
             continue
         peak = r.get("peak_step_bytes")
         rows.append((r["backend"], r["device"], str(r["n_images"]),
@@ -512,6 +512,8 @@ def format_table(result: dict) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     for r in result["results"]:
+        if "error" in r:
+            lines.append(f"{r['backend']}:{r['device']} error: {r['error']}")
         if r.get("targets_met"):
             met = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["targets_met"].items())
             lines.append(f"{r['backend']}:{r['device']} targets: {met}")
