@@ -248,7 +248,7 @@ class FeatureCache:
     frozen layers starts from a shallower cached one instead of from the images.
     """
 
-    def __init__(self, max_entries: int = 2, max_bytes: int = FEATURE_CACHE_BYTES):
+    def __init__(self, max_entries: int = 4, max_bytes: int = FEATURE_CACHE_BYTES):
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.entries: OrderedDict[str, Dataset] = OrderedDict()
         self.hits = 0
