@@ -97,7 +97,14 @@ class TorchOps(Ops):
         if ho * wo > 1 and g.stride(2) == 0 and g.stride(3) == 0:
             # g constant over positions (a teacher signal expanded over them): Σ_p g·patch_p = g·Σ_p patch_p
             return self._weight_sums_constant(x, g[:, :, 0, 0], kernel_size, stride, ho, wo)
-        return self.torch.nn.grad.conv2d_weight(self._layout(x), (k, c, *kernel_size), self._layout(g),
+        kh, kw = kernel_size
+        # Only the rows/columns some window covers take part; cropping the rest keeps oneDNN off its
+        # stride > kernel edge cases (a CI run once saw a wrong, non-reproducible sum with 1x1 kernels, stride 2).
+        x = x[:, :, :stride * (ho - 1) + kh, :stride * (wo - 1) + kw]
+        if kh == kw == 1:  # a 1x1 kernel's weight-gradient is one matrix product over the sampled pixels
+            xs = x[:, :, ::stride, ::stride].reshape(n, c, ho * wo)
+            return self.torch.einsum("nkp,ncp->kc", g.reshape(n, k, ho * wo), xs).reshape(k, c, 1, 1)
+        return self.torch.nn.grad.conv2d_weight(self._layout(x), (k, c, kh, kw), self._layout(g),
                                                 stride=stride).contiguous()
 
     def _weight_sums_constant(self, x, g0, kernel_size, stride, ho, wo):

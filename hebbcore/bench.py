@@ -5,7 +5,8 @@ CIFAR-sized input (3×32×32, 10 classes), for each backend and device it times,
 side by side and with the same batches:
 
 - ``hebbian``: one Hebbian training epoch of all six layers (modes
-  ``HHHHHH``: WTA on conv1, the teacher signal above) with
+  ``HHHHHH``: WTA on conv1, the teacher signal with the masked competition
+  on conv2–fc5, the teacher classifier fc6) with
   :meth:`Network.hebbian_step`, as a run does it (NaN check every
   ``check_every`` batches);
 - ``floor``: the least work such an epoch can do on the same backend: per
@@ -460,6 +461,8 @@ def run_bench(targets: list[Target], registry: Registry | None = None, n_images:
         "machine": machine_info(targets),
         "versions": _versions(),
         "settings": {"net": "paper_net (Amato et al. 2019), Hebbian HHHHHH / SGD GGGGGG",
+                     "teacher_competition": next(
+                         l for l in paper_net("HHHHHH") if l["name"] == "conv2")["hebbian"]["options"]["competition"],
                      "input_shape": list(INPUT_SHAPE), "n_classes": N_CLASSES, "batch_size": batch_size,
                      "warmup_steps": warmup, "repeats": repeats, "seed": seed, "skip": list(skip),
                      "n_images": n_images},

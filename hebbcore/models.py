@@ -20,13 +20,17 @@ PAPER_TRAINABLE = [
 ]
 
 
-def paper_net(modes: str = "GGGGGG", lr: float = 0.1, aggregation: str = "weighted_mean") -> list[dict[str, Any]]:
+def paper_net(modes: str = "GGGGGG", lr: float = 0.1, aggregation: str = "weighted_mean",
+              competition: str = "masked_wta") -> list[dict[str, Any]]:
     """The 6-layer network of Amato et al. (ICIAP 2019), one mode letter per trainable layer.
 
     ``modes``: six letters from ``H`` (Hebbian), ``G`` (SGD), ``R`` (random),
     ``F`` (frozen), for conv1..conv4, fc5, fc6. Hebbian conv1 learns by WTA; the
     other Hebbian layers by the teacher signal with the paper's kernel groups
-    (fc6 as the Hebbian classifier: one kernel per class).
+    (fc6 as the Hebbian classifier: one kernel per class). ``competition`` is the
+    hidden teacher layers' (see the ``teacher`` rule): ``"masked_wta"``, the
+    authors' code, lets one kernel of the label's group or the common ones win
+    per position; the classifier fc6 never competes.
 
     conv1 96·5×5 → ReLU → maxpool 2 → BN; conv2 128·3×3 → ReLU → BN;
     conv3 192·3×3 → ReLU → maxpool 2 → BN; conv4 256·3×3 → ReLU → BN;
@@ -47,8 +51,10 @@ def paper_net(modes: str = "GGGGGG", lr: float = 0.1, aggregation: str = "weight
             if groups is None:
                 layer["hebbian"] = {"rule": "wta", "aggregation": aggregation, "lr": lr}
             else:
-                layer["hebbian"] = {"rule": "teacher", "aggregation": aggregation, "lr": lr,
-                                    "options": {"groups_per_class": groups, "common": common}}
+                options = {"groups_per_class": groups, "common": common}
+                if name != "fc6":
+                    options["competition"] = competition
+                layer["hebbian"] = {"rule": "teacher", "aggregation": aggregation, "lr": lr, "options": options}
         layers.append(layer)
         if name == "fc6":
             break

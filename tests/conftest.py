@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, settings
 
 from hebbcore.plugin_manager import default_registry
 
-settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=25)
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=25,
+                          print_blob=True)  # a CI failure prints the @reproduce_failure line
 settings.register_profile("thorough", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -97,6 +97,7 @@ RULES = [
     ("wta", {}), ("wta", {"update": "hebb"}), ("decay", {}), ("hebb", {}),
     ("teacher", {"groups_per_class": 2, "common": 1}),
     ("teacher", {"groups_per_class": 2, "common": 1, "competition": "wta"}),
+    ("teacher", {"groups_per_class": 2, "common": 1, "competition": "masked_wta"}),
 ]
 
 
@@ -148,7 +149,7 @@ def test_hebbian_step_matches_reference(backend, registry, numpy_ops, kind, rule
     labels = rng.integers(0, n_classes, size=n)
     ref_net = Network(spec, x.shape[1:], n_classes, numpy_ops, registry)
     ref, cos = hebbian_trace(ref_net, x, labels)
-    if rule_name == "wta" or options.get("competition") == "wta":
+    if rule_name == "wta" or options.get("competition") in ("wta", "masked_wta"):
         assume(competition_margin(cos) > 1e-3)
     ops = make_ops(registry, *backend)
     got, _ = hebbian_trace(Network(spec, x.shape[1:], n_classes, ops, registry), x, labels)

@@ -17,7 +17,8 @@ from hebbcore.network import Network
 from hebbcore.spec import parse_spec
 
 
-def loop_step(x, w, stride, lr, labels=None, groups=None, common=0, n_classes=0, rule="wta", agg="weighted_mean"):
+def loop_step(x, w, stride, lr, labels=None, groups=None, common=0, n_classes=0, rule="wta", agg="weighted_mean",
+              competition="none"):
     """Per-position updates, explicitly, then aggregated per kernel (float64)."""
     x, w = x.astype(np.float64), w.astype(np.float64)
     k, c, kh, kw = w.shape
@@ -37,9 +38,18 @@ def loop_step(x, w, stride, lr, labels=None, groups=None, common=0, n_classes=0,
                     y = np.zeros(k)
                     y[int(np.argmax(cos))] = 1.0
                 else:  # teacher
+                    group = np.zeros(k, dtype=bool)
+                    group[labels[s] * groups:(labels[s] + 1) * groups] = True
+                    shared = np.zeros(k, dtype=bool)
+                    shared[n_classes * groups:] = True
                     y = np.zeros(k)
-                    y[labels[s] * groups:(labels[s] + 1) * groups] = 1.0
-                    y[n_classes * groups:] = 1.0
+                    if competition == "none":  # the label's group and the common kernels all learn
+                        y[group | shared] = 1.0
+                    elif competition == "wta":  # the best of the label's group; common kernels always
+                        y[int(np.argmax(np.where(group, cos, -np.inf)))] = 1.0
+                        y[shared] = 1.0
+                    else:  # masked_wta: one winner among the label's group and the common kernels
+                        y[int(np.argmax(np.where(group | shared, cos, -np.inf)))] = 1.0
                 for q in range(k):
                     step = lr * y[q] * (patch - w[q])  # Eq. 3
                     c_q = y[q]  # the step coefficient
@@ -81,20 +91,42 @@ def test_wta_eq3_weighted_mean_matches_loop(registry, numpy_ops, n, c, k, ksize,
     assert_close(net.nodes[0].params["weight"], expected, rtol=1e-4, atol=1e-5, what=f"wta/{agg}")
 
 
-@given(n=st.integers(1, 4), groups=st.integers(1, 2), common=st.integers(0, 2), seed=st.integers(0, 10**6))
-def test_teacher_matches_loop(registry, numpy_ops, n, groups, common, seed):
+@given(n=st.integers(1, 4), groups=st.integers(1, 3), common=st.integers(0, 2), seed=st.integers(0, 10**6),
+       competition=st.sampled_from(["none", "wta", "masked_wta"]))
+def test_teacher_matches_loop(registry, numpy_ops, n, groups, common, seed, competition):
     n_classes = 3
     k = n_classes * groups + common
-    spec = conv_net(registry, k, 2, 1, {"rule": "teacher", "lr": 0.2,
-                                        "options": {"groups_per_class": groups, "common": common}})
+    spec = conv_net(registry, k, 2, 1, {"rule": "teacher", "lr": 0.2, "options": {
+        "groups_per_class": groups, "common": common, "competition": competition}})
     net = Network(spec, (2, 4, 4), n_classes, numpy_ops, registry)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 2, 4, 4)).astype(np.float32)
     labels = rng.integers(0, n_classes, size=n)
+    if competition != "none" and k > 1:  # no near-tie between any two kernels (any pair may be candidates)
+        s = np.sort(net.similarity(net.nodes[0], x)[1], axis=1)
+        assume(float(np.diff(s, axis=1).min()) > 1e-4)
     expected = loop_step(x, net.nodes[0].params["weight"].copy(), 1, 0.2, labels=labels, groups=groups,
-                         common=common, n_classes=n_classes, rule="teacher")
+                         common=common, n_classes=n_classes, rule="teacher", competition=competition)
     net.hebbian_step(x, labels)
-    assert_close(net.nodes[0].params["weight"], expected, rtol=1e-4, atol=1e-5, what="teacher")
+    assert_close(net.nodes[0].params["weight"], expected, rtol=1e-4, atol=1e-5, what=f"teacher/{competition}")
+
+
+def test_masked_wta_keeps_a_class_group_distinct(registry, numpy_ops):
+    """Without competition a class group's kernels all move to one class mean; the masked WTA keeps them apart."""
+    rng = np.random.default_rng(0)
+    n_classes, groups = 2, 3
+    x = rng.standard_normal((64, 4, 3, 3)).astype(np.float32)
+    labels = rng.integers(0, n_classes, size=64)
+    spread = {}
+    for competition in ("none", "masked_wta"):
+        spec = conv_net(registry, n_classes * groups, 3, 1, {"rule": "teacher", "lr": 0.5, "options": {
+            "groups_per_class": groups, "competition": competition}})
+        net = Network(spec, (4, 3, 3), n_classes, numpy_ops, registry)
+        for _ in range(30):
+            net.hebbian_step(x, labels)
+        w = net.nodes[0].params["weight"].reshape(n_classes * groups, -1)
+        spread[competition] = float(np.abs(w[:groups] - w[:groups].mean(axis=0)).max())
+    assert spread["none"] < 1e-3 < spread["masked_wta"], spread
 
 
 def test_kernel_that_never_wins_is_unchanged(registry, numpy_ops):

@@ -7,6 +7,11 @@ the kernels of group ``c`` and every common kernel get ``y = 1``, all others
 ``y = 0``. With ``groups_per_class = 1, common = 0`` this is the paper's Hebbian
 classifier. ``competition = "wta"`` lets only the most similar kernel of the
 label's group win at each position (common kernels still always get 1).
+``competition = "masked_wta"`` is the competition of the authors' code: the
+teacher only masks a winner-takes-all, so at each position exactly one kernel
+wins, the most similar among the label's group and the common kernels. Without
+competition every kernel of a group moves to the same class mean and the group
+collapses to one feature; the masked competition keeps the kernels distinct.
 """
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ import numpy as np
 from hebbcore.interfaces import LearningRule
 
 from .plain import check_update, update_sums_for
+
+
+COMPETITIONS = ("none", "wta", "masked_wta")
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,9 @@ class Teacher(LearningRule):
         if need != layer.out_features:
             problems.append(f"teacher groups need {layer.n_classes} classes x {options.groups_per_class} + "
                             f"{options.common} common = {need} kernels, but the layer has {layer.out_features}")
-        if options.competition not in ("none", "wta"):
-            problems.append(f"options.competition: expected 'none' or 'wta', got {options.competition!r}")
+        if options.competition not in COMPETITIONS:
+            problems.append(f"options.competition: expected one of {', '.join(map(repr, COMPETITIONS))}, "
+                            f"got {options.competition!r}")
         return problems
 
     def __init__(self, options, layer):
@@ -55,13 +64,12 @@ class Teacher(LearningRule):
         common = np.zeros((1, k), dtype=np.float32)
         common[0, layer.n_classes * g:] = 1.0
         self._host_tables = (group, common)
-        self._tables: dict[int, tuple] = {}
+        self._tables: tuple | None = None  # (ops, group, common) on the last ops used
 
     def _on(self, ops):
-        key = id(ops)
-        if key not in self._tables:
-            self._tables[key] = tuple(ops.asarray(t) for t in self._host_tables)
-        return self._tables[key]
+        if self._tables is None or self._tables[0] is not ops:
+            self._tables = (ops, *(ops.asarray(t) for t in self._host_tables))
+        return self._tables[1:]
 
     def post_synaptic(self, ctx):
         if ctx.labels is None:
@@ -73,6 +81,8 @@ class Teacher(LearningRule):
         if self.options.competition == "wta":
             masked = ops.where(allowed > 0, ctx.similarity, -2.0)
             return ops.one_hot_argmax(masked, axis=1) * allowed + always
+        if self.options.competition == "masked_wta":
+            return ops.one_hot_argmax(ops.where(allowed + always > 0, ctx.similarity, -2.0), axis=1)
         return ops.broadcast_to(allowed + always, tuple(ctx.dot.shape))
 
     def update_sums(self, ctx, y):
