@@ -12,6 +12,7 @@ A run directory holds, each written atomically and refreshed after every epoch:
 """
 from __future__ import annotations
 
+import os
 import pickle
 import platform
 import time
@@ -103,24 +104,46 @@ class Checkpointer:
             raise DataError(f"cannot resume: {str(path)!r} is unreadable ({exc.__class__.__name__})") from None
 
 
+#: Largest training split (bytes of images) kept resident on a GPU backend's device (env HEBBCORE_DEVICE_DATA_BYTES).
+DEVICE_DATA_BYTES = int(os.environ.get("HEBBCORE_DEVICE_DATA_BYTES", 4 << 30))
+
+
+def device_resident(ops, x: np.ndarray, y: np.ndarray, limit: int | None = None):
+    """``(x, y)`` uploaded once to a GPU backend's device, or None (CPU backends; data over ``limit`` bytes).
+
+    With it an epoch gathers its batches on the device instead of copying each from the host.
+    """
+    limit = DEVICE_DATA_BYTES if limit is None else limit
+    if str(getattr(ops, "device", "cpu")).startswith("cpu") or x.nbytes > limit:
+        return None
+    return ops.asarray(x), ops.asarray(y, dtype="int64")
+
+
 def hebbian_epoch(net: Network, data: Dataset, batch_size: int, rng: np.random.Generator, epoch: int,
                   epochs: int, check_every: int = 50, progress: bool | None = None, start_batch: int = 0,
-                  shard: Shard | None = None, checkpoint=None, checkpoint_every: int = 0) -> float:
+                  shard: Shard | None = None, checkpoint=None, checkpoint_every: int = 0,
+                  resident=None) -> float:
     """One Hebbian epoch over the shuffled training split from batch ``start_batch``; returns its seconds.
 
-    ``checkpoint(batches_done)`` is called every ``checkpoint_every`` batches.
+    ``checkpoint(batches_done)`` is called every ``checkpoint_every`` batches. ``resident``: the
+    training split already on the device (:func:`device_resident`); batches are then gathered there.
     """
     ops = net.ops
     shard = shard or Shard()
     x, y = data.train.x, data.train.y
     order = rng.permutation(len(x))
     starts = list(range(0, len(x), batch_size))
+    order_dev = ops.asarray(order, dtype="int64") if resident is not None else None
     t0 = time.perf_counter()
     shown = Progress(range(start_batch, len(starts)), len(starts) - start_batch,
                      f"hebbian epoch {epoch}/{epochs}", batch_size, progress)
     for b in shown:
-        idx = order[starts[b]:starts[b] + batch_size][shard.rank::shard.world]
-        net.hebbian_step(ops.asarray(x[idx]), ops.asarray(y[idx], dtype="int64"))
+        if resident is not None:
+            sel = order_dev[starts[b]:starts[b] + batch_size][shard.rank::shard.world]
+            net.hebbian_step(ops.take_rows(resident[0], sel), ops.take_rows(resident[1], sel))
+        else:
+            idx = order[starts[b]:starts[b] + batch_size][shard.rank::shard.world]
+            net.hebbian_step(ops.asarray(x[idx]), ops.asarray(y[idx], dtype="int64"))
         done = b + 1
         if check_every and done % check_every == 0:
             net.check_finite(f"epoch {epoch}, batch {done}")
@@ -195,6 +218,7 @@ def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str 
         start_batch = position["batch"] if resuming else 0
         if phase == "hebbian" and net.hebbian_nodes:
             cfg = spec.hebbian
+            resident = device_resident(ops, data.train.x, data.train.y)
             for epoch in range(first_epoch, cfg.epochs + 1):
                 rng_state = rng.bit_generator.state
 
@@ -203,7 +227,8 @@ def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str 
 
                 seconds = hebbian_epoch(net, data, cfg.batch_size, rng, epoch, cfg.epochs, cfg.check_every, progress,
                                         start_batch=start_batch if epoch == first_epoch else 0, shard=shard,
-                                        checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+                                        checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                        resident=resident)
                 evaluate = shard.rank == 0
                 record_epoch({"phase": "hebbian", "epoch": epoch,
                               "train_acc": accuracy(net, data.train.x, data.train.y) if evaluate else None,
