@@ -89,6 +89,20 @@ def test_rule_option_validation(registry):
     assert any("options.groups_per_clas: unknown key (did you mean 'groups_per_class'?)" in p for p in problems)
 
 
+def test_teacher_competition_values(registry, numpy_ops):
+    """Rule options that depend on the data (kernels vs classes) are checked when the network is built."""
+    from hebbcore.network import Network
+
+    text = GOOD.replace('rule = "wta"', 'rule = "teacher"\n[layers.hebbian.options]\ncompetition = "masked"\n'
+                                        'groups_per_class = 2')
+    spec = loads_spec(text, registry)
+    with pytest.raises(SpecError) as info:
+        Network(spec, (1, 8, 8), 2, numpy_ops, registry)
+    assert "\n" not in str(info.value)
+    assert any("options.competition: expected one of 'none', 'wta', 'masked_wta', got 'masked'" in p
+               for p in info.value.problems), info.value.problems
+
+
 @pytest.mark.parametrize("modes", ["HHHHHH", "GGGGGG", "HGRGHG"])
 def test_resolved_spec_round_trips(registry, modes):
     spec = parse_spec({"name": "p", "layers": paper_net(modes)}, registry)
