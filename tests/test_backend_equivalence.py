@@ -86,8 +86,12 @@ def test_batchnorm_and_one_hot(backend, registry, numpy_ops, n, c, hw, seed, fla
     assert_close(ops.to_numpy(v2), var, what="var")
     gamma, beta = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
     a = [ops.asarray(v) for v in (mean, var, gamma, beta)]
-    assert_close(ops.to_numpy(ops.batch_norm(ops.asarray(x), *a, 1e-5)),
-                 numpy_ops.batch_norm(x, mean, var, gamma, beta, 1e-5), what="batch_norm")
+    # x - mean cancels, and 1/sqrt(var + eps) amplifies that rounding (up to ~316x when var = 0: one value
+    # per channel), differently for each backend's order of operations: allow float32 rounding of x times it
+    amplified = float(np.max(np.abs(gamma) / np.sqrt(var + 1e-5))) * (float(np.abs(x).max()) + 1.0)
+    np.testing.assert_allclose(ops.to_numpy(ops.batch_norm(ops.asarray(x), *a, 1e-5)),
+                               numpy_ops.batch_norm(x, mean, var, gamma, beta, 1e-5), rtol=1e-4,
+                               atol=1e-5 + 1e-6 * amplified, err_msg="batch_norm")
     assert_close(ops.to_numpy(ops.one_hot_argmax(ops.asarray(x), 1)), numpy_ops.one_hot_argmax(x, 1), what="one_hot")
 
 
