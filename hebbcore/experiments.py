@@ -57,7 +57,18 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 MANIFEST = "experiments.toml"
-FEATURE_CACHE_BYTES = int(os.environ.get("HEBBCORE_FEATURE_CACHE_BYTES", 2_500_000_000))
+def _feature_cache_bytes() -> int:
+    """``HEBBCORE_FEATURE_CACHE_BYTES``, else a quarter of the physical memory (2.5 GB where unknown)."""
+    if os.environ.get("HEBBCORE_FEATURE_CACHE_BYTES"):
+        return int(os.environ["HEBBCORE_FEATURE_CACHE_BYTES"])
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (AttributeError, ValueError, OSError):
+        return 2_500_000_000
+
+
+#: Memory all cached feature sets may take together (bytes).
+FEATURE_CACHE_BYTES = _feature_cache_bytes()
 
 
 @dataclass
@@ -253,6 +264,11 @@ class FeatureCache:
         self.entries: OrderedDict[str, Dataset] = OrderedDict()
         self.hits = 0
         self.extended = 0
+        self.too_large: str = ""  # why the last features() call returned None, for the log
+
+    @staticmethod
+    def nbytes(data: Dataset) -> int:
+        return sum(s.x.nbytes for s in (data.train, data.val, data.test))
 
     @staticmethod
     def layer_keys(net, cut: int, data_key: str) -> list[str]:
@@ -275,8 +291,12 @@ class FeatureCache:
             return self.entries[keys[-1]]
         shape = net.nodes[cut - 1].out_shape
         n = len(data.train) + len(data.val) + len(data.test)
-        if int(np.prod(shape)) * 4 * n > self.max_bytes:
+        need = int(np.prod(shape)) * 4 * n
+        if need > self.max_bytes:
+            self.too_large = (f"its features would take {need / 1e9:.1f} GB, over the cache's "
+                              f"{self.max_bytes / 1e9:.1f} GB (HEBBCORE_FEATURE_CACHE_BYTES)")
             return None
+        self.too_large = ""
         start, source = 0, data
         for j in range(cut - 1, 0, -1):
             if keys[j - 1] in self.entries:
@@ -296,8 +316,9 @@ class FeatureCache:
 
         feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
         self.entries[keys[-1]] = feats
-        while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
+        while len(self.entries) > 1 and (len(self.entries) > self.max_entries or
+                                         sum(map(self.nbytes, self.entries.values())) > self.max_bytes):
+            self.entries.popitem(last=False)  # least recently used first; the new entry stays
         return feats
 
 
@@ -402,6 +423,9 @@ class ExperimentRunner:
             feats = self.cache.features(full, cut, data, repr(spec.data))
             prefix_state = {k: v for k, v in full.state_dict().items()
                             if k.split(".", 1)[0] in {n.name for n in full.nodes[:cut]}}
+        if feats is None and cut and self.cache is not None and self.cache.too_large:
+            self.log(f"{exp.name}: not caching the frozen layers' output: {self.cache.too_large}; they run on "
+                     f"every batch (slower)")
         if feats is not None:
             top = dataclasses.replace(spec, layers=spec.layers[cut:])
             info["feature_cache"] = {"trains_from": spec.layers[cut].name, "input_shape": list(feats.input_shape)}

@@ -393,3 +393,25 @@ def test_feature_cache_extends_a_shallower_prefix(registry):
     np.testing.assert_allclose(deep.test.x, direct.test.x, rtol=1e-5, atol=1e-6)
     assert cache.features(net, 5, data, "k") is deep and cache.hits == 1
     assert cache.features(net, 5, data, "other data") is not deep
+
+
+def test_feature_cache_memory_bound(registry):
+    """Features over the bound are not cached (and say why); entries are evicted to keep the total under it."""
+    from hebbcore.experiments import FeatureCache
+    from hebbcore.network import Network
+    from hebbcore.runner import load_dataset, make_backend
+
+    table = {"data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
+             "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"})}
+    spec = parse_spec(table, registry)
+    data = load_dataset(spec, registry)
+    net = Network(spec, data.input_shape, data.n_classes, make_backend(registry, "numpy"), registry)
+    one = 100 * 72 * 4  # bytes of the conv1..flat features of 100 images
+    small = FeatureCache(max_bytes=one - 1)
+    assert small.features(net, 5, data, "k") is None
+    assert "HEBBCORE_FEATURE_CACHE_BYTES" in small.too_large and not small.entries
+    cache = FeatureCache(max_entries=4, max_bytes=one + one // 2)
+    cache.features(net, 5, data, "a")
+    cache.features(net, 5, data, "b")  # two entries would exceed the bound: the older one goes
+    assert len(cache.entries) == 1 and cache.too_large == ""
+    assert FeatureCache.nbytes(next(iter(cache.entries.values()))) == one
