@@ -122,6 +122,7 @@ class HebbianPhaseSpec:
     epochs: int = 1
     batch_size: int = 64
     check_every: int = 50  # batches between NaN/inf checks of the weights
+    train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class SgdPhaseSpec:
     lr_decay_after: int = 10
     lr_decay: float = 0.5
     keep_best: bool = True
+    train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,9 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec") -> RunSpec
         for phase in ("hebbian", "sgd"):
             if getattr(spec, phase).batch_size < 1:
                 problems.append(f"{phase}.batch_size: expected >= 1, got {getattr(spec, phase).batch_size}")
+            if getattr(spec, phase).train_acc_images < 0:
+                problems.append(f"{phase}.train_acc_images: expected >= 0 (0: every training image), "
+                                f"got {getattr(spec, phase).train_acc_images}")
         for i, ph in enumerate(spec.phases):
             if ph not in ("hebbian", "sgd"):
                 problems.append(f"phases[{i}]: expected 'hebbian' or 'sgd', got {ph!r}{did_you_mean(ph, ('hebbian', 'sgd'))}")

@@ -49,3 +49,26 @@ def test_tensorboard_logging(tmp_path):
     pytest.importorskip("tensorboard", reason="the optional tensorboard package is not installed")
     run_tiny(tmp_path / "r", "--tensorboard")
     assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_train_accuracy_on_a_sample_per_epoch(registry, tmp_path):
+    """``train_acc_images`` evaluates each epoch's train accuracy on the first N images; the final record uses all."""
+    pytest.importorskip("torch", reason="the SGD phase needs torch")
+    from hebbcore.runner import run
+    from hebbcore.spec import parse_spec
+
+    table = {"seed": 0, "data": {"source": "synthetic", "options": {"n_train": 200, "n_val": 40, "n_test": 40,
+                                                                    "size": 8}},
+             "hebbian": {"epochs": 1, "train_acc_images": 7}, "sgd": {"epochs": 2, "train_acc_images": 9},
+             "layers": [{"name": "c1", "type": "conv", "out_channels": 8, "kernel_size": 3,
+                         "hebbian": {"rule": "wta"}},
+                        {"name": "flat", "type": "flatten"},
+                        {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"}]}
+    metrics = run(parse_spec(table, registry), registry, out_dir=tmp_path / "r", progress=False).metrics
+    hebb, *sgd = metrics["epochs"]
+    assert hebb["train_acc_images"] == 7 and round(hebb["train_acc"] * 7, 6).is_integer()
+    assert [e["train_acc_images"] for e in sgd] == [9, 9]
+    assert all(round(e["train_acc"] * 9, 6).is_integer() for e in sgd)
+    assert round(metrics["final"]["train_acc"] * 200, 6).is_integer()
+    with pytest.raises(Exception, match="sgd.train_acc_images: expected >= 0"):
+        parse_spec({**table, "sgd": {"train_acc_images": -1}}, registry)
