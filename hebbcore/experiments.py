@@ -57,6 +57,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 MANIFEST = "experiments.toml"
+
+
 def _feature_cache_bytes() -> int:
     """``HEBBCORE_FEATURE_CACHE_BYTES``, else a quarter of the physical memory (2.5 GB where unknown)."""
     if os.environ.get("HEBBCORE_FEATURE_CACHE_BYTES"):

@@ -168,6 +168,11 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
 
+    def train_head(self, images: int) -> Split:
+        """The first ``images`` training images and labels (all of them when ``images`` is 0)."""
+        n = len(self.train) if images <= 0 else min(images, len(self.train))
+        return Split(self.train.x[:n], self.train.y[:n])
+
     def replace(self, **changes: Any) -> "Dataset":
         return dataclasses.replace(self, **changes)
 

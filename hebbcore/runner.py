@@ -52,12 +52,6 @@ def load_dataset(spec: RunSpec, registry: Registry) -> Dataset:
     return data
 
 
-def train_sample(data: Dataset, images: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``images`` training images and labels (all of them when ``images`` is 0)."""
-    n = len(data.train) if images <= 0 else min(images, len(data.train))
-    return data.train.x[:n], data.train.y[:n]
-
-
 def accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float | None:
     """Fraction of correct argmax predictions; None without data or when the net is no classifier."""
     if len(x) == 0 or not net.is_classifier:
@@ -236,14 +230,14 @@ def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str 
                                         checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                                         resident=resident)
                 evaluate = shard.rank == 0
+                head = data.train_head(cfg.train_acc_images)
                 record_epoch({"phase": "hebbian", "epoch": epoch,
-                              "train_acc": accuracy(net, *train_sample(data, cfg.train_acc_images)) if evaluate
-                              else None,
+                              "train_acc": accuracy(net, head.x, head.y) if evaluate else None,
                               "val_acc": accuracy(net, data.val.x, data.val.y) if evaluate else None,
                               "test_acc": accuracy(net, data.test.x, data.test.y) if evaluate else None,
                               "seconds": seconds, "images_per_s": len(data.train) / seconds,
-                              **({"train_acc_images": len(train_sample(data, cfg.train_acc_images)[0])}
-                                 if cfg.train_acc_images else {})}, phase_index, epoch + 1)
+                              **({"train_acc_images": len(head)} if cfg.train_acc_images else {})},
+                             phase_index, epoch + 1)
         elif phase == "sgd" and net.sgd_nodes and spec.sgd.epochs > 0:
             try:
                 from .torch_model import SgdPhase

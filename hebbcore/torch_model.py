@@ -244,11 +244,6 @@ class SgdPhase:
         self.loss_sum = 0.0
         self.seconds = 0.0
 
-    def _train_sample(self):
-        m = self.cfg.train_acc_images
-        n = len(self.data.train) if m <= 0 else min(m, len(self.data.train))
-        return self.data.train.x[:n], self.data.train.y[:n]
-
     # resumable state ---------------------------------------------------------------
     def state(self) -> dict:
         return {"module": _cpu(self.module.state_dict()), "opt": self.opt.state_dict() if self.opt else None,
@@ -315,13 +310,14 @@ class SgdPhase:
             if not math.isfinite(loss_value):
                 raise TrainingDiverged(f"SGD phase: the loss became NaN or inf in epoch {epoch}; lower sgd.lr")
             evaluate = self.rank == 0
+            head = self.data.train_head(cfg.train_acc_images)
             record = {"phase": "sgd", "epoch": epoch, "lr": lr, "loss": loss_value,
-                      "train_acc": _accuracy(self.module, *self._train_sample(), device) if evaluate else None,
+                      "train_acc": _accuracy(self.module, head.x, head.y, device) if evaluate else None,
                       "val_acc": _accuracy(self.module, self.data.val.x, self.data.val.y, device) if evaluate else None,
                       "test_acc": _accuracy(self.module, self.data.test.x, self.data.test.y, device) if evaluate else None,
                       "seconds": self.seconds, "images_per_s": n / self.seconds}
             if cfg.train_acc_images:
-                record["train_acc_images"] = len(self._train_sample()[0])
+                record["train_acc_images"] = len(head)
             score = record["val_acc"] if record["val_acc"] is not None else record["train_acc"]
             best_score = None if self.best is None else (
                 self.best["val_acc"] if self.best["val_acc"] is not None else self.best["train_acc"])
