@@ -229,6 +229,11 @@ class Network:
             return ops.batch_norm(x, mean, var, p["weight"], p["bias"], l.eps)
         raise AssertionError(l.type)
 
+    def _linear_response(self, node: Node, dot: Array) -> Array:
+        """``w·x + b`` from an already computed ``dot`` (a layer with ``response = "linear"``)."""
+        b = node.params["bias"]
+        return dot + (b.reshape(1, -1, 1, 1) if node.spec.type == "conv" else b.reshape(1, -1))
+
     def forward(self, x: Array, upto: int | None = None) -> Array:
         """Inference (batch-norm with running statistics); ``upto``: stop after that many layers."""
         for node in self.nodes[:upto]:
@@ -254,7 +259,7 @@ class Network:
                 x = self.layer_forward(node, x, batch_stats=True)
                 continue
             dot, cos = self.similarity(node, x)
-            x_next = self.ops.relu(cos)
+            x_next = self.ops.relu(cos) if node.cosine else self._linear_response(node, dot)
             self.hebbian_update(node, x, dot, cos, labels)
             x = x_next
 

@@ -437,3 +437,25 @@ def test_bcm_threshold_tracks_the_second_moment(registry, numpy_ops):
         y = np.maximum(x @ w.T, 0)
         net.hebbian_step(x, None)
         assert_close(net.nodes[0].rule.theta, (y * y).mean(0), what="theta")
+
+
+@pytest.mark.parametrize("response", ["linear", "cosine"])
+def test_hebbian_step_passes_the_layer_response_up(registry, numpy_ops, response):
+    """The layer above a Hebbian layer sees, during the Hebbian step, what it sees at inference.
+
+    A batch-norm with momentum 1 keeps the last batch's statistics: they must be the moments of
+    the Hebbian layer's inference output (``w·x + b`` for ``response = "linear"``, not its cosine).
+    """
+    spec = parse_spec({"seed": 0, "layers": [
+        {"name": "conv", "type": "conv", "out_channels": 6, "kernel_size": 3, "response": response,
+         "hebbian": {"rule": "hpca", "aggregation": "mean", "lr": 1e-12}},
+        {"name": "bn", "type": "batchnorm", "momentum": 1.0},
+        {"name": "flat", "type": "flatten"},
+        {"name": "clf", "type": "linear", "out_features": 3, "hebbian": {"rule": "teacher", "lr": 0.1}}]}, registry)
+    net = Network(spec, (2, 7, 7), 3, numpy_ops, registry)
+    x = np.random.default_rng(0).normal(size=(16, 2, 7, 7)).astype(np.float32)
+    net.hebbian_step(numpy_ops.asarray(x), numpy_ops.asarray(np.arange(16) % 3, dtype="int64"))
+    out = numpy_ops.to_numpy(net.forward(numpy_ops.asarray(x), upto=1))
+    bn = next(n for n in net.nodes if n.name == "bn")
+    np.testing.assert_allclose(numpy_ops.to_numpy(bn.params["running_mean"]), out.mean(axis=(0, 2, 3)),
+                               rtol=1e-5, atol=1e-6)
