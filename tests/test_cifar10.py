@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hebbcore.errors import DataError
+from hebbcore.errors import DataError, SpecError
 from hebbcore.interfaces import Dataset, Split
 from hebbcore.spec import dumps_toml, parse_spec
 from hebbcore_plugins.data import cifar10 as c10
@@ -415,3 +415,29 @@ def test_feature_cache_memory_bound(registry):
     cache.features(net, 5, data, "b")  # two entries would exceed the bound: the older one goes
     assert len(cache.entries) == 1 and cache.too_large == ""
     assert FeatureCache.nbytes(next(iter(cache.entries.values()))) == one
+
+
+def test_report_goal_match_or_beat(tmp_path):
+    """A row's goal decides the target column: within ±2 pp of the paper, or above it."""
+    from hebbcore import experiments as ex
+
+    folder = tmp_path / "exp"
+    (folder / "results").mkdir(parents=True)
+    manifest = {"experiment": [
+        {"name": n, "spec": f"{n}.toml", "paper": 50.0, "table": "T", "row": n, **({"goal": g} if g else {})}
+        for n, g in (("close", ""), ("above", "beat"), ("below", "beat"))]}
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    for name, acc in (("close", 0.49), ("above", 0.51), ("below", 0.49)):
+        (folder / "results" / name).mkdir()
+        (folder / "results" / name / "metrics.json").write_text(json.dumps(
+            {"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}}))
+    report = ex.write_report(folder, plots=False).read_text()
+    assert "| close | `close` | 50.00 | 49.00 | -1.00 | yes (±2) |" in report
+    assert "| above | `above` | 50.00 | 51.00 | +1.00 | yes (beat) |" in report
+    assert "| below | `below` | 50.00 | 49.00 | -1.00 | no (beat) |" in report
+    outside = report.split("## Rows outside the target")[1]
+    assert "below" in outside and "above" not in outside and "close" not in outside
+    manifest["experiment"][0]["goal"] = "exceed"
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    with pytest.raises(SpecError, match=r"\(close\).goal: expected one of"):
+        ex.load_manifest(folder)

@@ -1,0 +1,149 @@
+"""Write the specs of the rule comparison on the paper's net (issue 5) and their manifest.
+
+    python experiments/rules/make_specs.py        # rewrites experiments/rules/*.toml
+    python -m hebbcore.experiments run experiments/rules --backend torch
+    python -m hebbcore.experiments report experiments/rules
+
+Each *family* trains the hidden layers conv1..fc5 of the paper's net
+(Amato et al., ICIAP 2019; ``hebbcore.models.paper_net``) with Hebbian rules only,
+on ZCA-whitened CIFAR-10, and the classifier fc6 with the Hebbian teacher rule
+(one kernel per class): ``<family>_net`` is a pipeline with no backpropagation
+anywhere. Then a linear SGD probe (the paper's Table 1 probe: L2 5e-4, 20
+epochs, best validation) reads the flattened output of each layer k (after its
+ReLU, pool and batch-norm): ``<family>_probe_L<k>``. The manifest's ``paper``
+column holds the paper's Hebbian-net + SGD-classifier numbers, the figures to
+beat (63.92/63.81/58.28/52.99/41.78), and 28.59 for the fully Hebbian net.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
+
+from hebbcore.models import PAPER_TRAINABLE, paper_net  # noqa: E402
+from hebbcore.spec import dumps_toml  # noqa: E402
+
+NAMES = [t[0] for t in PAPER_TRAINABLE]  # conv1 .. fc6
+RESULTS = "experiments/rules/results"
+DATA = {"source": "cifar10", "transforms": [{"name": "zca", "options": {"eps": 0.1}}]}
+HEBBIAN = {"epochs": 2, "batch_size": 64}
+SGD_PROBE = {"epochs": 20, "batch_size": 64, "lr": 1e-3, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+             "lr_decay_after": 10, "lr_decay": 0.5, "keep_best": True, "train_acc_images": 5000}
+PAPER_HNET_SGD_CLF = [63.92, 63.81, 58.28, 52.99, 41.78]
+PAPER_FULL_H = 28.59
+TEACHER_CLF = {"rule": "teacher", "aggregation": "weighted_mean", "lr": 0.1,
+               "options": {"groups_per_class": 1, "common": 0}}
+
+# A family: (what it is, {layer: (its [layers.hebbian] table, its response)}) for conv1..fc5.
+# Sanger-type updates are stable for lr·λ_max < ~1 (λ_max: the largest eigenvalue of the input's correlation:
+# ~0.8 for conv1's ZCA-whitened 5×5 patches, 100-250 for the batch-normalised inputs of conv2..fc5, measured on
+# a short run), so conv1's rate is ~100× the others'.
+HPCA_LR = {"conv1": 0.3, "conv2": 3e-3, "conv3": 3e-3, "conv4": 2e-3, "fc5": 2e-3}
+HPCA = {n: {"rule": "hpca", "aggregation": "mean", "lr": lr, "options": {"activation": "relu"}}
+        for n, lr in HPCA_LR.items()}
+WTA = {"rule": "wta", "aggregation": "weighted_mean", "lr": 0.1}
+FAMILIES: dict[str, tuple[str, dict[str, tuple[dict, str]]]] = {
+    "hpca": ("Hebbian PCA (Lagani et al. 2021) on conv1..fc5, y = relu(w·x), layer output w·x",
+             {n: (HPCA[n], "linear") for n in NAMES[:5]}),
+}
+
+# conv1 screen: candidate rules for conv1 alone (conv1 block + the teacher classifier), each followed by the
+# layer-1 probe; run reduced (see README.md) to choose conv1's rule cheaply.
+SCREEN: dict[str, tuple[dict, str]] = {
+    "wta": (WTA, "cosine"),
+    "kwta2": ({"rule": "kwta", "aggregation": "weighted_mean", "lr": 0.1, "options": {"k": 2}}, "cosine"),
+    "kwta4": ({"rule": "kwta", "aggregation": "weighted_mean", "lr": 0.1, "options": {"k": 4}}, "cosine"),
+    "hpca": (HPCA["conv1"], "linear"),
+    "softhebb": ({"rule": "softhebb", "aggregation": "sum", "lr": 0.05, "options": {}}, "linear"),
+    "softhebb_cos": ({"rule": "softhebb", "aggregation": "sum", "lr": 0.05, "options": {}}, "cosine"),
+    "krotov": ({"rule": "krotov", "aggregation": "sum", "lr": 0.05, "options": {}}, "cosine"),
+}
+
+
+def cut_index(layers: list[dict], k: int) -> int:
+    """Index just past layer k's block (its ReLU, pool and BN)."""
+    i = next(j for j, l in enumerate(layers) if l["name"] == NAMES[k - 1])
+    while i + 1 < len(layers) and layers[i + 1]["type"] in ("relu", "pool", "batchnorm"):
+        i += 1
+    return i + 1
+
+
+def hebbian_layers(rules: dict[str, tuple[dict, str]], depth: int = 5) -> list[dict]:
+    """The paper's net up to layer ``depth`` with ``rules``, then the Hebbian teacher classifier ``fc6``."""
+    full = paper_net("H" * 6)
+    layers = full[: cut_index(full, depth)] if depth < 5 else full
+    if depth < 5:
+        layers += [{"name": "flatten", "type": "flatten"}, dict(full[-1])]
+    for l in layers:
+        if l["name"] in rules:
+            hebbian, response = rules[l["name"]]
+            l["hebbian"] = dict(hebbian)
+            l["response"] = response
+        elif l["name"] == "fc6":
+            l["hebbian"] = dict(TEACHER_CLF)
+    return layers
+
+
+def net_spec(name: str, layers: list[dict]) -> dict:
+    return {"name": name, "seed": 0, "phases": ["hebbian"], "data": DATA, "hebbian": dict(HEBBIAN),
+            "sgd": {"epochs": 0}, "layers": layers}
+
+
+def probe_spec(family: str, full: list[dict], k: int) -> dict:
+    layers = copy.deepcopy(full[: cut_index(full, k)])
+    for l in layers:
+        if l["type"] in ("conv", "linear"):
+            l["train"] = "frozen"
+            l.pop("hebbian", None)
+    if all(l["type"] != "flatten" for l in layers):
+        layers.append({"name": "flatten", "type": "flatten"})
+    layers.append({"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"})
+    name = f"{family}_L{k}" if family.startswith("screen_") else f"{family}_probe_L{k}"
+    return {"name": name, "seed": 0, "init_weights": f"{RESULTS}/{name}/init_weights.npz", "phases": ["sgd"],
+            "data": DATA, "hebbian": dict(HEBBIAN), "sgd": dict(SGD_PROBE), "layers": layers}
+
+
+def main() -> None:
+    manifest, written = [], []
+    for family, (about, rules) in FAMILIES.items():
+        full = hebbian_layers(rules)
+        spec = net_spec(f"{family}_net", full)
+        written.append(spec)
+        manifest.append({"name": spec["name"], "spec": f"{spec['name']}.toml", "paper": PAPER_FULL_H, "goal": "beat",
+                         "table": f"{family}: {about}", "row": "fully Hebbian (teacher classifier), vs paper full H"})
+        for k in range(1, 6):
+            spec = probe_spec(family, full, k)
+            written.append(spec)
+            manifest.append({"name": spec["name"], "spec": f"{spec['name']}.toml", "paper": PAPER_HNET_SGD_CLF[k - 1],
+                             "goal": "beat", "table": f"{family}: {about}",
+                             "row": f"SGD linear probe on layer {k}, vs paper Hebbian net + SGD classifier",
+                             "init_from": f"{family}_net", "init_layers": NAMES[:k]})
+    for cand, (hebbian, response) in SCREEN.items():
+        full = hebbian_layers({"conv1": (hebbian, response)}, depth=1)
+        net = net_spec(f"screen_{cand}", full)
+        probe = probe_spec(f"screen_{cand}", full, 1)
+        written += [net, probe]
+        label = f"conv1 screen: {hebbian['rule']} {hebbian.get('options', {})}, lr {hebbian['lr']}, response {response}"
+        manifest += [{"name": net["name"], "spec": f"{net['name']}.toml", "table": "conv1 screen",
+                      "row": f"{label}: conv1 + teacher classifier"},
+                     {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": "conv1 screen",
+                      "paper": PAPER_HNET_SGD_CLF[0], "goal": "beat", "row": f"{label}: layer-1 probe",
+                      "init_from": net["name"], "init_layers": ["conv1"]}]
+    for old in HERE.glob("*.toml"):
+        old.unlink()
+    for spec in written:
+        header = (f"# {spec['name']}: generated by experiments/rules/make_specs.py; do not edit by hand.\n"
+                  f"# Run: python -m hebbcore.experiments run experiments/rules/{spec['name']}.toml --backend torch\n")
+        (HERE / f"{spec['name']}.toml").write_text(header + dumps_toml(spec))
+    (HERE / "experiments.toml").write_text(
+        "# Hebbian rules on the paper's net: spec, the paper's figure to beat (%), and the run a probe starts from.\n"
+        "# Generated by experiments/rules/make_specs.py.\n\n" + dumps_toml({"experiment": manifest}))
+    print(f"wrote {len(written)} specs and experiments.toml ({len(manifest)} rows) to {HERE}")
+
+
+if __name__ == "__main__":
+    main()
