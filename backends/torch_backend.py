@@ -128,6 +128,9 @@ class TorchOps(Ops):
     def max_pool2d(self, x, kernel_size, stride):
         return self.F.max_pool2d(x, kernel_size, stride)
 
+    def pad2d(self, x, padding):
+        return self.F.pad(x, (padding,) * 4)
+
     def batch_moments(self, x):
         dims = (0,) if x.ndim == 2 else (0, 2, 3)
         var, mean = self.torch.var_mean(x, dim=dims, unbiased=False)

@@ -249,7 +249,7 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
         elif l.type == "batchnorm":
             if below != "frozen":
                 break
-        elif l.type not in ("relu", "pool", "flatten"):
+        elif l.type not in ("relu", "triangle", "pad", "pool", "flatten"):
             break
         cut = i + 1
     if not any(l.trainable and l.train in ("hebbian", "sgd") for l in spec.layers[cut:]):

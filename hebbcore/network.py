@@ -82,7 +82,11 @@ def infer_shapes(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) ->
             out = (l.out_features,)
         elif l.type == "flatten":
             out = (int(np.prod(shape)),)
-        else:  # relu, batchnorm, dropout keep the shape
+        elif l.type == "pad":
+            if len(shape) != 3:
+                raise SpecError([f"{where}: a pad layer needs (C, H, W) input, got shape {shape}"])
+            out = (shape[0], shape[1] + 2 * l.padding, shape[2] + 2 * l.padding)
+        else:  # relu, triangle, batchnorm, dropout keep the shape
             out = shape
         shapes.append((shape, out))
         shape = out
@@ -206,6 +210,11 @@ class Network:
             return ops.max_pool2d(x, l.kernel_size, node.stride)
         if l.type == "relu":
             return ops.relu(x)
+        if l.type == "triangle":
+            c = x.shape[1]
+            return ops.relu(x - ops.sum(x, axis=1).reshape((x.shape[0], 1) + tuple(x.shape[2:])) * (1.0 / c))
+        if l.type == "pad":
+            return ops.pad2d(x, l.padding)
         if l.type == "flatten":
             return x.reshape(x.shape[0], -1)
         if l.type == "dropout":

@@ -164,6 +164,11 @@ class Ops:
                 out = xs if out is None else self.xp.maximum(out, xs)  # keeps the memory layout of x
         return out.copy(order="K") if kernel_size == 1 else out
 
+    def pad2d(self, x: Array, padding: int) -> Array:
+        """``x`` ``(N, C, H, W)`` with ``padding`` zeros added before and after H and W."""
+        p = padding
+        return self.xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+
     def batch_moments(self, x: Array) -> tuple[Array, Array]:
         """Per-channel mean and biased variance over all axes but 1."""
         axes = (0,) if x.ndim == 2 else (0, 2, 3)

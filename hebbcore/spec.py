@@ -58,10 +58,13 @@ LAYER_FIELDS: dict[str, tuple[str, ...]] = {
     "pool": ("kernel_size", "stride"),
     "batchnorm": ("eps", "momentum", "train"),
     "relu": (),
+    "triangle": (),
+    "pad": ("padding",),
     "flatten": (),
     "dropout": ("p",),
 }
-REQUIRED_FIELDS = {"conv": ("out_channels", "kernel_size"), "linear": ("out_features",), "pool": ("kernel_size",)}
+REQUIRED_FIELDS = {"conv": ("out_channels", "kernel_size"), "linear": ("out_features",), "pool": ("kernel_size",),
+                   "pad": ("padding",)}
 TRAINABLE = ("conv", "linear")
 
 
@@ -85,6 +88,7 @@ class LayerSpec:
     out_features: int = 0
     kernel_size: int = 0
     stride: int = 0  # conv: 0 means 1; pool: 0 means kernel_size
+    padding: int = 0  # pad: zeros added on each side of H and W
     train: str = ""  # conv/linear: default "hebbian" if [layers.hebbian] is given else "sgd"
     response: str = "auto"  # conv/linear: "cosine" (clamped at 0), "linear" (w·x + b); auto: cosine iff hebbian
     hebbian: HebbianLayerSpec | None = None

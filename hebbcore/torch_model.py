@@ -171,6 +171,10 @@ def _module_for(node: Node, net: Network) -> nn.Module:
         return nn.MaxPool2d(l.kernel_size, node.stride)
     elif l.type == "relu":
         return nn.ReLU()
+    elif l.type == "triangle":
+        return Triangle()
+    elif l.type == "pad":
+        return nn.ZeroPad2d(l.padding)
     elif l.type == "flatten":
         return nn.Flatten()
     elif l.type == "dropout":
@@ -180,9 +184,16 @@ def _module_for(node: Node, net: Network) -> nn.Module:
         return cls(ins[0], eps=l.eps, momentum=l.momentum)
     else:  # pragma: no cover
         raise AssertionError(l.type)
-    if node.rule is not None:
+    if node.rule is not None and isinstance(m, _HebbianMixin):  # a response = "linear" layer is a plain nn module
         m.attach_rule(node.rule, node.aggregation, node.spec.hebbian.lr, net.n_classes)
     return m
+
+
+class Triangle(nn.Module):
+    """``max(0, x − mean over channels)``, the "triangle" activation of Coates et al. (2011) used by SoftHebb."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x - x.mean(dim=1, keepdim=True))
 
 
 def copy_back(module: nn.Module, net: Network) -> None:

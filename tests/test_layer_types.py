@@ -1,0 +1,96 @@
+"""The `pad` and `triangle` layers: shapes, spec errors, backends vs NumPy, the torch module vs the network."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import assert_close, backend_params, make_ops
+from hebbcore.errors import SpecError
+from hebbcore.network import Network
+from hebbcore.spec import parse_spec
+
+LAYERS = [
+    {"name": "bn0", "type": "batchnorm"},
+    {"name": "pad1", "type": "pad", "padding": 2},
+    {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 5, "response": "linear",
+     "hebbian": {"rule": "softhebb", "aggregation": "sum", "lr": 0.05, "options": {"temperature": 0.5}}},
+    {"name": "tri1", "type": "triangle"},
+    {"name": "padp", "type": "pad", "padding": 1},
+    {"name": "pool1", "type": "pool", "kernel_size": 4, "stride": 2},
+    {"name": "flat", "type": "flatten"},
+    {"name": "clf", "type": "linear", "out_features": 4, "hebbian": {"rule": "teacher"}},
+]
+
+
+def make_net(registry, ops, layers=LAYERS, shape=(3, 8, 8)):
+    return Network(parse_spec({"seed": 2, "layers": layers}, registry), shape, 4, ops, registry)
+
+
+def test_shapes_and_values(registry, numpy_ops):
+    net = make_net(registry, numpy_ops)
+    shapes = {n.name: n.out_shape for n in net.nodes}
+    assert shapes["pad1"] == (3, 12, 12) and shapes["conv1"] == (8, 8, 8)  # "same" convolution
+    assert shapes["padp"] == (8, 10, 10) and shapes["pool1"] == (8, 4, 4)
+    x = np.random.default_rng(0).normal(size=(3, 8, 5, 5)).astype(np.float32)
+    tri = next(n for n in net.nodes if n.name == "tri1")
+    pad = next(n for n in net.nodes if n.name == "pad1")
+    np.testing.assert_allclose(net.layer_forward(tri, x, False), np.maximum(x - x.mean(axis=1, keepdims=True), 0),
+                               rtol=1e-6, atol=1e-6)
+    padded = net.layer_forward(pad, x, False)
+    assert padded.shape == (3, 8, 9, 9) and not padded[:, :, :2].any() and not padded[:, :, :, -2:].any()
+    np.testing.assert_array_equal(padded[:, :, 2:-2, 2:-2], x)
+
+
+def test_spec_errors(registry, numpy_ops):
+    with pytest.raises(SpecError, match=r"layers\[0\] \(p\)\.padding: missing"):
+        parse_spec({"layers": [{"name": "p", "type": "pad"}]}, registry)
+    with pytest.raises(SpecError, match=r"padding: expected >= 1, got 0"):
+        parse_spec({"layers": [{"name": "p", "type": "pad", "padding": 0}]}, registry)
+    with pytest.raises(SpecError, match=r"a pad layer needs \(C, H, W\) input"):
+        make_net(registry, numpy_ops, [{"name": "f", "type": "flatten"}, {"name": "p", "type": "pad", "padding": 1},
+                                       {"name": "clf", "type": "linear", "out_features": 4}])
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_backends_match_numpy(backend, registry, numpy_ops):
+    """Forward pass and two Hebbian steps through pad and triangle layers, against the NumPy reference."""
+    ops = make_ops(registry, *backend)
+    ref, other = make_net(registry, numpy_ops), make_net(registry, ops)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        x = rng.normal(size=(6, 3, 8, 8)).astype(np.float32)
+        y = rng.integers(0, 4, size=6)
+        ref.hebbian_step(numpy_ops.asarray(x), numpy_ops.asarray(y, dtype="int64"))
+        other.hebbian_step(ops.asarray(x), ops.asarray(y, dtype="int64"))
+    for k, v in ref.state_dict().items():
+        assert_close(other.state_dict()[k], v, what=k)
+    assert_close(ops.to_numpy(other.forward(ops.asarray(x))), numpy_ops.to_numpy(ref.forward(x)), what="forward")
+
+
+def test_torch_module_matches_network_forward(registry, numpy_ops):
+    torch = pytest.importorskip("torch", reason="the SGD phase needs torch")
+    from hebbcore.torch_model import build_module
+
+    layers = [dict(l) for l in LAYERS[:-1]] + [{"name": "clf", "type": "linear", "out_features": 4, "train": "sgd"}]
+    net = make_net(registry, numpy_ops, layers)
+    x = np.random.default_rng(0).normal(size=(5, 3, 8, 8)).astype(np.float32)
+    net.hebbian_step(numpy_ops.asarray(x), None)  # batch-norm statistics that are not the defaults
+    module = build_module(net).eval()
+    with torch.no_grad():
+        got = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, net.forward(x), rtol=1e-4, atol=1e-5)
+
+
+def test_linear_response_hebbian_layer_under_an_sgd_top(registry, tmp_path):
+    """A Hebbian layer that passes ``w·x + b`` up (e.g. Hebbian PCA) below SGD layers: both phases run."""
+    pytest.importorskip("torch", reason="the SGD phase needs torch")
+    from hebbcore.runner import run
+
+    layers = [dict(l) for l in LAYERS[:-1]] + [{"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"}]
+    spec = parse_spec({"seed": 0, "layers": layers, "hebbian": {"epochs": 1, "batch_size": 32},
+                       "sgd": {"epochs": 1, "batch_size": 32, "lr": 0.05},
+                       "data": {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50,
+                                                                   "size": 8}}}, registry)
+    result = run(spec, registry, "numpy", tmp_path, progress=False)
+    assert [e["phase"] for e in result.metrics["epochs"]] == ["hebbian", "sgd"]
+    assert result.metrics["final"]["test_acc"] is not None
