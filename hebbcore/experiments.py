@@ -234,13 +234,16 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
     """Number of leading layers whose output can be computed once, 0 if none.
 
     The prefix holds the leading ``frozen`` / ``random`` conv and linear layers
-    with the ReLU, pool and flatten layers between them, and the batch-norms
-    that follow a ``frozen`` layer (their statistics come with its weights and
-    are used as at inference, as for any fixed feature extractor). It stops at
+    with the ReLU, triangle, pad, pool and flatten layers between them, and the
+    batch-norms that follow a ``frozen`` layer, or normalise the input below a
+    ``frozen`` first layer (their statistics come with the weights and are used
+    as at inference, as for any fixed feature extractor). It stops at
     a batch-norm above a ``random`` layer (its statistics must still be
     learned), at dropout, and at the first layer that trains.
     """
-    cut, below = 0, ""
+    first = next((l for l in spec.layers if l.trainable), None)
+    # a batch-norm of the input (below every trainable layer) is as frozen as the first trainable layer
+    cut, below = 0, "frozen" if first is not None and first.train == "frozen" else ""
     for i, l in enumerate(spec.layers):
         if l.trainable:
             if l.train not in ("frozen", "random"):

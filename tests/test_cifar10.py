@@ -441,3 +441,21 @@ def test_report_goal_match_or_beat(tmp_path):
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
     with pytest.raises(SpecError, match=r"\(close\).goal: expected one of"):
         ex.load_manifest(folder)
+
+
+@pytest.mark.parametrize("modes, expected", [
+    (("frozen", "sgd"), 5),        # conv1, relu, pool, bn, flatten computed once
+    (("random", "sgd"), 3),        # stops at the batch-norm above a random layer
+    (("sgd", "sgd"), 0),
+    (("frozen", "frozen"), 0),     # nothing trains above
+])
+@pytest.mark.parametrize("input_bn", [False, True])
+def test_frozen_prefix_cut(registry, modes, expected, input_bn):
+    from hebbcore.experiments import frozen_prefix_cut
+
+    layers = tiny_layers({"conv1": modes[0], "clf": modes[1]})
+    if input_bn:  # a batch-norm of the input goes with the first trainable layer
+        layers = [{"name": "bn0", "type": "batchnorm"}, {"name": "pad0", "type": "pad", "padding": 1}] + layers
+        expected = expected + 2 if modes[0] == "frozen" and expected else 0
+    spec = parse_spec({"layers": layers, "sgd": {"epochs": 1}}, registry)
+    assert frozen_prefix_cut(spec) == expected

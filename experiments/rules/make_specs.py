@@ -64,6 +64,49 @@ SCREEN: dict[str, tuple[dict, str]] = {
 }
 
 
+# The wide soft-WTA net of SoftHebb (Journé et al., ICLR 2023), as far as the layer graph allows: per layer a
+# batch-norm, a "same" convolution (pad + conv), the triangle activation and pooling (max 4×4 stride 2 after
+# layers 1-2; the authors average-pool 2×2 after layer 3, max here), on per-channel normalised images (no ZCA).
+WIDE = [("conv1", 96, 5, (4, 2, 1)), ("conv2", 384, 3, (4, 2, 1)), ("conv3", 1536, 3, (2, 2, 0))]
+NORMALIZED = {"source": "cifar10", "transforms": [{"name": "normalize"}]}
+# layer-1 screen of the SoftHebb block: (temperature, lr) of the softhebb rule (dot response, max-normalised update,
+# adaptive per-kernel rate), run reduced like the conv1 screen
+SOFTHEBB_SCREEN = {"t1_lr0.08": (1.0, 0.08), "t0.3_lr0.08": (0.3, 0.08), "t1_lr0.02": (1.0, 0.02),
+                   "t0.3_lr0.02": (0.3, 0.02)}
+
+
+def softhebb_layers(depth: int, temperature: float, lr: float) -> list[dict]:
+    """Blocks 1..depth of the wide soft-WTA net, then a flatten (its probe goes on top)."""
+    layers: list[dict] = []
+    for n, (name, out, k, (pk, ps, pp)) in enumerate(WIDE[:depth], start=1):
+        layers += [{"name": f"bn{n}", "type": "batchnorm"}, {"name": f"pad{n}", "type": "pad", "padding": k // 2},
+                   {"name": name, "type": "conv", "out_channels": out, "kernel_size": k, "response": "linear",
+                    "hebbian": {"rule": "softhebb", "aggregation": "sum", "lr": lr,
+                                "options": {"temperature": temperature}}},
+                   {"name": f"tri{n}", "type": "triangle"}]
+        if pp:
+            layers.append({"name": f"poolpad{n}", "type": "pad", "padding": pp})
+        layers.append({"name": f"pool{n}", "type": "pool", "kernel_size": pk, "stride": ps})
+    return layers + [{"name": "flatten", "type": "flatten"}]
+
+
+def softhebb_specs(name: str, depth: int, temperature: float, lr: float) -> tuple[dict, dict]:
+    """(the Hebbian net with a teacher classifier, the SGD linear probe on its last block)."""
+    layers = softhebb_layers(depth, temperature, lr)
+    net = {"name": name, "seed": 0, "phases": ["hebbian"], "data": NORMALIZED, "hebbian": {"epochs": 1, "batch_size": 64},
+           "sgd": {"epochs": 0}, "layers": layers + [{"name": "fc", "type": "linear", "out_features": 10,
+                                                      "hebbian": dict(TEACHER_CLF)}]}
+    frozen = copy.deepcopy(layers)
+    for l in frozen:
+        if l["type"] == "conv":
+            l["train"] = "frozen"
+            l.pop("hebbian")
+    probe = {"name": f"{name}_probe", "seed": 0, "init_weights": f"{RESULTS}/{name}_probe/init_weights.npz",
+             "phases": ["sgd"], "data": NORMALIZED, "hebbian": {"epochs": 1, "batch_size": 64}, "sgd": dict(SGD_PROBE),
+             "layers": frozen + [{"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"}]}
+    return net, probe
+
+
 def cut_index(layers: list[dict], k: int) -> int:
     """Index just past layer k's block (its ReLU, pool and BN)."""
     i = next(j for j, l in enumerate(layers) if l["name"] == NAMES[k - 1])
@@ -133,6 +176,19 @@ def main() -> None:
                      {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": "conv1 screen",
                       "paper": PAPER_HNET_SGD_CLF[0], "goal": "beat", "row": f"{label}: layer-1 probe",
                       "init_from": net["name"], "init_layers": ["conv1"]}]
+    wide = [("softhebb_wide", 3, 1.0, 0.08, "SoftHebb-style wide net (96/384/1536), one Hebbian epoch: linear probe "
+             "on layer 3 (SoftHebb reports 80.3 %)", 80.3)]
+    wide += [(f"sh1_{tag}", 1, t, lr, f"SoftHebb block 1 screen: temperature {t}, lr {lr}: linear probe on layer 1", None)
+             for tag, (t, lr) in SOFTHEBB_SCREEN.items()]
+    for name, depth, t, lr, row, target in wide:
+        net, probe = softhebb_specs(name, depth, t, lr)
+        written += [net, probe]
+        table = "SoftHebb-style net" if depth == 3 else "SoftHebb block 1 screen"
+        manifest += [{"name": net["name"], "spec": f"{net['name']}.toml", "table": table,
+                      "row": row.split(":")[0] + ": Hebbian teacher classifier"},
+                     {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": table, "row": row,
+                      "init_from": net["name"], "init_layers": [w[0] for w in WIDE[:depth]],
+                      **({"paper": target, "goal": "beat"} if target else {})}]
     for old in HERE.glob("*.toml"):
         old.unlink()
     for spec in written:
