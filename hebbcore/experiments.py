@@ -461,13 +461,37 @@ class ExperimentRunner:
         atomic_write_json(out / "metrics.json", metrics)
         return metrics
 
+    def parents_to_rerun(self, rows: dict[str, Experiment], order: Sequence[str]) -> dict[str, str]:
+        """Finished runs that must run again because a run still to do starts from their missing weights.
+
+        Returns parent name -> the name of one run that needs it. Applied until nothing changes, so a
+        grandparent whose weights are gone too is rerun before its parent.
+        """
+        to_do = {n for n in order if self.force or not is_done(self.results_dir(rows[n]))}
+        rerun: dict[str, str] = {}
+        changed = True
+        while changed:
+            changed = False
+            for n in list(to_do):
+                p = rows[n].init_from
+                if p and p not in to_do and not (self.results_dir(rows[p]) / "weights.npz").is_file():
+                    rerun[p] = n
+                    to_do.add(p)
+                    changed = True
+        return rerun
+
     def run(self, rows: dict[str, Experiment], wanted: Sequence[str]) -> dict[str, str]:
         """Run ``wanted`` (and the runs they need); returns name -> "done" / "skipped" / "failed: ..."."""
         status: dict[str, str] = {}
-        for name in order_with_dependencies(rows, wanted):
+        order = order_with_dependencies(rows, wanted)
+        rerun = self.parents_to_rerun(rows, order)
+        for name in order:
             exp = rows[name]
             out = self.results_dir(exp)
-            if is_done(out) and not self.force:
+            if name in rerun:
+                self.log(f"{name}: finished, but {out / 'weights.npz'} is missing (results are committed without "
+                         f"weights); running it again for {rerun[name]!r}")
+            elif is_done(out) and not self.force:
                 status[name] = "skipped"
                 self.log(f"{name}: already done ({out}/metrics.json)")
                 continue

@@ -136,9 +136,13 @@ class Network:
             return
         else:
             return
-        bound = 1.0 / np.sqrt(fan_in)  # torch's default (kaiming-uniform, a=sqrt(5))
-        node.params["weight"] = ops.asarray(rng.uniform(-bound, bound, size=shape))
-        bias = rng.uniform(-bound, bound, size=shape[0])
+        bound = 1.0 / np.sqrt(fan_in)  # torch's default (kaiming-uniform, a=sqrt(5)) when init_scale = 1
+        if l.init == "normal":
+            node.params["weight"] = ops.asarray(rng.normal(0.0, l.init_scale * bound, size=shape))
+            bias = np.zeros(shape[0])
+        else:
+            node.params["weight"] = ops.asarray(rng.uniform(-l.init_scale * bound, l.init_scale * bound, size=shape))
+            bias = rng.uniform(-bound, bound, size=shape[0])
         if not node.cosine:
             node.params["bias"] = ops.asarray(bias)
 
@@ -212,7 +216,8 @@ class Network:
             return ops.relu(x)
         if l.type == "triangle":
             c = x.shape[1]
-            return ops.relu(x - ops.sum(x, axis=1).reshape((x.shape[0], 1) + tuple(x.shape[2:])) * (1.0 / c))
+            y = ops.relu(x - ops.sum(x, axis=1).reshape((x.shape[0], 1) + tuple(x.shape[2:])) * (1.0 / c))
+            return y if l.power == 1.0 else y ** l.power
         if l.type == "pad":
             return ops.pad2d(x, l.padding)
         if l.type == "flatten":

@@ -53,12 +53,12 @@ else:  # pragma: no cover
 
 TRAIN_MODES = ("hebbian", "sgd", "frozen", "random")
 LAYER_FIELDS: dict[str, tuple[str, ...]] = {
-    "conv": ("out_channels", "kernel_size", "stride", "train", "response", "hebbian"),
-    "linear": ("out_features", "train", "response", "hebbian"),
+    "conv": ("out_channels", "kernel_size", "stride", "train", "response", "init", "init_scale", "hebbian"),
+    "linear": ("out_features", "train", "response", "init", "init_scale", "hebbian"),
     "pool": ("kernel_size", "stride"),
     "batchnorm": ("eps", "momentum", "train"),
     "relu": (),
-    "triangle": (),
+    "triangle": ("power",),
     "pad": ("padding",),
     "flatten": (),
     "dropout": ("p",),
@@ -92,6 +92,11 @@ class LayerSpec:
     train: str = ""  # conv/linear: default "hebbian" if [layers.hebbian] is given else "sgd"
     response: str = "auto"  # conv/linear: "cosine" (clamped at 0), "linear" (w·x + b); auto: cosine iff hebbian
     hebbian: HebbianLayerSpec | None = None
+    # conv/linear initial weights, with s = init_scale / sqrt(fan_in): "uniform" in [-s, s] and a bias in
+    # [-1/sqrt(fan_in), 1/sqrt(fan_in)] (torch's default when init_scale = 1); "normal": N(0, s²), zero bias
+    init: str = "uniform"
+    init_scale: float = 1.0
+    power: float = 1.0  # triangle: max(0, x − channel mean) ** power
     eps: float = 1e-5
     momentum: float = 0.1
     p: float = 0.5
@@ -317,6 +322,12 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
             problems.append(f"{shown}.{req}: expected >= 1, got {getattr(layer, req)}")
     if layer is not None and layer.response not in ("auto", "cosine", "linear"):
         problems.append(f"{shown}.response: expected 'auto', 'cosine' or 'linear', got {layer.response!r}")
+    if layer is not None and layer.init not in ("uniform", "normal"):
+        problems.append(f"{shown}.init: expected 'uniform' or 'normal', got {layer.init!r}"
+                        f"{did_you_mean(layer.init, ('uniform', 'normal'))}")
+    for key in ("init_scale", "power"):
+        if layer is not None and not getattr(layer, key) > 0:
+            problems.append(f"{shown}.{key}: expected > 0, got {getattr(layer, key)}")
     if layer is not None and layer.stride < 0:
         problems.append(f"{shown}.stride: expected >= 1, got {layer.stride}")
     if layer is not None and ltype == "dropout" and not 0 <= layer.p < 1:

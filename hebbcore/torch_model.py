@@ -172,7 +172,7 @@ def _module_for(node: Node, net: Network) -> nn.Module:
     elif l.type == "relu":
         return nn.ReLU()
     elif l.type == "triangle":
-        return Triangle()
+        return Triangle(l.power)
     elif l.type == "pad":
         return nn.ZeroPad2d(l.padding)
     elif l.type == "flatten":
@@ -190,10 +190,15 @@ def _module_for(node: Node, net: Network) -> nn.Module:
 
 
 class Triangle(nn.Module):
-    """``max(0, x − mean over channels)``, the "triangle" activation of Coates et al. (2011) used by SoftHebb."""
+    """``max(0, x − mean over channels) ** power``, the "triangle" activation of Coates et al. (2011) used by SoftHebb."""
+
+    def __init__(self, power: float = 1.0):
+        super().__init__()
+        self.power = power
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x - x.mean(dim=1, keepdim=True))
+        y = torch.relu(x - x.mean(dim=1, keepdim=True))
+        return y if self.power == 1.0 else y ** self.power
 
 
 def copy_back(module: nn.Module, net: Network) -> None:

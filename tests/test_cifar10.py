@@ -287,6 +287,12 @@ def test_experiments_run_resume_and_report(tmp_path, registry):
     assert "conv1" in (res / "probe" / "spec.toml").read_text()
     # resumable: a second call skips both
     assert runner.run(rows, wanted) == {"parent": "skipped", "probe": "skipped"}
+    # a fresh clone has the parent's metrics but not its (git-ignored) weights: a probe still to do reruns it
+    (res / "parent" / "weights.npz").unlink()
+    assert runner.run(rows, wanted) == {"parent": "skipped", "probe": "skipped"}  # nothing to do: no rerun
+    (res / "probe" / "metrics.json").unlink()
+    assert runner.run(rows, wanted) == {"parent": "done", "probe": "done"}
+    assert any("weights.npz is missing" in m for m in logs)
     # report: measured rows, the alias, and "not run yet"
     report = ex.write_report(folder).read_text()
     assert "not run yet" in report and "`parent (same run)`" in report
@@ -459,3 +465,29 @@ def test_frozen_prefix_cut(registry, modes, expected, input_bn):
         expected = expected + 2 if modes[0] == "frozen" and expected else 0
     spec = parse_spec({"layers": layers, "sgd": {"epochs": 1}}, registry)
     assert frozen_prefix_cut(spec) == expected
+
+
+def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
+    """experiments/rules: every spec parses, and the committed files are what make_specs.py writes."""
+    import shutil
+    import subprocess
+    import sys
+    import tomllib
+
+    from hebbcore import experiments as ex
+
+    folder = REPO / "experiments" / "rules"
+    rows = ex.load_manifest(folder)
+    for exp in rows.values():
+        table = tomllib.loads(exp.spec_path.read_text())
+        assert ("init_weights" in table) == bool(exp.init_from), exp.name
+        table.pop("init_weights", None)
+        assert parse_spec(table, registry, exp.spec).name == exp.name
+    copy = tmp_path / "experiments" / "rules"
+    copy.mkdir(parents=True)
+    shutil.copy(folder / "make_specs.py", copy)
+    subprocess.run([sys.executable, str(copy / "make_specs.py")], check=True, capture_output=True)
+    written = sorted(p.name for p in copy.glob("*.toml"))
+    assert written == sorted(p.name for p in folder.glob("*.toml"))
+    for name in written:
+        assert (copy / name).read_text() == (folder / name).read_text(), f"{name}: rerun experiments/rules/make_specs.py"

@@ -1,4 +1,5 @@
-"""The `pad` and `triangle` layers: shapes, spec errors, backends vs NumPy, the torch module vs the network."""
+"""The `pad` and `triangle` layers and the weight `init` options: shapes, spec errors, backends vs NumPy, the
+torch module vs the network."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ LAYERS = [
     {"name": "bn0", "type": "batchnorm"},
     {"name": "pad1", "type": "pad", "padding": 2},
     {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 5, "response": "linear",
+     "init": "normal", "init_scale": 3.0,
      "hebbian": {"rule": "softhebb", "aggregation": "sum", "lr": 0.05, "options": {"temperature": 0.5}}},
-    {"name": "tri1", "type": "triangle"},
+    {"name": "tri1", "type": "triangle", "power": 0.7},
     {"name": "padp", "type": "pad", "padding": 1},
     {"name": "pool1", "type": "pool", "kernel_size": 4, "stride": 2},
     {"name": "flat", "type": "flatten"},
@@ -34,11 +36,30 @@ def test_shapes_and_values(registry, numpy_ops):
     x = np.random.default_rng(0).normal(size=(3, 8, 5, 5)).astype(np.float32)
     tri = next(n for n in net.nodes if n.name == "tri1")
     pad = next(n for n in net.nodes if n.name == "pad1")
-    np.testing.assert_allclose(net.layer_forward(tri, x, False), np.maximum(x - x.mean(axis=1, keepdims=True), 0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(net.layer_forward(tri, x, False),
+                               np.maximum(x - x.mean(axis=1, keepdims=True), 0) ** 0.7, rtol=1e-5, atol=1e-6)
     padded = net.layer_forward(pad, x, False)
     assert padded.shape == (3, 8, 9, 9) and not padded[:, :, :2].any() and not padded[:, :, :, -2:].any()
     np.testing.assert_array_equal(padded[:, :, 2:-2, 2:-2], x)
+
+
+def test_weight_init_options(registry, numpy_ops):
+    conv = next(n for n in make_net(registry, numpy_ops).nodes if n.name == "conv1")
+    w, fan_in = conv.params["weight"], 3 * 5 * 5
+    assert abs(w.std() * np.sqrt(fan_in) / 3.0 - 1) < 0.1 and abs(w.mean()) < 0.05  # N(0, (3/sqrt(75))²)
+    assert not conv.params["bias"].any()
+    layers = [{"name": "c", "type": "conv", "out_channels": 8, "kernel_size": 5, "init_scale": 2.0},
+              {"name": "f", "type": "flatten"}, {"name": "clf", "type": "linear", "out_features": 4}]
+    c = make_net(registry, numpy_ops, layers).nodes[0]
+    bound = 1 / np.sqrt(fan_in)
+    assert 1.8 * bound < abs(c.params["weight"]).max() <= 2 * bound  # uniform in ±2/sqrt(fan_in)
+    assert abs(c.params["bias"]).max() <= bound  # the bias keeps torch's default range
+    with pytest.raises(SpecError, match=r"\(c\)\.init: expected 'uniform' or 'normal', got 'norml' \(did you mean"):
+        parse_spec({"layers": [dict(layers[0], init="norml")]}, registry)
+    with pytest.raises(SpecError, match=r"init_scale: expected > 0, got -1"):
+        parse_spec({"layers": [dict(layers[0], init_scale=-1.0)]}, registry)
+    with pytest.raises(SpecError, match=r"\(t\)\.power: expected > 0, got 0"):
+        parse_spec({"layers": [{"name": "t", "type": "triangle", "power": 0.0}]}, registry)
 
 
 def test_spec_errors(registry, numpy_ops):

@@ -52,6 +52,9 @@ FAMILIES: dict[str, tuple[str, dict[str, tuple[dict, str]]]] = {
 }
 
 REPEATS = [("hpca", 1, (1, 2))]  # (family, seed, probed layers)
+# more seeds for layer 1 alone, whose margin over the paper is within the sampling error: conv1 trained by the
+# family's rule in a conv1-only net (conv1 learns the same way with or without layers above it)
+REPEATS_L1 = [("hpca", seed) for seed in (2, 3, 4)]
 
 # conv1 screen: candidate rules for conv1 alone (conv1 block + the teacher classifier), each followed by the
 # layer-1 probe; run reduced (see README.md) to choose conv1's rule cheaply.
@@ -71,33 +74,53 @@ SCREEN: dict[str, tuple[dict, str]] = {
 # layers 1-2; the authors average-pool 2×2 after layer 3, max here), on per-channel normalised images (no ZCA).
 WIDE = [("conv1", 96, 5, (4, 2, 1)), ("conv2", 384, 3, (4, 2, 1)), ("conv3", 1536, 3, (2, 2, 0))]
 NORMALIZED = {"source": "cifar10", "transforms": [{"name": "normalize"}]}
-# layer-1 screen of the SoftHebb block: (temperature, lr) of the softhebb rule (dot response, max-normalised update,
-# adaptive per-kernel rate), run reduced like the conv1 screen
-SOFTHEBB_SCREEN = {"random": (0.0, 0.0), "t1_lr0.08": (1.0, 0.08), "t0.3_lr0.08": (0.3, 0.08), "t1_lr0.02": (1.0, 0.02),
-                   "t0.3_lr0.02": (0.3, 0.02)}
+# The authors' per-layer settings (SoftHebb code): inverse temperatures 1, 0.65, 0.25; triangle powers 0.7, 1.4, 1;
+# rates 0.08, 0.005, 0.01; kernels drawn from N(0, (25/sqrt(fan_in))²), so they start with a norm near 25 and shrink
+# to the unit sphere under the adaptive rate |‖w‖ − 1|^½.
+AUTHORS = {"temperature": (1.0, 1 / 0.65, 4.0), "power": (0.7, 1.4, 1.0), "lr": (0.08, 0.005, 0.01), "init_scale": 25.0}
+# layer-1 screen of the SoftHebb block: (temperature, lr, init_scale, triangle power, Hebbian batch size) of conv1
+# with the softhebb rule (dot response, max-normalised update, adaptive per-kernel rate), run reduced like the conv1
+# screen; init_scale 0 keeps the default uniform initialisation
+SOFTHEBB_SCREEN = {"random": (0.0, 0.0, 0.0, 1.0, 64), "t1_lr0.08": (1.0, 0.08, 0.0, 1.0, 64),
+                   "t0.3_lr0.08": (0.3, 0.08, 0.0, 1.0, 64), "t1_lr0.02": (1.0, 0.02, 0.0, 1.0, 64),
+                   "t0.3_lr0.02": (0.3, 0.02, 0.0, 1.0, 64),
+                   "authors": (1.0, 0.08, 25.0, 0.7, 64), "authors_lr0.02": (1.0, 0.02, 25.0, 0.7, 64),
+                   "authors_random": (0.0, 0.0, 25.0, 0.7, 64), "authors_b10": (1.0, 0.08, 25.0, 0.7, 10)}
 
 
-def softhebb_layers(depth: int, temperature: float, lr: float) -> list[dict]:
-    """Blocks 1..depth of the wide soft-WTA net, then a flatten (its probe goes on top)."""
+def softhebb_layers(depth: int, temperature, lr, init_scale=0.0, power=1.0) -> list[dict]:
+    """Blocks 1..depth of the wide soft-WTA net, then a flatten (its probe goes on top).
+
+    ``temperature``, ``lr`` and ``power`` are one value for every layer or a tuple with one per layer; a
+    temperature of 0 leaves the layers random; ``init_scale`` 0 keeps the default initialisation.
+    """
+    per_layer = lambda v, i: v[i] if isinstance(v, tuple) else v  # noqa: E731
     layers: list[dict] = []
     for n, (name, out, k, (pk, ps, pp)) in enumerate(WIDE[:depth], start=1):
         conv = {"name": name, "type": "conv", "out_channels": out, "kernel_size": k, "response": "linear"}
-        if temperature:
-            conv["hebbian"] = {"rule": "softhebb", "aggregation": "sum", "lr": lr, "options": {"temperature": temperature}}
+        if init_scale:
+            conv.update(init="normal", init_scale=init_scale)
+        t = per_layer(temperature, n - 1)
+        if t:
+            conv["hebbian"] = {"rule": "softhebb", "aggregation": "sum", "lr": per_layer(lr, n - 1),
+                               "options": {"temperature": t}}
         else:  # the baseline: the layer keeps its random initial weights
             conv["train"] = "random"
+        tri = {"name": f"tri{n}", "type": "triangle"}
+        if per_layer(power, n - 1) != 1.0:
+            tri["power"] = per_layer(power, n - 1)
         layers += [{"name": f"bn{n}", "type": "batchnorm"}, {"name": f"pad{n}", "type": "pad", "padding": k // 2},
-                   conv, {"name": f"tri{n}", "type": "triangle"}]
+                   conv, tri]
         if pp:
             layers.append({"name": f"poolpad{n}", "type": "pad", "padding": pp})
         layers.append({"name": f"pool{n}", "type": "pool", "kernel_size": pk, "stride": ps})
     return layers + [{"name": "flatten", "type": "flatten"}]
 
 
-def softhebb_specs(name: str, depth: int, temperature: float, lr: float) -> tuple[dict, dict]:
+def softhebb_specs(name: str, depth: int, temperature, lr, init_scale=0.0, power=1.0, batch=64) -> tuple[dict, dict]:
     """(the Hebbian net with a teacher classifier, the SGD linear probe on its last block)."""
-    layers = softhebb_layers(depth, temperature, lr)
-    net = {"name": name, "seed": 0, "phases": ["hebbian"], "data": NORMALIZED, "hebbian": {"epochs": 1, "batch_size": 64},
+    layers = softhebb_layers(depth, temperature, lr, init_scale, power)
+    net = {"name": name, "seed": 0, "phases": ["hebbian"], "data": NORMALIZED, "hebbian": {"epochs": 1, "batch_size": batch},
            "sgd": {"epochs": 0}, "layers": layers + [{"name": "fc", "type": "linear", "out_features": 10,
                                                       "hebbian": dict(TEACHER_CLF)}]}
     frozen = copy.deepcopy(layers)
@@ -185,6 +208,19 @@ def main() -> None:
                              "goal": "beat", "table": f"{family}, seed {seed}",
                              "row": f"SGD linear probe on layer {k}, vs paper Hebbian net + SGD classifier",
                              "init_from": f"{name}_net", "init_layers": NAMES[:k]})
+    for family, seed in REPEATS_L1:
+        about, rules = FAMILIES[family]
+        full = hebbian_layers({"conv1": rules["conv1"]}, depth=1)
+        name = f"{family}_seed{seed}"
+        net = net_spec(f"{name}_conv1", full, seed)
+        probe = probe_spec(name, full, 1, seed)
+        written += [net, probe]
+        manifest += [{"name": net["name"], "spec": f"{net['name']}.toml", "table": f"{family}, layer 1, more seeds",
+                      "row": f"seed {seed}: conv1 + teacher classifier"},
+                     {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": f"{family}, layer 1, more seeds",
+                      "paper": PAPER_HNET_SGD_CLF[0], "goal": "beat",
+                      "row": f"seed {seed}: SGD linear probe on layer 1, vs paper Hebbian net + SGD classifier",
+                      "init_from": net["name"], "init_layers": ["conv1"]}]
     for cand, (hebbian, response) in SCREEN.items():
         full = hebbian_layers({"conv1": (hebbian, response)}, depth=1)
         net = net_spec(f"screen_{cand}", full)
@@ -196,13 +232,18 @@ def main() -> None:
                      {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": "conv1 screen",
                       "paper": PAPER_HNET_SGD_CLF[0], "goal": "beat", "row": f"{label}: layer-1 probe",
                       "init_from": net["name"], "init_layers": ["conv1"]}]
-    wide = [("softhebb_wide", 3, 1.0, 0.08, "SoftHebb-style wide net (96/384/1536), one Hebbian epoch: linear probe "
+    wide = [("softhebb_wide", 3, (AUTHORS["temperature"], AUTHORS["lr"], AUTHORS["init_scale"], AUTHORS["power"], 64),
+             "SoftHebb-style wide net (96/384/1536), one Hebbian epoch, the authors' per-layer settings: linear probe "
              "on layer 3 (SoftHebb reports 80.3 %)", 80.3)]
-    wide += [(f"sh1_{tag}", 1, t, lr, (f"SoftHebb block 1 screen: temperature {t}, lr {lr}" if t else
-                                       "SoftHebb block 1 screen: random conv1 (baseline)") + ": linear probe on layer 1", None)
-             for tag, (t, lr) in SOFTHEBB_SCREEN.items()]
-    for name, depth, t, lr, row, target in wide:
-        net, probe = softhebb_specs(name, depth, t, lr)
+    wide += [(f"sh1_{tag}", 1, setup,
+              (f"SoftHebb block 1 screen: temperature {setup[0]}, lr {setup[1]}" if setup[0] else
+               "SoftHebb block 1 screen: random conv1 (baseline)")
+              + (f", N(0, ({setup[2]:g}/sqrt(fan_in))²) init, triangle power {setup[3]}" if setup[2] else "")
+              + (f", batch {setup[4]}" if setup[4] != 64 else "")
+              + ": linear probe on layer 1", None)
+             for tag, setup in SOFTHEBB_SCREEN.items()]
+    for name, depth, setup, row, target in wide:
+        net, probe = softhebb_specs(name, depth, *setup)
         written += [net, probe]
         table = "SoftHebb-style net" if depth == 3 else "SoftHebb block 1 screen"
         manifest += [{"name": net["name"], "spec": f"{net['name']}.toml", "table": table,
