@@ -134,9 +134,15 @@ def _run(args: argparse.Namespace, registry, spec, out, resume: bool, backend: s
         from .distributed import init_from_env
 
         shard = init_from_env(registry, backend, args.device)
-    result = run(spec, registry, backend=backend, out_dir=out, device=args.device,
-                 progress=False if args.no_progress else None, resume=resume,
-                 checkpoint_every=args.checkpoint_every, shard=shard)
+    try:
+        result = run(spec, registry, backend=backend, out_dir=out, device=args.device,
+                     progress=False if args.no_progress else None, resume=resume,
+                     checkpoint_every=args.checkpoint_every, shard=shard)
+    finally:
+        if shard is not None:
+            from .distributed import leave_group
+
+            leave_group()
     if shard is not None and shard.rank != 0:
         return 0
     final = result.metrics["final"]

@@ -55,3 +55,23 @@ def init_from_env(registry: Registry, backend: str, device: str | None) -> Shard
     dist.init_process_group("nccl" if on_cuda else "gloo")
     ops = registry.get("backend", backend)(device)
     return Shard(rank=dist.get_rank(), world=dist.get_world_size(), reducer=make_reducer(ops))
+
+
+def leave_group() -> None:
+    """Wait for every process, then tear the process group down.
+
+    Leaving it to interpreter exit lets one rank destroy its gloo context
+    while the other still talks to it, which aborts the process
+    ("terminate called without an active exception").
+    """
+    import sys
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    try:
+        if sys.exc_info()[0] is None:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
