@@ -34,6 +34,11 @@ class TorchOps(Ops):
         # oneDNN convolves channels-last (NHWC) memory faster; activations then stay channels-last through the
         # element-wise ops, pooling and batch-norm. cuDNN paths keep the default NCHW layout.
         self._memory_format = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+        if dev.type == "cpu":
+            # Flush subnormal floats to zero (FTZ/DAZ, for this process). A softmax competition leaves many
+            # outputs below 1e-38; x86 cores handle those in microcode, and a conv weight-gradient over them
+            # ran ~50x slower (2.3 s against 45 ms for one SoftHebb layer's sums, docs/benchmarks.md).
+            torch.set_flush_denormal(True)
         super().__init__(str(dev))
 
     # transfer

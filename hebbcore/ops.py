@@ -258,9 +258,17 @@ class Ops:
         return (rank < k).astype(a.dtype)
 
     def softmax(self, a: Array, axis: int = 1) -> Array:
-        """``exp(a) / Σ exp(a)`` along ``axis`` (max-shifted)."""
-        e = self.xp.exp(a - a.max(axis=axis, keepdims=True))
-        return e / e.sum(axis=axis, keepdims=True)
+        """``exp(a) / Σ exp(a)`` along ``axis`` (max-shifted); outputs below the smallest normal float are 0.
+
+        Subnormal outputs (common when one kernel dominates a wide competition) slow every later product on
+        x86 by an order of magnitude; flushing them also matches the torch CPU backend, which runs with
+        flush-to-zero.
+        """
+        xp = self.xp
+        e = xp.exp(a - a.max(axis=axis, keepdims=True))
+        y = e / e.sum(axis=axis, keepdims=True)
+        tiny = xp.finfo(y.dtype).tiny
+        return xp.where(y < tiny, xp.zeros((), dtype=y.dtype), y)
 
     # ------------------------------------------------------------------ fused response
     def cosine(self, dot: Array, w_norm: Array, x_norm: Array, eps: float) -> Array:

@@ -304,6 +304,25 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
         assert (mask.sum(axis=1) == top).all()
 
 
+@pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
+def test_softmax_flushes_subnormal_outputs(registry, backend):
+    """A sharp softmax leaves outputs below 1e-38; every backend returns 0 there (they slow products ~50x)."""
+    ops = make_ops(registry, *backend)
+    a = np.array([[0.0, -60.0, -89.0, -95.0, -200.0]], dtype=np.float32)  # exp: 1, 9e-27, 2e-39, 5e-42, 0
+    y = ops.to_numpy(ops.softmax(ops.asarray(a), axis=1))
+    tiny = np.finfo(np.float32).tiny
+    assert not ((y > 0) & (y < tiny)).any(), y
+    np.testing.assert_array_equal(y[0, 2:], 0.0)
+    assert y[0, 1] > 0 and abs(y[0, 0] - 1.0) < 1e-6
+
+
+def test_torch_cpu_backend_flushes_subnormals(registry):
+    torch = pytest.importorskip("torch")
+    make_ops(registry, "torch", "cpu")
+    sub = torch.tensor([1e-39], dtype=torch.float32)  # stored as is; arithmetic on it is flushed
+    assert (sub * 1.0).item() == 0.0
+
+
 def test_primitives_against_loops(numpy_ops):
     rng = np.random.default_rng(0)
     y = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
