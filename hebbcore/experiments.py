@@ -672,7 +672,10 @@ def make_plots(rows: dict[str, Experiment], res_dir: Path, per_layer: dict, out_
         if not exp.spec or exp.init_from:
             continue
         wfile = res_dir / exp.name / "weights.npz"
+        p = out_dir / f"kernels_conv1_{exp.name}.png"
         if not (wfile.is_file() and is_done(res_dir / exp.name)):
+            if p.is_file() and is_done(res_dir / exp.name):  # weights are not committed: keep the earlier grid
+                made.append(p)
             continue
         try:
             with np.load(wfile) as f:
@@ -687,7 +690,6 @@ def make_plots(rows: dict[str, Experiment], res_dir: Path, per_layer: dict, out_
         ax.imshow(kernel_grid(w), interpolation="nearest")
         ax.set_axis_off()
         ax.set_title(f"{exp.name}: conv1 kernels ({w.shape[0]}×{w.shape[2]}×{w.shape[3]})")
-        p = out_dir / f"kernels_conv1_{exp.name}.png"
         fig.savefig(p, dpi=100, bbox_inches="tight")
         plt.close(fig)
         made.append(p)

@@ -299,6 +299,9 @@ def test_experiments_run_resume_and_report(tmp_path, registry):
     assert "| probe, layer 1 | `probe` | 40.00 |" in report
     assert (folder / "kernels_conv1_parent.png").is_file()
     assert (folder / "accuracy_per_layer.png").is_file()
+    # a fresh clone: the committed grid stays in the report though the weights are not there to redraw it
+    (res / "parent" / "weights.npz").unlink()
+    assert "](kernels_conv1_parent.png)" in ex.write_report(folder).read_text()
 
 
 def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, registry):
