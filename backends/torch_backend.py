@@ -133,6 +133,9 @@ class TorchOps(Ops):
     def max_pool2d(self, x, kernel_size, stride):
         return self.F.max_pool2d(x, kernel_size, stride)
 
+    def avg_pool2d(self, x, kernel_size, stride):
+        return self.F.avg_pool2d(x, kernel_size, stride)
+
     def pad2d(self, x, padding):
         return self.F.pad(x, (padding,) * 4)
 

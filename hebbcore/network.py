@@ -211,6 +211,8 @@ class Network:
                 return ops.conv2d(x, w, node.stride) + b.reshape(1, -1, 1, 1)
             return ops.linear(x, w) + b.reshape(1, -1)
         if l.type == "pool":
+            if l.mode == "avg":
+                return ops.avg_pool2d(x, l.kernel_size, node.stride)
             return ops.max_pool2d(x, l.kernel_size, node.stride)
         if l.type == "relu":
             return ops.relu(x)

@@ -164,6 +164,17 @@ class Ops:
                 out = xs if out is None else self.xp.maximum(out, xs)  # keeps the memory layout of x
         return out.copy(order="K") if kernel_size == 1 else out
 
+    def avg_pool2d(self, x: Array, kernel_size: int, stride: int) -> Array:
+        """Mean over each ``kernel_size``² window, ``stride`` apart (no padding)."""
+        n, c, h, wd = x.shape
+        ho, wo = (h - kernel_size) // stride + 1, (wd - kernel_size) // stride + 1
+        out = None
+        for a in range(kernel_size):
+            for b in range(kernel_size):
+                xs = x[:, :, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride]
+                out = xs * 1.0 if out is None else out + xs
+        return out * (1.0 / (kernel_size * kernel_size))
+
     def pad2d(self, x: Array, padding: int) -> Array:
         """``x`` ``(N, C, H, W)`` with ``padding`` zeros added before and after H and W."""
         p = padding

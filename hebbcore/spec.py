@@ -55,7 +55,7 @@ TRAIN_MODES = ("hebbian", "sgd", "frozen", "random")
 LAYER_FIELDS: dict[str, tuple[str, ...]] = {
     "conv": ("out_channels", "kernel_size", "stride", "train", "response", "init", "init_scale", "hebbian"),
     "linear": ("out_features", "train", "response", "init", "init_scale", "hebbian"),
-    "pool": ("kernel_size", "stride"),
+    "pool": ("kernel_size", "stride", "mode"),
     "batchnorm": ("eps", "momentum", "train"),
     "relu": (),
     "triangle": ("power",),
@@ -97,6 +97,7 @@ class LayerSpec:
     init: str = "uniform"
     init_scale: float = 1.0
     power: float = 1.0  # triangle: max(0, x − channel mean) ** power
+    mode: str = "max"  # pool: "max" or "avg" (mean over each window)
     eps: float = 1e-5
     momentum: float = 0.1
     p: float = 0.5
@@ -325,6 +326,9 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
     if layer is not None and layer.init not in ("uniform", "normal"):
         problems.append(f"{shown}.init: expected 'uniform' or 'normal', got {layer.init!r}"
                         f"{did_you_mean(layer.init, ('uniform', 'normal'))}")
+    if layer is not None and layer.mode not in ("max", "avg"):
+        problems.append(f"{shown}.mode: expected 'max' or 'avg', got {layer.mode!r}"
+                        f"{did_you_mean(layer.mode, ('max', 'avg'))}")
     for key in ("init_scale", "power"):
         if layer is not None and not getattr(layer, key) > 0:
             problems.append(f"{shown}.{key}: expected > 0, got {getattr(layer, key)}")

@@ -168,6 +168,8 @@ def _module_for(node: Node, net: Network) -> nn.Module:
     elif l.type == "linear":
         m = HebbianLinear(ins[0], l.out_features) if node.cosine else nn.Linear(ins[0], l.out_features)
     elif l.type == "pool":
+        if l.mode == "avg":
+            return nn.AvgPool2d(l.kernel_size, node.stride)
         return nn.MaxPool2d(l.kernel_size, node.stride)
     elif l.type == "relu":
         return nn.ReLU()

@@ -52,6 +52,9 @@ def test_conv_primitives(backend, registry, numpy_ops, case):
                  ref.patch_sq_norms(x, ks, stride), what="patch_sq_norms")
     pk = min(2, x.shape[2], x.shape[3])
     assert_close(ops.to_numpy(ops.max_pool2d(ops.asarray(x), pk, pk)), ref.max_pool2d(x, pk, pk), what="max_pool2d")
+    ps = min(3, x.shape[2], x.shape[3])
+    assert_close(ops.to_numpy(ops.avg_pool2d(ops.asarray(x), ps, stride)), ref.avg_pool2d(x, ps, stride),
+                 what="avg_pool2d")
 
 
 def test_reference_conv_is_a_correlation(backend, numpy_ops):

@@ -1,4 +1,4 @@
-"""The `pad` and `triangle` layers and the weight `init` options: shapes, spec errors, backends vs NumPy, the
+"""The `pad`, `triangle` and average-`pool` layers and the weight `init` options: shapes, spec errors, backends vs NumPy, the
 torch module vs the network."""
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ LAYERS = [
     {"name": "tri1", "type": "triangle", "power": 0.7},
     {"name": "padp", "type": "pad", "padding": 1},
     {"name": "pool1", "type": "pool", "kernel_size": 4, "stride": 2},
+    {"name": "pool2", "type": "pool", "kernel_size": 2, "mode": "avg"},
     {"name": "flat", "type": "flatten"},
     {"name": "clf", "type": "linear", "out_features": 4, "hebbian": {"rule": "teacher"}},
 ]
@@ -41,6 +42,9 @@ def test_shapes_and_values(registry, numpy_ops):
     padded = net.layer_forward(pad, x, False)
     assert padded.shape == (3, 8, 9, 9) and not padded[:, :, :2].any() and not padded[:, :, :, -2:].any()
     np.testing.assert_array_equal(padded[:, :, 2:-2, 2:-2], x)
+    assert shapes["pool2"] == (8, 2, 2)
+    avg = net.layer_forward(next(n for n in net.nodes if n.name == "pool2"), x[:, :, :4, :4], False)
+    np.testing.assert_allclose(avg, x[:, :, :4, :4].reshape(3, 8, 2, 2, 2, 2).mean(axis=(3, 5)), rtol=1e-5, atol=1e-6)
 
 
 def test_weight_init_options(registry, numpy_ops):
@@ -63,6 +67,8 @@ def test_weight_init_options(registry, numpy_ops):
 
 
 def test_spec_errors(registry, numpy_ops):
+    with pytest.raises(SpecError, match=r"\(p\)\.mode: expected 'max' or 'avg', got 'mean'"):
+        parse_spec({"layers": [{"name": "p", "type": "pool", "kernel_size": 2, "mode": "mean"}]}, registry)
     with pytest.raises(SpecError, match=r"layers\[0\] \(p\)\.padding: missing"):
         parse_spec({"layers": [{"name": "p", "type": "pad"}]}, registry)
     with pytest.raises(SpecError, match=r"padding: expected >= 1, got 0"):

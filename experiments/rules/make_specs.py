@@ -267,6 +267,20 @@ def main() -> None:
                      {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": table, "row": row,
                       "init_from": net["name"], "init_layers": [w[0] for w in WIDE[:depth]],
                       **({"paper": target, "goal": "beat"} if target else {})}]
+        if name == "softhebb_wide":  # the authors' classifier: dropout 0.5 before the linear layer; average pool 3
+            for tag, avg, label in (("dropout", False, "dropout 0.5 + linear probe on layer 3"),
+                                    ("avg_dropout", True, "average pool 3, dropout 0.5 + linear probe on layer 3")):
+                drop = copy.deepcopy(probe)
+                drop["name"] = f"{name}_probe_{tag}"
+                drop["init_weights"] = f"{RESULTS}/{drop['name']}/init_weights.npz"
+                drop["layers"].insert(len(drop["layers"]) - 1, {"name": "drop", "type": "dropout", "p": 0.5})
+                if avg:
+                    next(l for l in drop["layers"] if l["name"] == "pool3")["mode"] = "avg"
+                written.append(drop)
+                manifest.append({"name": drop["name"], "spec": f"{drop['name']}.toml", "table": table,
+                                 "row": row.replace("linear probe on layer 3", label),
+                                 "init_from": name, "init_layers": [w[0] for w in WIDE[:depth]],
+                                 "paper": target, "goal": "beat"})
     for old in HERE.glob("*.toml"):
         old.unlink()
     for spec in written:
