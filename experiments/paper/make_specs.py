@@ -192,6 +192,16 @@ def main() -> None:
                 "row": f"Hebbian-trained net + Hebbian classifier, layer {k}"}
         written.append(spec)
         manifest.append({"name": spec["name"], "spec": f"{spec['name']}.toml", **meta})
+    # A variant, not in the paper: HGGGGG with the frozen Hebbian conv1 passing w·x + b up instead of its clamped
+    # cosine (is the bottom-H rows' shared ~3 pp offset the Hebbian layer's response?)
+    spec, meta = table2_spec("HGGGGG", "")
+    spec["name"] = "t2_HGGGGG_conv1_linear"
+    spec["init_weights"] = f"{RESULTS}/{spec['name']}/init_weights.npz"
+    next(l for l in spec["layers"] if l["name"] == "conv1")["response"] = "linear"
+    written.append(spec)
+    manifest.append({"name": spec["name"], "spec": f"{spec['name']}.toml", "paper": 84.93, **meta,
+                     "table": "Variants (not in the paper)",
+                     "row": "HGGGGG with the Hebbian conv1 answering w·x + b instead of its clamped cosine"})
     for old in HERE.glob("t[12]_*.toml"):
         old.unlink()
     for spec in written:
