@@ -268,12 +268,17 @@ def main() -> None:
                       "init_from": net["name"], "init_layers": [w[0] for w in WIDE[:depth]],
                       **({"paper": target, "goal": "beat"} if target else {})}]
         if name == "softhebb_wide":  # the authors' classifier: dropout 0.5 before the linear layer; average pool 3
-            for tag, avg, label in (("dropout", False, "dropout 0.5 + linear probe on layer 3"),
-                                    ("avg_dropout", True, "average pool 3, dropout 0.5 + linear probe on layer 3")):
+            # (the probes without batch-norm saw a training loss of ~230: features of a very large scale)
+            for tag, avg, bn, label in (
+                    ("dropout", False, False, "dropout 0.5 + linear probe on layer 3"),
+                    ("avg_dropout", True, False, "average pool 3, dropout 0.5 + linear probe on layer 3"),
+                    ("avg_bn_dropout", True, True, "average pool 3, batch-norm, dropout 0.5 + linear probe on layer 3")):
                 drop = copy.deepcopy(probe)
                 drop["name"] = f"{name}_probe_{tag}"
                 drop["init_weights"] = f"{RESULTS}/{drop['name']}/init_weights.npz"
                 drop["layers"].insert(len(drop["layers"]) - 1, {"name": "drop", "type": "dropout", "p": 0.5})
+                if bn:
+                    drop["layers"].insert(len(drop["layers"]) - 2, {"name": "bnf", "type": "batchnorm", "train": "sgd"})
                 if avg:
                     next(l for l in drop["layers"] if l["name"] == "pool3")["mode"] = "avg"
                 written.append(drop)
