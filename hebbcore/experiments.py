@@ -239,7 +239,8 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
     ``frozen`` first layer (their statistics come with the weights and are used
     as at inference, as for any fixed feature extractor). It stops at
     a batch-norm above a ``random`` layer (its statistics must still be
-    learned), at dropout, and at the first layer that trains.
+    learned), at a batch-norm with ``train = "sgd"``, at dropout, and at the
+    first layer that trains.
     """
     first = next((l for l in spec.layers if l.trainable), None)
     # a batch-norm of the input (below every trainable layer) is as frozen as the first trainable layer
@@ -250,7 +251,7 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
                 break
             below = l.train
         elif l.type == "batchnorm":
-            if below != "frozen":
+            if below != "frozen" or l.train == "sgd":  # an SGD-trained batch-norm is not a fixed feature
                 break
         elif l.type not in ("relu", "triangle", "pad", "pool", "flatten"):
             break

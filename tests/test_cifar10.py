@@ -470,6 +470,14 @@ def test_frozen_prefix_cut(registry, modes, expected, input_bn):
     assert frozen_prefix_cut(spec) == expected
 
 
+def test_frozen_prefix_stops_at_an_sgd_trained_batchnorm(registry):
+    from hebbcore.experiments import frozen_prefix_cut
+
+    layers = tiny_layers({"conv1": "frozen", "clf": "sgd"})
+    layers.insert(5, {"name": "bnf", "type": "batchnorm", "train": "sgd"})  # after the flatten, trained by SGD
+    assert frozen_prefix_cut(parse_spec({"layers": layers, "sgd": {"epochs": 1}}, registry)) == 5
+
+
 def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
     """experiments/rules: every spec parses, and the committed files are what make_specs.py writes."""
     import shutil
