@@ -34,11 +34,6 @@ class TorchOps(Ops):
         # oneDNN convolves channels-last (NHWC) memory faster; activations then stay channels-last through the
         # element-wise ops, pooling and batch-norm. cuDNN paths keep the default NCHW layout.
         self._memory_format = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
-        if dev.type == "cpu":
-            # Flush subnormal floats to zero (FTZ/DAZ, for this process). A softmax competition leaves many
-            # outputs below 1e-38; x86 cores handle those in microcode, and a conv weight-gradient over them
-            # ran ~50x slower (2.3 s against 45 ms for one SoftHebb layer's sums, docs/benchmarks.md).
-            torch.set_flush_denormal(True)
         super().__init__(str(dev))
 
     # transfer
@@ -166,7 +161,8 @@ class TorchOps(Ops):
         return self.torch.zeros_like(a).scatter_(axis, order.narrow(axis, 0, k), 1.0)
 
     def softmax(self, a, axis=1):
-        return self.torch.softmax(a, dim=axis)
+        y = self.torch.softmax(a, dim=axis)
+        return y.masked_fill_(y < self.torch.finfo(y.dtype).tiny, 0.0)  # no subnormals (see Ops.softmax)
 
     # fused response
     def _scalar(self, value, dtype):

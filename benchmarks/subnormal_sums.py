@@ -5,9 +5,8 @@
 A softmax over many kernels with a sharp winner leaves ~20 % of its outputs
 below the smallest normal float32 (1.2e-38). x86 cores take a microcode path for
 those, and every product over them slows down. ``Ops.softmax`` flushes such
-outputs to 0 and the torch CPU backend runs with flush-to-zero; this script shows
-the cost that avoids: the same sums over the raw softmax (subnormals kept) and
-over the flushed one.
+outputs to 0 on every backend; this script shows the cost that avoids: the same
+sums over the raw softmax (subnormals kept) and over the flushed one.
 """
 from __future__ import annotations
 
@@ -31,15 +30,10 @@ def main() -> None:
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     raw = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
     flushed = np.where(raw < np.finfo(np.float32).tiny, np.float32(0), raw)
-    # shares first: the torch backend turns flush-to-zero on for this thread, numpy's comparisons included
     shares = [float(((g > 0) & (g < np.finfo(np.float32).tiny)).mean()) for g in (raw, flushed)]
     ops = default_registry().get("backend", args.backend)("cpu" if args.backend == "torch" else None)
     x = ops.asarray(x_host)
-    if args.backend == "torch":
-        import torch
     for name, g, share in (("raw softmax", raw, shares[0]), ("flushed", flushed, shares[1])):
-        if args.backend == "torch":  # the backend turned flush-to-zero on; turn it off to see the raw cost
-            torch.set_flush_denormal(name == "flushed")
         gd = ops.asarray(g)
         ops.conv2d_weight_sums(x, gd, (3, 3))
         t = time.perf_counter()

@@ -272,8 +272,8 @@ class Ops:
         """``exp(a) / Σ exp(a)`` along ``axis`` (max-shifted); outputs below the smallest normal float are 0.
 
         Subnormal outputs (common when one kernel dominates a wide competition) slow every later product on
-        x86 by an order of magnitude; flushing them also matches the torch CPU backend, which runs with
-        flush-to-zero.
+        x86 by one to two orders of magnitude (docs/benchmarks.md). Flushing them here, rather than turning the
+        processor's flush-to-zero mode on, leaves the user's process and its other libraries alone.
         """
         xp = self.xp
         e = xp.exp(a - a.max(axis=axis, keepdims=True))
