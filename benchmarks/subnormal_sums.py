@@ -25,15 +25,14 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     # layer 2 of the SoftHebb-style net at batch 10: 96 -> 384 channels, 3x3 kernels, 16x16 outputs
-    x_host = rng.standard_normal((10, 96, 18, 18)).astype(np.float32)
+    ops = default_registry().get("backend", args.backend)("cpu" if args.backend == "torch" else None)
+    x = ops.asarray(rng.standard_normal((10, 96, 18, 18)).astype(np.float32))
     logits = rng.standard_normal((10, 384, 16, 16)).astype(np.float32) * 30
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     raw = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-    flushed = np.where(raw < np.finfo(np.float32).tiny, np.float32(0), raw)
-    shares = [float(((g > 0) & (g < np.finfo(np.float32).tiny)).mean()) for g in (raw, flushed)]
-    ops = default_registry().get("backend", args.backend)("cpu" if args.backend == "torch" else None)
-    x = ops.asarray(x_host)
-    for name, g, share in (("raw softmax", raw, shares[0]), ("flushed", flushed, shares[1])):
+    tiny = np.finfo(np.float32).tiny
+    for name, g in (("raw softmax", raw), ("flushed", np.where(raw < tiny, np.float32(0), raw))):
+        share = float(((g > 0) & (g < tiny)).mean())
         gd = ops.asarray(g)
         ops.conv2d_weight_sums(x, gd, (3, 3))
         t = time.perf_counter()

@@ -154,25 +154,26 @@ class Ops:
         out = self._strided(rows, (n, ho, wo, kh), (h * wo * it, stride * wo * it, it, wo * it)).sum(axis=3)
         return out[:, None]
 
-    def max_pool2d(self, x: Array, kernel_size: int, stride: int) -> Array:
-        n, c, h, wd = x.shape
+    @staticmethod
+    def _window_offsets(x: Array, kernel_size: int, stride: int):
+        """For each offset (a, b) in a window: the strided view of ``x`` holding that element of every window."""
+        h, wd = x.shape[2:]
         ho, wo = (h - kernel_size) // stride + 1, (wd - kernel_size) // stride + 1
-        out = None
         for a in range(kernel_size):
             for b in range(kernel_size):
-                xs = x[:, :, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride]
-                out = xs if out is None else self.xp.maximum(out, xs)  # keeps the memory layout of x
+                yield x[:, :, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride]
+
+    def max_pool2d(self, x: Array, kernel_size: int, stride: int) -> Array:
+        out = None
+        for xs in self._window_offsets(x, kernel_size, stride):
+            out = xs if out is None else self.xp.maximum(out, xs)  # keeps the memory layout of x
         return out.copy(order="K") if kernel_size == 1 else out
 
     def avg_pool2d(self, x: Array, kernel_size: int, stride: int) -> Array:
         """Mean over each ``kernel_size``² window, ``stride`` apart (no padding)."""
-        n, c, h, wd = x.shape
-        ho, wo = (h - kernel_size) // stride + 1, (wd - kernel_size) // stride + 1
         out = None
-        for a in range(kernel_size):
-            for b in range(kernel_size):
-                xs = x[:, :, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride]
-                out = xs * 1.0 if out is None else out + xs
+        for xs in self._window_offsets(x, kernel_size, stride):
+            out = xs * 1.0 if out is None else out + xs
         return out * (1.0 / (kernel_size * kernel_size))
 
     def pad2d(self, x: Array, padding: int) -> Array:

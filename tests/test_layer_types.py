@@ -1,5 +1,5 @@
-"""The `pad`, `triangle` and average-`pool` layers and the weight `init` options: shapes, spec errors, backends vs NumPy, the
-torch module vs the network."""
+"""The `pad`, `triangle` and average-`pool` layers and the weight `init` options: shapes, spec errors, backends vs
+NumPy, the torch module vs the network."""
 from __future__ import annotations
 
 import numpy as np

@@ -179,6 +179,19 @@ def probe_spec(family: str, full: list[dict], k: int, seed: int = 0) -> dict:
             "data": DATA, "hebbian": dict(HEBBIAN), "sgd": dict(SGD_PROBE), "layers": layers}
 
 
+def conv1_pair(net_name: str, family: str, conv1: tuple[dict, str], seed: int, table: str, label: str,
+               probe_row: str) -> tuple[list[dict], list[dict]]:
+    """A conv1-only net (conv1 learning by ``conv1`` = (its [layers.hebbian] table, its response), then the teacher
+    classifier) and the SGD probe on its layer 1: their specs and manifest rows."""
+    full = hebbian_layers({"conv1": conv1}, depth=1)
+    net, probe = net_spec(net_name, full, seed), probe_spec(family, full, 1, seed)
+    return [net, probe], [{"name": net["name"], "spec": f"{net['name']}.toml", "table": table,
+                           "row": f"{label}: conv1 + teacher classifier"},
+                          {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": table,
+                           "paper": PAPER_HNET_SGD_CLF[0], "goal": "beat", "row": f"{label}: {probe_row}",
+                           "init_from": net["name"], "init_layers": ["conv1"]}]
+
+
 def main() -> None:
     manifest, written = [], []
     for family, (about, rules) in FAMILIES.items():
@@ -210,43 +223,21 @@ def main() -> None:
                              "goal": "beat", "table": f"{family}, seed {seed}",
                              "row": f"SGD linear probe on layer {k}, vs paper Hebbian net + SGD classifier",
                              "init_from": f"{name}_net", "init_layers": NAMES[:k]})
-    for family, seed in REPEATS_L1:
-        about, rules = FAMILIES[family]
-        full = hebbian_layers({"conv1": rules["conv1"]}, depth=1)
-        name = f"{family}_seed{seed}"
-        net = net_spec(f"{name}_conv1", full, seed)
-        probe = probe_spec(name, full, 1, seed)
-        written += [net, probe]
-        manifest += [{"name": net["name"], "spec": f"{net['name']}.toml", "table": f"{family}, layer 1, more seeds",
-                      "row": f"seed {seed}: conv1 + teacher classifier"},
-                     {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": f"{family}, layer 1, more seeds",
-                      "paper": PAPER_HNET_SGD_CLF[0], "goal": "beat",
-                      "row": f"seed {seed}: SGD linear probe on layer 1, vs paper Hebbian net + SGD classifier",
-                      "init_from": net["name"], "init_layers": ["conv1"]}]
-    for cand, (hebbian, response) in L1_VARIANTS.items():
-        for seed in (0, 1):
-            full = hebbian_layers({"conv1": (hebbian, response)}, depth=1)
-            name = f"l1_{cand}_seed{seed}"
-            net = net_spec(f"{name}_conv1", full, seed)
-            probe = probe_spec(name, full, 1, seed)
-            written += [net, probe]
-            label = f"layer 1, {hebbian['rule']} learning, response {response}, seed {seed}"
-            manifest += [{"name": net["name"], "spec": f"{net['name']}.toml", "table": "layer-1 variants",
-                          "row": f"{label}: conv1 + teacher classifier"},
-                         {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": "layer-1 variants",
-                          "paper": PAPER_HNET_SGD_CLF[0], "goal": "beat", "row": f"{label}: SGD linear probe on layer 1",
-                          "init_from": net["name"], "init_layers": ["conv1"]}]
-    for cand, (hebbian, response) in SCREEN.items():
-        full = hebbian_layers({"conv1": (hebbian, response)}, depth=1)
-        net = net_spec(f"screen_{cand}", full)
-        probe = probe_spec(f"screen_{cand}", full, 1)
-        written += [net, probe]
-        label = f"conv1 screen: {hebbian['rule']} {hebbian.get('options', {})}, lr {hebbian['lr']}, response {response}"
-        manifest += [{"name": net["name"], "spec": f"{net['name']}.toml", "table": "conv1 screen",
-                      "row": f"{label}: conv1 + teacher classifier"},
-                     {"name": probe["name"], "spec": f"{probe['name']}.toml", "table": "conv1 screen",
-                      "paper": PAPER_HNET_SGD_CLF[0], "goal": "beat", "row": f"{label}: layer-1 probe",
-                      "init_from": net["name"], "init_layers": ["conv1"]}]
+    pairs = [(f"{family}_seed{seed}_conv1", f"{family}_seed{seed}", FAMILIES[family][1]["conv1"], seed,
+              f"{family}, layer 1, more seeds", f"seed {seed}",
+              "SGD linear probe on layer 1, vs paper Hebbian net + SGD classifier")
+             for family, seed in REPEATS_L1]
+    pairs += [(f"l1_{cand}_seed{seed}_conv1", f"l1_{cand}_seed{seed}", (hebbian, response), seed, "layer-1 variants",
+               f"layer 1, {hebbian['rule']} learning, response {response}, seed {seed}", "SGD linear probe on layer 1")
+              for cand, (hebbian, response) in L1_VARIANTS.items() for seed in (0, 1)]
+    pairs += [(f"screen_{cand}", f"screen_{cand}", (hebbian, response), 0, "conv1 screen",
+               f"conv1 screen: {hebbian['rule']} {hebbian.get('options', {})}, lr {hebbian['lr']}, response {response}",
+               "layer-1 probe")
+              for cand, (hebbian, response) in SCREEN.items()]
+    for pair in pairs:
+        specs, rows = conv1_pair(*pair)
+        written += specs
+        manifest += rows
     wide = [("softhebb_wide", 3, (AUTHORS["temperature"], AUTHORS["lr"], AUTHORS["init_scale"], AUTHORS["power"], 10),
              "SoftHebb-style wide net (96/384/1536), one Hebbian epoch, the authors' per-layer settings, batch 10 (the "
              "block-1 screen's best): linear probe "
