@@ -198,7 +198,7 @@ def sgd_epoch_fn(registry: Registry, device, x: np.ndarray, y: np.ndarray, batch
     import torch
     import torch.nn.functional as F
 
-    from .torch_model import build_module
+    from .torch_model import build_module, make_optimizer
 
     spec = bench_spec("GGGGGG", registry, batch_size, seed)
     host = Network(spec, INPUT_SHAPE, N_CLASSES, registry.get("backend", "numpy")(), registry)
@@ -206,8 +206,7 @@ def sgd_epoch_fn(registry: Registry, device, x: np.ndarray, y: np.ndarray, batch
     module = build_module(host).to(device)
     module.train()
     cfg = spec.sgd
-    opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum,
-                          nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(cfg, [p for p in module.parameters() if p.requires_grad])
     xd, yd = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
     perm = torch.from_numpy(np.random.default_rng(seed + 1).permutation(len(x))).to(device)
 

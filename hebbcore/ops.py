@@ -70,8 +70,14 @@ class Ops:
         """1.0 where ``a`` is largest along ``axis`` (first one on ties), 0.0 elsewhere."""
         xp = self.xp
         last = xp.moveaxis(a, axis, -1)  # contiguous for channels-last activations
+        k = a.shape[axis]
+        if last.flags.c_contiguous and last.size:  # one zero fill and one scatter: no boolean temporary
+            idx = last.reshape(-1, k).argmax(axis=1)
+            hot = xp.zeros(last.size, dtype=a.dtype)
+            hot[idx + k * xp.arange(idx.shape[0])] = 1
+            return xp.moveaxis(hot.reshape(last.shape), -1, axis)
         idx = last.argmax(axis=-1)[..., None]
-        hot = (idx == xp.arange(a.shape[axis])).astype(a.dtype)
+        hot = (idx == xp.arange(k)).astype(a.dtype)
         return xp.moveaxis(hot, -1, axis)
 
     def take_rows(self, table: Array, index: Array) -> Array:

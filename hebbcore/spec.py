@@ -139,9 +139,13 @@ class HebbianPhaseSpec:
 class SgdPhaseSpec:
     """The SGD phase (torch autograd) of the ``sgd`` layers, after the Hebbian phase.
 
+    ``optimizer`` is ``"sgd"`` (``momentum``, ``nesterov``) or ``"adam"`` (torch's
+    Adam; ``momentum`` and ``nesterov`` unused); ``weight_decay`` is an L2 term for both.
     The learning rate is ``lr`` for ``lr_decay_after`` epochs, then multiplied
-    by ``lr_decay`` each epoch. With ``keep_best`` the weights of the epoch with
-    the best validation accuracy are kept.
+    by ``lr_decay`` each epoch; with ``lr_milestones`` instead it is multiplied by
+    ``lr_decay`` once after each listed epoch (1-based: ``[10]`` gives epoch 11
+    ``lr·lr_decay``). With ``keep_best`` the weights of the epoch with the best
+    validation accuracy are kept.
     """
 
     epochs: int = 0
@@ -152,8 +156,19 @@ class SgdPhaseSpec:
     weight_decay: float = 5e-4
     lr_decay_after: int = 10
     lr_decay: float = 0.5
+    lr_milestones: tuple[int, ...] = ()  # decay once after each of these epochs (replaces lr_decay_after)
+    optimizer: str = "sgd"
     keep_best: bool = True
     train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of 1-based ``epoch``."""
+        if self.lr_milestones:
+            return self.lr * self.lr_decay ** sum(1 for m in self.lr_milestones if m < epoch)
+        return self.lr * self.lr_decay ** max(0, epoch - self.lr_decay_after)
+
+
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -287,6 +302,7 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec") -> RunSpec
             if getattr(spec, phase).train_acc_images < 0:
                 problems.append(f"{phase}.train_acc_images: expected >= 0 (0: every training image), "
                                 f"got {getattr(spec, phase).train_acc_images}")
+        _check_sgd_schedule(spec.sgd, top.get("sgd"), problems)
         for i, ph in enumerate(spec.phases):
             if ph not in ("hebbian", "sgd"):
                 problems.append(f"phases[{i}]: expected 'hebbian' or 'sgd', got {ph!r}{did_you_mean(ph, ('hebbian', 'sgd'))}")
@@ -295,6 +311,18 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec") -> RunSpec
     if problems:
         raise SpecError(problems, source)
     return dataclasses.replace(spec, layers=tuple(layers), data=data)
+
+
+def _check_sgd_schedule(sgd: SgdPhaseSpec, raw: Any, problems: list[str]) -> None:
+    if sgd.optimizer not in OPTIMIZERS:
+        problems.append(f"sgd.optimizer: expected one of {', '.join(map(repr, OPTIMIZERS))}, got {sgd.optimizer!r}"
+                        f"{did_you_mean(sgd.optimizer, OPTIMIZERS)}")
+    ms = sgd.lr_milestones
+    if ms:
+        if any(m < 1 for m in ms) or any(b <= a for a, b in zip(ms, ms[1:])):
+            problems.append(f"sgd.lr_milestones: expected increasing epochs >= 1, got {list(ms)}")
+        if isinstance(raw, dict) and "lr_decay_after" in raw:
+            problems.append("sgd.lr_decay_after: not used with sgd.lr_milestones (give one of the two)")
 
 
 def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> LayerSpec | None:
@@ -451,6 +479,8 @@ def spec_to_table(spec: RunSpec) -> dict:
     table = _strip_none(dataclasses.asdict(spec))
     table["layers"] = [{k: v for k, v in layer.items() if k in ("type", "name") + LAYER_FIELDS[layer["type"]]}
                        for layer in table["layers"]]
+    sgd = table["sgd"]  # one of the two schedules, as parse_spec demands
+    sgd.pop("lr_decay_after" if sgd["lr_milestones"] else "lr_milestones")
     return table
 
 

@@ -229,8 +229,16 @@ def _accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device, batch: in
     return correct / len(x)
 
 
+def make_optimizer(cfg, params):
+    """The torch optimizer the ``[sgd]`` section names (``optimizer``: ``"sgd"`` or ``"adam"``)."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+
+
 class SgdPhase:
-    """The SGD phase: cross-entropy on the network output, Nesterov SGD on the ``sgd`` layers.
+    """The SGD phase: cross-entropy on the network output, the ``[sgd]`` optimizer on the ``sgd`` layers.
 
     Resumable: :meth:`state` captures model, optimizer, RNG states, the best
     epoch so far and the position in the current epoch; :meth:`run` continues
@@ -251,9 +259,7 @@ class SgdPhase:
 
             self.train_module = DistributedDataParallel(self.module)
         cfg = self.cfg
-        self.opt = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum,
-                                   nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay) \
-            if self.params else None
+        self.opt = make_optimizer(cfg, self.params) if self.params else None
         self.gen = torch.Generator().manual_seed(seed)
         self.epoch, self.batch = 1, 0
         self.gen_at_epoch_start = self.gen.get_state()
@@ -294,7 +300,7 @@ class SgdPhase:
         n = len(x_train)
         while self.epoch <= cfg.epochs:
             epoch = self.epoch
-            lr = cfg.lr * (cfg.lr_decay ** max(0, epoch - cfg.lr_decay_after))
+            lr = cfg.lr_at(epoch)
             for g in self.opt.param_groups:
                 g["lr"] = lr
             self.gen.set_state(self.gen_at_epoch_start)

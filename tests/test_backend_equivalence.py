@@ -191,3 +191,19 @@ def test_full_training_step_of_a_deep_net(backend, registry, numpy_ops):
     for key in a:
         assert_close(a[key], b[key], rtol=1e-3, atol=1e-4, what=key)
     assert_close(ops.to_numpy(net.forward(ops.asarray(x))), ref.forward(x), rtol=1e-3, atol=1e-4, what="forward")
+
+
+@given(n=st.integers(1, 5), k=st.integers(1, 7), hw=st.integers(1, 4), seed=st.integers(0, 10**6),
+       layout=st.sampled_from(["channels_first", "channels_last", "flat"]))
+def test_one_hot_ties_and_layouts(backend, registry, numpy_ops, n, k, hw, seed, layout):
+    """The first largest value wins ties on every backend, whatever the input's memory layout."""
+    ops = make_ops(registry, *backend)
+    x = np.random.default_rng(seed).integers(0, 3, size=(n, k) if layout == "flat" else (n, k, hw, hw))
+    a = ops.asarray(x.astype(np.float32))
+    if layout == "channels_last" and backend[0] == "torch":
+        a = a.contiguous(memory_format=ops.torch.channels_last)
+    elif layout == "channels_last":
+        a = ops.asarray(np.ascontiguousarray(x.astype(np.float32).transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+    hot = ops.one_hot_argmax(a, 1)
+    assert tuple(hot.shape) == x.shape
+    np.testing.assert_array_equal(ops.to_numpy(hot), numpy_ops.one_hot_argmax(x.astype(np.float32), 1))

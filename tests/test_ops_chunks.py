@@ -77,3 +77,20 @@ def test_chunked_conv_memory_is_bounded():
         tracemalloc.stop()
     unfolded = 256 * 14 * 14 * 16 * 9 * 4  # the whole batch's patches: 29 MB
     assert peak < x.nbytes + y.nbytes + (2 << 20) < unfolded
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "flat"])
+def test_one_hot_argmax_against_a_loop_with_ties(layout):
+    """Exactly one 1 per position, at the first largest value, whatever the memory layout of the input."""
+    rng = np.random.default_rng(3)
+    shape = (4, 6) if layout == "flat" else (4, 6, 3, 5)
+    x = rng.integers(0, 3, size=shape).astype(np.float32)  # many ties
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    hot = NumpyOps().one_hot_argmax(x, 1)
+    assert hot.shape == x.shape and hot.dtype == x.dtype
+    moved, got = np.moveaxis(x, 1, -1).reshape(-1, 6), np.moveaxis(hot, 1, -1).reshape(-1, 6)
+    for row, out in zip(moved, got):
+        expected = np.zeros(6, np.float32)
+        expected[list(row).index(row.max())] = 1.0
+        np.testing.assert_array_equal(out, expected)

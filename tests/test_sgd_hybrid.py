@@ -91,3 +91,23 @@ def test_hebbian_layers_inside_a_users_model():
     assert acc > 0.6, acc
     with pytest.raises(SpecError, match="groups_per_clas"):
         HebbianLinear(8, 4).use_rule("teacher", n_classes=4, registry=reg, groups_per_clas=1)
+
+
+def test_adam_with_milestones_trains_and_logs_the_schedule(registry, tmp_path):
+    spec = parse_spec({"name": "adam", "data": DATA, "layers": LAYERS, "phases": ["sgd"],
+                       "sgd": {"epochs": 4, "lr": 0.01, "batch_size": 32, "optimizer": "adam",
+                               "lr_milestones": [1, 3], "lr_decay": 0.5}}, registry)
+    result = run(spec, registry, backend="numpy", out_dir=tmp_path, progress=False)
+    epochs = result.metrics["epochs"]
+    assert [e["lr"] for e in epochs] == pytest.approx([0.01, 0.005, 0.005, 0.0025])
+    assert result.metrics["final"]["test_acc"] > 0.3, result.metrics["final"]
+
+
+def test_the_optimizer_the_spec_names_is_the_one_that_steps(registry):
+    from hebbcore.torch_model import SgdPhase
+
+    for name, cls in (("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)):
+        spec = parse_spec({"name": name, "data": DATA, "layers": LAYERS, "phases": ["sgd"],
+                           "sgd": {"epochs": 1, "optimizer": name}}, registry)
+        net = Network(spec, (3, 12, 12), 10, registry.get("backend", "numpy")(), registry)
+        assert type(SgdPhase(net, data=None, seed=0).opt) is cls

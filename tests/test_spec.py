@@ -108,3 +108,20 @@ def test_resolved_spec_round_trips(registry, modes):
     spec = parse_spec({"name": "p", "layers": paper_net(modes)}, registry)
     again = loads_spec(dumps_toml(spec_to_table(spec)), registry)
     assert again == spec
+
+
+def test_sgd_optimizer_and_schedule_validation(registry):
+    text = GOOD + '\n[sgd]\nepochs = 3\noptimizer = "adamm"\nlr_milestones = [5, 2]\nlr_decay_after = 4\n'
+    problems, _ = problems_of(text, registry)
+    joined = " | ".join(problems)
+    assert "sgd.optimizer: expected one of 'sgd', 'adam', got 'adamm' (did you mean 'adam'?)" in joined
+    assert "sgd.lr_milestones: expected increasing epochs >= 1, got [5, 2]" in joined
+    assert "sgd.lr_decay_after: not used with sgd.lr_milestones" in joined
+
+
+def test_sgd_schedules(registry):
+    step = loads_spec(GOOD + "\n[sgd]\nlr = 1.0\nlr_decay_after = 2\nlr_decay = 0.5\n", registry).sgd
+    assert [step.lr_at(e) for e in (1, 2, 3, 4)] == [1.0, 1.0, 0.5, 0.25]
+    spec = loads_spec(GOOD + '\n[sgd]\nlr = 1.0\nlr_milestones = [1, 3]\nlr_decay = 0.5\noptimizer = "adam"\n', registry)
+    assert [spec.sgd.lr_at(e) for e in (1, 2, 3, 4, 5)] == [1.0, 0.5, 0.5, 0.25, 0.25]
+    assert loads_spec(dumps_toml(spec_to_table(spec)), registry) == spec
