@@ -10,7 +10,10 @@ torch backend used ATen's ``argmax`` + ``zeros_like`` + ``scatter_``. Now numpy
 zero-fills once and scatters the ones through flat indices, and the torch backend
 runs that numpy code on a zero-copy view of its CPU tensor (ATen's argmax over a
 contiguous axis of 96-256 is ~2.5x slower than numpy's on the CPUs measured).
-Prints the fastest of ``--repeats`` calls per shape and version, in ms.
+Prints the fastest of ``--repeats`` calls per shape and version, in ms; with
+``--steps N``, also N batch-64 Hebbian steps of the paper's all-Hebbian net
+(``HHHHHH``, as ``hebbcore bench`` times it) with the one-hot before and now,
+alternated in one process, and the floor of those steps (fastest of 4 rounds).
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--steps", type=int, default=0, help="also time N Hebbian steps of the paper's net")
     args = ap.parse_args()
     from hebbcore_backends.numpy_backend import NumpyOps
 
@@ -80,6 +84,52 @@ def main() -> None:
             row["torch before"] = best_ms(lambda v: t_ops._one_hot_native(v, 1), ta, args.repeats)
             row["torch now"] = best_ms(lambda v: t_ops.one_hot_argmax(v, 1), ta, args.repeats)
         print(f"| {shape} | " + " | ".join(f"{row[v]:.2f}" for v in versions) + " |")
+    if args.steps:
+        print()
+        print("| backend | Hebbian steps, one-hot before s | Hebbian steps, now s | floor s | floor / Hebbian before | "
+              "floor / Hebbian now |")
+        print("|---|---:|---:|---:|---:|---:|")
+        step_ab("numpy", args.steps)
+        if torch is not None:
+            step_ab("torch", args.steps)
+
+
+def step_ab(backend: str, steps: int, rounds: int = 4) -> None:
+    """Hebbian steps of ``HHHHHH`` with the one-hot before and now (alternated), and their floor."""
+    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, random_data
+    from hebbcore.network import Network
+    from hebbcore.ops import Ops
+    from hebbcore.plugin_manager import default_registry
+
+    reg = default_registry()
+    ops = reg.get("backend", backend)("cpu")
+    cls = type(ops)
+    owner = Ops if backend == "numpy" else cls  # where the current one-hot is defined
+    now = owner.__dict__["one_hot_argmax"]
+    before = (lambda self, a, axis=1: numpy_before(a) if axis == 1 else now(self, a, axis)) if backend == "numpy" \
+        else (lambda self, a, axis=1: self._one_hot_native(a, axis))
+    net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
+    x, y = random_data(64 * steps, 0)
+    xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
+    batches = [(xd[i:i + 64], yd[i:i + 64]) for i in range(0, len(x), 64)]
+    best = {"before": float("inf"), "now": float("inf"), "floor": float("inf")}
+    try:
+        for _ in range(rounds):
+            for version, fn in (("before", before), ("now", now)):
+                setattr(owner, "one_hot_argmax", fn)
+                net.hebbian_step(*batches[0])  # warm-up
+                t = time.perf_counter()
+                for xb, yb in batches:
+                    net.hebbian_step(xb, yb)
+                best[version] = min(best[version], time.perf_counter() - t)
+            t = time.perf_counter()
+            for xb, _ in batches:
+                floor_step(net, xb)
+            best["floor"] = min(best["floor"], time.perf_counter() - t)
+    finally:
+        setattr(owner, "one_hot_argmax", now)
+    print(f"| {backend} | {best['before']:.3f} | {best['now']:.3f} | {best['floor']:.3f} | "
+          f"{best['floor'] / best['before']:.3f} | {best['floor'] / best['now']:.3f} |")
 
 
 if __name__ == "__main__":
