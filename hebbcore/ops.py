@@ -69,16 +69,13 @@ class Ops:
     def one_hot_argmax(self, a: Array, axis: int = 1) -> Array:
         """1.0 where ``a`` is largest along ``axis`` (first one on ties), 0.0 elsewhere."""
         xp = self.xp
-        last = xp.moveaxis(a, axis, -1)  # contiguous for channels-last activations
-        k = a.shape[axis]
-        if last.flags.c_contiguous and last.size:  # one zero fill and one scatter: no boolean temporary
+        last = xp.ascontiguousarray(xp.moveaxis(a, axis, -1))  # no copy for channels-last activations
+        hot = xp.zeros(last.size, dtype=a.dtype)  # one zero fill and one scatter: no boolean temporary
+        if last.size:
+            k = last.shape[-1]
             idx = last.reshape(-1, k).argmax(axis=1)
-            hot = xp.zeros(last.size, dtype=a.dtype)
             hot[idx + k * xp.arange(idx.shape[0])] = 1
-            return xp.moveaxis(hot.reshape(last.shape), -1, axis)
-        idx = last.argmax(axis=-1)[..., None]
-        hot = (idx == xp.arange(k)).astype(a.dtype)
-        return xp.moveaxis(hot, -1, axis)
+        return xp.moveaxis(hot.reshape(last.shape), -1, axis)
 
     def take_rows(self, table: Array, index: Array) -> Array:
         """``table[index]`` along the first axis (index: integer array)."""
