@@ -13,7 +13,9 @@ contiguous axis of 96-256 is ~2.5x slower than numpy's on the CPUs measured).
 Prints the fastest of ``--repeats`` calls per shape and version, in ms; with
 ``--steps N``, also N batch-64 Hebbian steps of the paper's all-Hebbian net
 (``HHHHHH``, as ``hebbcore bench`` times it) with the one-hot before and now,
-alternated in one process, and the floor of those steps (fastest of 4 rounds).
+alternated in one process, and the floor of those steps (fastest of 4 rounds). Since the WTA and teacher
+rules return ``Winners`` (later on 2026-12-01, ``benchmarks/winner_sums.py``) a Hebbian step no longer
+calls ``one_hot_argmax``, so ``--steps`` then times the same step twice.
 """
 from __future__ import annotations
 

@@ -13,7 +13,10 @@ A Hebbian step on one layer runs in four moves, and a plugin owns exactly one:
    :meth:`Aggregation.combine`. The core multiplies by the learning rate ``η``.
 
 Sums are computed through :meth:`HebbianContext.input_correlation`, a convolution
-weight-gradient, so no rule ever needs the unfolded patches of a batch.
+weight-gradient, so no rule ever needs the unfolded patches of a batch. A rule
+whose ``y`` is one winner per sample and position (winner-takes-all) returns it
+as :class:`Winners`, the winning kernel's index, and the same two calls then add
+one patch per position instead of correlating with a K-wide one-hot.
 """
 from __future__ import annotations
 
@@ -40,6 +43,20 @@ class LayerInfo:
     kind: str  # "conv" or "linear"
     out_features: int  # number of kernels K
     n_classes: int
+
+
+@dataclass(frozen=True)
+class Winners:
+    """A 0/1 post-synaptic signal with exactly one winner per sample and position, by its index.
+
+    ``y[n, k, p] = 1`` where ``k == index[n, p]``, else 0. ``index``: integer array
+    ``(N, Ho, Wo)`` (conv) or ``(N,)`` (linear) on the backend, values in ``0..n_kernels-1``.
+    :meth:`HebbianContext.input_correlation` and :meth:`HebbianContext.coefficient_sum`
+    take it in place of the dense ``y``; :meth:`HebbianContext.dense` expands it.
+    """
+
+    index: Any
+    n_kernels: int
 
 
 class HebbianContext:
@@ -77,19 +94,33 @@ class HebbianContext:
         shape = self.dot.shape
         return int(shape[0]) if self.kind == "linear" else int(shape[0] * shape[2] * shape[3])
 
-    def input_correlation(self, c: Array) -> Array:
+    def input_correlation(self, c: Array | Winners) -> Array:
         """``Σ_p c[p, k] · x_p`` for each kernel ``k``: an array shaped like ``w``.
 
-        ``c`` is shaped like :attr:`dot`. Computed as a convolution weight-gradient
-        (conv) or a matrix product (linear).
+        ``c`` is shaped like :attr:`dot`, or :class:`Winners`. Computed as a convolution
+        weight-gradient (conv) or a matrix product (linear); for winners, as the sum of
+        the patches each kernel won (:meth:`Ops.conv2d_winner_sums`).
         """
+        if isinstance(c, Winners):
+            if self.kind == "conv":
+                return self.ops.conv2d_winner_sums(self.x, c.index, c.n_kernels, tuple(self.w.shape[2:]),
+                                                   self.stride)
+            c = self.dense(c)
         if self.kind == "linear":
             return self.ops.linear_weight_sums(self.x, c)
         return self.ops.conv2d_weight_sums(self.x, c, tuple(self.w.shape[2:]), self.stride)
 
-    def coefficient_sum(self, c: Array) -> Array:
-        """``Σ_p c[p, k]`` for each kernel: shape ``(K,)``."""
+    def coefficient_sum(self, c: Array | Winners) -> Array:
+        """``Σ_p c[p, k]`` for each kernel: shape ``(K,)`` (for winners: how often each kernel won)."""
+        if isinstance(c, Winners):
+            return self.ops.winner_counts(c.index, c.n_kernels)
         return self.ops.sum(c, axis=self.kernel_axis_sum)
+
+    def dense(self, c: Array | Winners) -> Array:
+        """``c`` as an array shaped like :attr:`dot` (a :class:`Winners` becomes its one-hot)."""
+        if isinstance(c, Winners):
+            return self.ops.one_hot(c.index, c.n_kernels, axis=1, dtype=str(self.dot.dtype).replace("torch.", ""))
+        return c
 
     def per_kernel(self, v: Array) -> Array:
         """Reshape a ``(K,)`` vector to broadcast against ``w``."""
@@ -121,8 +152,11 @@ class LearningRule(ABC):
         return []
 
     @abstractmethod
-    def post_synaptic(self, ctx: HebbianContext) -> Array:
-        """The step coefficient ``y`` for every kernel, sample and position (shaped like ``ctx.dot``)."""
+    def post_synaptic(self, ctx: HebbianContext) -> Array | Winners:
+        """The step coefficient ``y`` for every kernel, sample and position (shaped like ``ctx.dot``).
+
+        A rule with one winner per sample and position may return :class:`Winners` instead.
+        """
 
     @abstractmethod
     def update_sums(self, ctx: HebbianContext, y: Array) -> tuple[Array, Array]:

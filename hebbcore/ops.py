@@ -77,6 +77,22 @@ class Ops:
             hot[idx + k * xp.arange(idx.shape[0])] = 1
         return xp.moveaxis(hot.reshape(last.shape), -1, axis)
 
+    def one_hot(self, index: Array, n: int, axis: int = 1, dtype: str = "float32") -> Array:
+        """1.0 at ``index`` along a new axis ``axis`` of length ``n``: ``(N[, Ho, Wo]) -> (N, n[, Ho, Wo])``.
+
+        The new axis is the fastest-varying in memory (channels-last), as :meth:`conv2d` returns activations.
+        """
+        xp = self.xp
+        flat = index.reshape(-1)
+        hot = xp.zeros(flat.shape[0] * n, dtype=dtype)
+        if flat.shape[0]:
+            hot[flat + n * xp.arange(flat.shape[0])] = 1
+        return xp.moveaxis(hot.reshape(tuple(index.shape) + (n,)), -1, axis)
+
+    def winner_counts(self, index: Array, n: int) -> Array:
+        """How many entries of the integer array ``index`` equal each of ``0..n-1``: ``(n,)`` float32."""
+        return self.xp.bincount(index.reshape(-1), minlength=n).astype("float32")
+
     def take_rows(self, table: Array, index: Array) -> Array:
         """``table[index]`` along the first axis (index: integer array)."""
         return table[index]
@@ -143,6 +159,33 @@ class Ops:
             if out is None:
                 return xp.zeros((k, c, kh, kw), dtype=x.dtype)
         return xp.ascontiguousarray(out.reshape(kh, kw, c, k).transpose(3, 2, 0, 1))
+
+    def conv2d_winner_sums(self, x: Array, index: Array, n_kernels: int, kernel_size: tuple[int, int],
+                           stride: int = 1) -> Array:
+        """``Σ_{(n,p): index[n,p] = k} patch_p(x[n])`` for each kernel ``k``: the input patches each kernel won.
+
+        ``(N, C, H, W), (N, Ho, Wo) int -> (K, C, kh, kw)``. Equal to :meth:`conv2d_weight_sums` with
+        ``g = one_hot(index)``, at O(P·C·kh·kw) instead of O(P·C·kh·kw·K): one winner per position is one
+        row to add, not K. Default: the bounded patch chunks of :meth:`conv2d`, their rows sorted by winner,
+        one sum over each winner's contiguous block.
+        """
+        xp = self.xp
+        n, c, h, wd = x.shape
+        kh, kw = kernel_size
+        ho, wo = index.shape[1:]
+        xh = self._channels_last(x)
+        out = xp.zeros((n_kernels, kh * kw * c), dtype=x.dtype)
+        kernels = xp.arange(n_kernels + 1)
+        for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
+            win = index[s:e].reshape(-1)
+            order = xp.argsort(win, kind="stable") if xp is np else xp.argsort(win)
+            rows = cols.take(order, axis=0)
+            bounds = xp.searchsorted(win.take(order), kernels)
+            b = [int(v) for v in self.to_numpy(bounds)]
+            for k in range(n_kernels):
+                if b[k + 1] > b[k]:
+                    out[k] += rows[b[k]:b[k + 1]].sum(axis=0)
+        return xp.ascontiguousarray(out.reshape(n_kernels, kh, kw, c).transpose(0, 3, 1, 2))
 
     def patch_sq_norms(self, x: Array, kernel_size: tuple[int, int], stride: int = 1) -> Array:
         """``‖patch_p(x[n])‖²`` for every sample and output position: ``(N, C, H, W) -> (N, 1, Ho, Wo)``."""

@@ -128,7 +128,7 @@ def hebbian_trace(net: Network, x, labels):
     dot, cos = net.similarity(node, xa)
     ctx = HebbianContext(ops, node.spec.type, xa, node.params["weight"], dot, cos,
                          ops.asarray(labels, dtype="int64"), net.n_classes, node.stride)
-    y = node.rule.post_synaptic(ctx)
+    y = ctx.dense(node.rule.post_synaptic(ctx))
     delta = net.hebbian_update(node, xa, dot, cos, ops.asarray(labels, dtype="int64"))
     return [ops.to_numpy(a) for a in (ops.relu(cos), y, delta, node.params["weight"])], ops.to_numpy(cos)
 
@@ -207,3 +207,20 @@ def test_one_hot_ties_and_layouts(backend, registry, numpy_ops, n, k, hw, seed, 
     hot = ops.one_hot_argmax(a, 1)
     assert tuple(hot.shape) == x.shape
     np.testing.assert_array_equal(ops.to_numpy(hot), numpy_ops.one_hot_argmax(x.astype(np.float32), 1))
+
+
+@given(case=conv_case())
+def test_winner_primitives(backend, registry, numpy_ops, case):
+    """argmax, one-hot, winner counts and the winners' patch sums agree with numpy on every backend."""
+    x, w, stride, rng = case
+    ops = make_ops(registry, *backend)
+    sim = numpy_ops.conv2d(x, w, stride)
+    index = numpy_ops.argmax(sim, 1)
+    got_index = ops.argmax(ops.asarray(sim), 1)
+    np.testing.assert_array_equal(ops.to_numpy(got_index), index)
+    k, ks = w.shape[0], tuple(w.shape[2:])
+    np.testing.assert_array_equal(ops.to_numpy(ops.one_hot(got_index, k)), numpy_ops.one_hot(index, k))
+    np.testing.assert_array_equal(ops.to_numpy(ops.winner_counts(got_index, k)), numpy_ops.winner_counts(index, k))
+    ref = numpy_ops.conv2d_weight_sums(x, numpy_ops.one_hot(index, k), ks, stride)
+    assert_close(ops.to_numpy(ops.conv2d_winner_sums(ops.asarray(x), got_index, k, ks, stride)), ref,
+                 what="conv2d_winner_sums")

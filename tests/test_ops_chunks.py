@@ -94,3 +94,24 @@ def test_one_hot_argmax_against_a_loop_with_ties(layout):
         expected = np.zeros(6, np.float32)
         expected[list(row).index(row.max())] = 1.0
         np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("ops", [NumpyOps(), TinyChunks()], ids=["default", "chunked"])
+@pytest.mark.parametrize("n,c,h,w,k,kh,kw,s", [(5, 3, 9, 8, 4, 3, 2, 1), (3, 2, 11, 10, 6, 5, 5, 2),
+                                               (4, 7, 6, 6, 9, 3, 3, 1), (2, 4, 5, 7, 5, 1, 1, 3)])
+def test_winner_sums_against_a_loop(ops, n, c, h, w, k, kh, kw, s):
+    """The patches each kernel won, summed: the weight-sums of the one-hot, kernels that never win get 0."""
+    rng = np.random.default_rng(n * 10 + k)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    ho, wo = (h - kh) // s + 1, (w - kw) // s + 1
+    index = rng.integers(0, max(1, k - 2), size=(n, ho, wo))  # the last kernels never win
+    hot = np.zeros((n, k, ho, wo))
+    for i in np.ndindex(n, ho, wo):
+        hot[i[0], index[i], i[1], i[2]] = 1.0
+    got = ops.conv2d_winner_sums(x, index, k, (kh, kw), s)
+    assert got.shape == (k, c, kh, kw) and got.dtype == np.float32
+    np.testing.assert_allclose(got, loop_weight_sums(x, hot, kh, kw, s), rtol=1e-5, atol=1e-5)
+    if k > 2:
+        assert not got[k - 2:].any()
+    np.testing.assert_array_equal(ops.winner_counts(index, k), hot.sum(axis=(0, 2, 3)))
+    np.testing.assert_array_equal(ops.one_hot(index, k), hot)

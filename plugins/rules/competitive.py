@@ -6,7 +6,7 @@ learns with ``Δw = η·(x − w)`` (``update = "decay"``, default) or ``η·x``
 """
 from __future__ import annotations
 
-from hebbcore.interfaces import LearningRule
+from hebbcore.interfaces import LearningRule, Winners
 
 from .plain import UpdateOptions, check_update, update_sums_for
 
@@ -20,7 +20,7 @@ class WinnerTakesAll(LearningRule):
         return check_update(options.update)
 
     def post_synaptic(self, ctx):
-        return ctx.ops.one_hot_argmax(ctx.similarity, axis=1)
+        return Winners(ctx.ops.argmax(ctx.similarity, axis=1), int(ctx.dot.shape[1]))
 
     def update_sums(self, ctx, y):
         return update_sums_for(self.options.update)(ctx, y)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hebbcore.interfaces import LearningRule
+from hebbcore.interfaces import LearningRule, Winners
 
 from .plain import check_update, update_sums_for
 
@@ -82,7 +82,8 @@ class Teacher(LearningRule):
             masked = ops.where(allowed > 0, ctx.similarity, -2.0)
             return ops.one_hot_argmax(masked, axis=1) * allowed + always
         if self.options.competition == "masked_wta":
-            return ops.one_hot_argmax(ops.where(allowed + always > 0, ctx.similarity, -2.0), axis=1)
+            masked = ops.where(allowed + always > 0, ctx.similarity, -2.0)  # cosines are >= -1
+            return Winners(ops.argmax(masked, axis=1), int(ctx.dot.shape[1]))
         return ops.broadcast_to(allowed + always, tuple(ctx.dot.shape))
 
     def update_sums(self, ctx, y):
