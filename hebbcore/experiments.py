@@ -555,9 +555,16 @@ def _fmt_notes(s: dict) -> str:
 
 
 def write_report(folder: str | Path, results: str | Path | None = None, out: str | Path | None = None,
-                 tolerance: float = 2.0, plots: bool = True) -> Path:
-    """Write the Markdown report (and plots) for the manifest of ``folder``; returns the report's path."""
+                 tolerance: float = 2.0, plots: bool = True, previous: str | Path | None = None) -> Path:
+    """Write the Markdown report (and plots) for the manifest of ``folder``; returns the report's path.
+
+    ``previous``: a second results folder (e.g. the runs of an earlier setup, kept aside); its test
+    accuracies get a column of their own beside the measured ones.
+    """
     folder = Path(folder)
+    prev_dir = Path(previous) if previous else None
+    if prev_dir is not None and not prev_dir.is_dir():
+        raise DataError(f"--previous: {str(prev_dir)!r} is not a folder of results")
     rows = load_manifest(folder)
     if not rows:
         raise SpecError([f"no {MANIFEST} here"], str(folder))
@@ -576,8 +583,9 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
         tables.setdefault(exp.table or "Other", []).append(exp)
     per_layer: dict[str, dict[int, tuple[float | None, float | None]]] = {}
     for tname, exps in sorted(tables.items()):
-        lines += [f"## {tname}", "", "| row | run | paper % | measured % | Δ pp | target met | notes |",
-                  "|---|---|---:|---:|---:|:-:|---|"]
+        prev_head = (f" {prev_dir.name} % |", "---:|") if prev_dir is not None else ("", "")
+        lines += [f"## {tname}", "", f"| row | run | paper % | measured % | Δ pp | target met |{prev_head[0]} notes |",
+                  f"|---|---|---:|---:|---:|:-:|{prev_head[1]}---|"]
         for exp in exps:
             run_name, s = row_result(exp, rows, res)
             paper = exp.paper
@@ -607,8 +615,15 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
                 else:
                     delta = ok = ""
             ref = run_name if run_name == exp.name else f"{run_name} (same run)"
+            if "authors_code" in exp.extra:
+                notes = "; ".join(filter(None, (f"authors' code: {exp.extra['authors_code']:.2f}", notes)))
+            prev = ""
+            if prev_dir is not None:
+                ps = _run_summary(prev_dir / run_name)
+                pacc = ps["final"].get("test_acc") if ps and ps["final"] else None
+                prev = f" {_pct(pacc) if pacc is not None else ''} |"
             lines.append(f"| {exp.row or exp.name} | `{ref}` | {'' if paper is None else f'{paper:.2f}'} | {meas} | "
-                         f"{delta} | {ok} | {notes} |")
+                         f"{delta} | {ok} |{prev} {notes} |")
             k = _layer_of(exp)
             if k and exp.table == "Table 1":
                 acc = s["final"].get("test_acc") if s and s["final"] else None
@@ -736,13 +751,15 @@ def add_arguments(sub) -> None:
     p.add_argument("--results", default=None)
     p.add_argument("--out", default=None, help="report path (default <folder>/REPORT.md)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--previous", default=None,
+                   help="a second results folder (an earlier setup's runs) whose test accuracies get their own column")
 
 
 def dispatch(args: argparse.Namespace, command: str = "") -> int:
     from .plugin_manager import default_registry
 
     if args.exp_command == "report":
-        path = write_report(args.folder, args.results, args.out, plots=not args.no_plots)
+        path = write_report(args.folder, args.results, args.out, plots=not args.no_plots, previous=args.previous)
         print(f"wrote {path}")
         return 0
     rows, wanted = collect(args.paths)

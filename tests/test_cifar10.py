@@ -376,9 +376,22 @@ def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
     mod = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(mod)
     spec, meta = mod.table2_spec("GGHGGG", "x")
-    assert meta["init_from"] == "t2_GGGGGG" and meta["init_layers"] == ["conv1", "conv2"]
+    assert meta["init_from"] == "t2_GGHHHH" and meta["init_layers"] == ["conv1", "conv2", "conv3"]
     written = tomllib.loads((folder / "t2_GGHGGG.toml").read_text())
     assert written["layers"] == spec["layers"]
+    # where rows come from and their L2, as in the authors' config.py
+    assert mod.origin("GGGHHH")[:2] == ("sgd_L3", ["conv1", "conv2", "conv3"])
+    assert mod.origin("GGGGGH")[0] == "t2_GGGGGG" and mod.origin("HHHGGG")[0] == "t2_HHHHHH"
+    assert mod.origin("GHHGGG")[2] == {"conv1": "G", "conv2": "H", "conv3": "H"}
+    assert mod.origin("GGGGGG") == ("", [], {}) and mod.origin("RRGGGG") == ("", [], {})
+    wd = {m: mod.first_sgd_weight_decay(m) for m in ("HGGGGG", "HHGGGG", "GHGGGG", "HHHGGG", "GGHGGG", "HHHHGG",
+                                                     "GGGHGG", "HHHHHG", "GGGGGG", "RRRGGG")}
+    assert wd == {"HGGGGG": 7e-2, "HHGGGG": 6e-2, "GHGGGG": 6e-2, "HHHGGG": 5e-2, "GGHGGG": 5e-2, "HHHHGG": 5e-4,
+                  "GGGHGG": 5e-4, "HHHHHG": 5e-4, "GGGGGG": 0.06, "RRRGGG": 0.06}
+    shallow = {k: tomllib.loads((folder / f"sgd_L{k}.toml").read_text()) for k in range(1, 5)}
+    assert [t["layers"][-1]["out_features"] for t in shallow.values()] == [10] * 4
+    assert [t["sgd"]["weight_decay"] for t in shallow.values()] == [2e-2, 3e-2, 4e-2, 5e-2]
+    assert [l["name"] for l in shallow[2]["layers"] if l["type"] == "conv"] == ["conv1", "conv2"]
 
 
 def test_feature_cache_extends_a_shallower_prefix(registry):
@@ -450,6 +463,28 @@ def test_report_goal_match_or_beat(tmp_path):
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
     with pytest.raises(SpecError, match=r"\(close\).goal: expected one of"):
         ex.load_manifest(folder)
+
+
+def test_report_previous_results_column(tmp_path):
+    """``previous`` adds a column with another results folder's accuracies; ``authors_code`` goes to the notes."""
+    from hebbcore import experiments as ex
+
+    folder = tmp_path / "exp"
+    manifest = {"experiment": [{"name": "a", "spec": "a.toml", "paper": 50.0, "table": "T", "row": "a"},
+                               {"name": "b", "spec": "b.toml", "table": "T", "row": "b", "authors_code": 61.5}]}
+    folder.mkdir()
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    for sub, name, acc in (("results", "a", 0.49), ("old", "a", 0.40), ("results", "b", 0.60)):
+        (folder / sub / name).mkdir(parents=True)
+        (folder / sub / name / "metrics.json").write_text(json.dumps(
+            {"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}}))
+    report = ex.write_report(folder, plots=False, previous=folder / "old").read_text()
+    assert "| row | run | paper % | measured % | Δ pp | target met | old % | notes |" in report
+    assert "| a | `a` | 50.00 | 49.00 | -1.00 | yes (±2) | 40.00 |" in report
+    assert "| b | `b` |  | 60.00 |  |  |  | authors' code: 61.50; sgd 1 ep |" in report
+    assert "old %" not in ex.write_report(folder, plots=False).read_text()
+    with pytest.raises(DataError, match="--previous: .*missing"):
+        ex.write_report(folder, plots=False, previous=folder / "missing")
 
 
 @pytest.mark.parametrize("modes, expected", [
