@@ -55,3 +55,9 @@ class CupyOps(Ops):
 
     def synchronize(self) -> None:
         self.xp.cuda.get_current_stream().synchronize()
+
+    def conv2d_winner_sums(self, x, index, n_kernels, kernel_size, stride=1):
+        # The default (sorted blocks, one sum per winning kernel) launches K small kernels per chunk and reads
+        # the block bounds back to the host; until a scatter-add version is measured on a GPU, the winners
+        # go through the one cuBLAS product of the dense correlation, as before.
+        return self.conv2d_weight_sums(x, self.one_hot(index, n_kernels, 1, str(x.dtype)), kernel_size, stride)

@@ -158,10 +158,19 @@ class TorchOps(Ops):
             for s, e, cols in self._host._patch_chunks(xh.detach().numpy(), kh, kw, stride, ho, wo):
                 out.index_add_(0, index[s:e].reshape(-1), torch.from_numpy(cols))
             return out.reshape(n_kernels, kh, kw, c).permute(0, 3, 1, 2).contiguous()
+        return self._winner_sums_native(xh, index, out, kernel_size, stride)
+
+    def _winner_sums_native(self, xh, index, out, kernel_size, stride):
+        """The winners' patch sums with torch ops only (CUDA, or CPU dtypes numpy lacks): ``xh`` channels-last."""
+        n, h, wd, c = xh.shape
+        kh, kw = kernel_size
+        ho, wo = index.shape[1:]
+        d = kh * kw * c
+        n_kernels = out.shape[0]
         view = xh.as_strided((n, ho, wo, kh, kw * c),
                              (h * wd * c, stride * wd * c, stride * c, wd * c, 1))
-        limit = self.im2col_max_bytes if x.device.type == "cpu" else 256 << 20
-        m = max(1, min(n, limit // max(ho * wo * d * x.element_size(), 1)))
+        limit = self.im2col_max_bytes if xh.device.type == "cpu" else 256 << 20
+        m = max(1, min(n, limit // max(ho * wo * d * xh.element_size(), 1)))
         for s in range(0, n, m):
             e = min(n, s + m)
             rows = view[s:e].reshape((e - s) * ho * wo, d)  # a copy: the strided view is not a matrix

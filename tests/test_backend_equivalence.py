@@ -224,3 +224,22 @@ def test_winner_primitives(backend, registry, numpy_ops, case):
     ref = numpy_ops.conv2d_weight_sums(x, numpy_ops.one_hot(index, k), ks, stride)
     assert_close(ops.to_numpy(ops.conv2d_winner_sums(ops.asarray(x), got_index, k, ks, stride)), ref,
                  what="conv2d_winner_sums")
+
+
+def test_torch_native_winner_sums_on_the_cpu(backend, numpy_ops):
+    """The torch-only path of the winners' sums (CUDA's), run on the CPU, against numpy."""
+    if backend[0] != "torch":
+        pytest.skip("torch's own path")
+    from hebbcore_backends.torch_backend import TorchOps
+
+    ops = TorchOps("cpu")
+    rng = np.random.default_rng(5)
+    for n, c, h, k, ks, s in [(3, 4, 9, 6, 3, 1), (2, 3, 11, 5, 5, 2), (4, 2, 6, 3, 1, 2)]:
+        x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+        ho = (h - ks) // s + 1
+        index = rng.integers(0, k, size=(n, ho, ho))
+        xh = ops.asarray(x).permute(0, 2, 3, 1).contiguous()
+        out = ops.torch.zeros((k, ks * ks * c))
+        got = ops._winner_sums_native(xh, ops.asarray(index, dtype="int64"), out, (ks, ks), s)
+        ref = numpy_ops.conv2d_weight_sums(x, numpy_ops.one_hot(index, k), (ks, ks), s)
+        assert_close(ops.to_numpy(got), ref, what="torch native winner sums")
