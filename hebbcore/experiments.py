@@ -20,7 +20,10 @@ with one ``[[experiment]]`` per reported row:
 
 ``run`` runs the dependencies first and skips runs whose ``metrics.json``
 already has a ``final`` record (``--force`` reruns them), so a killed command
-continues where it stopped (a run cut off mid-way starts again). When a spec's
+continues where it stopped (a run cut off mid-way starts again). A finished run
+whose spec file has changed since (compared resolved, with the run's own
+overrides) is not rerun silently: ``run`` and ``--dry-run`` name the changed
+fields, keep its results, fail the runs that need it and exit 1. When a spec's
 bottom layers are all ``frozen`` or ``random``, their output is computed once
 and kept in memory, and only the layers above train on it ("feature cache");
 the run's ``spec.toml`` and ``weights.npz`` still describe the whole network.
@@ -191,6 +194,29 @@ def read_metrics(run_dir: Path) -> dict | None:
 def is_done(run_dir: Path) -> bool:
     m = read_metrics(run_dir)
     return bool(m and m.get("final"))
+
+
+def stale_fields(spec_file: Path, run_dir: Path, registry) -> list[str]:
+    """Top-level spec fields in which ``spec_file`` (now) differs from the finished run in ``run_dir``.
+
+    The spec file gets the overrides the run was made with (``metrics.json``), both sides are resolved
+    (defaults filled in), and ``init_weights`` is left out (it names a file, not a setting). An
+    unreadable spec on either side counts as a change of ``spec``.
+    """
+    recorded = run_dir / "spec.toml"
+    if not recorded.is_file():
+        return []
+    try:
+        info = (read_metrics(run_dir) or {}).get("experiment") or {}
+        now = Overrides(**(info.get("overrides") or {})).apply(tomllib.loads(spec_file.read_text(encoding="utf-8")))
+        then = tomllib.loads(recorded.read_text(encoding="utf-8"))
+        for t in (now, then):
+            t.pop("init_weights", None)
+        a = spec_to_table(parse_spec(now, registry, str(spec_file)))
+        b = spec_to_table(parse_spec(then, registry, str(recorded)))
+    except (OSError, TypeError, tomllib.TOMLDecodeError, HebbcoreError):
+        return ["spec"]
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def layer_params_to_take(layers: list[dict], take: Sequence[str]) -> set[str]:
@@ -387,6 +413,10 @@ class ExperimentRunner:
         self.datasets.move_to_end(key)
         return self.datasets[key]
 
+    def spec_changes(self, exp: Experiment) -> list[str]:
+        """Top-level fields in which the finished run's ``spec.toml`` differs from the spec file now ([] if none)."""
+        return stale_fields(exp.spec_path, self.results_dir(exp), self.registry)
+
     def prepare(self, exp: Experiment, rows: dict[str, Experiment]) -> RunSpec:
         """The spec of ``exp`` with its init weights written and the overrides applied."""
         self._parent_reduced = {}
@@ -493,11 +523,18 @@ class ExperimentRunner:
                 self.log(f"{name}: finished, but {out / 'weights.npz'} is missing (results are committed without "
                          f"weights); running it again for {rerun[name]!r}")
             elif is_done(out) and not self.force:
-                status[name] = "skipped"
-                self.log(f"{name}: already done ({out}/metrics.json)")
+                changed = self.spec_changes(exp)
+                if changed:
+                    status[name] = "stale"
+                    self.log(f"{name}: finished, but {exp.spec_path} changed since in {', '.join(changed)}; its "
+                             f"results are kept: move them aside or rerun with --force")
+                else:
+                    status[name] = "skipped"
+                    self.log(f"{name}: already done ({out}/metrics.json)")
                 continue
-            if exp.init_from and status.get(exp.init_from, "").startswith("failed"):
-                status[name] = f"failed: needs {exp.init_from}, which failed"
+            if exp.init_from and status.get(exp.init_from, "").startswith(("failed", "stale")):
+                why = "failed" if status[exp.init_from].startswith("failed") else "ran with an older spec"
+                status[name] = f"failed: needs {exp.init_from}, which {why}"
                 self.log(f"{name}: {status[name]}")
                 continue
             self.log(f"{name}: running -> {out}")
@@ -765,17 +802,21 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
     rows, wanted = collect(args.paths)
     results = Path(args.results) if args.results else None
     order = order_with_dependencies(rows, wanted)
+    over = Overrides(args.sgd_epochs, args.hebbian_epochs, args.n_train, args.n_val, args.n_test)
     if args.dry_run:
+        registry = default_registry()
         for name in order:
             d = (results or rows[name].folder / "results") / name
-            print(f"{name}: {'done' if is_done(d) else 'to run'}")
+            changed = stale_fields(rows[name].spec_path, d, registry) if is_done(d) else []
+            state = "to run" if not is_done(d) else f"done, spec changed since ({', '.join(changed)})" if changed \
+                else "done"
+            print(f"{name}: {state}")
         return 0
-    over = Overrides(args.sgd_epochs, args.hebbian_epochs, args.n_train, args.n_val, args.n_test)
     runner = ExperimentRunner(default_registry(), results, args.backend, args.device, over, args.force,
                               not args.no_feature_cache, False if args.no_progress else None,
                               log=lambda m: print(m, flush=True), command=command)
     status = runner.run(rows, wanted)
-    failed = [n for n, s in status.items() if s.startswith("failed")]
+    failed = [n for n, s in status.items() if s.startswith(("failed", "stale"))]
     return 1 if failed else 0
 
 

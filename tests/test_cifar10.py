@@ -349,6 +349,33 @@ def test_experiments_cli_dry_run_and_missing_parent(tmp_path, capsys, registry):
 
 # ------------------------------------------------------------------------------------------- paper specs
 
+def test_a_finished_run_whose_spec_changed_is_flagged_not_rerun(tmp_path, capsys, registry):
+    """A changed spec file: dry-run and run name the changed fields, keep the results, fail its dependents."""
+    import tomllib
+
+    from hebbcore import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    assert ex.main(["run", str(folder / "parent.toml"), "--sgd-epochs", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert ex.main(["run", str(folder / "parent.toml"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip() == "parent: done"  # the recorded overrides are not a change
+    before = (folder / "results" / "parent" / "metrics.json").read_text()
+    table = tomllib.loads((folder / "parent.toml").read_text())
+    table["sgd"]["lr"] = 0.02
+    (folder / "parent.toml").write_text(dumps_toml(table))
+    assert ex.main(["run", str(folder / "parent.toml"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip() == "parent: done, spec changed since (sgd)"
+    assert ex.main(["run", str(folder / "probe.toml"), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "parent: finished, but" in out and "changed since in sgd" in out and "--force" in out
+    assert "probe: failed: needs parent, which ran with an older spec" in out
+    assert (folder / "results" / "parent" / "metrics.json").read_text() == before
+    assert not (folder / "results" / "probe" / "metrics.json").exists()
+
+
 def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
     import tomllib
 
