@@ -45,7 +45,7 @@ class LayerInfo:
     n_classes: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: no element-wise __eq__
 class Winners:
     """A 0/1 post-synaptic signal with exactly one winner per sample and position, by its index.
 
