@@ -264,9 +264,9 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
     batch-norms that follow a ``frozen`` layer, or normalise the input below a
     ``frozen`` first layer (their statistics come with the weights and are used
     as at inference, as for any fixed feature extractor). It stops at
-    a batch-norm above a ``random`` layer (its statistics must still be
-    learned), at a batch-norm with ``train = "sgd"``, at dropout, and at the
-    first layer that trains.
+    a batch-norm above a ``random`` layer unless that batch-norm is ``frozen``
+    (its statistics must still be learned), at a batch-norm with ``train =
+    "sgd"``, at dropout, and at the first layer that trains.
     """
     first = next((l for l in spec.layers if l.trainable), None)
     # a batch-norm of the input (below every trainable layer) is as frozen as the first trainable layer
@@ -277,7 +277,8 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
                 break
             below = l.train
         elif l.type == "batchnorm":
-            if below != "frozen" or l.train == "sgd":  # an SGD-trained batch-norm is not a fixed feature
+            # an SGD-trained batch-norm is not a fixed feature; one above a random layer is, when frozen itself
+            if l.train == "sgd" or (below != "frozen" and l.train != "frozen"):
                 break
         elif l.type not in ("relu", "triangle", "pad", "pool", "flatten"):
             break

@@ -132,7 +132,8 @@ def build_module(net: Network) -> nn.Sequential:
     """A ``torch.nn.Sequential`` with the network's layers and current weights (on the CPU).
 
     Module names are the layer names; parameters of layers not in ``sgd`` mode
-    (and batch-norms not in ``sgd`` mode) have ``requires_grad = False``.
+    (and batch-norms not in ``sgd`` mode) have ``requires_grad = False``, and the
+    SGD phase keeps those batch-norms in eval mode (their running statistics).
     """
     mods = nn.Sequential()
     state = net.state_dict()
@@ -307,6 +308,9 @@ class SgdPhase:
             order = torch.randperm(n, generator=self.gen).to(device)
             starts = list(range(0, n, cfg.batch_size))
             self.train_module.train()
+            for node in self.net.nodes:  # a batch-norm SGD does not train keeps its statistics, as at inference
+                if node.spec.type == "batchnorm" and not _trains_by_sgd(node, self.net):
+                    getattr(self.module, node.name).eval()
             t0 = time.perf_counter()
             shown = Progress(range(self.batch, len(starts)), len(starts) - self.batch,
                              f"sgd epoch {epoch}/{cfg.epochs}", cfg.batch_size, progress)

@@ -540,6 +540,28 @@ def test_frozen_prefix_stops_at_an_sgd_trained_batchnorm(registry):
     assert frozen_prefix_cut(parse_spec({"layers": layers, "sgd": {"epochs": 1}}, registry)) == 5
 
 
+def test_frozen_batchnorm_above_a_random_layer(registry):
+    """A frozen batch-norm over a random layer is a fixed feature: cached, and kept at its statistics by SGD."""
+    from hebbcore.experiments import frozen_prefix_cut
+    from hebbcore.network import Network
+    from hebbcore.runner import load_dataset, make_backend
+    from hebbcore.torch_model import SgdPhase
+
+    layers = tiny_layers({"conv1": "random", "clf": "sgd"})
+    layers[3]["train"] = "frozen"
+    data = {"source": "synthetic", "options": {"n_train": 64, "n_val": 16, "n_test": 16, "size": 8}}
+    spec = parse_spec({"layers": layers, "data": data, "sgd": {"epochs": 1, "batch_size": 16}}, registry)
+    assert frozen_prefix_cut(spec) == 5
+    ds = load_dataset(spec, registry)
+    net = Network(spec, ds.input_shape, ds.n_classes, make_backend(registry, "numpy"), registry)
+    before = net.state_dict()
+    SgdPhase(net, ds, seed=0).run(progress=False)
+    after = net.state_dict()
+    for k in ("bn1.running_mean", "bn1.running_var", "bn1.weight", "bn1.bias", "conv1.weight"):
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+    assert not np.array_equal(after["clf.weight"], before["clf.weight"])
+
+
 def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
     """experiments/rules: every spec parses, and the committed files are what make_specs.py writes."""
     import shutil

@@ -184,6 +184,34 @@ def table2_spec(modes: str, label: str) -> tuple[dict, dict]:
     return spec, {"table": "Table 2", "row": f"{modes}: {label}", **meta}
 
 
+def untrained_hebbian_bottom_spec(k: int) -> tuple[dict, dict]:
+    """Bottom-R k read as the authors' bottom-H configuration run on an *untrained* Hebbian net (a hypothesis).
+
+    Their ``config.py`` has no bottom-R configurations. Its bottom-H ones load the Hebbian net from a file and,
+    when the file is missing, go on with the net "initialized from scratch", in eval mode: random kernels
+    answering with their clamped cosine, batch-norms that never saw data (mean 0, variance 1: the identity), on
+    the whitened images, with the bottom-H rows' L2. Here: conv1..layer k ``random`` with ``response =
+    "cosine"``, their batch-norms ``frozen`` at that identity, the authors' whitening and L2.
+    """
+    modes = "R" * k + "G" * (6 - k)
+    spec, _ = table2_spec(modes, "")
+    spec["name"] = f"t2_{modes}_untrained_hebbian"
+    random_names = set(NAMES[:k])
+    last = None
+    for l in spec["layers"]:
+        if l["type"] in ("conv", "linear"):
+            last = l["name"]
+            if l["name"] in random_names:
+                l["response"] = "cosine"
+        elif l["type"] == "batchnorm" and last in random_names:
+            l["train"] = "frozen"
+    spec["data"] = {**CIFAR, "transforms": transforms_for(True)}
+    spec["sgd"]["weight_decay"] = first_sgd_weight_decay("H" * k + "G" * (6 - k))
+    return spec, {"table": "Variants: bottom-R as an untrained Hebbian net (not in the paper's text)",
+                  "row": f"{modes}: conv1..{NAMES[k - 1]} random, clamped-cosine responses, identity batch-norms, "
+                         f"whitened input"}
+
+
 SHALLOW_WEIGHT_DECAY = {1: 2e-2, 2: 3e-2, 3: 4e-2, 4: 5e-2}
 SHALLOW_AUTHORS = {1: 69.04, 2: 76.91, 3: 81.37, 4: 83.97}  # test accuracy in the comments of the authors' config.py
 
@@ -260,6 +288,10 @@ def main() -> None:
                 "row": f"Hebbian-trained net + Hebbian classifier, layer {k}"}
         written.append(spec)
         manifest.append({"name": spec["name"], "spec": f"{spec['name']}.toml", **meta})
+    for k, paper in zip(range(1, 6), (80.19, 71.87, 54.96, 45.56, 9.52)):
+        spec, meta = untrained_hebbian_bottom_spec(k)
+        written.append(spec)
+        manifest.append({"name": spec["name"], "spec": f"{spec['name']}.toml", "paper": paper, **meta})
     for old in [*HERE.glob("t[12]_*.toml"), *HERE.glob("sgd_L*.toml")]:
         old.unlink()
     for spec in written:
