@@ -57,6 +57,21 @@ def test_real_small_load_and_known_values():
 
 
 @needs_real
+def test_real_train_split_moves_the_validation_boundary():
+    """train_split = 50000: all training images train, no validation; 45000: the last 5000 validate."""
+    import dataclasses
+
+    full = c10.Cifar10().load(dataclasses.replace(small_options(), train_split=50000, n_test=-1), seed=0)
+    assert (len(full.train), len(full.val), len(full.test)) == (50000, 0, 0)
+    part = c10.Cifar10().load(dataclasses.replace(small_options(), train_split=45000, n_test=-1), seed=0)
+    assert (len(part.train), len(part.val)) == (45000, 5000)
+    np.testing.assert_array_equal(part.val.y, full.train.y[45000:])
+    np.testing.assert_array_equal(part.train.x[:10], full.train.x[:10])
+    with pytest.raises(DataError, match="train_split: expected 1..50000"):
+        c10.Cifar10().load(dataclasses.replace(small_options(), train_split=60000), seed=0)
+
+
+@needs_real
 def test_real_full_split_sizes():
     d = c10.Cifar10().load(small_options(), seed=0)
     assert (len(d.train), len(d.val), len(d.test)) == (40000, 10000, 10000)

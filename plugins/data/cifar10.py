@@ -3,7 +3,9 @@
 The folder holds ``data_batch_1`` … ``data_batch_5``, ``test_batch`` and
 ``batches.meta``, each a pickled dict (``data``: uint8 ``(10000, 3072)``,
 ``labels``: 10,000 ints). Splits: the first 40,000 training images are
-``train``, the last 10,000 ``val``, ``test_batch`` is ``test``. Images come
+``train``, the last 10,000 ``val``, ``test_batch`` is ``test``
+(``train_split = 50000``: all 50,000 train and there is no ``val``, the protocol
+of papers that report the last epoch's test accuracy). Images come
 back float32 ``(N, 3, 32, 32)`` scaled to [0, 1].
 
 Where the data is (first that applies):
@@ -49,8 +51,9 @@ N_TRAIN_SPLIT = 40000  # first 40,000 training images; the last 10,000 are the v
 class Cifar10Options:
     root: str = ""  # "" : $HEBBCORE_CIFAR10, then the cache folder
     download: bool = False
-    n_train: int = 0  # 0: all 40,000; else the first n
-    n_val: int = 0  # 0: all 10,000; else the first n; -1: none
+    train_split: int = N_TRAIN_SPLIT  # the first train_split images train, the rest of the 50,000 validate
+    n_train: int = 0  # 0: all train_split; else the first n
+    n_val: int = 0  # 0: all 50,000 - train_split; else the first n; -1: none
     n_test: int = 0  # 0: all 10,000; else the first n; -1: none
 
 
@@ -190,12 +193,15 @@ class Cifar10(DataSource):
                         f"[data.options] root or ${ENV_ROOT} to the folder holding {FOLDER}/, or set download = true")
 
     def load(self, options: Cifar10Options, seed: int) -> Dataset:
+        split = options.train_split
+        if not 1 <= split <= 50000:
+            raise DataError(f"data.options.train_split: expected 1..50000 training images, got {split}")
         folder = self.locate(options)
-        n_tr = _take(options.n_train, N_TRAIN_SPLIT)
-        n_va = _take(options.n_val, 50000 - N_TRAIN_SPLIT)
+        n_tr = _take(options.n_train, split)
+        n_va = _take(options.n_val, 50000 - split)
         n_te = _take(options.n_test, 10000)
         # read only the batches the requested rows need
-        need_rows = [(0, n_tr), (N_TRAIN_SPLIT, N_TRAIN_SPLIT + n_va)]
+        need_rows = [(0, n_tr), (split, split + n_va)]
         parts, labels = [], []
         for b, fname in enumerate(TRAIN_FILES):
             lo, hi = b * 10000, (b + 1) * 10000
@@ -221,7 +227,7 @@ class Cifar10(DataSource):
             return Split(to_images(np.concatenate(xs)), np.concatenate(ys))
 
         train = rows(0, n_tr)
-        val = rows(N_TRAIN_SPLIT, N_TRAIN_SPLIT + n_va)
+        val = rows(split, split + n_va)
         if n_te:
             d, l = read_batch(folder / TEST_FILE)
             if len(d) != 10000:
