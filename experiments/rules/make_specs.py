@@ -58,7 +58,8 @@ REPEATS_L1 = [("hpca", seed) for seed in (2, 3, 4)]
 # conv1 variants for layer 1 (full data, conv1-only net, seeds 0 and 1): (its [layers.hebbian] table, its response)
 L1_VARIANTS = {"hpca_cos": (HPCA["conv1"], "cosine")}
 # The paper's authors fit their ZCA on per-channel standardised images (their data.py), where eps = 0.1 smooths
-# ~16x less than on the [0, 1] pixels DATA whitens: layer 1 again with that input (seeds 0 and 1).
+# ~16x less than on the [0, 1] pixels DATA whitens: layer 1 again with that input (seed 0: 62.63 %, below
+# the 64.07 % of the same seed on DATA, so no second seed).
 AUTHORS_ZCA = {"source": "cifar10", "transforms": [{"name": "normalize"}, {"name": "zca", "options": {"eps": 0.1}}]}
 L1_AUTHORS_ZCA = {"hpca": (HPCA["conv1"], "linear")}  # the paper WTA conv1 on it: experiments/paper (Table 1)
 
@@ -239,7 +240,7 @@ def main() -> None:
                seed, "layer 1 on the authors' whitening (ZCA of per-channel standardised images)",
                f"layer 1, {hebbian['rule']} learning, response {response}, ZCA of standardised images, seed {seed}",
                "SGD linear probe on layer 1", AUTHORS_ZCA)
-              for cand, (hebbian, response) in L1_AUTHORS_ZCA.items() for seed in (0, 1)]
+              for cand, (hebbian, response) in L1_AUTHORS_ZCA.items() for seed in (0,)]
     pairs += [(f"screen_{cand}", f"screen_{cand}", (hebbian, response), 0, "conv1 screen",
                f"conv1 screen: {hebbian['rule']} {hebbian.get('options', {})}, lr {hebbian['lr']}, response {response}",
                "layer-1 probe")
