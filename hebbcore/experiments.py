@@ -808,9 +808,9 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
         registry = default_registry()
         for name in order:
             d = (results or rows[name].folder / "results") / name
-            changed = stale_fields(rows[name].spec_path, d, registry) if is_done(d) else []
-            state = "to run" if not is_done(d) else f"done, spec changed since ({', '.join(changed)})" if changed \
-                else "done"
+            done = is_done(d)
+            changed = stale_fields(rows[name].spec_path, d, registry) if done else []
+            state = "to run" if not done else f"done, spec changed since ({', '.join(changed)})" if changed else "done"
             print(f"{name}: {state}")
         return 0
     runner = ExperimentRunner(default_registry(), results, args.backend, args.device, over, args.force,

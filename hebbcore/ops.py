@@ -68,14 +68,10 @@ class Ops:
 
     def one_hot_argmax(self, a: Array, axis: int = 1) -> Array:
         """1.0 where ``a`` is largest along ``axis`` (first one on ties), 0.0 elsewhere."""
-        xp = self.xp
-        last = xp.ascontiguousarray(xp.moveaxis(a, axis, -1))  # no copy for channels-last activations
-        hot = xp.zeros(last.size, dtype=a.dtype)  # one zero fill and one scatter: no boolean temporary
-        if last.size:
-            k = last.shape[-1]
-            idx = last.reshape(-1, k).argmax(axis=1)
-            hot[idx + k * xp.arange(idx.shape[0])] = 1
-        return xp.moveaxis(hot.reshape(last.shape), -1, axis)
+        if not a.size:
+            return self.xp.zeros(a.shape, dtype=a.dtype)
+        # argmax over a channels-last axis needs no copy; one zero fill and one scatter, no boolean temporary
+        return self.one_hot(self.argmax(a, axis), a.shape[axis], axis, str(a.dtype))
 
     def one_hot(self, index: Array, n: int, axis: int = 1, dtype: str = "float32") -> Array:
         """1.0 at ``index`` along a new axis ``axis`` of length ``n``: ``(N[, Ho, Wo]) -> (N, n[, Ho, Wo])``.
@@ -175,13 +171,10 @@ class Ops:
         ho, wo = index.shape[1:]
         xh = self._channels_last(x)
         out = xp.zeros((n_kernels, kh * kw * c), dtype=x.dtype)
-        kernels = xp.arange(n_kernels + 1)
         for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
             win = index[s:e].reshape(-1)
-            order = xp.argsort(win, kind="stable") if xp is np else xp.argsort(win)
-            rows = cols.take(order, axis=0)
-            bounds = xp.searchsorted(win.take(order), kernels)
-            b = [int(v) for v in self.to_numpy(bounds)]
+            rows = cols.take(xp.argsort(win), axis=0)  # each kernel's rows in one block
+            b = [0, *np.cumsum(self.to_numpy(xp.bincount(win, minlength=n_kernels))).tolist()]
             for k in range(n_kernels):
                 if b[k + 1] > b[k]:
                     out[k] += rows[b[k]:b[k + 1]].sum(axis=0)
