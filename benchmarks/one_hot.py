@@ -20,9 +20,10 @@ calls ``one_hot_argmax``, so ``--steps`` then times the same step twice.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+
+from _steps import alternated_steps, best_ms, step_row
 
 # (N, K, H, W) of the activations whose one-hot the paper's net builds, batch 64 (conv1 .. conv4, fc5)
 SHAPES = [(64, 96, 28, 28), (64, 128, 12, 12), (64, 192, 10, 10), (64, 256, 3, 3), (64, 300)]
@@ -36,16 +37,6 @@ def numpy_before(a):
 
 def channels_last(x):
     return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if x.ndim == 4 else x
-
-
-def best_ms(fn, a, repeats: int) -> float:
-    fn(a)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(a)
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
 
 
 def main() -> None:
@@ -75,16 +66,16 @@ def main() -> None:
     for shape in SHAPES:
         x = channels_last(rng.standard_normal(shape).astype(np.float32))
         a = np.moveaxis(x, -1, 1) if len(shape) == 4 else x  # an (N, K, H, W) view of channels-last memory
-        row = {"numpy before": best_ms(numpy_before, a, args.repeats),
-               "numpy now": best_ms(lambda v: np_ops.one_hot_argmax(v, 1), a, args.repeats)}
+        row = {"numpy before": best_ms(lambda: numpy_before(a), args.repeats),
+               "numpy now": best_ms(lambda: np_ops.one_hot_argmax(a, 1), args.repeats)}
         assert np.array_equal(numpy_before(a), np_ops.one_hot_argmax(a, 1))
         if torch is not None:
             ta = t_ops.asarray(a)
             if len(shape) == 4:
                 ta = ta.contiguous(memory_format=torch.channels_last)
             assert torch.equal(t_ops._one_hot_native(ta, 1), t_ops.one_hot_argmax(ta, 1))
-            row["torch before"] = best_ms(lambda v: t_ops._one_hot_native(v, 1), ta, args.repeats)
-            row["torch now"] = best_ms(lambda v: t_ops.one_hot_argmax(v, 1), ta, args.repeats)
+            row["torch before"] = best_ms(lambda: t_ops._one_hot_native(ta, 1), args.repeats)
+            row["torch now"] = best_ms(lambda: t_ops.one_hot_argmax(ta, 1), args.repeats)
         print(f"| {shape} | " + " | ".join(f"{row[v]:.2f}" for v in versions) + " |")
     if args.steps:
         print()
@@ -96,42 +87,19 @@ def main() -> None:
             step_ab("torch", args.steps)
 
 
-def step_ab(backend: str, steps: int, rounds: int = 4) -> None:
+def step_ab(backend: str, steps: int) -> None:
     """Hebbian steps of ``HHHHHH`` with the one-hot before and now (alternated), and their floor."""
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, random_data
-    from hebbcore.network import Network
     from hebbcore.ops import Ops
     from hebbcore.plugin_manager import default_registry
 
-    reg = default_registry()
-    ops = reg.get("backend", backend)("cpu")
-    cls = type(ops)
-    owner = Ops if backend == "numpy" else cls  # where the current one-hot is defined
-    now = owner.__dict__["one_hot_argmax"]
+    owner = Ops if backend == "numpy" else type(default_registry().get("backend", backend)("cpu"))
+    now = owner.__dict__["one_hot_argmax"]  # where the current one-hot is defined
     before = (lambda self, a, axis=1: numpy_before(a) if axis == 1 else now(self, a, axis)) if backend == "numpy" \
         else (lambda self, a, axis=1: self._one_hot_native(a, axis))
-    net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
-    x, y = random_data(64 * steps, 0)
-    xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
-    batches = [(xd[i:i + 64], yd[i:i + 64]) for i in range(0, len(x), 64)]
-    best = {"before": float("inf"), "now": float("inf"), "floor": float("inf")}
-    try:
-        for _ in range(rounds):
-            for version, fn in (("before", before), ("now", now)):
-                setattr(owner, "one_hot_argmax", fn)
-                net.hebbian_step(*batches[0])  # warm-up
-                t = time.perf_counter()
-                for xb, yb in batches:
-                    net.hebbian_step(xb, yb)
-                best[version] = min(best[version], time.perf_counter() - t)
-            t = time.perf_counter()
-            for xb, _ in batches:
-                floor_step(net, xb)
-            best["floor"] = min(best["floor"], time.perf_counter() - t)
-    finally:
-        setattr(owner, "one_hot_argmax", now)
-    print(f"| {backend} | {best['before']:.3f} | {best['now']:.3f} | {best['floor']:.3f} | "
-          f"{best['floor'] / best['before']:.3f} | {best['floor'] / best['now']:.3f} |")
+    best = alternated_steps(backend, steps, {"before": lambda: setattr(owner, "one_hot_argmax", before),
+                                             "now": lambda: setattr(owner, "one_hot_argmax", now)},
+                            restore=lambda: setattr(owner, "one_hot_argmax", now))
+    print(step_row(backend, best, "before", "now"))
 
 
 if __name__ == "__main__":

@@ -21,22 +21,13 @@ process, and the floor of the same batches (fastest of 4 rounds).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
+from _steps import alternated_steps, best_ms, step_row
+
 # (C, H, K, kernel) of the paper's conv layers on a batch of 64 (input channels, input size, kernels, kernel size)
 LAYERS = [(3, 32, 96, 5), (96, 14, 128, 3), (128, 12, 192, 3), (192, 5, 256, 3)]
-
-
-def best_ms(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
 
 
 def main() -> None:
@@ -85,41 +76,21 @@ def main() -> None:
             step_ab(name, args.steps)
 
 
-def step_ab(backend: str, steps: int, rounds: int = 4) -> None:
+def step_ab(backend: str, steps: int) -> None:
     """Hebbian steps of ``HHHHHH`` with winners expanded to a dense ``y`` and as they are (alternated), and the floor."""
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, random_data
     from hebbcore.interfaces import HebbianContext
-    from hebbcore.network import Network
-    from hebbcore.plugin_manager import default_registry
 
-    reg = default_registry()
-    ops = reg.get("backend", backend)("cpu")
-    net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
-    x, y = random_data(64 * steps, 0)
-    xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
-    batches = [(xd[i:i + 64], yd[i:i + 64]) for i in range(0, len(x), 64)]
     now_corr, now_coef = HebbianContext.input_correlation, HebbianContext.coefficient_sum
-    versions = {"dense": (lambda self, c: now_corr(self, self.dense(c)),
-                          lambda self, c: now_coef(self, self.dense(c))),
-                "winners": (now_corr, now_coef)}
-    best = {"dense": float("inf"), "winners": float("inf"), "floor": float("inf")}
-    try:
-        for _ in range(rounds):
-            for version, (corr, coef) in versions.items():
-                HebbianContext.input_correlation, HebbianContext.coefficient_sum = corr, coef
-                net.hebbian_step(*batches[0])  # warm-up
-                t = time.perf_counter()
-                for xb, yb in batches:
-                    net.hebbian_step(xb, yb)
-                best[version] = min(best[version], time.perf_counter() - t)
-            t = time.perf_counter()
-            for xb, _ in batches:
-                floor_step(net, xb)
-            best["floor"] = min(best["floor"], time.perf_counter() - t)
-    finally:
-        HebbianContext.input_correlation, HebbianContext.coefficient_sum = now_corr, now_coef
-    print(f"| {backend} | {best['dense']:.3f} | {best['winners']:.3f} | {best['floor']:.3f} | "
-          f"{best['floor'] / best['dense']:.3f} | {best['floor'] / best['winners']:.3f} |")
+
+    def install(corr, coef):
+        def put():
+            HebbianContext.input_correlation, HebbianContext.coefficient_sum = corr, coef
+        return put
+
+    dense = install(lambda self, c: now_corr(self, self.dense(c)), lambda self, c: now_coef(self, self.dense(c)))
+    winners = install(now_corr, now_coef)
+    best = alternated_steps(backend, steps, {"dense": dense, "winners": winners}, restore=winners)
+    print(step_row(backend, best, "dense", "winners"))
 
 
 if __name__ == "__main__":
