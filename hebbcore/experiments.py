@@ -20,7 +20,10 @@ with one ``[[experiment]]`` per reported row:
 
 ``run`` runs the dependencies first and skips runs whose ``metrics.json``
 already has a ``final`` record (``--force`` reruns them), so a killed command
-continues where it stopped (a run cut off mid-way starts again). A finished run
+continues where it stopped; a run cut off mid-way continues from its last
+checkpoint (each epoch's end, or every ``--checkpoint-every`` batches) when its
+spec is unchanged, and the replayed batches give the weights an uninterrupted
+run would have. A finished run
 whose spec file has changed since (compared resolved, with the run's own
 overrides) is not rerun silently: ``run`` and ``--dry-run`` name the changed
 fields, keep its results, fail the runs that need it and exit 1. When a spec's
@@ -39,6 +42,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import shlex
 import subprocess
 import sys
@@ -194,6 +198,26 @@ def read_metrics(run_dir: Path) -> dict | None:
 def is_done(run_dir: Path) -> bool:
     m = read_metrics(run_dir)
     return bool(m and m.get("final"))
+
+
+def interrupted_position(run_dir: Path, spec_table: dict | None = None) -> str | None:
+    """Where an unfinished run in ``run_dir`` stopped ("sgd epoch 7"), or None when it cannot resume.
+
+    None: the run is finished or has no readable checkpoint, or ``spec_table`` (the spec it would run
+    now, as :func:`spec_to_table` writes it) differs from the checkpoint's.
+    """
+    from .runner import CHECKPOINT
+
+    if is_done(run_dir) or not (run_dir / CHECKPOINT).is_file():
+        return None
+    try:
+        saved = pickle.loads((run_dir / CHECKPOINT).read_bytes())
+    except Exception:  # written atomically: an unreadable one is foreign or damaged, so start over
+        return None
+    if spec_table is not None and saved.get("spec") != spec_table:
+        return None
+    where = f"{saved.get('phase')} epoch {saved.get('epoch')}"
+    return where + (f", batch {saved['batch']}" if saved.get("batch") else "")
 
 
 def stale_fields(spec_file: Path, run_dir: Path, registry) -> list[str]:
@@ -392,8 +416,15 @@ class Overrides:
 class ExperimentRunner:
     def __init__(self, registry: Registry, results: Path | None = None, backend: str = "numpy",
                  device: str | None = None, overrides: Overrides | None = None, force: bool = False,
-                 feature_cache: bool = True, progress: bool | None = None, log=print, command: str = ""):
+                 feature_cache: bool = True, progress: bool | None = None, log=print, command: str = "",
+                 checkpoint_every: int = 0):
+        """``checkpoint_every``: also checkpoint every that many batches (always at each epoch's end).
+
+        A run stopped before it finished (killed, Ctrl-C, a machine going away) continues from its last
+        checkpoint the next time it is asked for, unless ``force`` or its spec changed since.
+        """
         self.registry, self.results, self.backend, self.device = registry, results, backend, device
+        self.checkpoint_every = checkpoint_every
         self.overrides, self.force, self.progress, self.log = overrides or Overrides(), force, progress, log
         self.cache = FeatureCache() if feature_cache else None
         self.datasets: OrderedDict[Any, Dataset] = OrderedDict()
@@ -475,7 +506,7 @@ class ExperimentRunner:
             self.log(f"{exp.name}: layers up to {spec.layers[cut - 1].name} frozen; training the rest on cached "
                      f"features {feats.input_shape}")
             result = run(top, self.registry, backend=self.backend, out_dir=out, device=self.device,
-                         progress=self.progress, dataset=feats)
+                         progress=self.progress, dataset=feats, **self._resume(exp, out, top, info))
             merged = dict(prefix_state)
             merged.update(result.network.state_dict())
             atomic_save_npz(out / "weights.npz", merged)
@@ -483,7 +514,7 @@ class ExperimentRunner:
             metrics = result.metrics
         else:
             result = run(spec, self.registry, backend=self.backend, out_dir=out, device=self.device,
-                         progress=self.progress, dataset=data)
+                         progress=self.progress, dataset=data, **self._resume(exp, out, spec, info))
             metrics = result.metrics
         if self.command:
             atomic_write_text(out / "command.txt", self.command + "\n")
@@ -492,6 +523,14 @@ class ExperimentRunner:
         metrics["experiment"] = info
         atomic_write_json(out / "metrics.json", metrics)
         return metrics
+
+    def _resume(self, exp: Experiment, out: Path, spec: RunSpec, info: dict) -> dict:
+        """``run()``'s resume arguments for ``spec`` in ``out``: continue an interrupted run of the same spec."""
+        where = None if self.force else interrupted_position(out, spec_to_table(spec))
+        if where:
+            self.log(f"{exp.name}: continuing the interrupted run from its checkpoint ({where})")
+            info["resumed_at"] = where
+        return {"resume": bool(where), "checkpoint_every": self.checkpoint_every}
 
     def parents_to_rerun(self, rows: dict[str, Experiment], order: Sequence[str]) -> dict[str, str]:
         """Finished runs that must run again because a run still to do starts from their missing weights.
@@ -784,6 +823,9 @@ def add_arguments(sub) -> None:
     r.add_argument("--dry-run", action="store_true", help="print what would run, in order, and stop")
     for k in ("sgd-epochs", "hebbian-epochs", "n-train", "n-val", "n-test"):
         r.add_argument(f"--{k}", type=int, default=None, help="override every spec (the run is labelled REDUCED)")
+    r.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="also checkpoint every N batches (always at each epoch's end); an interrupted run "
+                        "continues from its last checkpoint when run again")
     p = sub.add_parser("report", help="write REPORT.md and plots for a folder's experiments.toml")
     p.add_argument("folder")
     p.add_argument("--results", default=None)
@@ -811,11 +853,14 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
             done = is_done(d)
             changed = stale_fields(rows[name].spec_path, d, registry) if done else []
             state = "to run" if not done else f"done, spec changed since ({', '.join(changed)})" if changed else "done"
+            where = None if done or args.force else interrupted_position(d)
+            state += f" (interrupted at {where}; continues from there)" if where else ""
             print(f"{name}: {state}")
         return 0
     runner = ExperimentRunner(default_registry(), results, args.backend, args.device, over, args.force,
                               not args.no_feature_cache, False if args.no_progress else None,
-                              log=lambda m: print(m, flush=True), command=command)
+                              log=lambda m: print(m, flush=True), command=command,
+                              checkpoint_every=args.checkpoint_every)
     status = runner.run(rows, wanted)
     failed = [n for n, s in status.items() if s.startswith(("failed", "stale"))]
     return 1 if failed else 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hebbcore import hookimpl
 from hebbcore.errors import DataError, SpecError
 from hebbcore.interfaces import Dataset, Split
 from hebbcore.spec import dumps_toml, parse_spec
@@ -254,13 +255,14 @@ def tiny_layers(modes: dict) -> list[dict]:
             {"name": "bn1", "type": "batchnorm"}, {"name": "flat", "type": "flatten"}, clf]
 
 
-def write_experiments(folder: Path) -> None:
+def write_experiments(folder: Path, probe_hebbian_epochs: int = 1) -> None:
     data = {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50, "size": 8}}
     sgd = {"epochs": 2, "batch_size": 32, "lr": 0.01}
     specs = {
         "parent": {"name": "parent", "phases": ["sgd"], "data": data, "sgd": sgd,
                    "layers": tiny_layers({"conv1": "sgd", "clf": "sgd"})},
         "probe": {"name": "probe", "phases": ["hebbian"], "data": data, "sgd": {"epochs": 0},
+                  "hebbian": {"epochs": probe_hebbian_epochs},
                   "init_weights": "placeholder.npz", "layers": tiny_layers({"conv1": "frozen", "clf": "hebbian"})},
         "never": {"name": "never", "data": data, "sgd": sgd, "layers": tiny_layers({"conv1": "sgd", "clf": "sgd"})},
     }
@@ -317,6 +319,80 @@ def test_experiments_run_resume_and_report(tmp_path, registry):
     # a fresh clone: the committed grid stays in the report though the weights are not there to redraw it
     (res / "parent" / "weights.npz").unlink()
     assert "](kernels_conv1_parent.png)" in ex.write_report(folder).read_text()
+
+
+class _StopAfterFirstEpoch(Exception):
+    pass
+
+
+class _CutEachRunOnce:
+    """A plugin that stops each run at the end of its first epoch, once (like a kill after a checkpoint)."""
+
+    def __init__(self):
+        self.cut: list[str] = []
+
+    @hookimpl
+    def hebbcore_epoch_end(self, run_dir, record):
+        name = Path(run_dir).name
+        if name not in self.cut:
+            self.cut.append(name)
+            raise _StopAfterFirstEpoch(name)
+
+
+def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, registry, capsys):
+    """Cut after one epoch, run again: it continues (plain and cached-features runs) and ends where an uncut run does."""
+    from hebbcore import experiments as ex
+    from hebbcore.plugin_manager import default_registry
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder, probe_hebbian_epochs=2)
+    rows, wanted = ex.collect([folder / "probe.toml"])
+    ex.ExperimentRunner(registry, results=tmp_path / "uncut", progress=False, log=lambda m: None).run(rows, wanted)
+
+    cutter = _CutEachRunOnce()
+    cut_registry = default_registry([cutter])
+    logs: list[str] = []
+    runner = ex.ExperimentRunner(cut_registry, results=tmp_path / "cut", progress=False, log=logs.append)
+    for expected in ("parent", "probe"):
+        with pytest.raises(_StopAfterFirstEpoch, match=expected):
+            runner.run(rows, wanted)
+        d = tmp_path / "cut" / expected
+        assert ex.interrupted_position(d) == ("sgd epoch 2" if expected == "parent" else "hebbian epoch 2")
+    assert ex.interrupted_position(tmp_path / "cut" / "probe", {"name": "another spec"}) is None
+    capsys.readouterr()
+    assert ex.main(["run", str(folder / "probe.toml"), "--results", str(tmp_path / "cut"), "--dry-run"]) == 0
+    assert "probe: to run (interrupted at hebbian epoch 2; continues from there)" in capsys.readouterr().out
+    assert runner.run(rows, wanted) == {"parent": "skipped", "probe": "done"}
+    assert any("parent: continuing the interrupted run from its checkpoint (sgd epoch 2)" in m for m in logs)
+    assert any("probe: continuing the interrupted run from its checkpoint (hebbian epoch 2)" in m for m in logs)
+    for name in ("parent", "probe"):
+        a = json.loads((tmp_path / "uncut" / name / "metrics.json").read_text())
+        b = json.loads((tmp_path / "cut" / name / "metrics.json").read_text())
+        assert b["resumed"] and b["experiment"]["resumed_at"] and "resumed_at" not in a["experiment"]
+        assert [e["epoch"] for e in b["epochs"]] == [e["epoch"] for e in a["epochs"]] == [1, 2]
+        assert b["final"]["test_acc"] == a["final"]["test_acc"]
+        with np.load(tmp_path / "uncut" / name / "weights.npz") as fa, np.load(tmp_path / "cut" / name / "weights.npz") as fb:
+            assert fa.files == fb.files
+            for k in fa.files:
+                np.testing.assert_allclose(fb[k], fa[k], rtol=1e-6, atol=1e-7, err_msg=f"{name}: {k}")
+        assert ex.interrupted_position(tmp_path / "cut" / name) is None  # finished
+
+
+def test_force_starts_an_interrupted_run_over(tmp_path, registry):
+    from hebbcore import experiments as ex
+    from hebbcore.plugin_manager import default_registry
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    rows, wanted = ex.collect([folder / "parent.toml"])
+    with pytest.raises(_StopAfterFirstEpoch):
+        ex.ExperimentRunner(default_registry([_CutEachRunOnce()]), progress=False, log=lambda m: None).run(rows, wanted)
+    logs: list[str] = []
+    assert ex.ExperimentRunner(registry, force=True, progress=False, log=logs.append).run(rows, wanted) == {"parent": "done"}
+    assert not any("continuing" in m for m in logs)
+    assert "resumed" not in json.loads((folder / "results" / "parent" / "metrics.json").read_text())
 
 
 def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, registry):
