@@ -13,6 +13,8 @@ with one ``[[experiment]]`` per reported row:
 - ``paper``: the published accuracy in percent; ``table`` and ``row``: labels;
 - ``goal``: ``"match"`` (default: within the tolerance of ``paper``) or ``"beat"``
   (above ``paper``), what the report checks;
+- ``repeats``: the row this run repeats with another seed; the report gives
+  each such row's spread over its seeds (mean ± sd) and judges the row by it;
 - ``init_from`` and ``init_layers``: the run whose ``weights.npz`` this spec
   starts from, and the trainable layers taken from it (their batch-norms come
   along). The weights are written to ``<results>/<name>/init_weights.npz``
@@ -97,6 +99,7 @@ class Experiment:
     init_from: str = ""
     init_layers: tuple[str, ...] = ()
     goal: str = "match"
+    repeats: str = ""
     extra: dict = field(default_factory=dict)
 
     @property
@@ -132,7 +135,7 @@ def load_manifest(folder: str | Path) -> "OrderedDict[str, Experiment]":
             problems.append(f"experiment[{i}] ({exp.name}).goal: expected one of {GOALS}, got {exp.goal!r}")
         out[exp.name] = exp
     for exp in out.values():
-        for dep in filter(None, (exp.same_as, exp.init_from)):
+        for dep in filter(None, (exp.same_as, exp.init_from, exp.repeats)):
             if dep not in out:
                 problems.append(f"experiment {exp.name!r}: refers to {dep!r}, which the manifest does not list")
     if problems:
@@ -687,7 +690,7 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
                     ok = ("yes" if met else "no") + (" (beat)" if exp.goal == "beat" else f" (±{tolerance:g})")
                     if reduced:
                         ok = f"({ok})"
-                    if not met:
+                    if not met and not exp.repeats:
                         misses.append((exp, d, reduced))
                 else:
                     delta = ok = ""
@@ -706,10 +709,32 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
                 acc = s["final"].get("test_acc") if s and s["final"] else None
                 per_layer.setdefault(_series_of(exp), {})[k] = (paper, None if acc is None else 100 * acc)
         lines.append("")
+    spreads = seed_spreads(rows, res)
+    if spreads:
+        lines += ["## Seed spread", "",
+                  "Each row with repeats (manifest `repeats`): its test accuracy over the seeds measured so far. "
+                  "Mean ± sd is the sample standard deviation; \"paper in mean ± 2 sd\" says whether one seed's "
+                  "distance from the paper can be luck.", "",
+                  "| row | run | paper % | seeds | accuracies % | mean ± sd % | mean − paper pp | paper in mean ± 2 sd |",
+                  "|---|---|---:|---:|---|---:|---:|:-:|"]
+        for exp, accs in spreads:
+            mean, sd = _mean_sd(accs)
+            paper = exp.paper
+            inside = "" if paper is None or sd is None else ("yes" if abs(mean - paper) <= 2 * sd else "no")
+            lines.append(f"| {exp.row or exp.name} | `{exp.name}` | {'' if paper is None else f'{paper:.2f}'} | "
+                         f"{len(accs)} | {' / '.join(f'{a:.2f}' for a in accs)} | {mean:.2f}"
+                         f"{'' if sd is None else f' ± {sd:.2f}'} | {'' if paper is None else f'{mean - paper:+.2f}'} | "
+                         f"{inside} |")
+        lines.append("")
+    spread_of = {exp.name: accs for exp, accs in spreads}
     lines += ["## Rows outside the target", ""]
     if misses:
         for exp, d, reduced in misses:
             why = "reduced run (fewer epochs / images than the paper)" if reduced else "see the notes below"
+            accs = spread_of.get(exp.same_as or exp.name)
+            if accs and len(accs) > 1 and not reduced:
+                mean, sd = _mean_sd(accs)
+                why = f"over {len(accs)} seeds {mean:.2f} ± {sd:.2f} ({mean - exp.paper:+.2f} pp); " + why
             lines.append(f"- {exp.row or exp.name} (`{exp.same_as or exp.name}`): {d:+.2f} pp; {why}")
     else:
         lines.append("- none among the rows measured so far" if measured_count else "- nothing measured yet")
@@ -722,6 +747,32 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
         if made:
             lines += ["## Plots", ""] + [f"![{p.stem}]({os.path.relpath(p, out.parent)})" for p in made] + [""]
     atomic_write_text(out, "\n".join(lines))
+    return out
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def seed_spreads(rows: dict[str, Experiment], results: Path | None) -> list[tuple[Experiment, list[float]]]:
+    """Rows that other rows repeat (``repeats``), with the test accuracies (%) of all their finished, full runs."""
+    repeated: OrderedDict[str, list[Experiment]] = OrderedDict()
+    for exp in rows.values():
+        if exp.repeats:
+            repeated.setdefault(exp.repeats, [rows[exp.repeats]]).append(exp)
+    out = []
+    for name, group in repeated.items():
+        accs = []
+        for exp in group:
+            _, s = row_result(exp, rows, results)
+            if s and s["final"] and s["final"].get("test_acc") is not None and not (
+                    s["experiment"].get("overrides") or s["experiment"].get("parent_overrides")):
+                accs.append(100 * s["final"]["test_acc"])
+        if accs:
+            out.append((rows[name], accs))
     return out
 
 

@@ -605,6 +605,37 @@ def test_report_previous_results_column(tmp_path):
         ex.write_report(folder, plots=False, previous=folder / "missing")
 
 
+def test_report_seed_spread(tmp_path):
+    """Rows that repeat another with other seeds: mean ± sd in their own section, cited where the row misses."""
+    from hebbcore import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    manifest = {"experiment": [
+        {"name": "a", "spec": "a.toml", "paper": 50.0, "table": "T", "row": "a"},
+        {"name": "a_seed1", "spec": "a1.toml", "paper": 50.0, "table": "Seeds", "row": "a, seed 1", "repeats": "a"},
+        {"name": "a_seed2", "spec": "a2.toml", "paper": 50.0, "table": "Seeds", "row": "a, seed 2", "repeats": "a"},
+        {"name": "b", "spec": "b.toml", "paper": 50.0, "table": "T", "row": "b"},
+        {"name": "b_seed1", "spec": "b1.toml", "paper": 50.0, "table": "Seeds", "row": "b, seed 1", "repeats": "b"}]}
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    for name, acc in (("a", 0.53), ("a_seed1", 0.51), ("a_seed2", 0.52), ("b", 0.60)):
+        (folder / "results" / name).mkdir(parents=True)
+        (folder / "results" / name / "metrics.json").write_text(json.dumps(
+            {"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}}))
+    report = ex.write_report(folder, plots=False).read_text()
+    spread = report.split("## Seed spread")[1].split("## Rows outside the target")[0]
+    assert "| a | `a` | 50.00 | 3 | 53.00 / 51.00 / 52.00 | 52.00 ± 1.00 | +2.00 | yes |" in spread
+    assert "| b | `b` | 50.00 | 1 | 60.00 | 60.00 | +10.00 |  |" in spread  # b_seed1 not run yet
+    outside = report.split("## Rows outside the target")[1]
+    assert "- a (`a`): +3.00 pp; over 3 seeds 52.00 ± 1.00 (+2.00 pp); see the notes below" in outside
+    assert "- b (`b`): +10.00 pp; see the notes below" in outside
+    assert "seed 1" not in outside and "seed 2" not in outside  # repeats are judged through the spread only
+    manifest["experiment"][1]["repeats"] = "c"
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    with pytest.raises(SpecError, match="refers to 'c', which the manifest does not list"):
+        ex.load_manifest(folder)
+
+
 @pytest.mark.parametrize("modes, expected", [
     (("frozen", "sgd"), 5),        # conv1, relu, pool, bn, flatten computed once
     (("random", "sgd"), 3),        # stops at the batch-norm above a random layer

@@ -270,7 +270,7 @@ SEEDS = (1, 2)
 def with_seed(spec: dict, meta: dict, seed: int) -> tuple[dict, dict]:
     """The same run with ``seed`` (and, when it starts from another run, from that run's ``seed`` variant)."""
     spec = dict(spec, name=f"{spec['name']}_seed{seed}", seed=seed)
-    meta = dict(meta, table=SEED_TABLE, row=f"{meta['row']}, seed {seed}")
+    meta = dict(meta, table=SEED_TABLE, row=f"{meta['row']}, seed {seed}", repeats=spec["name"].rsplit("_seed", 1)[0])
     if "init_from" in meta:
         spec["init_weights"] = f"{RESULTS}/{spec['name']}/init_weights.npz"
         meta["init_from"] = f"{meta['init_from']}_seed{seed}"
