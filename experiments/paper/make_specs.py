@@ -263,7 +263,7 @@ def probe_spec(net: str, clf: str, k: int) -> tuple[dict, dict]:
                   "init_from": spec_name(net * 6), "init_layers": NAMES[:k]}
 
 
-SEED_TABLE = "Seed spread: the Hebbian-net rows again with other seeds (Hebbian order, SGD init and order)"
+SEED_TABLE = "Repeats with seeds 1 and 2: the Hebbian net and the rows on it (Hebbian order, SGD init and order)"
 SEEDS = (1, 2)
 
 
