@@ -225,6 +225,21 @@ def test_zca_whitens_and_caches(tmp_path):
     assert mean.dtype == np.float64 and w.shape == (48, 48) and np.allclose(w, w.T)
 
 
+def test_zca_uncentered_is_the_same_whitening_without_the_mean(tmp_path):
+    """``center = false``: W·x (the old torchvision LinearTransformation), the centred output plus the whitened mean."""
+    data = toy_dataset()
+    centred = Zca().apply(data, ZcaOptions(eps=0.1, cache_dir=str(tmp_path)))
+    plain = Zca().apply(data, ZcaOptions(eps=0.1, cache_dir=str(tmp_path), center=False))
+    assert Zca.last_cache == "hit"  # the same fit
+    mean, w = fit_zca(data.train.x, 0.1)
+    shift = (mean @ w).astype(np.float32)
+    for split in ("train", "test"):
+        a = getattr(centred, split).x.reshape(len(getattr(centred, split).x), -1)
+        b = getattr(plain, split).x.reshape(len(getattr(plain, split).x), -1)
+        np.testing.assert_allclose(b - a, np.broadcast_to(shift, a.shape), atol=1e-4)
+    assert np.abs(shift).max() > 1e-3  # the toy data's mean is not zero, so the two differ
+
+
 def test_zca_cache_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HEBBCORE_CACHE", str(tmp_path / "c"))
     Zca().apply(toy_dataset(n=2600), ZcaOptions())

@@ -63,6 +63,9 @@ class Normalize(Transform):
 @dataclass(frozen=True)
 class ZcaOptions:
     eps: float = 0.1
+    #: subtract the training images' per-pixel mean before whitening; false: ``W·x`` as torchvision's
+    #: ``LinearTransformation(W)`` did before it took a mean vector (the covariance is centred either way)
+    center: bool = True
     cache_dir: str = ""  # "": $HEBBCORE_CACHE, else ~/.cache/hebbcore
     cache: bool = True
 
@@ -138,7 +141,8 @@ class Zca(Transform):
         if options.eps <= 0:
             raise DataError(f"zca: eps must be > 0, got {options.eps}")
         mean, w = self.fitted(x, options)
-        m32, w32 = mean.astype(np.float32), w.astype(np.float32)
+        m32 = mean.astype(np.float32) if options.center else np.zeros_like(mean, dtype=np.float32)
+        w32 = w.astype(np.float32)
 
         def whiten(a: np.ndarray, chunk: int = 8192) -> np.ndarray:
             flat = a.reshape(len(a), -1)
