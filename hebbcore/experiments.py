@@ -661,8 +661,14 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
     tables = OrderedDict()
     for exp in rows.values():
         tables.setdefault(exp.table or "Other", []).append(exp)
+    # the paper's own tables first ("Table 1", "Table 2", ...), then the others in manifest order
+    order = sorted(tables, key=lambda t: (0, t) if t.startswith("Table ") else (1, list(tables).index(t)))
+    summary_at = len(lines)
+    counts: dict[str, list[int]] = {}  # table: [rows, measured, compared with the paper, target met]
     per_layer: dict[str, dict[int, tuple[float | None, float | None]]] = {}
-    for tname, exps in sorted(tables.items()):
+    for tname in order:
+        exps = tables[tname]
+        count = counts.setdefault(tname, [len(exps), 0, 0, 0])
         prev_head = (f" {prev_dir.name} % |", "---:|") if prev_dir is not None else ("", "")
         lines += [f"## {tname}", "", f"| row | run | paper % | measured % | Δ pp | target met |{prev_head[0]} notes |",
                   f"|---|---|---:|---:|---:|:-:|{prev_head[1]}---|"]
@@ -680,6 +686,7 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
             else:
                 acc = s["final"].get("test_acc")
                 measured_count += 1
+                count[1] += 1
                 meas = _pct(acc)
                 notes = _fmt_notes(s)
                 if acc is not None and paper is not None:
@@ -690,6 +697,9 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
                     ok = ("yes" if met else "no") + (" (beat)" if exp.goal == "beat" else f" (±{tolerance:g})")
                     if reduced:
                         ok = f"({ok})"
+                    else:
+                        count[2] += 1
+                        count[3] += met
                     if not met and not exp.repeats:
                         misses.append((exp, d, reduced))
                 else:
@@ -709,6 +719,12 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
                 acc = s["final"].get("test_acc") if s and s["final"] else None
                 per_layer.setdefault(_series_of(exp), {})[k] = (paper, None if acc is None else 100 * acc)
         lines.append("")
+    lines[summary_at:summary_at] = (
+        ["## Summary", "",
+         "Rows per table; \"compared\" counts the finished full-size runs with a paper value, \"target met\" those "
+         "of them that meet the target.", "",
+         "| table | rows | measured | compared with the paper | target met |", "|---|---:|---:|---:|---:|"]
+        + [f"| {t} | {n} | {m} | {c} | {k} |" for t, (n, m, c, k) in counts.items()] + [""])
     spreads = seed_spreads(rows, res)
     if spreads:
         lines += ["## Seed spread", "",

@@ -598,6 +598,33 @@ def test_report_goal_match_or_beat(tmp_path):
         ex.load_manifest(folder)
 
 
+def test_report_summary_and_table_order(tmp_path):
+    """The summary counts rows, finished runs and targets met per table; the paper's tables come first."""
+    from hebbcore import experiments as ex
+
+    folder = tmp_path / "exp"
+    (folder / "results").mkdir(parents=True)
+    manifest = {"experiment": [
+        {"name": "extra", "spec": "extra.toml", "table": "Supporting", "row": "extra"},
+        {"name": "t2_ok", "spec": "t2_ok.toml", "paper": 50.0, "table": "Table 2", "row": "t2_ok"},
+        {"name": "t2_far", "spec": "t2_far.toml", "paper": 50.0, "table": "Table 2", "row": "t2_far"},
+        {"name": "t2_small", "spec": "t2_small.toml", "paper": 50.0, "table": "Table 2", "row": "t2_small"},
+        {"name": "t2_todo", "spec": "t2_todo.toml", "paper": 50.0, "table": "Table 2", "row": "t2_todo"},
+        {"name": "t1_ok", "spec": "t1_ok.toml", "paper": 60.0, "table": "Table 1", "row": "t1_ok"}]}
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    for name, acc, over in (("extra", 0.7, {}), ("t2_ok", 0.51, {}), ("t2_far", 0.55, {}),
+                            ("t2_small", 0.50, {"n_train": 100}), ("t1_ok", 0.6, {})):
+        (folder / "results" / name).mkdir()
+        (folder / "results" / name / "metrics.json").write_text(json.dumps(
+            {"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {"overrides": over}}))
+    report = ex.write_report(folder, plots=False).read_text()
+    summary = report.split("## Summary")[1].split("## Table 1")[0]
+    assert "| Table 1 | 1 | 1 | 1 | 1 |" in summary
+    assert "| Table 2 | 4 | 3 | 2 | 1 |" in summary  # t2_small is reduced, t2_todo not run, t2_far misses
+    assert "| Supporting | 1 | 1 | 0 | 0 |" in summary
+    assert report.index("## Table 1") < report.index("## Table 2") < report.index("## Supporting")
+
+
 def test_report_previous_results_column(tmp_path):
     """``previous`` adds a column with another results folder's accuracies; ``authors_code`` goes to the notes."""
     from hebbcore import experiments as ex
