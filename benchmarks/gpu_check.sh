@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The GPU check of issue 4 as one prepared command, for a session that is lent a GPU machine:
+#
+#     run(command="bash benchmarks/gpu_check.sh", timeout_s=540)      # the device tool; files come back from $OUT
+#     BACKENDS=numpy,torch:cpu bash benchmarks/gpu_check.sh            # the same steps on a CPU, to try the script
+#
+# Steps, each bounded in time and logged to $OUT/gpu_check.log (a failing step is reported and the next one runs):
+#   1. what the machine is: GPU, driver, Python, numpy/torch/cupy versions;
+#   2. install hebbcore without its dependencies (that machine has torch, cupy, pluggy, pytest and hypothesis, and
+#      no network), so the built-in plugins' entry points are registered;
+#   3. the test suite, where the CUDA and CuPy tests that skip on a CPU run (CIFAR-10 is not there: its tests skip);
+#   4. `hebbcore bench` on $BACKENDS (default torch:cuda and cupy, a full 50,000-image epoch each on CUDA), table
+#      in the log, JSON in $OUT/bench_gpu.json: the figures docs/benchmarks.md's GPU section needs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-runs/gpu_check}"
+BACKENDS="${BACKENDS:-torch:cuda,cupy}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+LOG="$OUT/gpu_check.log"
+: > "$LOG"
+
+step() {  # step NAME SECONDS COMMAND...: run COMMAND with a time limit, log its output, report its status
+    local name="$1" limit="$2"
+    shift 2
+    echo "=== $name ($(date -u +%H:%M:%SZ), limit ${limit}s)" | tee -a "$LOG"
+    timeout "$limit" "$@" 2>&1 | tee -a "$LOG"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] || echo "=== $name: exit status $rc" | tee -a "$LOG"
+}
+
+step machine 30 bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || echo "no nvidia-smi";
+    python3 -c "import sys, numpy; print(sys.version.split()[0], \"numpy\", numpy.__version__)";
+    python3 -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available())" || true;
+    python3 -c "import cupy; print(\"cupy\", cupy.__version__, cupy.cuda.runtime.getDeviceCount(), \"device(s)\")" || true'
+if ! python3 -c "import hebbcore" 2>/dev/null; then
+    step install 120 python3 -m pip install -q --no-deps --no-build-isolation -e .
+fi
+step tests 240 python3 -m pytest -q -x -p no:cacheprovider -rs
+step bench 240 hebbcore bench --backend "$BACKENDS" --repeats 2 --markdown --json "$OUT/bench_gpu.json"
+echo "=== done ($(date -u +%H:%M:%SZ)); files in $OUT" | tee -a "$LOG"
