@@ -662,13 +662,13 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
     for exp in rows.values():
         tables.setdefault(exp.table or "Other", []).append(exp)
     # the paper's own tables first ("Table 1", "Table 2", ...), then the others in manifest order
-    order = sorted(tables, key=lambda t: (0, t) if t.startswith("Table ") else (1, list(tables).index(t)))
+    order = [*sorted(t for t in tables if t.startswith("Table ")), *(t for t in tables if not t.startswith("Table "))]
     summary_at = len(lines)
     counts: dict[str, list[int]] = {}  # table: [rows, measured, compared with the paper, target met]
     per_layer: dict[str, dict[int, tuple[float | None, float | None]]] = {}
     for tname in order:
         exps = tables[tname]
-        count = counts.setdefault(tname, [len(exps), 0, 0, 0])
+        counts[tname] = count = [len(exps), 0, 0, 0]
         prev_head = (f" {prev_dir.name} % |", "---:|") if prev_dir is not None else ("", "")
         lines += [f"## {tname}", "", f"| row | run | paper % | measured % | Δ pp | target met |{prev_head[0]} notes |",
                   f"|---|---|---:|---:|---:|:-:|{prev_head[1]}---|"]
