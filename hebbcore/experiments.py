@@ -349,14 +349,23 @@ class FeatureCache:
             keys.append(prev)
         return keys
 
-    def features(self, net, cut: int, data: Dataset, data_key: str, batch: int = 500) -> Dataset | None:
+    def features(self, net, cut: int, data: Dataset, data_key: str, batch: int = 500,
+                 mirrored: bool = False) -> Dataset | None:
+        """The output of ``net``'s first ``cut`` layers for every split of ``data`` (None: over the budget).
+
+        ``mirrored``: also for the left-right mirror image of each training image (``Dataset.train_mirrored``).
+        """
+        if mirrored and data.train.x.ndim != 4:
+            raise HebbcoreError(f"sgd.hflip: the inputs must be images (N, C, H, W), got shape "
+                                f"{tuple(data.train.x.shape)}")
         keys = self.layer_keys(net, cut, data_key)
-        if keys[-1] in self.entries:
+        entry = self.entries.get(keys[-1])
+        if entry is not None and (entry.train_mirrored is not None or not mirrored):
             self.entries.move_to_end(keys[-1])
             self.hits += 1
-            return self.entries[keys[-1]]
+            return entry
         shape = net.nodes[cut - 1].out_shape
-        n = len(data.train) + len(data.val) + len(data.test)
+        n = len(data.train) + len(data.val) + len(data.test) + (len(data.train) if mirrored else 0)
         need = int(np.prod(shape)) * 4 * n
         if need > self.max_bytes:
             self.too_large = (f"its features would take {need / 1e9:.1f} GB, over the cache's "
@@ -365,7 +374,7 @@ class FeatureCache:
         self.too_large = ""
         start, source = 0, data
         for j in range(cut - 1, 0, -1):
-            if keys[j - 1] in self.entries:
+            if keys[j - 1] in self.entries and (not mirrored or self.entries[keys[j - 1]].train_mirrored is not None):
                 start, source = j, self.entries[keys[j - 1]]
                 self.extended += 1
                 break
@@ -380,7 +389,16 @@ class FeatureCache:
                 out[i:i + batch] = ops.to_numpy(x)
             return Split(out, split.y)
 
-        feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
+        if entry is not None:  # the same features without the mirrored ones: add those
+            feats = entry.replace(train_mirrored=run(source.train_mirrored if start else
+                                                     Split(np.ascontiguousarray(data.train.x[..., ::-1]), data.train.y)))
+            del self.entries[keys[-1]]
+        else:
+            feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
+            if mirrored:
+                feats = feats.replace(train_mirrored=run(
+                    source.train_mirrored if start else
+                    Split(np.ascontiguousarray(data.train.x[..., ::-1]), data.train.y)))
         self.entries[keys[-1]] = feats
         while len(self.entries) > 1 and (len(self.entries) > self.max_entries or
                                          sum(map(self.nbytes, self.entries.values())) > self.max_bytes):
@@ -497,7 +515,8 @@ class ExperimentRunner:
             full = Network(spec, data.input_shape, data.n_classes, ops, self.registry)
             if spec.init_weights:
                 full.load_npz(spec.init_weights)
-            feats = self.cache.features(full, cut, data, repr(spec.data))
+            feats = self.cache.features(full, cut, data, repr(spec.data),
+                                        mirrored=spec.sgd.hflip and "sgd" in spec.phases)
             prefix_state = {k: v for k, v in full.state_dict().items()
                             if k.split(".", 1)[0] in {n.name for n in full.nodes[:cut]}}
         if feats is None and cut and self.cache is not None and self.cache.too_large:

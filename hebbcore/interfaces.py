@@ -197,6 +197,9 @@ class Dataset:
     test: Split
     n_classes: int
     class_names: tuple[str, ...] = ()
+    #: The frozen layers' output for the left-right mirror image of each training image (same order), when the
+    #: splits hold such features rather than images and an SGD phase mirrors its inputs (``sgd.hflip``).
+    train_mirrored: Split | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -162,22 +162,39 @@ class Ops:
 
         ``(N, C, H, W), (N, Ho, Wo) int -> (K, C, kh, kw)``. Equal to :meth:`conv2d_weight_sums` with
         ``g = one_hot(index)``, at O(P·C·kh·kw) instead of O(P·C·kh·kw·K): one winner per position is one
-        row to add, not K. Default: the bounded patch chunks of :meth:`conv2d`, their rows sorted by winner,
-        one sum over each winner's contiguous block.
+        row to add, not K. Default: the positions sorted by winner (a stable sort of small integers), their
+        patches gathered from a strided view of the input straight into that order (one copy, at most
+        :attr:`im2col_max_bytes` of rows at a time), one sum over each winner's contiguous block.
         """
         xp = self.xp
         n, c, h, wd = x.shape
         kh, kw = kernel_size
         ho, wo = index.shape[1:]
+        d = kh * kw * c
         xh = self._channels_last(x)
-        out = xp.zeros((n_kernels, kh * kw * c), dtype=x.dtype)
-        for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
-            win = index[s:e].reshape(-1)
-            rows = cols.take(xp.argsort(win), axis=0)  # each kernel's rows in one block
-            b = [0, *np.cumsum(self.to_numpy(xp.bincount(win, minlength=n_kernels))).tolist()]
-            for k in range(n_kernels):
-                if b[k + 1] > b[k]:
-                    out[k] += rows[b[k]:b[k + 1]].sum(axis=0)
+        it = xh.itemsize
+        # (b, c) of a patch row are contiguous in channels-last memory: one axis of kw·C elements
+        view = self._strided(xh, (n, ho, wo, kh, kw * c),
+                             (h * wd * c * it, stride * wd * c * it, stride * c * it, wd * c * it, it))
+        win = index.reshape(-1)
+        stable = {"kind": "stable"} if xp is np else {}  # numpy: a radix sort for 16-bit keys; cupy's is stable
+        order = xp.argsort(win.astype(xp.uint16) if n_kernels <= 1 << 16 else win, **stable)
+        bounds = [0, *np.cumsum(self.to_numpy(xp.bincount(win, minlength=n_kernels))).tolist()]
+        out = xp.zeros((n_kernels, d), dtype=x.dtype)
+        m = max(1, self.im2col_max_bytes // max(d * it, 1))
+        k = 0
+        for r0 in range(0, int(order.shape[0]), m):
+            r1 = min(int(order.shape[0]), r0 + m)
+            sample, pos = xp.divmod(order[r0:r1], ho * wo)
+            i, j = xp.divmod(pos, wo)
+            rows = view[sample, i, j].reshape(r1 - r0, d)  # this chunk of the sorted patches, in one copy
+            while k < n_kernels and bounds[k] < r1:
+                a, b = max(bounds[k], r0), min(bounds[k + 1], r1)
+                if b > a:
+                    out[k] += rows[a - r0:b - r0].sum(axis=0)
+                if bounds[k + 1] > r1:  # this kernel's block goes on in the next chunk
+                    break
+                k += 1
         return xp.ascontiguousarray(out.reshape(n_kernels, kh, kw, c).transpose(0, 3, 1, 2))
 
     def patch_sq_norms(self, x: Array, kernel_size: tuple[int, int], stride: int = 1) -> Array:

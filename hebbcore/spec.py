@@ -145,7 +145,10 @@ class SgdPhaseSpec:
     by ``lr_decay`` each epoch; with ``lr_milestones`` instead it is multiplied by
     ``lr_decay`` once after each listed epoch (1-based: ``[10]`` gives epoch 11
     ``lr·lr_decay``). With ``keep_best`` the weights of the epoch with the best
-    validation accuracy are kept.
+    validation accuracy are kept. With ``hflip`` each training image is mirrored
+    left-right with probability 1/2, drawn anew each epoch (data augmentation;
+    the inputs must be images, or features a feature cache computed for both
+    the images and their mirror images).
     """
 
     epochs: int = 0
@@ -160,6 +163,7 @@ class SgdPhaseSpec:
     optimizer: str = "sgd"
     keep_best: bool = True
     train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
+    hflip: bool = False  # mirror each training image left-right with probability 1/2, per epoch
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of 1-based ``epoch``."""

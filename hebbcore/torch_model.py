@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import TrainingDiverged
+from .errors import HebbcoreError, TrainingDiverged
 from .interfaces import HebbianContext
 from .network import COS_EPS, Network, Node
 from .progress import Progress
@@ -299,6 +299,13 @@ class SgdPhase:
         x_train = torch.from_numpy(self.data.train.x).to(device)
         y_train = torch.from_numpy(self.data.train.y).to(device)
         n = len(x_train)
+        x_mirrored = None  # with hflip: the inputs of the mirrored images (None: flip the images themselves)
+        if cfg.hflip:
+            if self.data.train_mirrored is not None:
+                x_mirrored = torch.from_numpy(self.data.train_mirrored.x).to(device)
+            elif x_train.ndim != 4:
+                raise HebbcoreError(f"sgd.hflip: the SGD phase's inputs must be images (N, C, H, W), got shape "
+                                    f"{tuple(x_train.shape)}")
         while self.epoch <= cfg.epochs:
             epoch = self.epoch
             lr = cfg.lr_at(epoch)
@@ -306,6 +313,7 @@ class SgdPhase:
                 g["lr"] = lr
             self.gen.set_state(self.gen_at_epoch_start)
             order = torch.randperm(n, generator=self.gen).to(device)
+            mirror = (torch.rand(n, generator=self.gen) < 0.5).to(device) if cfg.hflip else None
             starts = list(range(0, n, cfg.batch_size))
             self.train_module.train()
             for node in self.net.nodes:  # a batch-norm SGD does not train keeps its statistics, as at inference
@@ -317,7 +325,11 @@ class SgdPhase:
             acc = torch.zeros((), device=device)  # summed loss, read back only at checkpoints
             for b in shown:
                 idx = order[starts[b]:starts[b] + cfg.batch_size][self.rank::self.world]
-                loss = F.cross_entropy(self.train_module(x_train[idx]), y_train[idx])
+                xb = x_train[idx]
+                if mirror is not None:
+                    flip = mirror[idx].view((-1,) + (1,) * (xb.ndim - 1))
+                    xb = torch.where(flip, x_mirrored[idx] if x_mirrored is not None else xb.flip(-1), xb)
+                loss = F.cross_entropy(self.train_module(xb), y_train[idx])
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()

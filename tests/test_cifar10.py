@@ -750,3 +750,57 @@ def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
     assert written == sorted(p.name for p in folder.glob("*.toml"))
     for name in written:
         assert (copy / name).read_text() == (folder / name).read_text(), f"{name}: rerun experiments/rules/make_specs.py"
+
+
+def _write_flip_probe(folder: Path, hflip: bool) -> None:
+    """``write_experiments`` plus ``flip``: an SGD linear probe on the parent's frozen conv1 (``sgd.hflip``)."""
+    write_experiments(folder)
+    data = {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50, "size": 8}}
+    spec = {"name": "flip", "phases": ["sgd"], "data": data, "seed": 3,
+            "sgd": {"epochs": 2, "batch_size": 32, "lr": 0.05, "hflip": hflip},
+            "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"})}
+    (folder / "flip.toml").write_text(dumps_toml(spec))
+    import tomllib
+
+    manifest = tomllib.loads((folder / "experiments.toml").read_text())
+    # clf starts from the parent's too: a network without the cached layers draws other initial weights
+    manifest["experiment"].append({"name": "flip", "spec": "flip.toml", "table": "Table 1", "row": "flip probe",
+                                   "init_from": "parent", "init_layers": ["conv1", "clf"]})
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+
+
+def test_hflip_on_cached_features_equals_flipping_the_images(tmp_path, registry):
+    """``sgd.hflip`` above a cached frozen prefix (features of the mirrored images, computed once) trains the
+    same probe as mirroring the images on every batch; and mirroring changes what is learned."""
+    from hebbcore import experiments as ex
+
+    weights = {}
+    for tag, hflip, cache in (("cached", True, True), ("plain", True, False), ("noflip", False, True)):
+        folder = tmp_path / tag
+        folder.mkdir()
+        _write_flip_probe(folder, hflip)
+        rows, wanted = ex.collect([folder / "flip.toml"])
+        status = ex.ExperimentRunner(registry, progress=False, feature_cache=cache, log=lambda m: None).run(rows, wanted)
+        assert status["flip"] == "done"
+        m = json.loads((folder / "results" / "flip" / "metrics.json").read_text())
+        assert ("feature_cache" in m["experiment"]) == cache
+        with np.load(folder / "results" / "flip" / "weights.npz") as f:
+            weights[tag] = f["clf.weight"]
+    np.testing.assert_allclose(weights["cached"], weights["plain"], rtol=1e-4, atol=1e-5)
+    assert np.abs(weights["cached"] - weights["noflip"]).max() > 1e-3
+
+
+def test_hflip_needs_images(tmp_path, registry):
+    from hebbcore.errors import HebbcoreError
+    from hebbcore.runner import load_dataset, run
+    from hebbcore.spec import parse_spec
+
+    spec = parse_spec({"name": "dense", "phases": ["sgd"], "sgd": {"epochs": 1, "hflip": True},
+                       "data": {"source": "synthetic", "options": {"n_train": 64, "n_val": 0, "n_test": 0,
+                                                                   "size": 4}},
+                       "layers": [{"name": "flat", "type": "flatten"},
+                                  {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"}]}, registry)
+    data = load_dataset(spec, registry)
+    flat = data.replace(train=Split(data.train.x.reshape(len(data.train), -1), data.train.y))
+    with pytest.raises(HebbcoreError, match=r"sgd.hflip: the SGD phase's inputs must be images"):
+        run(spec, registry, backend="numpy", out_dir=tmp_path / "run", progress=False, dataset=flat)
