@@ -334,7 +334,7 @@ class FeatureCache:
 
     @staticmethod
     def nbytes(data: Dataset) -> int:
-        return sum(s.x.nbytes for s in (data.train, data.val, data.test))
+        return sum(s.x.nbytes for s in (data.train, data.val, data.test, data.train_mirrored) if s is not None)
 
     @staticmethod
     def layer_keys(net, cut: int, data_key: str) -> list[str]:
@@ -372,12 +372,17 @@ class FeatureCache:
                               f"{self.max_bytes / 1e9:.1f} GB (HEBBCORE_FEATURE_CACHE_BYTES)")
             return None
         self.too_large = ""
-        start, source = 0, data
+        start, source, source_key = 0, data, None
         for j in range(cut - 1, 0, -1):
             if keys[j - 1] in self.entries and (not mirrored or self.entries[keys[j - 1]].train_mirrored is not None):
-                start, source = j, self.entries[keys[j - 1]]
+                start, source, source_key = j, self.entries[keys[j - 1]], keys[j - 1]
                 self.extended += 1
                 break
+        # make room first: the budget holds while the new features are computed, not only after
+        for key in [k for k in self.entries if k not in (keys[-1], source_key)]:
+            if sum(map(self.nbytes, self.entries.values())) + need <= self.max_bytes:
+                break
+            del self.entries[key]  # least recently used first
         ops = net.ops
 
         def run(split: Split) -> Split:

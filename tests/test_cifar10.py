@@ -567,9 +567,20 @@ def test_feature_cache_memory_bound(registry):
     assert "HEBBCORE_FEATURE_CACHE_BYTES" in small.too_large and not small.entries
     cache = FeatureCache(max_entries=4, max_bytes=one + one // 2)
     cache.features(net, 5, data, "a")
-    cache.features(net, 5, data, "b")  # two entries would exceed the bound: the older one goes
+    held = []  # what the cache holds while it computes the next entry
+    forward = net.layer_forward
+    net.layer_forward = lambda *a, **k: (held.append(sum(map(FeatureCache.nbytes, cache.entries.values()))),
+                                         forward(*a, **k))[1]
+    cache.features(net, 5, data, "b")  # two entries would exceed the bound: the older one goes, before computing
+    assert held and max(held) + one <= cache.max_bytes
     assert len(cache.entries) == 1 and cache.too_large == ""
     assert FeatureCache.nbytes(next(iter(cache.entries.values()))) == one
+    cache = mirrored = FeatureCache(max_entries=4, max_bytes=2 * one)  # 100 images + 60 mirrored: one entry only
+    mirrored.features(net, 5, data, "a", mirrored=True)
+    assert FeatureCache.nbytes(next(iter(mirrored.entries.values()))) == one + 60 * 72 * 4
+    held.clear()
+    mirrored.features(net, 5, data, "b", mirrored=True)
+    assert max(held) + one + 60 * 72 * 4 <= mirrored.max_bytes and len(mirrored.entries) == 1
 
 
 def test_report_goal_match_or_beat(tmp_path):
