@@ -214,6 +214,25 @@ def min_margin(score, ranks):
     return float(min(g.min() for g in gaps)) / max(1e-12, float(np.abs(s).max()))
 
 
+def weighted_mean_conditioned(net, x, labels, rel=1e-2):
+    """False when a kernel's coefficient sum Σy is near 0 against Σ|y| (signed y, e.g. CHL's ``t − w·x``).
+
+    ``weighted_mean`` divides by Σy: there two backends' rounding differences grow by Σ|y| / |Σy|, and the sign of
+    a sum near 0 decides whether the kernel learns at all.
+    """
+    from hebbcore.interfaces import HebbianContext
+
+    ops, node = net.ops, net.nodes[0]
+    xb = ops.asarray(x)
+    dot, cos = net.similarity(node, xb)
+    ctx = HebbianContext(ops, node.spec.type, xb, node.params["weight"], dot, cos,
+                         None if labels is None else ops.asarray(labels, dtype="int64"), net.n_classes, node.stride)
+    y = np.asarray(ops.to_numpy(node.rule.post_synaptic(ctx)), dtype=np.float64)
+    axes = tuple(i for i in range(y.ndim) if i != 1)
+    total, size = y.sum(axis=axes), np.abs(y).sum(axis=axes)
+    return bool(np.all((size == 0) | (np.abs(total) >= rel * size)))
+
+
 def case_data(rule, kind, rng, n, c, size, n_classes):
     shape = (n, c, size, size) if kind == "conv" else (n, c * size)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -279,6 +298,8 @@ def test_rule_backend_equivalence(registry, numpy_ops, backend, rule, opts, agg,
         comp = competition_score(rule, opts, nets[0], x)
         if comp is not None:
             assume(min_margin(*comp) > 1e-3)
+        if rule == "chl" and agg == "weighted_mean":
+            assume(weighted_mean_conditioned(nets[0], x, labels))
         ref = fast_update(nets[0], x, labels)
         got = fast_update(nets[1], x, labels)
         assert_close(got, ref, rtol=1e-4, atol=1e-5, what=f"{backend} {rule} {opts} step {step}")
