@@ -367,6 +367,7 @@ class FeatureCache:
         shape = net.nodes[cut - 1].out_shape
         n = len(data.train) + len(data.val) + len(data.test) + (len(data.train) if mirrored else 0)
         need = int(np.prod(shape)) * 4 * n
+        extra = need - (self.nbytes(entry) if entry is not None else 0)  # what is computed now
         if need > self.max_bytes:
             self.too_large = (f"its features would take {need / 1e9:.1f} GB, over the cache's "
                               f"{self.max_bytes / 1e9:.1f} GB (HEBBCORE_FEATURE_CACHE_BYTES)")
@@ -380,7 +381,7 @@ class FeatureCache:
                 break
         # make room first: the budget holds while the new features are computed, not only after
         for key in [k for k in self.entries if k not in (keys[-1], source_key)]:
-            if sum(map(self.nbytes, self.entries.values())) + need <= self.max_bytes:
+            if sum(map(self.nbytes, self.entries.values())) + extra <= self.max_bytes:
                 break
             del self.entries[key]  # least recently used first
         ops = net.ops
@@ -394,16 +395,15 @@ class FeatureCache:
                 out[i:i + batch] = ops.to_numpy(x)
             return Split(out, split.y)
 
-        if entry is not None:  # the same features without the mirrored ones: add those
-            feats = entry.replace(train_mirrored=run(source.train_mirrored if start else
-                                                     Split(np.ascontiguousarray(data.train.x[..., ::-1]), data.train.y)))
+        if entry is not None:  # the same features without the mirrored ones: only those are computed
+            feats = entry
             del self.entries[keys[-1]]
         else:
             feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
-            if mirrored:
-                feats = feats.replace(train_mirrored=run(
-                    source.train_mirrored if start else
-                    Split(np.ascontiguousarray(data.train.x[..., ::-1]), data.train.y)))
+        if mirrored:
+            below = source.train_mirrored if start else Split(np.ascontiguousarray(data.train.x[..., ::-1]),
+                                                               data.train.y)
+            feats = feats.replace(train_mirrored=run(below))
         self.entries[keys[-1]] = feats
         while len(self.entries) > 1 and (len(self.entries) > self.max_entries or
                                          sum(map(self.nbytes, self.entries.values())) > self.max_bytes):

@@ -182,9 +182,9 @@ class Ops:
         bounds = [0, *np.cumsum(self.to_numpy(xp.bincount(win, minlength=n_kernels))).tolist()]
         out = xp.zeros((n_kernels, d), dtype=x.dtype)
         m = max(1, self.im2col_max_bytes // max(d * it, 1))
-        k = 0
-        for r0 in range(0, int(order.shape[0]), m):
-            r1 = min(int(order.shape[0]), r0 + m)
+        k, rows_total = 0, int(order.shape[0])
+        for r0 in range(0, rows_total, m):
+            r1 = min(rows_total, r0 + m)
             sample, pos = xp.divmod(order[r0:r1], ho * wo)
             i, j = xp.divmod(pos, wo)
             rows = view[sample, i, j].reshape(r1 - r0, d)  # this chunk of the sorted patches, in one copy

@@ -196,11 +196,11 @@ def competition_score(rule, opts, net, x):
     return None
 
 
-def _ctx(net, xb):
+def _ctx(net, xb, labels=None):
     from hebbcore.interfaces import HebbianContext
     node = net.nodes[0]
     dot, cos = net.similarity(node, xb)
-    return HebbianContext(net.ops, node.spec.type, xb, node.params["weight"], dot, cos, None, net.n_classes,
+    return HebbianContext(net.ops, node.spec.type, xb, node.params["weight"], dot, cos, labels, net.n_classes,
                           node.stride)
 
 
@@ -220,13 +220,8 @@ def weighted_mean_conditioned(net, x, labels, rel=1e-2):
     ``weighted_mean`` divides by Σy: there two backends' rounding differences grow by Σ|y| / |Σy|, and the sign of
     a sum near 0 decides whether the kernel learns at all.
     """
-    from hebbcore.interfaces import HebbianContext
-
     ops, node = net.ops, net.nodes[0]
-    xb = ops.asarray(x)
-    dot, cos = net.similarity(node, xb)
-    ctx = HebbianContext(ops, node.spec.type, xb, node.params["weight"], dot, cos,
-                         None if labels is None else ops.asarray(labels, dtype="int64"), net.n_classes, node.stride)
+    ctx = _ctx(net, ops.asarray(x), None if labels is None else ops.asarray(labels, dtype="int64"))
     y = np.asarray(ops.to_numpy(node.rule.post_synaptic(ctx)), dtype=np.float64)
     axes = tuple(i for i in range(y.ndim) if i != 1)
     total, size = y.sum(axis=axes), np.abs(y).sum(axis=axes)

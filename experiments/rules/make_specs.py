@@ -79,9 +79,10 @@ L1_KROTOV = {"krotov": ({"rule": "krotov", "aggregation": "sum", "lr": 0.05, "op
 
 # Layer 1 through a regularised probe: the paper's probe reaches 92-98 % on the training images (it overfits), so
 # the same linear classifier on the same frozen conv1 features, regularised: (tag, what it is, dropout p before the
-# linear layer, weight decay, random left-right mirroring of the training images). Screened on HPCA seed 2's conv1 (choice by validation accuracy), then run on every
-# conv1 of the comparison: HPCA seeds 2-4 and the paper's own conv1 rule (WTA, cosine response, the authors'
-# whitening) as the control that tells the probe's share of a gain from the rule's.
+# linear layer, weight decay, random left-right mirroring of the training images). Screened on HPCA seed 2's conv1
+# (choice by validation accuracy), then run on every conv1 of the comparison: HPCA seeds 2-4 and the paper's own
+# conv1 rule (WTA, cosine response, the authors' whitening) as the control that tells the probe's share of a gain
+# from the rule's.
 PROBE_VARIANTS = [("drop", "dropout 0.5 + linear probe", 0.5, 5e-4, False),
                   ("wd5e-3", "linear probe with L2 5e-3", 0.0, 5e-3, False),
                   ("flip", "linear probe, training images mirrored at random", 0.0, 5e-4, True),
