@@ -427,6 +427,9 @@ def machine_info(targets: list[Target]) -> dict:
                if k in os.environ}
     if threads:
         info["thread_env"] = threads
+    from .allocator import malloc_tuning
+
+    info["malloc_tuning"] = malloc_tuning()
     try:
         import torch
 

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("run", "bench"):
+        from .allocator import tune_malloc
+
+        tune_malloc()  # keep freed step buffers for the next step (HEBBCORE_MALLOC_TUNING=0: off)
     try:
         return _dispatch(args)
     except HebbcoreError as exc:

@@ -963,6 +963,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
+    if args.exp_command == "run":
+        from .allocator import tune_malloc
+
+        tune_malloc()  # keep freed step buffers for the next step (HEBBCORE_MALLOC_TUNING=0: off)
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in ("HEBBCORE_CIFAR10", "HEBBCORE_CACHE") if k in os.environ)
     command = (env + " " if env else "") + "python -m hebbcore.experiments " + shlex.join(argv)
     try:

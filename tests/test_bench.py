@@ -86,6 +86,7 @@ def test_cli_bench_writes_json(tmp_path, capsys):
     assert rec["backend"] == "numpy" and "sgd" not in rec and "floor" in rec and "hebbian" in rec
     assert data["settings"]["skip"] == ["sgd"] and data["settings"]["batch_size"] == 4
     assert "hebbcore bench" in data["command"]
+    assert "applied" in data["machine"]["malloc_tuning"]  # what the command did to malloc, for the record
     assert "numpy" in capsys.readouterr().out
 
 
