@@ -5,19 +5,22 @@ import time
 from typing import Callable
 
 
-def best_ms(fn: Callable[[], object], repeats: int) -> float:
-    """The fastest of ``repeats`` calls of ``fn`` (after one warm-up call), in ms."""
+def best_ms(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
+    """The fastest of ``repeats`` calls of ``fn`` (after one warm-up call), in ms; ``sync`` (a device
+    synchronize) runs before each clock starts and inside each timed call."""
     fn()
     best = float("inf")
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         best = min(best, time.perf_counter() - t)
     return best * 1e3
 
 
 def alternated_steps(backend: str, steps: int, versions: dict[str, Callable[[], None]], restore: Callable[[], None],
-                     rounds: int = 4) -> dict[str, float]:
+                     rounds: int = 4, device: str | None = "cpu") -> dict[str, float]:
     """Seconds of ``steps`` batch-64 Hebbian steps of ``HHHHHH`` per version, and of their floor (``"floor"``).
 
     ``versions`` maps a name to a function that installs that version; they are alternated ``rounds`` times in
@@ -28,7 +31,7 @@ def alternated_steps(backend: str, steps: int, versions: dict[str, Callable[[], 
     from hebbcore.plugin_manager import default_registry
 
     reg = default_registry()
-    ops = reg.get("backend", backend)("cpu")
+    ops = reg.get("backend", backend)(device)
     net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
     x, y = random_data(64 * steps, 0)
     xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
@@ -39,13 +42,16 @@ def alternated_steps(backend: str, steps: int, versions: dict[str, Callable[[], 
             for name, install in versions.items():
                 install()
                 net.hebbian_step(*batches[0])  # warm-up
+                ops.synchronize()
                 t = time.perf_counter()
                 for xb, yb in batches:
                     net.hebbian_step(xb, yb)
+                ops.synchronize()
                 best[name] = min(best[name], time.perf_counter() - t)
             t = time.perf_counter()
             for xb, _ in batches:
                 floor_step(net, xb)
+            ops.synchronize()
             best["floor"] = min(best["floor"], time.perf_counter() - t)
     finally:
         restore()

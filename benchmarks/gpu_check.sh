@@ -10,7 +10,9 @@
 #      no network), so the built-in plugins' entry points are registered;
 #   3. the test suite, where the CUDA and CuPy tests that skip on a CPU run (CIFAR-10 is not there: its tests skip);
 #   4. `hebbcore bench` on $BACKENDS (default torch:cuda and cupy, a full 50,000-image epoch each on CUDA), table
-#      in the log, JSON in $OUT/bench_gpu.json: the figures docs/benchmarks.md's GPU section needs.
+#      in the log, JSON in $OUT/bench_gpu.json: the figures docs/benchmarks.md's GPU section needs;
+#   5. benchmarks/winner_sums.py on $BACKENDS: per layer, the dense one-hot correlation against the winner sums
+#      (and, on CuPy, the scatter-add candidate), then 32 Hebbian steps with each against the floor.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu_check}"
@@ -36,6 +38,7 @@ step machine 30 bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total
 if ! python3 -c "import hebbcore" 2>/dev/null; then
     step install 120 python3 -m pip install -q --no-deps --no-build-isolation -e .
 fi
-step tests 240 python3 -m pytest -q -x -p no:cacheprovider -rs
+step tests 180 python3 -m pytest -q -x -p no:cacheprovider -rs
 step bench 240 hebbcore bench --backend "$BACKENDS" --repeats 2 --markdown --json "$OUT/bench_gpu.json"
+step winner_sums 90 python3 benchmarks/winner_sums.py --backend "$BACKENDS" --repeats 20 --steps 32
 echo "=== done ($(date -u +%H:%M:%SZ)); files in $OUT" | tee -a "$LOG"
