@@ -1,0 +1,20 @@
+"""The stand-alone benchmark scripts still run (tiny settings) and print what their docs say."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_winner_sums_script_prints_a_row_per_layer_and_skips_missing_backends():
+    out = subprocess.run([sys.executable, "benchmarks/winner_sums.py", "--backend", "numpy,nosuchbackend",
+                          "--repeats", "1", "--steps", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"nosuchbackend:\S* skipped", out.stdout)
+    rows = re.findall(r"^\| \((\d+), (\d+), (\d+), (\d)\) \| ([\d.]+) \| ([\d.]+) \|$", out.stdout, re.M)
+    assert [r[:4] for r in rows] == [("3", "32", "96", "5"), ("96", "14", "128", "3"), ("128", "12", "192", "3"),
+                                     ("192", "5", "256", "3")]
+    assert re.search(r"^\| numpy:cpu \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out.stdout, re.M)  # the steps' row
