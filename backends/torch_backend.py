@@ -82,7 +82,17 @@ class TorchOps(Ops):
         return hot.reshape(tuple(index.shape) + (n,)).movedim(-1, axis)
 
     def winner_counts(self, index, n):
-        return self.torch.bincount(index.reshape(-1), minlength=n).to(self.torch.float32)
+        flat = index.reshape(-1)
+        if flat.device.type == "cpu":
+            return self.torch.bincount(flat, minlength=n).to(self.torch.float32)
+        return self._counts_native(flat, n)
+
+    def _counts_native(self, flat, n):
+        """Winner counts by one ``index_add_`` of ones: CUDA's ``bincount`` reads the largest index back to the
+        host to size its output, a device sync per layer and step; this does not (sums of ones are exact)."""
+        torch = self.torch
+        ones = torch.ones(flat.shape[0], dtype=torch.float32, device=flat.device)
+        return torch.zeros(n, dtype=torch.float32, device=flat.device).index_add_(0, flat, ones)
 
     def one_hot_argmax(self, a, axis=1):
         if a.device.type == "cpu" and a.dtype in self._host_dtypes:

@@ -38,7 +38,7 @@ step machine 30 bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total
 if ! python3 -c "import hebbcore" 2>/dev/null; then
     step install 120 python3 -m pip install -q --no-deps --no-build-isolation -e .
 fi
-step tests 180 python3 -m pytest -q -x -p no:cacheprovider -rs
+step tests 180 python3 -m pytest -q -p no:cacheprovider -rs
 step bench 240 hebbcore bench --backend "$BACKENDS" --repeats 2 --markdown --json "$OUT/bench_gpu.json"
 step winner_sums 90 python3 benchmarks/winner_sums.py --backend "$BACKENDS" --repeats 20 --steps 32
 echo "=== done ($(date -u +%H:%M:%SZ)); files in $OUT" | tee -a "$LOG"

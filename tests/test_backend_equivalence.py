@@ -243,3 +243,18 @@ def test_torch_native_winner_sums_on_the_cpu(backend, numpy_ops):
         got = ops._winner_sums_native(xh, ops.asarray(index, dtype="int64"), out, (ks, ks), s)
         ref = numpy_ops.conv2d_weight_sums(x, numpy_ops.one_hot(index, k), (ks, ks), s)
         assert_close(ops.to_numpy(got), ref, what="torch native winner sums")
+
+
+def test_torch_native_winner_counts_on_the_cpu(backend, numpy_ops):
+    """The sync-free winner counts of torch on CUDA, run on the CPU, against numpy (empty and unused kernels too)."""
+    if backend[0] != "torch":
+        pytest.skip("torch's own path")
+    from hebbcore_backends.torch_backend import TorchOps
+
+    ops = TorchOps("cpu")
+    rng = np.random.default_rng(6)
+    for shape, k, high in [((3, 5, 5), 7, 7), ((2, 4, 4), 9, 3), ((0, 3, 3), 4, 4), ((64, 1000), 10, 10)]:
+        index = rng.integers(0, high, size=shape)
+        got = ops._counts_native(ops.asarray(index, dtype="int64").reshape(-1), k)
+        assert got.dtype == ops.torch.float32
+        np.testing.assert_array_equal(ops.to_numpy(got), numpy_ops.winner_counts(index, k))

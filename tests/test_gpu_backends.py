@@ -27,3 +27,30 @@ def test_example_runs_on_gpu(backend, registry, tmp_path):
     result = run(spec, registry, backend=backend, device="cuda", out_dir=tmp_path, progress=False)
     assert result.metrics["device"].startswith("cuda")
     assert result.metrics["final"]["test_acc"] > 0.5
+
+
+@pytest.mark.gpu
+def test_torch_cuda_hebbian_step_never_waits_for_the_device(registry):
+    """A Hebbian step of the paper's net on torch-CUDA queues its work without reading anything back to the
+    host (no ``.item()``, no ``bincount`` sizing, no ``nonzero``): ``set_sync_debug_mode("error")`` raises
+    on any operation that synchronizes."""
+    reason = REASONS[("torch", "cuda")]
+    if reason:
+        pytest.skip(f"torch/cuda: {reason}")
+    import torch
+
+    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, random_data
+    from hebbcore.network import Network
+
+    ops = registry.get("backend", "torch")("cuda")
+    net = Network(bench_spec("HHHHHH", registry, 16, 0), INPUT_SHAPE, N_CLASSES, ops, registry)
+    x, y = random_data(16, 0)
+    xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
+    net.hebbian_step(xd, yd)  # warm-up: library initialisation may synchronize once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        net.hebbian_step(xd, yd)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    torch.cuda.synchronize()
