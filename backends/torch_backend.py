@@ -164,14 +164,19 @@ class TorchOps(Ops):
         xh = x.permute(0, 2, 3, 1).contiguous()
         d = kh * kw * c
         out = torch.zeros((n_kernels, d), dtype=x.dtype, device=x.device)
-        if x.device.type == "cpu" and x.dtype in self._host_dtypes:  # numpy copies the patches faster here
+        if x.device.type == "cpu" and x.dtype in self._host_dtypes and torch.get_num_threads() == 1:
+            # On one thread numpy's strided copy of the patches is the cheaper one; with more, torch's copy
+            # uses them all (docs/benchmarks.md, 2026-12-02 Intel Xeon section)
             for s, e, cols in self._host._patch_chunks(xh.detach().numpy(), kh, kw, stride, ho, wo):
                 out.index_add_(0, index[s:e].reshape(-1), torch.from_numpy(cols))
             return out.reshape(n_kernels, kh, kw, c).permute(0, 3, 1, 2).contiguous()
         return self._winner_sums_native(xh, index, out, kernel_size, stride)
 
     def _winner_sums_native(self, xh, index, out, kernel_size, stride):
-        """The winners' patch sums with torch ops only (CUDA, or CPU dtypes numpy lacks): ``xh`` channels-last."""
+        """The winners' patch sums with torch ops only (CUDA, CPU with several threads, CPU dtypes numpy lacks).
+
+        ``xh`` is the channels-last input; the sums are added to ``out`` ``(K, kh·kw·C)``.
+        """
         n, h, wd, c = xh.shape
         kh, kw = kernel_size
         ho, wo = index.shape[1:]
