@@ -16,10 +16,11 @@ Prints the fastest of ``--repeats`` calls per layer: the dense correlation
 winner sums, in ms, for each ``--backend`` (GPU ones synchronized). On CuPy,
 whose backend still takes the dense product for winners, a third column times
 the candidate :func:`cupy_scatter_winner_sums`; every variant is checked
-against the dense sums first, and one that fails is reported as "failed". With ``--steps N``: N batch-64 Hebbian steps of the paper's
-all-Hebbian net (``HHHHHH``, as ``hebbcore bench`` times it) with ``Winners``
-expanded to the dense one-hot (before) and as they are (now), alternated in one
-process, and the floor of the same batches (fastest of 4 rounds).
+against the dense sums first, and one that fails is reported as "failed".
+With ``--steps N``: N batch-64 Hebbian steps of the paper's all-Hebbian net
+(``HHHHHH``, as ``hebbcore bench`` times it) with ``Winners`` expanded to the
+dense one-hot (before) and as they are (now), alternated in one process, and the
+floor of the same batches (fastest of 4 rounds).
 """
 from __future__ import annotations
 

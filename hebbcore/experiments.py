@@ -967,7 +967,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .allocator import tune_malloc
 
         tune_malloc()  # keep freed step buffers for the next step (HEBBCORE_MALLOC_TUNING=0: off)
-    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in ("HEBBCORE_CIFAR10", "HEBBCORE_CACHE") if k in os.environ)
+    recorded = ("HEBBCORE_CIFAR10", "HEBBCORE_CACHE", "HEBBCORE_MALLOC_TUNING")
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in recorded if k in os.environ)
     command = (env + " " if env else "") + "python -m hebbcore.experiments " + shlex.join(argv)
     try:
         return dispatch(args, command)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -32,8 +33,6 @@ _FAULTS = textwrap.dedent("""
 
 
 def _faults(mode: str, env: dict | None = None) -> dict:
-    import os
-
     out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True,
                          env={**os.environ, **(env or {})})
     return json.loads(out.stdout)
