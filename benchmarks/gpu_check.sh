@@ -12,7 +12,9 @@
 #   4. `hebbcore bench` on $BACKENDS (default torch:cuda and cupy, a full 50,000-image epoch each on CUDA), table
 #      in the log, JSON in $OUT/bench_gpu.json: the figures docs/benchmarks.md's GPU section needs;
 #   5. benchmarks/winner_sums.py on $BACKENDS: per layer, the dense one-hot correlation against the winner sums
-#      (and, on CuPy, the scatter-add candidate), then 32 Hebbian steps with each against the floor.
+#      (and, on CuPy, the scatter-add candidate), then 32 Hebbian steps with each against the floor;
+#   6. benchmarks/step_profile.py on torch-CUDA: kernels launched and device time per Hebbian step against its floor,
+#      and the operators taking the most device time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu_check}"
@@ -41,4 +43,5 @@ fi
 step tests 180 python3 -m pytest -q -p no:cacheprovider -rs
 step bench 240 hebbcore bench --backend "$BACKENDS" --repeats 2 --markdown --json "$OUT/bench_gpu.json"
 step winner_sums 90 python3 benchmarks/winner_sums.py --backend "$BACKENDS" --repeats 20 --steps 32
+step profile 60 python3 benchmarks/step_profile.py --device cuda --steps 20
 echo "=== done ($(date -u +%H:%M:%SZ)); files in $OUT" | tee -a "$LOG"

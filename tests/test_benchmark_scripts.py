@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -18,3 +20,13 @@ def test_winner_sums_script_prints_a_row_per_layer_and_skips_missing_backends():
     assert [r[:4] for r in rows] == [("3", "32", "96", "5"), ("96", "14", "128", "3"), ("128", "12", "192", "3"),
                                      ("192", "5", "256", "3")]
     assert re.search(r"^\| numpy:cpu \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out.stdout, re.M)  # the steps' row
+
+
+def test_step_profile_script_prints_both_steps(tmp_path):
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, "benchmarks/step_profile.py", "--steps", "2", "--top", "3"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ("Hebbian step", "floor"):
+        assert re.search(rf"^\| {name} \| [\d.]+ \| \d+ \| - \| - \|$", out.stdout, re.M), out.stdout
+        assert f"{name}, operators by self_cpu_time_total" in out.stdout
