@@ -56,6 +56,16 @@ class CupyOps(Ops):
     def synchronize(self) -> None:
         self.xp.cuda.get_current_stream().synchronize()
 
+    def winner_counts(self, index, n):
+        # cupy.bincount reads the device twice (its check for negative values, and its maximum to size the
+        # output): two syncs per layer and step. A scatter-add of ones into n bins reads nothing back.
+        import cupyx
+
+        flat = index.reshape(-1)
+        out = self.xp.zeros(n, dtype=self.xp.float32)
+        cupyx.scatter_add(out, flat, self.xp.ones(flat.shape[0], dtype=self.xp.float32))
+        return out
+
     def conv2d_winner_sums(self, x, index, n_kernels, kernel_size, stride=1):
         # The default (sorted blocks, one sum per winning kernel) launches K small kernels per chunk and reads
         # the block bounds back to the host; until a scatter-add version is measured on a GPU, the winners

@@ -54,3 +54,26 @@ def test_torch_cuda_hebbian_step_never_waits_for_the_device(registry):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     torch.cuda.synchronize()
+
+
+@pytest.mark.gpu
+def test_cupy_hebbian_step_never_waits_for_the_device(registry):
+    """The same on CuPy: ``cupyx.allow_synchronize(False)`` raises on any synchronizing call."""
+    reason = REASONS[("cupy", "cuda")]
+    if reason:
+        pytest.skip(f"cupy/cuda: {reason}")
+    import cupy
+    import cupyx
+
+    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, random_data
+    from hebbcore.network import Network
+
+    ops = registry.get("backend", "cupy")()
+    net = Network(bench_spec("HHHHHH", registry, 16, 0), INPUT_SHAPE, N_CLASSES, ops, registry)
+    x, y = random_data(16, 0)
+    xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
+    net.hebbian_step(xd, yd)  # warm-up: kernel compilation and the memory pool
+    cupy.cuda.Device().synchronize()
+    with cupyx.allow_synchronize(False):
+        net.hebbian_step(xd, yd)
+    cupy.cuda.Device().synchronize()
