@@ -14,7 +14,7 @@
 #   5. benchmarks/winner_sums.py on $BACKENDS: per layer, the dense one-hot correlation against the winner sums
 #      (and, on CuPy, the scatter-add candidate), then 32 Hebbian steps with each against the floor;
 #   6. benchmarks/step_profile.py on torch-CUDA: kernels launched and device time per Hebbian step against its floor,
-#      and the operators taking the most device time.
+#      and the operators taking the most device time; then on CuPy, the time of each Ops method per step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu_check}"
@@ -40,8 +40,9 @@ step machine 30 bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total
 if ! python3 -c "import hebbcore" 2>/dev/null; then
     step install 120 python3 -m pip install -q --no-deps --no-build-isolation -e .
 fi
-step tests 180 python3 -m pytest -q -p no:cacheprovider -rs
+step tests 150 python3 -m pytest -q -p no:cacheprovider -rs
 step bench 240 hebbcore bench --backend "$BACKENDS" --repeats 2 --markdown --json "$OUT/bench_gpu.json"
 step winner_sums 90 python3 benchmarks/winner_sums.py --backend "$BACKENDS" --repeats 20 --steps 32
-step profile 60 python3 benchmarks/step_profile.py --device cuda --steps 20
+step profile_torch 60 python3 benchmarks/step_profile.py --backend torch:cuda --steps 20
+step profile_cupy 60 python3 benchmarks/step_profile.py --backend cupy --by-method --steps 20
 echo "=== done ($(date -u +%H:%M:%SZ)); files in $OUT" | tee -a "$LOG"

@@ -1,12 +1,17 @@
-"""Where a Hebbian step's time goes against its floor: the torch profiler over N batch-64 steps of each.
+"""Where a Hebbian step's time goes against its floor, on any backend.
 
-    python benchmarks/step_profile.py [--device cpu|cuda] [--steps 20] [--top 15]
+    python benchmarks/step_profile.py [--backend torch:cpu] [--steps 20] [--top 15] [--by-method]
 
 Runs ``Network.hebbian_step`` of the paper's all-Hebbian net (``HHHHHH``, as ``hebbcore bench`` times it) and
-``bench.floor_step`` on the same batches with the torch backend, each under ``torch.profiler`` after warm-up
-steps, and prints per step: wall ms, the number of operators called (those an operator calls included, views
-not) and, on CUDA, of kernels launched and their summed device time; then the operators taking the most time (device time on CUDA, CPU time on the CPU).
-On a GPU a step that launches many more small kernels than its floor is launch-bound: that is what to fuse.
+``bench.floor_step`` on the same batches, after warm-up steps, and prints per step:
+
+- with torch (default), under ``torch.profiler``: wall ms, the number of operators called (those an operator
+  calls included, views not) and, on CUDA, of kernels launched and their summed device time; then the
+  operators taking the most time (device time on CUDA, CPU time on the CPU). On a GPU a step that launches
+  many more small kernels than its floor is launch-bound: that is what to fuse;
+- with ``--by-method`` (any backend: numpy, cupy, torch): the time of each top-level ``Ops`` method, the
+  device synchronized before and after every call, so each method is charged its own work. The
+  synchronizing removes the overlap of host and device, so the per-step total is larger than the wall time.
 """
 from __future__ import annotations
 
@@ -33,22 +38,76 @@ def profile(fn, steps: int, cuda: bool):
     return wall, prof.key_averages(), kernels
 
 
+def by_method(ops, fn, steps: int) -> tuple[float, dict[str, list[float]]]:
+    """Run ``fn(i)`` for ``steps`` steps with every public ``Ops`` method timed (outermost calls only, device
+    synchronized around each); returns (wall seconds, {method: [calls, seconds]})."""
+    from hebbcore.ops import Ops
+
+    cls = type(ops)
+    names = [n for n in dir(Ops) if not n.startswith("_") and callable(getattr(Ops, n))
+             and n not in ("asarray", "to_numpy", "synchronize")]
+    stats: dict[str, list[float]] = {}
+    depth = [0]
+    saved = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+
+    def timed(name, method):
+        def call(self, *a, **k):
+            if depth[0]:
+                return method(self, *a, **k)
+            depth[0] += 1
+            try:
+                self.synchronize()
+                t = time.perf_counter()
+                out = method(self, *a, **k)
+                self.synchronize()
+                entry = stats.setdefault(name, [0, 0.0])
+                entry[0] += 1
+                entry[1] += time.perf_counter() - t
+                return out
+            finally:
+                depth[0] -= 1
+        return call
+
+    try:
+        for n in names:
+            setattr(cls, n, timed(n, getattr(cls, n)))
+        ops.synchronize()
+        t = time.perf_counter()
+        for i in range(steps):
+            fn(i)
+        ops.synchronize()
+        wall = time.perf_counter() - t
+    finally:
+        for n in names:
+            if n in saved:
+                setattr(cls, n, saved[n])
+            else:
+                delattr(cls, n)
+    return wall, stats
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu", help="torch device: cpu or cuda (default cpu)")
+    ap.add_argument("--backend", default="torch:cpu", metavar="NAME[:DEVICE]",
+                    help="backend and device, e.g. torch:cpu, torch:cuda, cupy, numpy (default torch:cpu)")
+    ap.add_argument("--by-method", action="store_true",
+                    help="time each Ops method (any backend) instead of the torch profiler")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--top", type=int, default=15, help="operators listed per profile")
+    ap.add_argument("--top", type=int, default=15, help="operators (or methods) listed per profile")
     args = ap.parse_args()
     if args.steps < 1:
         ap.error("--steps must be at least 1")
     from hebbcore.allocator import tune_malloc
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, random_data
+    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, parse_targets, random_data
     from hebbcore.network import Network
     from hebbcore.plugin_manager import default_registry
 
     tune_malloc()  # as hebbcore bench and hebbcore run do
     reg = default_registry()
-    ops = reg.get("backend", "torch")(args.device)
+    target = parse_targets([args.backend])[0]
+    if target.backend != "torch" and not args.by_method:
+        ap.error(f"{target.backend}: the torch profiler needs the torch backend; add --by-method")
+    ops = reg.get("backend", target.backend)(target.device)
     cuda = ops.device.startswith("cuda")
     net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
     x, y = random_data(64 * args.steps, 0)
@@ -58,8 +117,23 @@ def main() -> None:
     for fn in runs.values():  # warm-up: allocator, cuDNN/oneDNN plans
         for i in range(min(3, args.steps)):
             fn(i)
+    print(f"{ops.name} {ops.device}, {args.steps} batch-64 steps of HHHHHH each\n")
+    if args.by_method:
+        results = {name: by_method(ops, fn, args.steps) for name, fn in runs.items()}
+        print("| Ops method | " + " | ".join(f"{name} calls / step | {name} ms / step" for name in runs) + " |")
+        print("|---|" + "---:|---:|" * len(runs))
+        methods = sorted({m for _, st in results.values() for m in st},
+                         key=lambda m: -max(st.get(m, [0, 0.0])[1] for _, st in results.values()))
+        for m in methods[:args.top]:
+            cells = []
+            for _, st in results.values():
+                calls, sec = st.get(m, [0, 0.0])
+                cells += [f"{calls / args.steps:.0f}", f"{sec * 1e3 / args.steps:.2f}"]
+            print(f"| {m} | " + " | ".join(cells) + " |")
+        print("| whole step, wall | " + " | ".join(
+            f"- | {wall * 1e3 / args.steps:.2f}" for wall, _ in results.values()) + " |")
+        return
     sort = "self_device_time_total" if cuda else "self_cpu_time_total"
-    print(f"torch {ops.device}, {args.steps} batch-64 steps of HHHHHH each\n")
     print("| | wall ms / step | operators / step (nested ones too) | CUDA kernels / step | CUDA kernel ms / step |")
     print("|---|---:|---:|---:|---:|")
     tables = {}

@@ -30,3 +30,15 @@ def test_step_profile_script_prints_both_steps(tmp_path):
     for name in ("Hebbian step", "floor"):
         assert re.search(rf"^\| {name} \| [\d.]+ \| \d+ \| - \| - \|$", out.stdout, re.M), out.stdout
         assert f"{name}, operators by self_cpu_time_total" in out.stdout
+
+
+def test_step_profile_by_method_on_numpy():
+    out = subprocess.run([sys.executable, "benchmarks/step_profile.py", "--backend", "numpy", "--by-method",
+                          "--steps", "2", "--top", "40"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = dict(re.findall(r"^\| (\w+) \| (\d+ \| [\d.]+ \| \d+ \| [\d.]+) \|$", out.stdout, re.M))
+    # the Hebbian step computes winner sums, the floor a full weight-correlation: 4 conv layers each
+    assert rows["conv2d_winner_sums"].startswith("4 |") and rows["conv2d_winner_sums"].split(" | ")[2] == "0"
+    assert rows["conv2d_weight_sums"].startswith("0 |") and rows["conv2d_weight_sums"].split(" | ")[2] == "4"
+    assert rows["conv2d"].split(" | ")[0] == rows["conv2d"].split(" | ")[2] == "4"
+    assert re.search(r"^\| whole step, wall \| - \| [\d.]+ \| - \| [\d.]+ \|$", out.stdout, re.M)
