@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -86,7 +87,13 @@ def test_cli_bench_writes_json(tmp_path, capsys):
     assert rec["backend"] == "numpy" and "sgd" not in rec and "floor" in rec and "hebbian" in rec
     assert data["settings"]["skip"] == ["sgd"] and data["settings"]["batch_size"] == 4
     assert "hebbcore bench" in data["command"]
-    assert "applied" in data["machine"]["malloc_tuning"]  # what the command did to malloc, for the record
+    from hebbcore import allocator
+
+    tuning = data["machine"]["malloc_tuning"]  # what the command did to malloc, for the record
+    if allocator._glibc() is not None and allocator.ENV_VAR not in os.environ:
+        assert tuning["applied"] is True and tuning["mmap_threshold_bytes"] == allocator.MMAP_THRESHOLD_BYTES
+    else:
+        assert tuning["applied"] is False and tuning["reason"]
     assert "numpy" in capsys.readouterr().out
 
 
