@@ -57,7 +57,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import DataError, HebbcoreError, SpecError
-from .interfaces import Dataset, Split
+from .interfaces import Dataset, Split, check_hflip_inputs
 from .io import atomic_save_npz, atomic_write_json, atomic_write_text
 from .plugin_manager import Registry
 from .spec import RunSpec, dumps_toml, parse_spec, spec_to_table
@@ -355,9 +355,8 @@ class FeatureCache:
 
         ``mirrored``: also for the left-right mirror image of each training image (``Dataset.train_mirrored``).
         """
-        if mirrored and data.train.x.ndim != 4:
-            raise HebbcoreError(f"sgd.hflip: the inputs must be images (N, C, H, W), got shape "
-                                f"{tuple(data.train.x.shape)}")
+        if mirrored:
+            check_hflip_inputs(data.train.x.shape)
         keys = self.layer_keys(net, cut, data_key)
         entry = self.entries.get(keys[-1])
         if entry is not None and (entry.train_mirrored is not None or not mirrored):

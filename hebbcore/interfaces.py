@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .errors import HebbcoreError
 from .ops import Array, Ops
 
 
@@ -185,6 +186,13 @@ class Split:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+
+def check_hflip_inputs(shape: tuple[int, ...]) -> None:
+    """Raise unless ``shape`` is that of images ``(N, C, H, W)``, the inputs ``sgd.hflip`` mirrors."""
+    if len(shape) != 4:
+        raise HebbcoreError(f"sgd.hflip: the SGD phase's inputs must be images (N, C, H, W), got shape "
+                            f"{tuple(shape)}")
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import HebbcoreError, TrainingDiverged
-from .interfaces import HebbianContext
+from .errors import TrainingDiverged
+from .interfaces import HebbianContext, check_hflip_inputs
 from .network import COS_EPS, Network, Node
 from .progress import Progress
 
@@ -303,9 +303,8 @@ class SgdPhase:
         if cfg.hflip:
             if self.data.train_mirrored is not None:
                 x_mirrored = torch.from_numpy(self.data.train_mirrored.x).to(device)
-            elif x_train.ndim != 4:
-                raise HebbcoreError(f"sgd.hflip: the SGD phase's inputs must be images (N, C, H, W), got shape "
-                                    f"{tuple(x_train.shape)}")
+            else:
+                check_hflip_inputs(tuple(x_train.shape))
         while self.epoch <= cfg.epochs:
             epoch = self.epoch
             lr = cfg.lr_at(epoch)
