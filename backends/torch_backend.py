@@ -5,6 +5,8 @@ Hebbian update costs what one backward pass of the layer costs.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from hebbcore.errors import BackendUnavailable
@@ -16,6 +18,9 @@ from .numpy_backend import NumpyOps
 class TorchOps(Ops):
     name = "torch"
     xp = None
+    #: The winners' patches are copied by numpy (one thread) when torch has at most this many threads, else by
+    #: torch's own copy, which uses them all (docs/benchmarks.md, 2026-12-02 Intel Xeon section).
+    host_copy_max_threads: ClassVar[int] = 1
 
     def __init__(self, device: str | None = None):
         try:
@@ -164,9 +169,8 @@ class TorchOps(Ops):
         xh = x.permute(0, 2, 3, 1).contiguous()
         d = kh * kw * c
         out = torch.zeros((n_kernels, d), dtype=x.dtype, device=x.device)
-        if x.device.type == "cpu" and x.dtype in self._host_dtypes and torch.get_num_threads() == 1:
-            # On one thread numpy's strided copy of the patches is the cheaper one; with more, torch's copy
-            # uses them all (docs/benchmarks.md, 2026-12-02 Intel Xeon section)
+        if x.device.type == "cpu" and x.dtype in self._host_dtypes \
+                and torch.get_num_threads() <= self.host_copy_max_threads:
             for s, e, cols in self._host._patch_chunks(xh.detach().numpy(), kh, kw, stride, ho, wo):
                 out.index_add_(0, index[s:e].reshape(-1), torch.from_numpy(cols))
             return out.reshape(n_kernels, kh, kw, c).permute(0, 3, 1, 2).contiguous()

@@ -20,7 +20,9 @@ against the dense sums first, and one that fails is reported as "failed".
 With ``--steps N``: N batch-64 Hebbian steps of the paper's all-Hebbian net
 (``HHHHHH``, as ``hebbcore bench`` times it) with ``Winners`` expanded to the
 dense one-hot (before) and as they are (now), alternated in one process, and the
-floor of the same batches (fastest of 4 rounds).
+floor of the same batches (fastest of 4 rounds); on torch-CPU also the winners
+with their patches copied by numpy whatever the thread count (a second row).
+``HEBBCORE_MALLOC_TUNING=0`` runs it all with glibc's default malloc.
 """
 from __future__ import annotations
 
@@ -129,8 +131,27 @@ def step_ab(label: str, backend: str, device: str, steps: int) -> None:
 
     dense = install(lambda self, c: now_corr(self, self.dense(c)), lambda self, c: now_coef(self, self.dense(c)))
     winners = install(now_corr, now_coef)
-    best = alternated_steps(backend, steps, {"dense": dense, "winners": winners}, restore=winners, device=device)
+    versions = {"dense": dense, "winners": winners}
+    if backend == "torch" and device == "cpu":  # also the winners with their patches copied by numpy
+        from hebbcore_backends.torch_backend import TorchOps
+
+        default = TorchOps.host_copy_max_threads
+
+        def copy_by(limit, then):
+            def put():
+                TorchOps.host_copy_max_threads = limit
+                then()
+            return put
+
+        versions = {"dense": copy_by(default, dense), "winners": copy_by(default, winners),
+                    "winners, numpy copy": copy_by(1 << 30, winners)}
+        restore = copy_by(default, winners)
+    else:
+        restore = winners
+    best = alternated_steps(backend, steps, versions, restore=restore, device=device)
     print(step_row(label, best, "dense", "winners"))
+    if "winners, numpy copy" in best:
+        print(step_row(f"{label}, numpy copy", best, "dense", "winners, numpy copy"))
 
 
 if __name__ == "__main__":
