@@ -42,3 +42,17 @@ def test_step_profile_by_method_on_numpy():
     assert rows["conv2d_weight_sums"].startswith("0 |") and rows["conv2d_weight_sums"].split(" | ")[2] == "4"
     assert rows["conv2d"].split(" | ")[0] == rows["conv2d"].split(" | ")[2] == "4"
     assert re.search(r"^\| whole step, wall \| - \| [\d.]+ \| - \| [\d.]+ \|$", out.stdout, re.M)
+
+
+def test_step_faults_and_blas_spin_scripts_print_their_tables():
+    out = subprocess.run([sys.executable, "benchmarks/step_faults.py", "--backend", "numpy", "--steps", "2"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("malloc tuning: {'applied'")
+    for step in ("Hebbian", "floor"):
+        assert re.search(rf"^\| numpy \| {step} \| [\d.]+ \| \d+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout
+    out = subprocess.run([sys.executable, "benchmarks/blas_spin.py"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ("one thread", "two threads, halves"):
+        assert re.search(rf"^\| {name} \| [\d.]+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout
