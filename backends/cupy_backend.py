@@ -66,6 +66,10 @@ class CupyOps(Ops):
         cupyx.scatter_add(out, flat, self.xp.ones(flat.shape[0], dtype=self.xp.float32))
         return out
 
+    def _channel_sq_sums(self, x):
+        # The elementwise product and reduction it always was on the GPU, until einsum is timed there.
+        return (x * x).sum(axis=1)
+
     def conv2d_winner_sums(self, x, index, n_kernels, kernel_size, stride=1):
         # The default (sorted blocks, one sum per winning kernel) launches K small kernels per chunk and reads
         # the block bounds back to the host; until a scatter-add version is measured on a GPU, the winners

@@ -3,12 +3,18 @@
     python benchmarks/ops_at_revision.py REV METHOD[,METHOD...] [hebbcore bench arguments]
     python benchmarks/ops_at_revision.py REV METHOD[,METHOD...] SCRIPT.py [its arguments]
 
+    python benchmarks/ops_at_revision.py REV METHOD[,METHOD...] --alternate STEPS [--backend numpy] [--rounds 4]
+
 e.g. ``python benchmarks/ops_at_revision.py df8f0e5 conv2d_winner_sums --backend numpy --repeats 3 --skip memory``
 times the numpy backend with the winner sums of commit ``df8f0e5`` and everything else as checked out (with a
 script instead, e.g. ``benchmarks/winner_sums.py``, that script runs under the patched methods). Run it
 alternately with the plain ``hebbcore bench`` of the same arguments: CPU timings drift by 10-20 % between runs
 on a shared VM, so one pair says little. Only the base ``Ops`` class (``hebbcore/ops.py``) is patched, so a
 backend that overrides the method (torch) is unaffected.
+
+With ``--alternate STEPS`` the A/B runs in one process instead: STEPS batch-64 Hebbian steps of the paper's
+all-Hebbian net with the methods of REV, the same steps as checked out, and their floor, alternated ``--rounds``
+times (fastest round of each kept), so that a machine slowing down between two commands does not decide it.
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _steps import alternated_steps, step_row  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -35,11 +43,42 @@ def main(argv: list[str]) -> int:
     import hebbcore.ops
     from hebbcore.cli import main as cli
 
+    now = {name: getattr(hebbcore.ops.Ops, name, None) for name in methods}
     for name in methods:
         if not hasattr(old.Ops, name):
             print(f"error: Ops.{name} does not exist at {rev}", file=sys.stderr)
             return 2
         setattr(hebbcore.ops.Ops, name, getattr(old.Ops, name))
+    if "--alternate" in rest:
+        import argparse
+
+        from hebbcore.allocator import tune_malloc
+
+        for name in methods:  # put back the checked-out methods; the A/B installs each version in turn
+            setattr(hebbcore.ops.Ops, name, now[name])
+        p = argparse.ArgumentParser(prog="ops_at_revision.py REV METHODS")
+        p.add_argument("--alternate", type=int, required=True, metavar="STEPS")
+        p.add_argument("--backend", default="numpy")
+        p.add_argument("--rounds", type=int, default=4)
+        a = p.parse_args(rest)
+        tune_malloc()  # as hebbcore bench and run do
+
+        def install(table):
+            def go():
+                for name in methods:
+                    setattr(hebbcore.ops.Ops, name, table[name])
+            return go
+
+        then = {name: getattr(old.Ops, name) for name in methods}
+        name, _, device = a.backend.partition(":")
+        best = alternated_steps(name, a.alternate, {rev: install(then), "now": install(now)}, install(now),
+                                rounds=a.rounds, device=device or "cpu")
+        print(f"{a.alternate} steps, fastest of {a.rounds} alternated rounds; Ops.{', Ops.'.join(methods)} at {rev} "
+              f"against the working tree\n")
+        print(f"| backend | {rev} s | now s | floor s | floor / Hebbian at {rev} | floor / Hebbian now |")
+        print("|---|---:|---:|---:|---:|---:|")
+        print(step_row(a.backend, best, rev, "now"))
+        return 0
     print(f"Ops.{', Ops.'.join(methods)} from {rev}", flush=True)
     if rest and rest[0].endswith(".py"):
         script = Path(rest[0]).resolve()

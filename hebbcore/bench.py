@@ -416,6 +416,57 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_CORENAME_SYMBOLS = ("openblas_get_corename", "openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "scipy_openblas_get_corename64_")
+
+
+def _openblas_core() -> str | None:
+    """The kernel set (e.g. ``"SkylakeX"``, ``"Haswell"``) of an OpenBLAS loaded in this process (Linux), or None."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            paths = {line.split(None, 5)[5].strip() for line in f if "openblas" in line and line.count(" ") >= 5}
+    except OSError:
+        return None
+    for path in sorted(p for p in paths if ".so" in os.path.basename(p)):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _CORENAME_SYMBOLS:
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                core = fn()
+                return core.decode(errors="replace").strip() if core else None
+    return None
+
+
+def numpy_blas() -> dict:
+    """numpy's BLAS as this process runs it: library, version, the OpenBLAS kernels in use and the
+    ``OPENBLAS_*`` variables that can force them (``OPENBLAS_CORETYPE`` overrides OpenBLAS's own choice)."""
+    info: dict[str, Any] = {"openblas_core": _openblas_core(),
+                            "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")}}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["name"], info["version"] = blas.get("name"), blas.get("version")
+    except Exception:  # older numpy, or a build that does not say
+        pass
+    return info
+
+
+def blas_line(blas: dict) -> str | None:
+    """One line saying which kernels numpy's matrix products ran, and whether the environment forced them."""
+    core = blas.get("openblas_core")
+    if core is None:
+        return None
+    forced = blas.get("env", {}).get("OPENBLAS_CORETYPE")
+    how = (f"forced by OPENBLAS_CORETYPE={forced} in the environment; unset it to let OpenBLAS choose"
+           if forced else "OpenBLAS's own choice")
+    return f"numpy BLAS: OpenBLAS {blas.get('version') or ''}, {core} kernels ({how})".replace("  ", " ")
+
+
 def machine_info(targets: list[Target]) -> dict:
     info: dict[str, Any] = {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
                             "hostname": platform.node()}
@@ -430,6 +481,7 @@ def machine_info(targets: list[Target]) -> dict:
     from .allocator import malloc_tuning
 
     info["malloc_tuning"] = malloc_tuning()
+    info["numpy_blas"] = numpy_blas()
     try:
         import torch
 
@@ -525,6 +577,10 @@ def format_table(result: dict) -> str:
         if r.get("hebbian_cifar10_epoch_s") is not None:
             lines.append(f"{r['backend']}:{r['device']} full CIFAR-10 Hebbian epoch (50,000 images): "
                          f"{r['hebbian_cifar10_epoch_s']:.2f} s")
+    if any(r["backend"] == "numpy" for r in result["results"]):
+        line = blas_line(result.get("machine", {}).get("numpy_blas", {}))
+        if line:
+            lines.append(line)
     c = result.get("comparisons", {})
     if "torch_cpu_over_numpy_hebbian" in c:
         lines.append(f"Hebbian epoch, torch-cpu / numpy throughput: {c['torch_cpu_over_numpy_hebbian']:.2f} "

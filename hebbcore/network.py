@@ -39,6 +39,8 @@ class Node:
     params: dict[str, Any] = field(default_factory=dict)
     rule: Any = None
     aggregation: Any = None
+    #: A ``relu`` whose input is already clamped at 0 (it follows a cosine layer or a relu): the identity.
+    clamped_input: bool = False
 
     @property
     def name(self) -> str:
@@ -113,6 +115,9 @@ class Network:
                     problems.append(f"layers[{i}] ({lspec.name}).hebbian.{p}")
                 node.rule = rule_cls(h.options, info) if not problems else None
                 node.aggregation = registry.get("aggregation", h.aggregation)()
+            if self.nodes and lspec.type == "relu":
+                prev = self.nodes[-1]
+                node.clamped_input = prev.spec.type == "relu" or (prev.spec.type in ("conv", "linear") and prev.cosine)
             self.nodes.append(node)
         if problems:
             raise SpecError(problems)
@@ -215,7 +220,7 @@ class Network:
                 return ops.avg_pool2d(x, l.kernel_size, node.stride)
             return ops.max_pool2d(x, l.kernel_size, node.stride)
         if l.type == "relu":
-            return ops.relu(x)
+            return x if node.clamped_input else ops.relu(x)
         if l.type == "triangle":
             c = x.shape[1]
             y = ops.relu(x - ops.sum(x, axis=1).reshape((x.shape[0], 1) + tuple(x.shape[2:])) * (1.0 / c))

@@ -163,8 +163,9 @@ class Ops:
         ``(N, C, H, W), (N, Ho, Wo) int -> (K, C, kh, kw)``. Equal to :meth:`conv2d_weight_sums` with
         ``g = one_hot(index)``, at O(P·C·kh·kw) instead of O(P·C·kh·kw·K): one winner per position is one
         row to add, not K. Default: the positions sorted by winner (a stable sort of small integers), their
-        patches gathered from a strided view of the input straight into that order (one copy, at most
-        :attr:`im2col_max_bytes` of rows at a time), one sum over each winner's contiguous block.
+        patches gathered from a strided view of the input straight into that order, one sum over each
+        winner's contiguous block. The rows are gathered :attr:`winner_rows_max_bytes` at a time, so that
+        each chunk is still in cache when its blocks are summed.
         """
         xp = self.xp
         n, c, h, wd = x.shape
@@ -173,21 +174,22 @@ class Ops:
         d = kh * kw * c
         xh = self._channels_last(x)
         it = xh.itemsize
-        # (b, c) of a patch row are contiguous in channels-last memory: one axis of kw·C elements
-        view = self._strided(xh, (n, ho, wo, kh, kw * c),
-                             (h * wd * c * it, stride * wd * c * it, stride * c * it, wd * c * it, it))
+        # One patch per input pixel, the pixel its window starts at (rows overlap; only the winners' are read):
+        # (b, c) of a patch row are contiguous in channels-last memory, one axis of kw·C elements.
+        patches = self._strided(xh, (n * h * wd - (kh - 1) * wd - (kw - 1), kh, kw * c), (c * it, wd * c * it, it))
+        start = (xp.arange(n).reshape(-1, 1, 1) * (h * wd) + xp.arange(ho).reshape(-1, 1) * (stride * wd)
+                 + xp.arange(wo) * stride).reshape(-1)  # the pixel each output position's window starts at
         win = index.reshape(-1)
         stable = {"kind": "stable"} if xp is np else {}  # numpy: a radix sort for 16-bit keys; cupy's is stable
         order = xp.argsort(win.astype(xp.uint16) if n_kernels <= 1 << 16 else win, **stable)
+        start = start[order]
         bounds = [0, *np.cumsum(self.to_numpy(xp.bincount(win, minlength=n_kernels))).tolist()]
         out = xp.zeros((n_kernels, d), dtype=x.dtype)
-        m = max(1, self.im2col_max_bytes // max(d * it, 1))
+        m = max(1, self.winner_rows_max_bytes // max(d * it, 1))
         k, rows_total = 0, int(order.shape[0])
         for r0 in range(0, rows_total, m):
             r1 = min(rows_total, r0 + m)
-            sample, pos = xp.divmod(order[r0:r1], ho * wo)
-            i, j = xp.divmod(pos, wo)
-            rows = view[sample, i, j].reshape(r1 - r0, d)  # this chunk of the sorted patches, in one copy
+            rows = patches[start[r0:r1]].reshape(r1 - r0, d)  # this chunk of the sorted patches, in one copy
             while k < n_kernels and bounds[k] < r1:
                 a, b = max(bounds[k], r0), min(bounds[k + 1], r1)
                 if b > a:
@@ -203,12 +205,16 @@ class Ops:
         n, c, h, wd = x.shape
         kh, kw = kernel_size
         ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
-        s = xp.ascontiguousarray((x * x).sum(axis=1))  # (N, H, W)
+        s = xp.ascontiguousarray(self._channel_sq_sums(x))  # (N, H, W)
         it = s.itemsize
         rows = self._strided(s, (n, h, wo, kw), (h * wd * it, wd * it, stride * it, it)).sum(axis=3)
         rows = xp.ascontiguousarray(rows)  # (N, H, Wo): sums over each window's columns
         out = self._strided(rows, (n, ho, wo, kh), (h * wo * it, stride * wo * it, it, wo * it)).sum(axis=3)
         return out[:, None]
+
+    def _channel_sq_sums(self, x: Array) -> Array:
+        """``Σ_c x[n, c, h, w]²``: ``(N, C, H, W) -> (N, H, W)``, in one pass without an ``x·x`` temporary."""
+        return self.xp.einsum("nchw,nchw->nhw", x, x)
 
     @staticmethod
     def _window_offsets(x: Array, kernel_size: int, stride: int):
@@ -257,6 +263,8 @@ class Ops:
 
     #: Upper bound of the patch buffer of :meth:`conv2d` / :meth:`conv2d_weight_sums` (bytes).
     im2col_max_bytes: ClassVar[int] = 16 << 20
+    #: The winners' patch rows :meth:`conv2d_winner_sums` gathers at a time (bytes): about one core's L2 cache.
+    winner_rows_max_bytes: ClassVar[int] = 1 << 20
 
     def _channels_last(self, x: Array) -> Array:
         """``x`` ``(N, C, H, W)`` as a C-contiguous ``(N, H, W, C)`` array (no copy when it already is one)."""
@@ -340,10 +348,27 @@ class Ops:
 
     # ------------------------------------------------------------------ fused response
     def cosine(self, dot: Array, w_norm: Array, x_norm: Array, eps: float) -> Array:
-        """``dot / (w_norm · x_norm + eps)`` (norms broadcast against ``dot``), in the memory layout of ``dot``."""
+        """``dot / (w_norm · x_norm + eps)`` (norms broadcast against ``dot``), in the memory layout of ``dot``.
+
+        Default: when ``dot`` is ``(N, K)`` or a channels-last ``(N, K, Ho, Wo)`` view (what :meth:`conv2d`
+        returns), the denominator is written by one matrix product ``[‖x‖, 1] · [‖w‖; eps]`` (BLAS uses every
+        thread, numpy's element-wise operations one), then divided into in place.
+        """
         xp = self.xp
         if xp is None:
             return dot / (w_norm * x_norm + eps)
+        k = dot.shape[1]
+        rows = dot.transpose(0, 2, 3, 1) if dot.ndim == 4 else dot
+        per_kernel, per_position = (1, k, *(1,) * (dot.ndim - 2)), (dot.shape[0], 1, *dot.shape[2:])
+        if rows.flags.c_contiguous and tuple(w_norm.shape) == per_kernel and tuple(x_norm.shape) == per_position:
+            lhs = xp.ones((x_norm.size, 2), dtype=dot.dtype)
+            lhs[:, 0] = x_norm.reshape(-1)  # positions in (n, h, w) order, as the rows of dot's memory
+            rhs = xp.empty((2, k), dtype=dot.dtype)
+            rhs[0], rhs[1] = w_norm.reshape(-1), eps
+            den = xp.empty_like(rows)
+            xp.matmul(lhs, rhs, out=den.reshape(-1, k))
+            den = den.transpose(0, 3, 1, 2) if dot.ndim == 4 else den
+            return xp.divide(dot, den, out=den)
         den = xp.empty_like(dot)
         xp.multiply(w_norm, x_norm, out=den)
         den += eps

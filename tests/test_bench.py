@@ -94,7 +94,46 @@ def test_cli_bench_writes_json(tmp_path, capsys):
         assert tuning["applied"] is True and tuning["mmap_threshold_bytes"] == allocator.MMAP_THRESHOLD_BYTES
     else:
         assert tuning["applied"] is False and tuning["reason"]
-    assert "numpy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "numpy" in printed
+    blas = data["machine"]["numpy_blas"]  # which BLAS kernels numpy ran, and what in the environment forced them
+    assert blas["env"] == {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
+    if blas["openblas_core"] is not None:
+        assert f"{blas['openblas_core']} kernels" in printed
+
+
+_BLAS_OF_CHILD = "import json, numpy; from hebbcore.bench import numpy_blas, blas_line; " \
+                 "b = numpy_blas(); print(json.dumps([b, blas_line(b)]))"
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+@pytest.mark.skipif("avx2" not in _cpu_flags(), reason="needs an x86 processor with AVX2 (Linux)")
+def test_numpy_blas_names_the_kernels_and_what_forced_them():
+    import subprocess
+    import sys
+
+    def child(coretype):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+        env.update({"OPENBLAS_CORETYPE": coretype} if coretype else {})
+        out = subprocess.run([sys.executable, "-c", _BLAS_OF_CHILD], capture_output=True, text=True, check=True,
+                             env=env)
+        return json.loads(out.stdout)
+
+    own, own_line = child(None)
+    if own["openblas_core"] is None:
+        pytest.skip("numpy's BLAS here is not an OpenBLAS that names its kernels")
+    assert own["env"] == {} and "OpenBLAS's own choice" in own_line
+    forced, forced_line = child("Haswell")
+    assert forced["openblas_core"] == "Haswell"
+    assert forced["env"] == {"OPENBLAS_CORETYPE": "Haswell"}
+    assert "Haswell kernels (forced by OPENBLAS_CORETYPE=Haswell" in forced_line
 
 
 def test_cli_bench_rejects_bad_skip(capsys):

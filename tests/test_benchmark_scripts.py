@@ -56,3 +56,43 @@ def test_step_faults_and_blas_spin_scripts_print_their_tables():
     assert out.returncode == 0, out.stderr
     for name in ("one thread", "two threads, halves"):
         assert re.search(rf"^\| {name} \| [\d.]+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout
+
+
+def test_conv_gemm_script_names_the_blas_kernels_and_times_each_layer():
+    out = subprocess.run([sys.executable, "benchmarks/conv_gemm.py", "--repeats", "1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("numpy BLAS: ")
+    rows = re.findall(r"^\| \((\d+), (\d+), (\d+), (\d)\) \| [\d.]+ \| [\d.]+ \| \d+ \| [\d.]+ \| (?:[\d.]+|nan) \|$",
+                      out.stdout, re.M)
+    assert rows == [("3", "32", "96", "5"), ("96", "14", "128", "3"), ("128", "12", "192", "3"), ("192", "5", "256", "3")]
+    assert re.search(r"^\| all four \| [\d.]+ \| [\d.]+ \| \| [\d.]+ \| (?:[\d.]+|nan) \|$", out.stdout, re.M)
+
+
+def _git_head():
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@pytest.mark.skipif(_git_head() is None, reason="needs a git checkout of hebbcore")
+def test_at_revision_imports_the_library_from_a_worktree_it_removes_afterwards():
+    probe = "import hebbcore.ops, hebbcore_backends, hebbcore_plugins; print(hebbcore.ops.__file__); " \
+            "print(hebbcore_backends.__file__); print(hebbcore_plugins.__file__)"
+    out = subprocess.run([sys.executable, "benchmarks/at_revision.py", "HEAD", "python", "-c", probe], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    files = out.stdout.split()
+    assert len(files) == 3 and all("hebbcore-at-" in f and not f.startswith(str(ROOT)) for f in files), files
+    trees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "hebbcore-at-" not in trees
+    bad = subprocess.run([sys.executable, "benchmarks/at_revision.py", "no-such-revision", "python", "-c", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "cannot check out 'no-such-revision'" in bad.stderr
+
+
+@pytest.mark.skipif(_git_head() is None, reason="needs a git checkout of hebbcore")
+def test_ops_at_revision_alternates_both_versions_in_one_process():
+    out = subprocess.run([sys.executable, "benchmarks/ops_at_revision.py", "HEAD", "cosine,conv2d_winner_sums",
+                          "--alternate", "1", "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^\| numpy \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout

@@ -9,6 +9,7 @@ from hebbcore_backends.numpy_backend import NumpyOps
 
 class TinyChunks(NumpyOps):
     im2col_max_bytes = 1  # one sample per chunk
+    winner_rows_max_bytes = 1  # one winner's patch per gathered chunk
 
 
 def loop_conv(x, w, s):
@@ -115,3 +116,25 @@ def test_winner_sums_against_a_loop(ops, n, c, h, w, k, kh, kw, s):
         assert not got[k - 2:].any()
     np.testing.assert_array_equal(ops.winner_counts(index, k), hot.sum(axis=(0, 2, 3)))
     np.testing.assert_array_equal(ops.one_hot(index, k), hot)
+
+
+@pytest.mark.parametrize("layout", ["channels-last", "nchw", "linear", "broadcast x_norm"])
+def test_cosine_in_every_layout(layout):
+    """The cosine of the default Ops (a matrix product for the denominator where the layout allows) against the
+    formula in float64, in the layout of ``dot``."""
+    rng = np.random.default_rng(3)
+    k = 7
+    if layout == "linear":
+        dot = rng.standard_normal((5, k)).astype(np.float32)
+        wn, xn = rng.random((1, k)).astype(np.float32) + 0.1, rng.random((5, 1)).astype(np.float32) + 0.1
+    else:
+        dot = rng.standard_normal((4, 3, 2, k)).astype(np.float32).transpose(0, 3, 1, 2)
+        if layout == "nchw":
+            dot = np.ascontiguousarray(dot)
+        wn = rng.random((1, k, 1, 1)).astype(np.float32) + 0.1
+        xn = rng.random((1, 1, 3, 2) if layout == "broadcast x_norm" else (4, 1, 3, 2)).astype(np.float32) + 0.1
+    eps = 1e-3
+    got = NumpyOps().cosine(dot, wn, xn, eps)
+    want = dot.astype(np.float64) / (wn.astype(np.float64) * xn + eps)
+    assert got.shape == dot.shape and got.dtype == np.float32 and got.strides == dot.strides
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -1,0 +1,54 @@
+"""Run a command on the whole library as it was at another git revision: an A/B of everything on one machine.
+
+    python benchmarks/at_revision.py REV COMMAND [ARGS...]
+
+e.g. ``python benchmarks/at_revision.py 6a79fb9 hebbcore bench --backend numpy --repeats 3 --skip memory``,
+run alternately with the same ``hebbcore bench`` on the working tree (CPU timings drift by 10-20 % between
+commands on a shared VM, so one pair says little). REV is checked out into a temporary git worktree, and
+COMMAND runs with ``hebbcore``, ``hebbcore_backends`` and ``hebbcore_plugins`` imported from it (through
+``PYTHONPATH``, from a temporary working directory: give files among ARGS as absolute paths). ``hebbcore`` as
+COMMAND runs ``python -m hebbcore.cli``; ``python`` runs this interpreter. Where only some ``Ops`` methods
+changed, ``benchmarks/ops_at_revision.py`` alternates both versions in one process instead.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+#: import name -> folder of the repository (pyproject's package-dir)
+PACKAGES = {"hebbcore": "hebbcore", "hebbcore_backends": "backends", "hebbcore_plugins": "plugins"}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    rev, command = argv[0], argv[1:]
+    if command[0] == "hebbcore":
+        command = [sys.executable, "-m", "hebbcore.cli", *command[1:]]
+    elif command[0] == "python":
+        command = [sys.executable, *command[1:]]
+    with tempfile.TemporaryDirectory(prefix="hebbcore-at-") as tmp:
+        tree, path = Path(tmp) / "tree", Path(tmp) / "path"
+        made = subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=REPO,
+                              capture_output=True, text=True)
+        if made.returncode:
+            print(f"error: cannot check out {rev!r}: {made.stderr.strip()}", file=sys.stderr)
+            return 2
+        try:
+            path.mkdir()
+            for name, folder in PACKAGES.items():
+                (path / name).symlink_to(tree / folder, target_is_directory=True)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+            print(f"{' '.join(argv[1:])}  # with the library at {rev}", file=sys.stderr, flush=True)
+            return subprocess.run(command, cwd=path, env=env).returncode
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
