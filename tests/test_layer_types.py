@@ -121,3 +121,35 @@ def test_linear_response_hebbian_layer_under_an_sgd_top(registry, tmp_path):
     result = run(spec, registry, "numpy", tmp_path, progress=False)
     assert [e["phase"] for e in result.metrics["epochs"]] == ["hebbian", "sgd"]
     assert result.metrics["final"]["test_acc"] is not None
+
+
+def test_relu_after_a_clamped_layer_is_the_identity(registry, numpy_ops):
+    """A relu whose input a cosine layer (``relu(cos)``) or another relu already clamped is skipped; one after a
+    linear-response layer is not; the step and the forward pass are the same as with every relu applied."""
+    layers = [
+        {"name": "conv1", "type": "conv", "out_channels": 6, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+        {"name": "relu1", "type": "relu"},
+        {"name": "relu1b", "type": "relu"},
+        {"name": "conv2", "type": "conv", "out_channels": 5, "kernel_size": 3, "train": "sgd"},
+        {"name": "relu2", "type": "relu"},
+        {"name": "flat", "type": "flatten"},
+        {"name": "fc", "type": "linear", "out_features": 4, "hebbian": {"rule": "teacher"}},
+    ]
+    net, ref = make_net(registry, numpy_ops, layers), make_net(registry, numpy_ops, layers)
+    assert {n.name: n.clamped_input for n in net.nodes if n.spec.type == "relu"} == \
+        {"relu1": True, "relu1b": True, "relu2": False}
+    for n in ref.nodes:
+        n.clamped_input = False
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 3, 8, 8)).astype(np.float32)
+    labels = rng.integers(0, 4, size=5)
+    assert net.nodes[3].params["weight"].min() < 0  # the SGD conv's output has negative values for relu2 to clamp
+    np.testing.assert_array_equal(net.forward(x), ref.forward(x))
+    net.hebbian_step(x, labels)
+    ref.hebbian_step(x, labels)
+    for a, b in zip(net.nodes, ref.nodes):
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])
+    relu2 = net.nodes[4]
+    h = net.forward(x, upto=4)
+    assert h.min() < 0 and net.layer_forward(relu2, h, False).min() == 0
