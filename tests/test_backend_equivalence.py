@@ -50,6 +50,12 @@ def test_conv_primitives(backend, registry, numpy_ops, case):
                  ref.conv2d_weight_sums(x, g, ks, stride), what="conv2d_weight_sums")
     assert_close(ops.to_numpy(ops.patch_sq_norms(ops.asarray(x), ks, stride)),
                  ref.patch_sq_norms(x, ks, stride), what="patch_sq_norms")
+    # the cosine of the backend's own conv output (channels-last on numpy/cupy), against the formula in float64
+    wn = np.sqrt((w.astype(np.float64) ** 2).sum(axis=(1, 2, 3))).reshape(1, -1, 1, 1)
+    xn = np.sqrt(ref.patch_sq_norms(x, ks, stride).astype(np.float64))
+    dot = ops.conv2d(ops.asarray(x), ops.asarray(w), stride)
+    cos = ops.cosine(dot, ops.asarray(wn), ops.asarray(xn), 1e-3)
+    assert_close(ops.to_numpy(cos), y_ref / (wn * xn + 1e-3), what="cosine")
     pk = min(2, x.shape[2], x.shape[3])
     assert_close(ops.to_numpy(ops.max_pool2d(ops.asarray(x), pk, pk)), ref.max_pool2d(x, pk, pk), what="max_pool2d")
     ps = min(3, x.shape[2], x.shape[3])
