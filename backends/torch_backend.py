@@ -21,6 +21,9 @@ class TorchOps(Ops):
     #: The winners' patches are copied by numpy (one thread) when torch has at most this many threads, else by
     #: torch's own copy, which uses them all (docs/benchmarks.md, 2026-12-02 Intel Xeon section).
     host_copy_max_threads: ClassVar[int] = 1
+    #: The winners' patch rows copied (then added to their winners' sums) at a time on the CPU: a chunk that
+    #: the copy leaves in cache for ``index_add_`` (docs/benchmarks.md, 2026-12-02 Zen 5 section).
+    winner_rows_max_bytes: ClassVar[int] = 4 << 20
 
     def __init__(self, device: str | None = None):
         try:
@@ -171,7 +174,8 @@ class TorchOps(Ops):
         out = torch.zeros((n_kernels, d), dtype=x.dtype, device=x.device)
         if x.device.type == "cpu" and x.dtype in self._host_dtypes \
                 and torch.get_num_threads() <= self.host_copy_max_threads:
-            for s, e, cols in self._host._patch_chunks(xh.detach().numpy(), kh, kw, stride, ho, wo):
+            for s, e, cols in self._host._patch_chunks(xh.detach().numpy(), kh, kw, stride, ho, wo,
+                                                       max_bytes=self.winner_rows_max_bytes):
                 out.index_add_(0, index[s:e].reshape(-1), torch.from_numpy(cols))
             return out.reshape(n_kernels, kh, kw, c).permute(0, 3, 1, 2).contiguous()
         return self._winner_sums_native(xh, index, out, kernel_size, stride)
@@ -188,7 +192,7 @@ class TorchOps(Ops):
         n_kernels = out.shape[0]
         view = xh.as_strided((n, ho, wo, kh, kw * c),
                              (h * wd * c, stride * wd * c, stride * c, wd * c, 1))
-        limit = self.im2col_max_bytes if xh.device.type == "cpu" else 256 << 20
+        limit = self.winner_rows_max_bytes if xh.device.type == "cpu" else 256 << 20
         m = max(1, min(n, limit // max(ho * wo * d * xh.element_size(), 1)))
         for s in range(0, n, m):
             e = min(n, s + m)

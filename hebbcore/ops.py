@@ -274,11 +274,12 @@ class Ops:
         """A read-only strided view of the C-contiguous array ``a`` (strides in bytes)."""
         return self.xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
 
-    def _patch_chunks(self, xh: Array, kh: int, kw: int, stride: int, ho: int, wo: int):
+    def _patch_chunks(self, xh: Array, kh: int, kw: int, stride: int, ho: int, wo: int,
+                      max_bytes: int | None = None):
         """Yield ``(start, stop, cols)`` over chunks of samples of the channels-last input ``xh``.
 
         ``cols[(n - start)·Ho·Wo + i·Wo + j, (a·kw + b)·C + c] = xh[n, i·s + a, j·s + b, c]``; one buffer of at
-        most :attr:`im2col_max_bytes` (or one sample) is reused for every chunk.
+        most ``max_bytes`` (default :attr:`im2col_max_bytes`; or one sample) is reused for every chunk.
         """
         n, h, wd, c = xh.shape
         it = xh.itemsize
@@ -286,7 +287,7 @@ class Ops:
         view = self._strided(xh, (n, ho, wo, kh, kw * c),
                              (h * wd * c * it, stride * wd * c * it, stride * c * it, wd * c * it, it))
         per_sample = ho * wo * kh * kw * c * it
-        m = max(1, min(n, self.im2col_max_bytes // max(per_sample, 1)))
+        m = max(1, min(n, (max_bytes or self.im2col_max_bytes) // max(per_sample, 1)))
         buf = self.xp.empty((m, ho, wo, kh, kw * c), dtype=xh.dtype)
         for s in range(0, n, m):
             e = min(n, s + m)

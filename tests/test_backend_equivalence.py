@@ -267,23 +267,28 @@ def test_torch_native_winner_counts_on_the_cpu(backend, numpy_ops):
 
 
 def test_torch_winner_sums_on_one_cpu_thread(backend, numpy_ops):
-    """On one CPU thread torch copies the winners' patches with numpy (with more, with its own copy): same sums."""
+    """On one CPU thread torch copies the winners' patches with numpy (with more, with its own copy): same sums,
+    in one chunk or in one chunk per sample."""
     if backend[0] != "torch":
         pytest.skip("torch's own path")
     from hebbcore_backends.torch_backend import TorchOps
 
-    ops = TorchOps("cpu")
+    class OneSamplePerChunk(TorchOps):
+        winner_rows_max_bytes = 1
+
     rng = np.random.default_rng(7)
-    threads = ops.torch.get_num_threads()
+    threads = TorchOps("cpu").torch.get_num_threads()
     try:
-        for t in sorted({1, threads}):
-            ops.torch.set_num_threads(t)
-            for n, c, h, k, ks, s in [(3, 4, 9, 6, 3, 1), (2, 3, 11, 5, 5, 2)]:
-                x = rng.standard_normal((n, c, h, h)).astype(np.float32)
-                ho = (h - ks) // s + 1
-                index = rng.integers(0, k, size=(n, ho, ho))
-                got = ops.conv2d_winner_sums(ops.asarray(x), ops.asarray(index, dtype="int64"), k, (ks, ks), s)
-                ref = numpy_ops.conv2d_weight_sums(x, numpy_ops.one_hot(index, k), (ks, ks), s)
-                assert_close(ops.to_numpy(got), ref, what=f"torch winner sums on {t} thread(s)")
+        for ops in (TorchOps("cpu"), OneSamplePerChunk("cpu")):
+            for t in sorted({1, threads}):
+                ops.torch.set_num_threads(t)
+                for n, c, h, k, ks, s in [(3, 4, 9, 6, 3, 1), (2, 3, 11, 5, 5, 2)]:
+                    x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+                    ho = (h - ks) // s + 1
+                    index = rng.integers(0, k, size=(n, ho, ho))
+                    got = ops.conv2d_winner_sums(ops.asarray(x), ops.asarray(index, dtype="int64"), k, (ks, ks), s)
+                    ref = numpy_ops.conv2d_weight_sums(x, numpy_ops.one_hot(index, k), (ks, ks), s)
+                    assert_close(ops.to_numpy(got), ref,
+                                 what=f"torch winner sums on {t} thread(s), {type(ops).__name__}")
     finally:
         ops.torch.set_num_threads(threads)
