@@ -6,8 +6,9 @@ e.g. ``python benchmarks/at_revision.py 6a79fb9 hebbcore bench --backend numpy -
 run alternately with the same ``hebbcore bench`` on the working tree (CPU timings drift by 10-20 % between
 commands on a shared VM, so one pair says little). REV is checked out into a temporary git worktree, and
 COMMAND runs with ``hebbcore``, ``hebbcore_backends`` and ``hebbcore_plugins`` imported from it (through
-``PYTHONPATH``, from a temporary working directory: give files among ARGS as absolute paths). ``hebbcore`` as
-COMMAND runs ``python -m hebbcore.cli``; ``python`` runs this interpreter. Where only some ``Ops`` methods
+``PYTHONPATH``, from a temporary working directory; an argument naming an existing file or folder here is
+passed as its absolute path, so ``benchmarks/winner_sums.py`` runs the working tree's script on the old
+library; give files a command writes, e.g. ``--json``, as absolute paths). ``hebbcore`` as COMMAND runs ``python -m hebbcore.cli``; ``python`` runs this interpreter. Where only some ``Ops`` methods
 changed, ``benchmarks/ops_at_revision.py`` alternates both versions in one process instead.
 """
 from __future__ import annotations
@@ -27,11 +28,9 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    rev, command = argv[0], argv[1:]
-    if command[0] == "hebbcore":
-        command = [sys.executable, "-m", "hebbcore.cli", *command[1:]]
-    elif command[0] == "python":
-        command = [sys.executable, *command[1:]]
+    rev, head = argv[0], argv[1]
+    args = [a if a.startswith("-") or not os.path.exists(a) else os.path.abspath(a) for a in argv[2:]]
+    command = {"hebbcore": [sys.executable, "-m", "hebbcore.cli"], "python": [sys.executable]}.get(head, [head]) + args
     with tempfile.TemporaryDirectory(prefix="hebbcore-at-") as tmp:
         tree, path = Path(tmp) / "tree", Path(tmp) / "path"
         made = subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=REPO,

@@ -75,7 +75,7 @@ def _git_head():
 
 
 @pytest.mark.skipif(_git_head() is None, reason="needs a git checkout of hebbcore")
-def test_at_revision_imports_the_library_from_a_worktree_it_removes_afterwards():
+def test_at_revision_imports_the_library_from_a_worktree_it_removes_afterwards(tmp_path):
     probe = "import hebbcore.ops, hebbcore_backends, hebbcore_plugins; print(hebbcore.ops.__file__); " \
             "print(hebbcore_backends.__file__); print(hebbcore_plugins.__file__)"
     out = subprocess.run([sys.executable, "benchmarks/at_revision.py", "HEAD", "python", "-c", probe], cwd=ROOT,
@@ -85,6 +85,11 @@ def test_at_revision_imports_the_library_from_a_worktree_it_removes_afterwards()
     assert len(files) == 3 and all("hebbcore-at-" in f and not f.startswith(str(ROOT)) for f in files), files
     trees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "hebbcore-at-" not in trees
+    (tmp_path / "probe.py").write_text(probe)  # a relative path that exists here is passed on as an absolute one
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/at_revision.py"), "HEAD", "python", "probe.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert all("hebbcore-at-" in f for f in out.stdout.split()) and len(out.stdout.split()) == 3
     bad = subprocess.run([sys.executable, "benchmarks/at_revision.py", "no-such-revision", "python", "-c", "1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cannot check out 'no-such-revision'" in bad.stderr
