@@ -176,7 +176,8 @@ class Ops:
         it = xh.itemsize
         # One patch per input pixel, the pixel its window starts at (rows overlap; only the winners' are read):
         # (b, c) of a patch row are contiguous in channels-last memory, one axis of kw·C elements.
-        patches = self._strided(xh, (n * h * wd - (kh - 1) * wd - (kw - 1), kh, kw * c), (c * it, wd * c * it, it))
+        starts = max(0, n * h * wd - (kh - 1) * wd - (kw - 1))  # none in an empty batch
+        patches = self._strided(xh, (starts, kh, kw * c), (c * it, wd * c * it, it))
         start = (xp.arange(n).reshape(-1, 1, 1) * (h * wd) + xp.arange(ho).reshape(-1, 1) * (stride * wd)
                  + xp.arange(wo) * stride).reshape(-1)  # the pixel each output position's window starts at
         win = index.reshape(-1)

@@ -116,6 +116,8 @@ def test_winner_sums_against_a_loop(ops, n, c, h, w, k, kh, kw, s):
         assert not got[k - 2:].any()
     np.testing.assert_array_equal(ops.winner_counts(index, k), hot.sum(axis=(0, 2, 3)))
     np.testing.assert_array_equal(ops.one_hot(index, k), hot)
+    empty = ops.conv2d_winner_sums(x[:0], index[:0], k, (kh, kw), s)  # an empty shard of a batch: no patches
+    assert empty.shape == (k, c, kh, kw) and not empty.any()
 
 
 @pytest.mark.parametrize("layout", ["channels-last", "nchw", "linear", "broadcast x_norm"])
