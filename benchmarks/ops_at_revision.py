@@ -43,33 +43,33 @@ def main(argv: list[str]) -> int:
     import hebbcore.ops
     from hebbcore.cli import main as cli
 
+    alternate = "--alternate" in rest  # both versions are installed in turn: both must exist
+    trees = ((rev, old.Ops),) + ((("the working tree", hebbcore.ops.Ops),) if alternate else ())
+    missing = [f"Ops.{name} does not exist at {where}" for name in methods for where, cls in trees
+               if not hasattr(cls, name)]
+    if missing:
+        print(f"error: {'; '.join(missing)}", file=sys.stderr)
+        return 2
+    then = {name: getattr(old.Ops, name) for name in methods}
     now = {name: getattr(hebbcore.ops.Ops, name, None) for name in methods}
-    for name in methods:
-        if not hasattr(old.Ops, name):
-            print(f"error: Ops.{name} does not exist at {rev}", file=sys.stderr)
-            return 2
-        setattr(hebbcore.ops.Ops, name, getattr(old.Ops, name))
-    if "--alternate" in rest:
+
+    def install(table):
+        def go():
+            for name in methods:
+                setattr(hebbcore.ops.Ops, name, table[name])
+        return go
+
+    if alternate:
         import argparse
 
         from hebbcore.allocator import tune_malloc
 
-        for name in methods:  # put back the checked-out methods; the A/B installs each version in turn
-            setattr(hebbcore.ops.Ops, name, now[name])
         p = argparse.ArgumentParser(prog="ops_at_revision.py REV METHODS")
         p.add_argument("--alternate", type=int, required=True, metavar="STEPS")
         p.add_argument("--backend", default="numpy")
         p.add_argument("--rounds", type=int, default=4)
         a = p.parse_args(rest)
         tune_malloc()  # as hebbcore bench and run do
-
-        def install(table):
-            def go():
-                for name in methods:
-                    setattr(hebbcore.ops.Ops, name, table[name])
-            return go
-
-        then = {name: getattr(old.Ops, name) for name in methods}
         name, _, device = a.backend.partition(":")
         best = alternated_steps(name, a.alternate, {rev: install(then), "now": install(now)}, install(now),
                                 rounds=a.rounds, device=device or "cpu")
@@ -79,6 +79,7 @@ def main(argv: list[str]) -> int:
         print("|---|---:|---:|---:|---:|---:|")
         print(step_row(a.backend, best, rev, "now"))
         return 0
+    install(then)()
     print(f"Ops.{', Ops.'.join(methods)} from {rev}", flush=True)
     if rest and rest[0].endswith(".py"):
         script = Path(rest[0]).resolve()

@@ -464,7 +464,8 @@ def blas_line(blas: dict) -> str | None:
     forced = blas.get("env", {}).get("OPENBLAS_CORETYPE")
     how = (f"forced by OPENBLAS_CORETYPE={forced} in the environment; unset it to let OpenBLAS choose"
            if forced else "OpenBLAS's own choice")
-    return f"numpy BLAS: OpenBLAS {blas.get('version') or ''}, {core} kernels ({how})".replace("  ", " ")
+    library = " ".join(filter(None, ("OpenBLAS", blas.get("version"))))
+    return f"numpy BLAS: {library}, {core} kernels ({how})"
 
 
 def machine_info(targets: list[Target]) -> dict:
