@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tensorboard", action="store_true", help="also log every epoch to DIR/tensorboard")
     r.add_argument("--distributed", action="store_true",
                    help="data-parallel over processes started by torchrun (gloo on CPU, nccl on CUDA)")
+    r.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="with --distributed: give up, naming the rank, when another process does not answer "
+                        "for this long (default 300)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the run the output directory already holds (otherwise that is refused)")
     v = sub.add_parser("validate", help="check a spec and print it resolved")
     v.add_argument("spec")
     pl = sub.add_parser("plot", help="(re)draw a run's kernel grid, learning curves and confusion matrix")
@@ -61,6 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hebbcore: interrupted; files already written are complete", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("hebbcore: error: out of memory; use a smaller batch_size, fewer kernels or less data "
+              "(files already written are complete)", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file hebbcore does not write through hebbcore.io (a plugin's, the plots')
+        from .io import describe_os_error
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hebbcore: error: {where}{describe_os_error(exc)}", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -120,12 +135,14 @@ def _resume(args: argparse.Namespace, registry) -> int:
     out = Path(args.resume)
     if args.out and Path(args.out) != out:
         raise UsageError("--out and --resume name different directories; --resume continues in place")
+    if args.overwrite:
+        raise UsageError("--overwrite and --resume contradict each other: --resume continues the run in place")
     spec = load_spec(args.spec or out / "spec.toml", registry)
     backend = args.backend
     if backend is None:
         try:
             backend = json.loads((out / "metrics.json").read_text())["backend"]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             backend = "numpy"
     return _run(args, registry, spec, out, resume=True, backend=backend)
 
@@ -137,11 +154,17 @@ def _run(args: argparse.Namespace, registry, spec, out, resume: bool, backend: s
     if args.distributed:
         from .distributed import init_from_env
 
-        shard = init_from_env(registry, backend, args.device)
+        shard = init_from_env(registry, backend, args.device, timeout=args.dist_timeout)
     try:
         result = run(spec, registry, backend=backend, out_dir=out, device=args.device,
                      progress=False if args.no_progress else None, resume=resume,
-                     checkpoint_every=args.checkpoint_every, shard=shard)
+                     checkpoint_every=args.checkpoint_every, shard=shard, overwrite=args.overwrite)
+    except RuntimeError as exc:  # the SGD phase's gradient all-reduce (DDP) timing out
+        from .distributed import is_timeout
+
+        if shard is None or shard.group is None or not is_timeout(exc):
+            raise
+        raise shard.group.timeout_error("the SGD phase") from None
     finally:
         if shard is not None:
             from .distributed import leave_group

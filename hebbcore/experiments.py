@@ -44,7 +44,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 import shlex
 import subprocess
 import sys
@@ -58,9 +57,10 @@ import numpy as np
 
 from .errors import DataError, HebbcoreError, SpecError
 from .interfaces import Dataset, Split, check_hflip_inputs
-from .io import atomic_save_npz, atomic_write_json, atomic_write_text
+from .io import atomic_save_npz, atomic_write_text
 from .plugin_manager import Registry
-from .spec import RunSpec, dumps_toml, parse_spec, spec_to_table
+from .rundir import RunDir
+from .spec import RunSpec, check_path_name, dumps_toml, parse_spec, spec_to_table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,6 +127,7 @@ def load_manifest(folder: str | Path) -> "OrderedDict[str, Experiment]":
         kw = {k: v for k, v in row.items() if k in known}
         kw["init_layers"] = tuple(kw.get("init_layers", ()))
         exp = Experiment(folder=folder, extra={k: v for k, v in row.items() if k not in known}, **kw)
+        problems += [f"experiment[{i}].name: {p}" for p in check_path_name(exp.name)]
         if not exp.spec and not exp.same_as:
             problems.append(f"experiment[{i}] ({exp.name}): needs 'spec' or 'same_as'")
         if exp.name in out:
@@ -192,35 +193,21 @@ def order_with_dependencies(rows: dict[str, Experiment], wanted: Sequence[str]) 
 # ------------------------------------------------------------------------------------------------ results
 
 def read_metrics(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
+    return RunDir(run_dir).read_metrics()
 
 
 def is_done(run_dir: Path) -> bool:
-    m = read_metrics(run_dir)
-    return bool(m and m.get("final"))
+    return RunDir(run_dir).is_done()
 
 
 def interrupted_position(run_dir: Path, spec_table: dict | None = None) -> str | None:
     """Where an unfinished run in ``run_dir`` stopped ("sgd epoch 7"), or None when it cannot resume.
 
     None: the run is finished or has no readable checkpoint, or ``spec_table`` (the spec it would run
-    now, as :func:`spec_to_table` writes it) differs from the checkpoint's.
+    now, as :func:`spec_to_table` writes it) differs from the checkpoint's. Asked of the run
+    directory's owner, :class:`hebbcore.rundir.RunDir`.
     """
-    from .runner import CHECKPOINT
-
-    if is_done(run_dir) or not (run_dir / CHECKPOINT).is_file():
-        return None
-    try:
-        saved = pickle.loads((run_dir / CHECKPOINT).read_bytes())
-    except Exception:  # written atomically: an unreadable one is foreign or damaged, so start over
-        return None
-    if spec_table is not None and saved.get("spec") != spec_table:
-        return None
-    where = f"{saved.get('phase')} epoch {saved.get('epoch')}"
-    return where + (f", batch {saved['batch']}" if saved.get("batch") else "")
+    return RunDir(run_dir).interrupted_position(spec_table)
 
 
 def stale_fields(spec_file: Path, run_dir: Path, registry) -> list[str]:
@@ -259,11 +246,9 @@ def layer_params_to_take(layers: list[dict], take: Sequence[str]) -> set[str]:
 
 def write_init_weights(parent_weights: Path, layers: list[dict], take: Sequence[str], dest: Path) -> list[str]:
     """Copy the parameters of layers ``take`` (and their batch-norms) from ``parent_weights`` into ``dest``."""
-    try:
-        with np.load(parent_weights, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"weights {str(parent_weights)!r} are not a readable .npz ({exc.__class__.__name__})") from None
+    from .network import read_npz
+
+    arrays = read_npz(parent_weights, "weights of the run to start from")
     keep = layer_params_to_take(layers, take)
     chosen = {k: v for k, v in arrays.items() if k.split(".", 1)[0] in keep}
     missing = [n for n in take if f"{n}.weight" not in chosen]
@@ -496,13 +481,17 @@ class ExperimentRunner:
             write_init_weights(parent / "weights.npz", table.get("layers", []), exp.init_layers, dest)
             table["init_weights"] = str(dest)
         table["name"] = table.get("name", exp.name)
-        return parse_spec(table, self.registry, str(exp.spec_path))
+        return parse_spec(table, self.registry, str(exp.spec_path), against_data=True)
 
     def run_one(self, exp: Experiment, rows: dict[str, Experiment]) -> dict:
+        out = RunDir(self.results_dir(exp))
+        with out.locked():  # one run of the directory at a time, from its init weights to its final metrics
+            return self._run_one_locked(exp, rows, out)
+
+    def _run_one_locked(self, exp: Experiment, rows: dict[str, Experiment], out: RunDir) -> dict:
         from .network import Network
         from .runner import make_backend, run
 
-        out = self.results_dir(exp)
         spec = self.prepare(exp, rows)
         data = self.dataset(spec)
         t0 = time.time()
@@ -532,22 +521,22 @@ class ExperimentRunner:
             self.log(f"{exp.name}: layers up to {spec.layers[cut - 1].name} frozen; training the rest on cached "
                      f"features {feats.input_shape}")
             result = run(top, self.registry, backend=self.backend, out_dir=out, device=self.device,
-                         progress=self.progress, dataset=feats, **self._resume(exp, out, top, info))
+                         progress=self.progress, dataset=feats, **self._resume(exp, out.path, top, info))
             merged = dict(prefix_state)
             merged.update(result.network.state_dict())
-            atomic_save_npz(out / "weights.npz", merged)
-            atomic_write_text(out / "spec.toml", dumps_toml(spec_to_table(spec)))
+            out.save_npz("weights.npz", merged)
+            out.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
             metrics = result.metrics
         else:
             result = run(spec, self.registry, backend=self.backend, out_dir=out, device=self.device,
-                         progress=self.progress, dataset=data, **self._resume(exp, out, spec, info))
+                         progress=self.progress, dataset=data, **self._resume(exp, out.path, spec, info))
             metrics = result.metrics
         if self.command:
-            atomic_write_text(out / "command.txt", self.command + "\n")
+            out.write_text("command.txt", self.command + "\n")
         info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         info["wall_seconds"] = round(time.time() - t0, 1)
         metrics["experiment"] = info
-        atomic_write_json(out / "metrics.json", metrics)
+        out.write_json("metrics.json", metrics)
         return metrics
 
     def _resume(self, exp: Experiment, out: Path, spec: RunSpec, info: dict) -> dict:
@@ -556,7 +545,7 @@ class ExperimentRunner:
         if where:
             self.log(f"{exp.name}: continuing the interrupted run from its checkpoint ({where})")
             info["resumed_at"] = where
-        return {"resume": bool(where), "checkpoint_every": self.checkpoint_every}
+        return {"resume": bool(where), "overwrite": not where, "checkpoint_every": self.checkpoint_every}
 
     def parents_to_rerun(self, rows: dict[str, Experiment], order: Sequence[str]) -> dict[str, str]:
         """Finished runs that must run again because a run still to do starts from their missing weights.
@@ -861,7 +850,7 @@ def make_plots(rows: dict[str, Experiment], res_dir: Path, per_layer: dict, out_
                 made.append(p)
             continue
         try:
-            with np.load(wfile) as f:
+            with np.load(wfile, allow_pickle=False) as f:
                 if "conv1.weight" not in f.files:
                     continue
                 w = f["conv1.weight"]

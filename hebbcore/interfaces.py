@@ -5,7 +5,9 @@ A Hebbian step on one layer runs in four moves, and a plugin owns exactly one:
 1. the core computes the layer's response to a batch (:class:`HebbianContext`:
    input ``x``, weights ``w``, dot products and cosine similarities);
 2. the **rule** turns it into the post-synaptic signal ``y`` (also called the
-   step coefficient ``c``): :meth:`LearningRule.post_synaptic`;
+   step coefficient ``c``): :meth:`LearningRule.post_synaptic`; a rule with state
+   (BCM's threshold) declares it in :meth:`LearningRule.init_state` and advances it in
+   :meth:`LearningRule.next_state` just before, receiving and returning it explicitly;
 3. the **rule** sums its per-position updates over every sample and position:
    :meth:`LearningRule.update_sums` returns ``(Σ_p c_p·d_p, Σ_p c_p)`` where
    ``Δw_p = η·c_p·d_p`` is the update one position alone would make;
@@ -23,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -73,14 +75,24 @@ class HebbianContext:
         labels: integer class labels ``(N,)`` on the backend (None when unlabeled).
         n_classes: number of classes of the task.
         stride: conv stride (1 for linear layers).
+        state: the rule's state for this step (what :meth:`LearningRule.next_state` returned).
+        reducer: data-parallel training's sum over processes (None in one process); see :meth:`reduce`.
+        cache: values a rule computes once per step and reads in several of its methods.
     """
 
     def __init__(self, ops: Ops, kind: str, x: Array, w: Array, dot: Array, similarity: Array,
-                 labels: Array | None, n_classes: int, stride: int = 1):
+                 labels: Array | None, n_classes: int, stride: int = 1, reducer: Callable[[Array], Array] | None = None):
         self.ops, self.kind, self.x, self.w = ops, kind, x, w
         self.dot, self.similarity, self.labels = dot, similarity, labels
         self.n_classes, self.stride = n_classes, stride
-        self.total_positions: int | None = None  # set by data-parallel training: P summed over processes
+        self.reducer = reducer
+        self.state: dict[str, Array] = {}
+        self.cache: dict[str, Any] = {}
+        self.total_positions: int | None = None  # P summed over processes, once asked for
+
+    def reduce(self, a: Array) -> Array:
+        """``a`` summed over every process of data-parallel training (``a`` itself in one process)."""
+        return a if self.reducer is None else self.reducer(a)
 
     @property
     def kernel_axis_sum(self) -> tuple[int, ...]:
@@ -88,12 +100,19 @@ class HebbianContext:
         return (0,) if self.kind == "linear" else (0, 2, 3)
 
     @property
-    def n_positions(self) -> int:
-        """Number of (sample, position) pairs P the update is aggregated over (over all processes)."""
-        if self.total_positions is not None:
-            return self.total_positions
+    def local_positions(self) -> int:
+        """Number of (sample, position) pairs in this process's batch."""
         shape = self.dot.shape
         return int(shape[0]) if self.kind == "linear" else int(shape[0] * shape[2] * shape[3])
+
+    @property
+    def n_positions(self) -> int:
+        """Number of (sample, position) pairs P the update is aggregated over (over all processes)."""
+        if self.total_positions is None:
+            local = self.local_positions
+            self.total_positions = local if self.reducer is None else \
+                int(round(float(self.ops.to_numpy(self.reducer(self.ops.asarray([local])))[0])))
+        return self.total_positions
 
     def input_correlation(self, c: Array | Winners) -> Array:
         """``Σ_p c[p, k] · x_p`` for each kernel ``k``: an array shaped like ``w``.
@@ -137,7 +156,10 @@ class LearningRule(ABC):
 
     ``Options`` is a frozen dataclass of the rule's parameters; the spec's
     ``[layers.hebbian.options]`` table is validated against it (unknown keys,
-    wrong types). The instance is built once per layer.
+    wrong types). The instance is built once per layer and holds no mutable state:
+    what a rule carries from step to step is declared by :meth:`init_state`,
+    handed to :meth:`next_state` and returned from it, and saved with the weights
+    in every checkpoint, so a resumed run continues exactly.
     """
 
     name: ClassVar[str]
@@ -151,6 +173,15 @@ class LearningRule(ABC):
     def check(cls, options: Any, layer: LayerInfo) -> list[str]:
         """Problems with these options on this layer (e.g. group sizes); empty when fine."""
         return []
+
+    def init_state(self, ops: Ops) -> dict[str, Array]:
+        """The rule's state before the first step: named arrays on ``ops`` (empty for a stateless rule)."""
+        return {}
+
+    def next_state(self, ctx: HebbianContext, state: dict[str, Array]) -> dict[str, Array]:
+        """The state for this step, from the previous one; called once per step before :meth:`post_synaptic`,
+        which reads the result as ``ctx.state``. Must not change ``state`` in place. Default: unchanged."""
+        return state
 
     @abstractmethod
     def post_synaptic(self, ctx: HebbianContext) -> Array | Winners:
@@ -222,15 +253,39 @@ class Dataset:
         return dataclasses.replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class DataInfo:
+    """What a data source knows from its options alone, before reading any data."""
+
+    input_shape: tuple[int, ...]  # one sample's shape, (C, H, W) or (D,)
+    n_classes: int
+    n_samples: int  # train + val + test samples it will hold in memory
+
+
 class DataSource(ABC):
     """A named dataset. Register with ``hebbcore_register_datasets``.
 
     ``Options`` is a frozen dataclass validated against the spec's
-    ``[data.options]`` table.
+    ``[data.options]`` table. :meth:`check` and :meth:`describe` run when the spec
+    is loaded (so ``hebbcore validate`` and ``hebbcore run`` refuse the same specs):
+    with a description the loader also checks the layers' shapes, the rules' group
+    sizes and the run's memory before anything is allocated.
     """
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+
+    @classmethod
+    def check(cls, options: Any) -> list[str]:
+        """Problems with these options, each ``"<key>: <what was expected>"`` (key under ``data.options``)."""
+        return []
+
+    @classmethod
+    def describe(cls, options: Any) -> DataInfo | None:
+        """Shapes and sizes of the data these options give, without loading it (None: unknown until loaded).
+
+        May raise :class:`hebbcore.errors.DataError` (a missing file) naming the file."""
+        return None
 
     @abstractmethod
     def load(self, options: Any, seed: int) -> Dataset:

@@ -1,6 +1,13 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+A write that fails (disk full, read-only folder, file size limit, name too long)
+raises :class:`WriteError` naming the file; the file it would have replaced is
+left as it was and no temporary file stays behind. New files get the
+permissions a plain ``open`` would give them (``0o666`` less the umask).
+"""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -10,23 +17,60 @@ from typing import Any
 
 import numpy as np
 
+from .errors import HebbcoreError
+
+TMP_SUFFIX = ".tmp"
+
+
+class WriteError(HebbcoreError):
+    """A file could not be written; what was on disk before is intact."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``"No space left on device (ENOSPC)"``: the reason, with its errno name when there is one."""
+    name = errno.errorcode.get(exc.errno or 0)
+    reason = exc.strerror or exc.__class__.__name__
+    return f"{reason} ({name})" if name else reason
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask is a set-and-return, racy with threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0o600; give what open() would
+        except (AttributeError, OSError):  # pragma: no cover - platforms without fchmod
+            pass
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        tmp = None
+    except OSError as exc:
+        raise WriteError(f"cannot write {str(path)!r}: {describe_os_error(exc)}; "
+                         f"the files already written are intact") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

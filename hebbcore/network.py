@@ -15,7 +15,10 @@ returns host copies named ``"<layer>.<param>"`` (``weight``, ``bias``,
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,7 @@ from .interfaces import HebbianContext, LayerInfo
 from .ops import Array, Ops
 from .plugin_manager import Registry
 from .spec import LayerSpec, RunSpec
+from .step import hebbian_delta
 
 COS_EPS = 1e-8
 
@@ -39,6 +43,8 @@ class Node:
     params: dict[str, Any] = field(default_factory=dict)
     rule: Any = None
     aggregation: Any = None
+    #: The rule's state (``LearningRule.init_state``), advanced by every Hebbian step and checkpointed.
+    rule_state: dict[str, Any] = field(default_factory=dict)
     #: A ``relu`` whose input is already clamped at 0 (it follows a cosine layer or a relu): the identity.
     clamped_input: bool = False
 
@@ -98,7 +104,9 @@ def infer_shapes(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) ->
 class Network:
     """The layer graph of a spec on one backend."""
 
-    def __init__(self, spec: RunSpec, input_shape: tuple[int, ...], n_classes: int, ops: Ops, registry: Registry):
+    def __init__(self, spec: RunSpec, input_shape: tuple[int, ...], n_classes: int, ops: Ops, registry: Registry,
+                 source: str = "spec"):
+        """``source``: the spec file's name, for errors."""
         self.spec, self.ops, self.n_classes = spec, ops, n_classes
         rng = np.random.default_rng(spec.seed)
         self.nodes: list[Node] = []
@@ -115,12 +123,14 @@ class Network:
                     problems.append(f"layers[{i}] ({lspec.name}).hebbian.{p}")
                 node.rule = rule_cls(h.options, info) if not problems else None
                 node.aggregation = registry.get("aggregation", h.aggregation)()
+                if node.rule is not None:
+                    node.rule_state = dict(node.rule.init_state(ops))
             if self.nodes and lspec.type == "relu":
                 prev = self.nodes[-1]
                 node.clamped_input = prev.spec.type == "relu" or (prev.spec.type in ("conv", "linear") and prev.cosine)
             self.nodes.append(node)
         if problems:
-            raise SpecError(problems)
+            raise SpecError(problems, source)
         self.reducer = None  # data-parallel training sets a sum-over-processes function (hebbcore.distributed)
         last_hebbian = [i for i, n in enumerate(self.nodes) if n.rule is not None]
         self._hebbian_top = last_hebbian[-1] if last_hebbian else -1
@@ -155,9 +165,16 @@ class Network:
         return {f"{n.name}.{k}": self.ops.to_numpy(v) for n in self.nodes for k, v in n.params.items()}
 
     def load_state_dict(self, arrays: dict[str, np.ndarray], source: str = "weights", strict: bool = False) -> list[str]:
-        """Copy arrays named ``"<layer>.<param>"`` in; returns the names loaded. Shapes must match."""
+        """Copy arrays named ``"<layer>.<param>"`` in; returns the names loaded. Shapes must match.
+
+        ``strict``: every array must name a parameter and every parameter must be given.
+        """
         loaded = []
         known = {f"{n.name}.{k}": (n, k) for n in self.nodes for k in n.params}
+        if strict:
+            missing = sorted(set(known) - set(arrays))
+            if missing:
+                raise DataError(f"{source}: no array for parameter(s) {', '.join(missing)}")
         for key, value in arrays.items():
             if key not in known:
                 if strict:
@@ -171,12 +188,25 @@ class Network:
             loaded.append(key)
         return loaded
 
+    def rule_state_dict(self) -> dict[str, dict[str, np.ndarray]]:
+        """Each Hebbian layer's rule state as host arrays: ``{layer: {name: array}}``."""
+        return {n.name: {k: self.ops.to_numpy(v) for k, v in n.rule_state.items()} for n in self.hebbian_nodes}
+
+    def load_rule_state(self, states: dict[str, dict[str, np.ndarray]], source: str = "checkpoint") -> None:
+        """Restore :meth:`rule_state_dict`; every layer's declared state must be there, with its shapes."""
+        for n in self.hebbian_nodes:
+            saved = states.get(n.name, {})
+            if set(saved) != set(n.rule_state):
+                raise DataError(f"{source}: layer {n.name!r}'s rule {n.spec.hebbian.rule!r} has state "
+                                f"{sorted(n.rule_state)}, the checkpoint has {sorted(saved)}")
+            for k, v in saved.items():
+                want = tuple(n.rule_state[k].shape)
+                if tuple(np.shape(v)) != want:
+                    raise DataError(f"{source}: rule state {n.name}.{k} has shape {tuple(np.shape(v))}, expected {want}")
+            n.rule_state = {k: self.ops.asarray(v, dtype=str(np.asarray(v).dtype)) for k, v in saved.items()}
+
     def load_npz(self, path: str) -> list[str]:
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"init_weights: {path!r} is not a readable .npz ({exc.__class__.__name__})") from None
+        arrays = read_npz(path, "init_weights")
         return self.load_state_dict(arrays, source=f"init_weights {path!r}")
 
     @property
@@ -287,20 +317,43 @@ class Network:
     def hebbian_update(self, node: Node, x: Array, dot: Array, cos: Array, labels: Array | None) -> Array:
         """Apply the rule and aggregation of ``node`` to its response; returns the update applied."""
         w = node.params["weight"]
-        ctx = HebbianContext(self.ops, node.spec.type, x, w, dot, cos, labels, self.n_classes, node.stride)
-        y = node.rule.post_synaptic(ctx)
-        direction_sum, coefficient_sum = node.rule.update_sums(ctx, y)
-        if self.reducer is not None:  # data-parallel: sums over every process's shard of the batch
-            direction_sum, coefficient_sum = self.reducer(direction_sum), self.reducer(coefficient_sum)
-            ctx.total_positions = int(self.ops.to_numpy(self.reducer(self.ops.asarray([ctx.n_positions])))[0])
-        delta = node.spec.hebbian.lr * node.aggregation.combine(ctx, direction_sum, coefficient_sum)
+        ctx = HebbianContext(self.ops, node.spec.type, x, w, dot, cos, labels, self.n_classes, node.stride,
+                             reducer=self.reducer)
+        delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, node.spec.hebbian.lr,
+                                               node.rule_state)
         node.params["weight"] = w + delta
         return delta
 
     def check_finite(self, step: str) -> None:
-        """Raise :class:`TrainingDiverged` naming the first layer whose parameters hold NaN or inf."""
+        """Raise :class:`TrainingDiverged` naming the first layer whose parameters, their squared norms
+        (which overflow before the weights do: the cosine then divides by inf) or rule state hold NaN or inf."""
+        ops = self.ops
         for node in self.nodes:
             for k, v in node.params.items():
-                if not self.ops.isfinite_all(v):
+                if not ops.isfinite_all(v):
                     raise TrainingDiverged(f"layer {node.name!r}: {k} became NaN or inf at {step}; "
                                            f"lower its learning rate or check the input data")
+                if k == "weight" and node.cosine and _sq_norm_overflows(ops.to_numpy(v)):
+                    raise TrainingDiverged(f"layer {node.name!r}: the norm of its weights overflowed at {step} "
+                                           f"(max |w| is too large for float32); lower its learning rate")
+            for k, v in node.rule_state.items():
+                if not ops.isfinite_all(v):
+                    raise TrainingDiverged(f"layer {node.name!r}: rule state {k} became NaN or inf at {step}; "
+                                           f"lower its learning rate or check the input data")
+
+
+def _sq_norm_overflows(w: np.ndarray) -> bool:
+    """True when some kernel's squared norm is beyond float32 (computed in float64, so without overflowing)."""
+    sq = np.square(w.reshape(len(w), -1), dtype=np.float64).sum(axis=1)
+    return bool((sq > np.finfo(np.float32).max).any())
+
+
+def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path`` (never unpickling); :class:`DataError` naming ``what`` and the file."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise DataError(f"{what}: {str(path)!r} does not exist") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{what}: {str(path)!r} is not a readable .npz ({exc.__class__.__name__}: {exc})") from None

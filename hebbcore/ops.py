@@ -13,7 +13,7 @@ backend keeps these signatures.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Hashable
 
 import numpy as np
 
@@ -45,6 +45,17 @@ class Ops:
 
     def synchronize(self) -> None:
         """Wait until queued device work has finished (a no-op on the CPU)."""
+
+    def constant(self, key: Hashable, make: Callable[[], np.ndarray], dtype: str = "float32") -> Array:
+        """The host array ``make()`` copied to this backend once and kept under ``key``.
+
+        Rules take their fixed tables (class masks, triangular matrices) from here, so each
+        device holds one copy per key. ``key`` must determine the array (include its sizes).
+        """
+        cache = self.__dict__.setdefault("_constants", {})
+        if key not in cache:
+            cache[key] = self.asarray(make(), dtype)
+        return cache[key]
 
     # ------------------------------------------------------------------ reductions
     def sum(self, a: Array, axis: int | tuple[int, ...] | None = None) -> Array:

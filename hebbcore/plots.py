@@ -113,7 +113,7 @@ def write_run_plots(run_dir: str | Path) -> list[Path]:
                                    metrics.get("class_names") or None, f"{final.get('confusion_split', '')} split"))
     wfile = run_dir / "weights.npz"
     if wfile.is_file():
-        with np.load(wfile) as f:
+        with np.load(wfile, allow_pickle=False) as f:
             convs = [k for k in f.files if k.endswith(".weight") and f[k].ndim == 4]
             if convs:
                 first = convs[0]

@@ -7,13 +7,13 @@ A run directory holds, each written atomically and refreshed after every epoch:
   train/val/test accuracy, seconds, images/s), plus ``final``;
 - ``weights.npz``: one array per parameter, named ``"<layer>.<param>"``;
 - ``metrics.csv``: the per-epoch records as a table;
-- ``checkpoint.pkl``: where training stands, for ``hebbcore run --resume DIR``;
+- ``checkpoint.npz``: where training stands, for ``hebbcore run --resume DIR`` (no pickle:
+  arrays and JSON, see :mod:`hebbcore.rundir`, which owns every file of the directory);
 - ``plots/``: kernel grid of the first conv layer, learning curves, confusion matrix (with matplotlib).
 """
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 import time
 from dataclasses import dataclass
@@ -24,10 +24,10 @@ import numpy as np
 
 from .errors import DataError, HebbcoreError
 from .interfaces import Dataset
-from .io import atomic_save_npz, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .network import Network
 from .plugin_manager import Registry
 from .progress import Progress
+from .rundir import CHECKPOINT, RunDir
 from .spec import RunSpec, dumps_toml, spec_to_table
 
 
@@ -59,9 +59,6 @@ def accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float | None:
     return float((net.predict(x) == y).mean())
 
 
-CHECKPOINT = "checkpoint.pkl"
-
-
 @dataclass
 class Shard:
     """This process's part of data-parallel training: batch rows ``rank::world``; sums over processes by ``reducer``."""
@@ -69,39 +66,32 @@ class Shard:
     rank: int = 0
     world: int = 1
     reducer: Any = None
+    group: Any = None  # hebbcore.distributed.Group: names a silent rank when a collective times out
 
 
 class Checkpointer:
-    """Writes ``checkpoint.pkl``, ``weights.npz`` and ``metrics.json`` atomically; reads them back on resume.
+    """Saves where training stands through the run directory, and reads it back on resume.
 
-    A checkpoint records where training stands: the phase, the epoch, the
-    batches done in it, the RNG state at the epoch's start, the weights and
-    metrics; the SGD phase adds its model, optimizer and RNG states. Resuming
-    from it replays the same batches in the same order, so a killed run ends
-    with the weights an uninterrupted run would have.
+    A checkpoint records the phase, the epoch, the batches done in it, the RNG
+    state at the epoch's start, the weights, the rules' state and the metrics;
+    the SGD phase adds its model, optimizer and RNG states. Resuming from it
+    replays the same batches in the same order, so a killed run ends with the
+    weights an uninterrupted run would have.
     """
 
-    def __init__(self, out: Path, enabled: bool = True):
-        self.out, self.enabled = out, enabled
+    def __init__(self, run_dir: RunDir):
+        self.run_dir = run_dir
 
     def save(self, state: dict, net: Network, metrics: dict) -> None:
-        if not self.enabled:
+        if not self.run_dir.enabled:
             return
         net.check_finite(f"phase {state['phase']}, epoch {state['epoch']}, batch {state['batch']}")
-        state = {**state, "net": net.state_dict(), "metrics": metrics}
-        atomic_write_bytes(self.out / CHECKPOINT, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-        atomic_save_npz(self.out / "weights.npz", state["net"])
-        atomic_write_json(self.out / "metrics.json", metrics)
-        atomic_write_text(self.out / "metrics.csv", metrics_csv(metrics))
+        weights = net.state_dict()
+        state = {**state, "net": weights, "rule_state": net.rule_state_dict(), "metrics": metrics}
+        self.run_dir.save_checkpoint(state, weights, metrics, metrics_csv(metrics))
 
     def load(self) -> dict:
-        path = self.out / CHECKPOINT
-        if not path.is_file():
-            raise HebbcoreError(f"cannot resume: {str(path)!r} does not exist (was the run started with hebbcore run?)")
-        try:
-            return pickle.loads(path.read_bytes())
-        except Exception as exc:  # a checkpoint is written atomically, so this means a foreign or damaged file
-            raise DataError(f"cannot resume: {str(path)!r} is unreadable ({exc.__class__.__name__})") from None
+        return self.run_dir.load_checkpoint()
 
 
 #: Largest training split (bytes of images) kept resident on a GPU backend's device (env HEBBCORE_DEVICE_DATA_BYTES).
@@ -154,36 +144,65 @@ def hebbian_epoch(net: Network, data: Dataset, batch_size: int, rng: np.random.G
     return time.perf_counter() - t0
 
 
-def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str | Path = "runs/run",
+def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str | Path | RunDir = "runs/run",
         device: str | None = None, progress: bool | None = None, dataset: Dataset | None = None,
-        resume: bool = False, checkpoint_every: int = 0, shard: Shard | None = None) -> RunResult:
+        resume: bool = False, checkpoint_every: int = 0, shard: Shard | None = None,
+        overwrite: bool = False) -> RunResult:
     """Train ``spec`` on ``backend`` and write the run directory ``out_dir``.
 
-    ``resume``: continue from ``out_dir/checkpoint.pkl``. ``checkpoint_every``:
-    also checkpoint every that many batches (always at each epoch's end).
-    ``shard``: data-parallel training (see :mod:`hebbcore.distributed`); only
-    rank 0 writes files.
+    ``resume``: continue from the directory's checkpoint. ``overwrite``: replace a run the
+    directory already holds (otherwise that is refused). ``checkpoint_every``: also checkpoint
+    every that many batches (always at each epoch's end). ``shard``: data-parallel training
+    (see :mod:`hebbcore.distributed`); only rank 0 writes files. The directory is locked for
+    the whole run (:class:`hebbcore.rundir.RunDir`).
     """
     shard = shard or Shard()
+    run_dir = out_dir if isinstance(out_dir, RunDir) else RunDir(out_dir, enabled=shard.rank == 0)
+    with run_dir.locked():
+        return _run_locked(spec, registry, backend, run_dir, device, progress, dataset, resume, checkpoint_every,
+                           shard, overwrite)
+
+
+def _segment(ops, shard: Shard, position: dict | None = None) -> dict:
+    """One stretch of a run on one backend (a run resumed on another backend has several)."""
+    seg = {"backend": ops.name, "device": str(ops.device), "world_size": shard.world,
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if position is not None:
+        seg["resumed_at"] = dict(position)
+    return seg
+
+
+def _run_locked(spec: RunSpec, registry: Registry, backend: str, run_dir: RunDir, device: str | None,
+                progress: bool | None, dataset: Dataset | None, resume: bool, checkpoint_every: int,
+                shard: Shard, overwrite: bool) -> RunResult:
+    out = run_dir.path
+    saved = run_dir.load_checkpoint() if resume else None  # every rank reads it; only rank 0 writes
+    if not resume:
+        run_dir.prepare_fresh(overwrite)
     ops = make_backend(registry, backend, device)
     data = dataset if dataset is not None else load_dataset(spec, registry)
     net = Network(spec, data.input_shape, data.n_classes, ops, registry)
     net.reducer = shard.reducer
-    out = Path(out_dir)
-    writer = Checkpointer(out, enabled=shard.rank == 0)
+    writer = Checkpointer(run_dir)
     rng = np.random.default_rng(spec.seed)
     position = {"phase_index": 0, "epoch": 1, "batch": 0}
     sgd_state = None
-    if resume:
-        saved = writer.load()
-        if saved["spec"] != spec_to_table(spec):
+    if saved is not None:
+        source = str(out / CHECKPOINT)
+        if saved.get("spec") != spec_to_table(spec):
             raise HebbcoreError(f"cannot resume {str(out)!r}: its spec.toml differs from the checkpoint's spec")
-        net.load_state_dict(saved["net"], source=str(out / CHECKPOINT))
-        rng.bit_generator.state = saved["rng_at_epoch_start"]
-        position = {k: saved[k] for k in position}
-        metrics = saved["metrics"]
+        try:
+            net.load_state_dict(saved["net"], source=source, strict=True)
+            net.load_rule_state(saved["rule_state"], source=source)
+            rng.bit_generator.state = saved["rng_at_epoch_start"]
+            position = {k: int(saved[k]) for k in position}
+            metrics = saved["metrics"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"cannot resume: {source!r} lacks or garbles {exc}; start the run again") from None
         sgd_state = saved.get("sgd")
         metrics.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        metrics.setdefault("segments", []).append(_segment(ops, shard, position))
+        metrics["backend"], metrics["device"] = ops.name, str(ops.device)
     else:
         if spec.init_weights:
             net.load_npz(spec.init_weights)
@@ -191,12 +210,11 @@ def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str 
             "spec": spec.name, "backend": ops.name, "device": str(ops.device), "dataset": data.name,
             "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
             "machine": platform.machine(), "python": platform.python_version(), "world_size": shard.world,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "epochs": [], "final": None,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "segments": [_segment(ops, shard)], "epochs": [],
+            "final": None,
         }
-        if shard.rank == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out / "spec.toml", dumps_toml(spec_to_table(spec)))
-            atomic_write_json(out / "metrics.json", metrics)
+        run_dir.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
+        run_dir.write_json("metrics.json", metrics)
     hooks = registry.pm.hook
 
     def save(phase_index: int, epoch: int, batch: int, rng_state: dict, sgd: dict | None = None) -> None:

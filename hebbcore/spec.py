@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
+from .errors import HebbcoreError, SpecError
 from .plugin_manager import Registry, did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -276,8 +276,13 @@ def parse_options(options_cls: type, raw: Any, path: str, problems: list[str]) -
 
 # ---------------------------------------------------------------------------- the run spec
 
-def parse_spec(table: dict, registry: Registry, source: str = "spec") -> RunSpec:
-    """Validate a spec table against the schema and the registered plugins."""
+def parse_spec(table: dict, registry: Registry, source: str = "spec", against_data: bool = False) -> RunSpec:
+    """Validate a spec table against the schema and the registered plugins.
+
+    ``against_data``: also run :func:`check_against_data` (the data source's options, the
+    layers' shapes, the rules' options on them, the memory needed), as ``hebbcore validate``
+    and ``hebbcore run`` do; off for a spec whose layers will get other data
+    (``runner.run(dataset=...)``)."""
     problems: list[str] = []
     raw_layers = table.get("layers")
     top = dict(table)
@@ -312,9 +317,66 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec") -> RunSpec
                 problems.append(f"phases[{i}]: expected 'hebbian' or 'sgd', got {ph!r}{did_you_mean(ph, ('hebbian', 'sgd'))}")
         if spec.init_weights and not Path(spec.init_weights).is_file():
             problems.append(f"init_weights: file {spec.init_weights!r} does not exist")
+        if not 0 <= spec.seed < 2 ** 63:
+            problems.append(f"seed: expected 0 <= seed < 2**63, got {spec.seed}")
+        problems += [f"name: {p}" for p in check_path_name(spec.name)]
     if problems:
         raise SpecError(problems, source)
-    return dataclasses.replace(spec, layers=tuple(layers), data=data)
+    spec = dataclasses.replace(spec, layers=tuple(layers), data=data)
+    if against_data:
+        problems = check_against_data(spec, registry)
+        if problems:
+            raise SpecError(problems, source)
+    return spec
+
+
+#: Longest run name: it names a folder, and file systems refuse names over 255 bytes.
+MAX_NAME = 100
+
+
+def check_path_name(name: str) -> list[str]:
+    """Problems with ``name`` as one folder name (a run's or an experiment's): [] when it is one."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+        return [f"expected a single folder name (no '/', '\\', control characters, '.' or '..'), got {name!r}"]
+    if len(name) > MAX_NAME or len(name.encode("utf-8")) > 255:
+        return [f"expected at most {MAX_NAME} characters, got {len(name)}"]
+    return []
+
+
+def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
+    """The checks that need the data's shapes: source options, layer shapes, rule options, memory.
+
+    Run at load time, so ``hebbcore validate`` refuses what ``hebbcore run`` would.
+    """
+    from .interfaces import LayerInfo
+    from .network import infer_shapes
+    from .resources import memory_problem, run_memory
+
+    source_cls = registry.tables["dataset"][spec.data.source]
+    problems = [f"data.options.{p}" for p in source_cls.check(spec.data.options)]
+    if problems:
+        return problems
+    try:
+        info = source_cls.describe(spec.data.options)
+    except HebbcoreError as exc:
+        return [f"data: {exc}"]
+    if info is None:
+        return []
+    try:
+        shapes = infer_shapes(spec.layers, info.input_shape)
+    except SpecError as exc:
+        return exc.problems
+    for i, (layer, (_, outs)) in enumerate(zip(spec.layers, shapes)):
+        if layer.trainable and layer.train == "hebbian" and layer.hebbian is not None:
+            rule_cls = registry.tables["rule"].get(layer.hebbian.rule)
+            if rule_cls is not None and layer.hebbian.options is not None:
+                lay = LayerInfo(layer.name, layer.type, outs[0], info.n_classes)
+                problems += [f"layers[{i}] ({layer.name}).hebbian.{p}" for p in rule_cls.check(layer.hebbian.options, lay)]
+    batch = max(spec.hebbian.batch_size, spec.sgd.batch_size, 1000)  # 1000: the evaluation batch
+    memory = memory_problem(run_memory(spec.layers, shapes, info.n_samples, info.input_shape, batch))
+    if memory:
+        problems.append(memory)
+    return problems
 
 
 def _check_sgd_schedule(sgd: SgdPhaseSpec, raw: Any, problems: list[str]) -> None:
@@ -456,8 +518,10 @@ def _check_last_layer(layers: list[LayerSpec], problems: list[str]) -> None:
         problems.append("layers: the graph has no conv or linear layer")
 
 
-def load_spec(path: str | Path, registry: Registry) -> RunSpec:
-    """Read and validate a TOML spec file; :class:`SpecError` names the file and every problem."""
+def load_spec(path: str | Path, registry: Registry, against_data: bool = True) -> RunSpec:
+    """Read and validate a TOML spec file; :class:`SpecError` names the file and every problem.
+
+    Checks it against its data source too (see :func:`parse_spec`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -465,15 +529,20 @@ def load_spec(path: str | Path, registry: Registry) -> RunSpec:
         raise SpecError([f"file does not exist"], str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], str(path)) from None
-    return loads_spec(text, registry, source=str(path))
+    return loads_spec(text, registry, source=str(path), against_data=against_data)
 
 
-def loads_spec(text: str, registry: Registry, source: str = "spec") -> RunSpec:
+def loads_spec(text: str, registry: Registry, source: str = "spec", against_data: bool = False) -> RunSpec:
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"not valid TOML: {exc}"], source) from None
-    return parse_spec(table, registry, source)
+    except RecursionError:
+        raise SpecError(["not valid TOML: arrays or tables nested too deeply"], source) from None
+    try:
+        return parse_spec(table, registry, source, against_data)
+    except RecursionError:
+        raise SpecError(["arrays or tables nested too deeply"], source) from None
 
 
 # ---------------------------------------------------------------------------- writing specs back

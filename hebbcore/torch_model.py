@@ -22,6 +22,11 @@ from .errors import TrainingDiverged
 from .interfaces import HebbianContext, check_hflip_inputs
 from .network import COS_EPS, Network, Node
 from .progress import Progress
+from .step import hebbian_delta
+
+
+#: Hebbian steps between NaN/inf checks of a module's weights (the first step is checked too).
+CHECK_EVERY = 50
 
 
 class _HebbianMixin:
@@ -31,10 +36,13 @@ class _HebbianMixin:
     aggregation: Any = None
     lr: float = 0.0
     n_classes: int = 0
+    rule_state: dict | None = None  # the rule's state, made on the first step
+    steps: int = 0
 
     def attach_rule(self, rule, aggregation, lr: float, n_classes: int) -> "_HebbianMixin":
         """Give the module a learning rule (a LearningRule and an Aggregation instance)."""
         self.rule, self.aggregation, self.lr, self.n_classes = rule, aggregation, lr, n_classes
+        self.rule_state = None
         return self
 
     def use_rule(self, rule: str, lr: float = 0.1, aggregation: str = "weighted_mean", n_classes: int = 0,
@@ -62,16 +70,25 @@ class _HebbianMixin:
 
     @torch.no_grad()
     def hebbian_step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Update the weights from input ``x`` with the attached rule; returns the pre-update response."""
+        """Update the weights from input ``x`` with the attached rule; returns the pre-update response.
+
+        The same step as :class:`hebbcore.network.Network`'s (:func:`hebbcore.step.hebbian_delta`);
+        the rule's state lives in :attr:`rule_state`.
+        """
         from hebbcore_backends.torch_backend import TorchOps
 
         ops = _ops_for(x.device, TorchOps)
         dot, cos = self._similarity(x)
         kind = "conv" if self.weight.ndim == 4 else "linear"
         ctx = HebbianContext(ops, kind, x, self.weight, dot, cos, labels, self.n_classes, self._stride())
-        y = self.rule.post_synaptic(ctx)
-        d, c = self.rule.update_sums(ctx, y)
-        self.weight.add_(self.lr * self.aggregation.combine(ctx, d, c))
+        if self.rule_state is None:
+            self.rule_state = dict(self.rule.init_state(ops))
+        delta, self.rule_state = hebbian_delta(ctx, self.rule, self.aggregation, self.lr, self.rule_state)
+        self.weight.add_(delta)
+        self.steps += 1
+        if self.steps % CHECK_EVERY == 1 and not bool(torch.isfinite(self.weight).all()):  # a host sync: not every step
+            raise TrainingDiverged(f"{type(self).__name__}: the weights became NaN or inf at Hebbian step "
+                                   f"{self.steps}; lower the learning rate or check the input")
         return torch.relu(cos)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

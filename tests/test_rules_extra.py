@@ -299,7 +299,8 @@ def test_rule_backend_equivalence(registry, numpy_ops, backend, rule, opts, agg,
         got = fast_update(nets[1], x, labels)
         assert_close(got, ref, rtol=1e-4, atol=1e-5, what=f"{backend} {rule} {opts} step {step}")
     if rule == "bcm":
-        assert_close(ops.to_numpy(nets[1].nodes[0].rule.theta), nets[0].nodes[0].rule.theta, what="bcm theta")
+        assert_close(ops.to_numpy(nets[1].nodes[0].rule_state["theta"]), nets[0].nodes[0].rule_state["theta"],
+                     what="bcm theta")
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -472,7 +473,7 @@ def test_bcm_threshold_tracks_the_second_moment(registry, numpy_ops):
         w = net.nodes[0].params["weight"].copy()
         y = np.maximum(x @ w.T, 0)
         net.hebbian_step(x, None)
-        assert_close(net.nodes[0].rule.theta, (y * y).mean(0), what="theta")
+        assert_close(net.nodes[0].rule_state["theta"], (y * y).mean(0), what="theta")
 
 
 @pytest.mark.parametrize("response", ["linear", "cosine"])

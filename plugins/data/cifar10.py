@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from hebbcore.errors import DataError
-from hebbcore.interfaces import DataSource, Dataset, Split
+from hebbcore.interfaces import DataInfo, DataSource, Dataset, Split
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -143,16 +143,54 @@ def download(dest: Path, url: str = URL) -> Path:  # pragma: no cover - needs th
     return folder
 
 
+def _numpy_multiarray():
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1
+        from numpy.core import multiarray
+    return multiarray
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """What Python 3's protocol-2 pickles call to make ``bytes``; any codec but latin-1 is refused."""
+    if encoding.replace("-", "").lower() != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not allowed in a CIFAR-10 batch")
+    return text.encode("latin-1")
+
+
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    """The only globals the official batches (and their protocol-2 re-pickles) refer to."""
+    ma = _numpy_multiarray()
+    table: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                            ("_codecs", "encode"): _latin1_encode}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        table[(mod, "_reconstruct")] = ma._reconstruct
+        table[(mod, "scalar")] = ma.scalar
+    return table
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds only dicts, lists, strings, numbers and numpy arrays: a crafted file cannot
+    import or call anything else, so reading one never runs its code."""
+
+    def find_class(self, module: str, name: str):
+        allowed = _allowed_globals().get((module, name))
+        if allowed is None:
+            raise pickle.UnpicklingError(f"refused global {module}.{name} (a CIFAR-10 batch holds only numpy "
+                                         f"arrays, lists, strings and numbers)")
+        return allowed
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(data uint8 (N, 3072), labels int64 (N,))`` of one pickled batch; DataError naming the file."""
     if not path.is_file():
         raise DataError(f"CIFAR-10 file {str(path)!r} does not exist")
     try:
         with open(path, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
-    except Exception as exc:  # truncated or not a pickle: EOFError, UnpicklingError, ValueError, ...
+            d = BatchUnpickler(fh, encoding="bytes").load()
+    except Exception as exc:  # truncated, not a pickle or a refused global: EOFError, UnpicklingError, ValueError
         raise DataError(f"CIFAR-10 file {str(path)!r} is truncated or not a CIFAR-10 pickle "
-                        f"({exc.__class__.__name__})") from None
+                        f"({exc.__class__.__name__}: {exc})") from None
     if not isinstance(d, dict):
         raise DataError(f"CIFAR-10 file {str(path)!r}: expected a pickled dict, got {type(d).__name__}")
     d = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
@@ -181,6 +219,24 @@ def _take(n_opt: int, total: int) -> int:
 class Cifar10(DataSource):
     name = "cifar10"
     Options = Cifar10Options
+
+    @classmethod
+    def check(cls, options: Cifar10Options) -> list[str]:
+        problems = []
+        if not 1 <= options.train_split <= 50000:
+            problems.append(f"train_split: expected 1..50000 training images, got {options.train_split}")
+        if options.n_train < 0:
+            problems.append(f"n_train: expected >= 1 (0: all of train_split), got {options.n_train}")
+        for k in ("n_val", "n_test"):
+            if getattr(options, k) < -1:
+                problems.append(f"{k}: expected >= 0 (0: all) or -1 (none), got {getattr(options, k)}")
+        return problems
+
+    @classmethod
+    def describe(cls, options: Cifar10Options) -> DataInfo:
+        split = min(max(options.train_split, 1), 50000)
+        n = _take(options.n_train, split) + _take(options.n_val, 50000 - split) + _take(options.n_test, 10000)
+        return DataInfo((3, 32, 32), 10, n)
 
     def locate(self, options: Cifar10Options) -> Path:
         root, origin = default_root(options)

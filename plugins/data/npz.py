@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hebbcore.errors import DataError
-from hebbcore.interfaces import DataSource, Dataset, Split
+from hebbcore.interfaces import DataInfo, DataSource, Dataset, Split
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,38 @@ def read_npz_xy(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class NpzSource(DataSource):
     name = "npz"
     Options = NpzOptions
+
+    @classmethod
+    def check(cls, options: NpzOptions) -> list[str]:
+        problems = [] if options.path else ["path: the 'npz' source needs the path of an .npz file"]
+        for k in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(options, k) < 1:
+                problems.append(f"{k}: expected 0 <= {k} < 1, got {getattr(options, k)}")
+        if options.val_fraction + options.test_fraction >= 1:
+            problems.append("val_fraction + test_fraction: expected < 1 (some samples must train)")
+        if options.n_classes < 0:
+            problems.append(f"n_classes: expected >= 1 (0: max(y) + 1), got {options.n_classes}")
+        return problems
+
+    @classmethod
+    def describe(cls, options: NpzOptions) -> DataInfo:
+        path = Path(options.path)
+        if not path.is_file():
+            raise DataError(f"data file {str(path)!r} does not exist (expected an .npz with arrays 'x' and 'y')")
+        try:
+            with zipfile.ZipFile(path) as z, z.open("x.npy") as fh:  # the header only: x may be large
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape = read(fh)[0]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"data file {str(path)!r} is not a readable .npz with an array 'x' "
+                            f"({exc.__class__.__name__}: {exc})") from None
+        n_classes = options.n_classes
+        if not n_classes:
+            with np.load(path, allow_pickle=False) as f:
+                y = f["y"] if "y" in f.files else np.zeros(1, np.int64)
+            n_classes = int(y.max()) + 1 if y.size and np.issubdtype(y.dtype, np.integer) else 1
+        return DataInfo(tuple(int(d) for d in shape[1:]), n_classes, int(shape[0]) if shape else 0)
 
     def load(self, options: NpzOptions, seed: int) -> Dataset:
         if not options.path:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hebbcore.interfaces import DataSource, Dataset, Split
+from hebbcore.interfaces import DataInfo, DataSource, Dataset, Split
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,20 @@ def make_gratings(n: int, opts: SyntheticOptions, rng: np.random.Generator) -> S
 class SyntheticGratings(DataSource):
     name = "synthetic"
     Options = SyntheticOptions
+
+    @classmethod
+    def check(cls, options: SyntheticOptions) -> list[str]:
+        problems = [f"{k}: expected >= {lo}, got {getattr(options, k)}"
+                    for k, lo in (("n_train", 1), ("n_val", 0), ("n_test", 0), ("n_classes", 1), ("size", 1),
+                                  ("channels", 1)) if getattr(options, k) < lo]
+        if options.noise < 0:
+            problems.append(f"noise: expected >= 0, got {options.noise}")
+        return problems
+
+    @classmethod
+    def describe(cls, options: SyntheticOptions) -> DataInfo:
+        return DataInfo((options.channels, options.size, options.size), options.n_classes,
+                        options.n_train + options.n_val + options.n_test)
 
     def load(self, options: SyntheticOptions, seed: int) -> Dataset:
         rng = np.random.default_rng(seed)

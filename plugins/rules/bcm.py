@@ -13,20 +13,23 @@ With ``y_pk = f(w_k·x_p)`` (``activation``, default ``"relu"``):
 
 so ``c_p = y_pk (y_pk − θ_k)`` and ``d_p = x_p``: one conv weight-gradient.
 
-The threshold is per-layer state kept in the rule instance and advanced once per
-call of ``post_synaptic`` (one Hebbian step), *before* it is used:
+The threshold is the rule's declared state (``theta``, and ``fresh``: 1 before the
+first step), advanced once per Hebbian step *before* it is used and checkpointed
+with the weights:
 
     m_k = mean_p y_pk²   (over the batch's samples and positions)
     θ_k ← m_k on the first step, else θ_k ← (1 − τ)·θ_k + τ·m_k   (τ = ``tau``)
 
 ``c`` is signed: use ``aggregation = "mean"`` (or ``"sum"``). Under data-parallel
-training each process averages ``y²`` over its own shard of the batch. The rule does
-not bound ``‖w‖`` by itself: a large ``lr`` with ``activation = "relu"`` diverges,
-which the NaN check reports.
+training ``m`` is summed over the processes, so every process holds the threshold one
+process would. The rule does not bound ``‖w‖`` by itself: a large ``lr`` with
+``activation = "relu"`` diverges, which the NaN check reports.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from hebbcore.interfaces import LearningRule
 
@@ -53,16 +56,24 @@ class BCM(LearningRule):
             problems.append(f"options.tau: expected 0 < tau <= 1, got {options.tau}")
         return problems
 
-    def __init__(self, options, layer):
-        super().__init__(options, layer)
-        self.theta = None  # (K,) on the backend, after the first step
+    def init_state(self, ops):
+        return {"theta": ops.asarray(np.zeros(self.layer.out_features)), "fresh": ops.asarray(np.ones(1))}
+
+    def _response(self, ctx):
+        if "bcm.y" not in ctx.cache:
+            ctx.cache["bcm.y"] = activation(ctx, self.options.activation)
+        return ctx.cache["bcm.y"]
+
+    def next_state(self, ctx, state):
+        y = self._response(ctx)
+        m = ctx.reduce(ctx.coefficient_sum(y * y)) * (1.0 / ctx.n_positions)
+        tau = self.options.tau
+        theta = ctx.ops.where(state["fresh"] > 0, m, state["theta"] * (1.0 - tau) + m * tau)
+        return {"theta": theta, "fresh": state["fresh"] * 0.0}
 
     def post_synaptic(self, ctx):
-        y = activation(ctx, self.options.activation)
-        m = ctx.coefficient_sum(y * y) * (1.0 / ctx.n_positions)
-        tau = self.options.tau
-        self.theta = m if self.theta is None else self.theta * (1.0 - tau) + m * tau
-        theta = ctx.expand_per_sample(self.theta.reshape(1, -1))
+        y = self._response(ctx)
+        theta = ctx.expand_per_sample(ctx.state["theta"].reshape(1, -1))
         return y * (y - theta)
 
     def update_sums(self, ctx, y):

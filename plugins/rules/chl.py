@@ -33,9 +33,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from hebbcore.interfaces import LearningRule
+
+from .teacher import group_table
 
 
 @dataclass(frozen=True)
@@ -63,21 +63,11 @@ class ContrastiveHebbian(LearningRule):
             problems.append(f"options.free: expected 'cosine' or 'dot', got {options.free!r}")
         return problems
 
-    def __init__(self, options, layer):
-        super().__init__(options, layer)
-        g = options.groups_per_class
-        table = np.zeros((layer.n_classes, layer.out_features), dtype=np.float32)
-        for c in range(layer.n_classes):
-            table[c, c * g:(c + 1) * g] = 1.0
-        self._host_targets = table
-        self._targets: dict[int, object] = {}
-
     def targets(self, ctx):
         """The clamped phase ``t``, shaped like ``ctx.dot``."""
-        key = id(ctx.ops)
-        if key not in self._targets:
-            self._targets[key] = ctx.ops.asarray(self._host_targets)
-        t = ctx.expand_per_sample(ctx.ops.take_rows(self._targets[key], ctx.labels))
+        n, g, k = self.layer.n_classes, self.options.groups_per_class, self.layer.out_features
+        table = ctx.ops.constant(("teacher.group", n, g, k), lambda: group_table(n, g, k))
+        t = ctx.expand_per_sample(ctx.ops.take_rows(table, ctx.labels))
         return ctx.ops.broadcast_to(t, tuple(ctx.dot.shape))
 
     def post_synaptic(self, ctx):

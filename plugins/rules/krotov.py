@@ -65,14 +65,12 @@ class KrotovHopfield(LearningRule):
         p = self.options.p
         if p == 2:
             return ctx.dot
-        cached = getattr(self, "_cache", None)
-        if cached is not None and cached[0] is ctx:
-            return cached[1]
-        w = ctx.w
-        wp = w * abs(w) ** (p - 2)
-        out = ctx.ops.linear(ctx.x, wp) if ctx.kind == "linear" else ctx.ops.conv2d(ctx.x, wp, ctx.stride)
-        self._cache = (ctx, out)
-        return out
+        if "krotov.currents" not in ctx.cache:  # one forward convolution per step, read twice
+            w = ctx.w
+            wp = w * abs(w) ** (p - 2)
+            ctx.cache["krotov.currents"] = ctx.ops.linear(ctx.x, wp) if ctx.kind == "linear" \
+                else ctx.ops.conv2d(ctx.x, wp, ctx.stride)
+        return ctx.cache["krotov.currents"]
 
     def post_synaptic(self, ctx):
         ops = ctx.ops
@@ -86,7 +84,6 @@ class KrotovHopfield(LearningRule):
     def update_sums(self, ctx, y):
         o = self.options
         cur = self.currents(ctx)
-        self._cache = None
         d = ctx.input_correlation(y) * (o.radius ** o.p) - ctx.per_kernel(squared_sum(ctx, y, cur)) * ctx.w
         if o.normalize:
             d = max_normalized(ctx, d)

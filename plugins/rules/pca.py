@@ -64,16 +64,10 @@ class Sanger(LearningRule):
     def check(cls, options, layer):
         return check_activation(options.activation)
 
-    def __init__(self, options, layer):
-        super().__init__(options, layer)
-        self._host_lower = np.tril(np.ones((layer.out_features, layer.out_features), dtype=np.float32))
-        self._lower: dict[int, object] = {}
-
     def _lower_on(self, ops):
-        key = id(ops)
-        if key not in self._lower:
-            self._lower[key] = ops.asarray(self._host_lower)
-        return self._lower[key]
+        """The ``K×K`` lower-triangular ones on ``ops``'s device."""
+        k = self.layer.out_features
+        return ops.constant(("tril", k), lambda: np.tril(np.ones((k, k), dtype=np.float32)))
 
     def post_synaptic(self, ctx):
         return activation(ctx, self.options.activation)

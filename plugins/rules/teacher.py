@@ -35,6 +35,21 @@ class TeacherOptions:
     update: str = "decay"
 
 
+def group_table(n_classes: int, groups_per_class: int, n_kernels: int) -> np.ndarray:
+    """``t[c, k] = 1`` where kernel ``k`` belongs to class ``c``'s group ``[c·g, (c+1)·g)``."""
+    table = np.zeros((n_classes, n_kernels), dtype=np.float32)
+    for c in range(n_classes):
+        table[c, c * groups_per_class:(c + 1) * groups_per_class] = 1.0
+    return table
+
+
+def common_row(n_classes: int, groups_per_class: int, n_kernels: int) -> np.ndarray:
+    """1 for the common kernels after the class groups."""
+    row = np.zeros((1, n_kernels), dtype=np.float32)
+    row[0, n_classes * groups_per_class:] = 1.0
+    return row
+
+
 class Teacher(LearningRule):
     name = "teacher"
     Options = TeacherOptions
@@ -55,21 +70,11 @@ class Teacher(LearningRule):
                             f"got {options.competition!r}")
         return problems
 
-    def __init__(self, options, layer):
-        super().__init__(options, layer)
-        g, k = options.groups_per_class, layer.out_features
-        group = np.zeros((layer.n_classes, k), dtype=np.float32)
-        for c in range(layer.n_classes):
-            group[c, c * g:(c + 1) * g] = 1.0
-        common = np.zeros((1, k), dtype=np.float32)
-        common[0, layer.n_classes * g:] = 1.0
-        self._host_tables = (group, common)
-        self._tables: tuple | None = None  # (ops, group, common) on the last ops used
-
     def _on(self, ops):
-        if self._tables is None or self._tables[0] is not ops:
-            self._tables = (ops, *(ops.asarray(t) for t in self._host_tables))
-        return self._tables[1:]
+        """The class-group table ``(n_classes, K)`` and the common-kernel row ``(1, K)`` on ``ops``'s device."""
+        n, g, k = self.layer.n_classes, self.options.groups_per_class, self.layer.out_features
+        return (ops.constant(("teacher.group", n, g, k), lambda: group_table(n, g, k)),
+                ops.constant(("teacher.common", n, g, k), lambda: common_row(n, g, k)))
 
     def post_synaptic(self, ctx):
         if ctx.labels is None:

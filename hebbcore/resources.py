@@ -1,0 +1,47 @@
+"""How much memory a run needs, estimated from its spec before anything is allocated."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+GIB = 1 << 30
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def run_memory(layers, shapes, n_samples: int, input_shape: tuple[int, ...], batch_size: int) -> dict[str, int]:
+    """Bytes a run holds at once: parameters (float64 while drawn), the data (float32), one batch's responses.
+
+    ``shapes``: ``(in_shape, out_shape)`` per layer, as :func:`hebbcore.network.infer_shapes` gives.
+    """
+    params = 0
+    for layer, (ins, outs) in zip(layers, shapes):
+        if layer.type in ("conv", "linear"):
+            fan_in = ins[0] * (layer.kernel_size ** 2 if layer.type == "conv" else 1)
+            params += outs[0] * (fan_in + 1)
+    activations = sum(math.prod(outs) for _, outs in shapes) * batch_size
+    return {"parameters": params * 8, "data": n_samples * math.prod(input_shape) * 4,
+            "activations": activations * 4 * 3}
+
+
+def memory_problem(need: dict[str, int], available: int | None = None) -> str | None:
+    """A one-line refusal when ``need`` exceeds the available memory, else None."""
+    available = available_memory() if available is None else available
+    total = sum(need.values())
+    if available is None or total <= available:
+        return None
+    parts = ", ".join(f"{k} {v / GIB:.3g}" for k, v in need.items())
+    return f"the run needs about {total / GIB:,.1f} GiB ({parts} GiB), {available / GIB:.1f} GiB available"
