@@ -43,5 +43,10 @@ def memory_problem(need: dict[str, int], available: int | None = None) -> str | 
     total = sum(need.values())
     if available is None or total <= available:
         return None
-    parts = ", ".join(f"{k} {v / GIB:.3g}" for k, v in need.items())
-    return f"the run needs about {total / GIB:,.1f} GiB ({parts} GiB), {available / GIB:.1f} GiB available"
+    parts = ", ".join(f"{k} {_gib(v)}" for k, v in need.items())
+    return f"the run needs about {_gib(total)} ({parts}), {_gib(available)} available"
+
+
+def _gib(n: float) -> str:
+    g = n / GIB
+    return f"{g:,.0f} GiB" if g >= 10 else f"{g:.2g} GiB"

@@ -303,8 +303,11 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec", against_da
         problems.append(f"layers: name {dup!r} is used by more than one layer")
     _check_last_layer(layers, problems)
     if spec is not None:
-        if spec.hebbian.epochs < 0 or spec.sgd.epochs < 0:
-            problems.append("hebbian.epochs / sgd.epochs: expected >= 0")
+        for phase in ("hebbian", "sgd"):
+            if getattr(spec, phase).epochs < 0:
+                problems.append(f"{phase}.epochs: expected >= 0, got {getattr(spec, phase).epochs}")
+        if spec.hebbian.check_every < 0:
+            problems.append(f"hebbian.check_every: expected >= 0 (0: only at epoch ends), got {spec.hebbian.check_every}")
         for phase in ("hebbian", "sgd"):
             if getattr(spec, phase).batch_size < 1:
                 problems.append(f"{phase}.batch_size: expected >= 1, got {getattr(spec, phase).batch_size}")
@@ -380,6 +383,12 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
 
 
 def _check_sgd_schedule(sgd: SgdPhaseSpec, raw: Any, problems: list[str]) -> None:
+    for key, ok, expected in (("lr", sgd.lr > 0, "> 0"), ("momentum", 0 <= sgd.momentum < 1, "0 <= momentum < 1"),
+                              ("weight_decay", sgd.weight_decay >= 0, ">= 0"),
+                              ("lr_decay", 0 < sgd.lr_decay <= 1, "0 < lr_decay <= 1"),
+                              ("lr_decay_after", sgd.lr_decay_after >= 0, ">= 0")):
+        if not ok:
+            problems.append(f"sgd.{key}: expected {expected}, got {getattr(sgd, key)}")
     if sgd.optimizer not in OPTIMIZERS:
         problems.append(f"sgd.optimizer: expected one of {', '.join(map(repr, OPTIMIZERS))}, got {sgd.optimizer!r}"
                         f"{did_you_mean(sgd.optimizer, OPTIMIZERS)}")
@@ -428,6 +437,11 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
             problems.append(f"{shown}.{key}: expected > 0, got {getattr(layer, key)}")
     if layer is not None and layer.stride < 0:
         problems.append(f"{shown}.stride: expected >= 1, got {layer.stride}")
+    if layer is not None and ltype == "batchnorm":
+        if not layer.eps > 0:
+            problems.append(f"{shown}.eps: expected > 0, got {layer.eps}")
+        if not 0 <= layer.momentum <= 1:
+            problems.append(f"{shown}.momentum: expected 0 <= momentum <= 1, got {layer.momentum}")
     if layer is not None and ltype == "dropout" and not 0 <= layer.p < 1:
         problems.append(f"{shown}.p: expected 0 <= p < 1, got {layer.p}")
     hebbian = None

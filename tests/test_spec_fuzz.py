@@ -52,3 +52,80 @@ def test_any_table_is_a_spec_or_a_spec_error(registry, table):
      ]), max_size=12).map("\n".join))
 def test_any_text_is_a_spec_or_a_spec_error(registry, text):
     check(lambda: loads_spec(text, registry))
+
+
+# ------------------------------------------------------------------------------------------- invalid values
+
+BASE = {
+    "name": "ok", "seed": 1,
+    "data": {"source": "synthetic", "options": {"n_train": 64, "n_val": 8, "n_test": 8, "size": 12}},
+    "hebbian": {"epochs": 1, "batch_size": 16},
+    "sgd": {"epochs": 1, "lr": 0.01},
+    "layers": [{"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+               {"name": "bn", "type": "batchnorm"}, {"name": "flat", "type": "flatten"},
+               {"name": "drop", "type": "dropout"},
+               {"name": "fc", "type": "linear", "out_features": 10, "train": "sgd"}],
+}
+negative = st.integers(-10 ** 12, -1)
+non_positive = st.integers(-10 ** 12, 0)
+bad_float = st.floats(max_value=0.0) | st.sampled_from([float("nan"), float("inf"), float("-inf")])
+non_finite = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+#: (key path in BASE, the message's key, values that must be refused)
+INVALID = [
+    (("seed",), "seed", negative | st.integers(2 ** 63, 2 ** 70)),
+    (("name",), "name", st.text(min_size=101, max_size=300).filter(lambda t: "\x00" not in t)
+     | st.sampled_from(["", ".", "..", "a/b", "../x", "a\\b", "x\ny"])),
+    (("hebbian", "epochs"), "hebbian.epochs", negative | st.booleans()),
+    (("hebbian", "batch_size"), "hebbian.batch_size", non_positive),
+    (("sgd", "epochs"), "sgd.epochs", negative),
+    (("sgd", "lr"), "sgd.lr", bad_float),
+    (("sgd", "momentum"), "sgd.momentum", st.floats(1.0, 1e300) | negative | non_finite),
+    (("sgd", "weight_decay"), "sgd.weight_decay", st.floats(max_value=-1e-12) | non_finite),
+    (("data", "options", "n_train"), "data.options.n_train", non_positive),
+    (("data", "options", "n_val"), "data.options.n_val", negative),
+    (("data", "options", "n_train"), "the run needs about", st.integers(10 ** 11, 10 ** 15)),
+    (("layers", 0, "out_channels"), "out_channels", non_positive),
+    (("layers", 0, "out_channels"), "the run needs about", st.integers(10 ** 10, 10 ** 15)),
+    (("layers", 0, "kernel_size"), "kernel_size", non_positive | st.integers(13, 10 ** 6)),
+    (("layers", 0, "stride"), "stride", negative),
+    (("layers", 0, "hebbian", "lr"), "hebbian.lr", bad_float),
+    (("layers", 1, "eps"), "eps", bad_float),
+    (("layers", 1, "momentum"), "momentum", st.floats(1.0001, 1e300) | negative | non_finite),
+    (("layers", 3, "p"), ".p", st.floats(1.0, 1e300) | negative | non_finite),
+    (("layers", 4, "out_features"), "out_features", non_positive),
+]
+
+
+def with_value(path, value):
+    import copy
+
+    table = copy.deepcopy(BASE)
+    node = table
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return table
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=st.sampled_from(range(len(INVALID))).flatmap(lambda i: st.tuples(st.just(i), INVALID[i][2])))
+def test_every_invalid_value_is_refused_naming_its_key(registry, case):
+    i, value = case
+    path, needle, _ = INVALID[i]
+    try:
+        parse_spec(with_value(path, value), registry, "s.toml", against_data=True)
+    except SpecError as exc:
+        assert "\n" not in str(exc) and needle in str(exc), (path, value, str(exc))
+        return
+    raise AssertionError(f"{'.'.join(map(str, path))} = {value!r} was accepted")
+
+
+def test_the_base_of_the_invalid_values_is_valid(registry):
+    parse_spec(BASE, registry, "s.toml", against_data=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(depth=st.integers(200, 20000))
+def test_deeply_nested_toml_is_one_line(registry, depth):
+    text = 'name = "x"\njunk = ' + "[" * depth + "]" * depth + "\n"
+    check(lambda: loads_spec(text, registry))
