@@ -97,10 +97,14 @@ def checkpoint_position(d):
     return st["phase_index"], st["epoch"], st["batch"]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+#: conv1 learns with BCM, whose threshold is rule state the checkpoint must carry.
+BCM_SPEC = SPEC.replace('rule = "wta"', 'rule = "bcm"\naggregation = "mean"\nlr = 0.01', 1)
+
+
+@pytest.fixture(scope="module", params=["wta", "bcm"])
+def reference(request, tmp_path_factory):
     d = tmp_path_factory.mktemp("ref")
-    (d / "s.toml").write_text(SPEC)
+    (d / "s.toml").write_text(SPEC if request.param == "wta" else BCM_SPEC)
     finish(cli("run", d / "s.toml", "--out", d / "run", "--no-progress"))
     return d / "s.toml", weights(d / "run"), json.loads((d / "run" / "metrics.json").read_text())
 
