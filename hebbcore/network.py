@@ -291,10 +291,21 @@ class Network:
             x = self.layer_forward(node, x, batch_stats=False)
         return x
 
+    def scores(self, x: Array) -> Array:
+        """Class scores: the forward pass, except that a cosine (Hebbian) output layer answers its cosine
+        similarity unclamped, as the paper's classifier does (``⟨x, w_c⟩/‖w_c‖`` up to a per-sample factor),
+        so images whose every score is negative are not all predicted as class 0."""
+        last = self.nodes[-1]
+        x = self.forward(x, upto=len(self.nodes) - 1)
+        if last.spec.trainable and last.cosine:
+            return self.similarity(last, x)[1]
+        return self.layer_forward(last, x, batch_stats=False)
+
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """The argmax of :meth:`scores` for every sample."""
         out = []
         for i in range(0, len(x), batch_size):
-            out.append(self.ops.to_numpy(self.ops.argmax(self.forward(self.ops.asarray(x[i:i + batch_size])), 1)))
+            out.append(self.ops.to_numpy(self.ops.argmax(self.scores(self.ops.asarray(x[i:i + batch_size])), 1)))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ the Hebbian step

@@ -243,8 +243,17 @@ def _accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device, batch: in
     with torch.no_grad():
         for i in range(0, len(x), batch):
             xb = torch.from_numpy(x[i:i + batch]).to(device)
-            correct += int((module(xb).argmax(1).cpu().numpy() == y[i:i + batch]).sum())
+            correct += int((scores(module, xb).argmax(1).cpu().numpy() == y[i:i + batch]).sum())
     return correct / len(x)
+
+
+def scores(module: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The module's class scores; a Hebbian (cosine) output layer answers unclamped, as
+    :meth:`hebbcore.network.Network.scores` does."""
+    last = module[-1]
+    if isinstance(last, _HebbianMixin):
+        return last._similarity(module[:-1](x))[1]
+    return module(x)
 
 
 def make_optimizer(cfg, params):

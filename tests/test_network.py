@@ -1,0 +1,76 @@
+"""The layer graph: class scores of a Hebbian classifier, the NaN/overflow guard, strict loading."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import backend_params, make_ops
+from hebbcore.errors import DataError, TrainingDiverged
+from hebbcore.network import Network
+from hebbcore.spec import loads_spec
+
+CLF = """
+[data]
+source = "synthetic"
+[[layers]]
+name = "flat"
+type = "flatten"
+[[layers]]
+name = "clf"
+type = "linear"
+out_features = 4
+[layers.hebbian]
+rule = "teacher"
+"""
+
+
+def paper_scores(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The authors' classifier score ⟨x, w_c/‖w_c‖⟩, one sample and class at a time."""
+    out = np.zeros((len(x), len(w)))
+    for n in range(len(x)):
+        for c in range(len(w)):
+            out[n, c] = float(np.dot(x[n], w[c]) / np.linalg.norm(w[c]))
+    return out
+
+
+@pytest.mark.parametrize("backend", [pytest.param(("numpy", "cpu"), id="numpy-cpu"), *backend_params()])
+def test_a_hebbian_classifier_predicts_from_unclamped_scores(registry, backend):
+    ops = make_ops(registry, *backend)
+    net = Network(loads_spec(CLF, registry), (2, 3, 3), 4, ops, registry)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 18)).astype(np.float32)
+    net.nodes[1].params["weight"] = ops.asarray(w)
+    x = rng.standard_normal((200, 2, 3, 3)).astype(np.float32)
+    x[:100] = -np.abs(x[:100]) * np.sign(w.sum(0)).reshape(1, 2, 3, 3)  # push half towards all-negative scores
+    ref = paper_scores(x.reshape(200, -1), w)
+    negative = (ref < 0).all(1)
+    assert negative.sum() >= 20  # rows where relu(cosine) ties every class at 0
+    got = net.predict(x)
+    np.testing.assert_array_equal(got, ref.argmax(1))
+    assert len(set(got[negative])) > 1  # not all class 0
+
+
+def test_the_torch_module_scores_like_the_network(registry, numpy_ops):
+    torch = pytest.importorskip("torch")
+    from hebbcore.torch_model import build_module, scores
+
+    net = Network(loads_spec(CLF, registry), (2, 3, 3), 4, numpy_ops, registry)
+    x = -np.abs(np.random.default_rng(1).standard_normal((50, 2, 3, 3))).astype(np.float32)
+    got = scores(build_module(net), torch.from_numpy(x)).argmax(1).numpy()
+    np.testing.assert_array_equal(got, net.predict(x))
+
+
+def test_overflowing_kernel_norms_stop_training(registry, numpy_ops):
+    net = Network(loads_spec(CLF, registry), (2, 3, 3), 4, numpy_ops, registry)
+    net.check_finite("start")
+    net.nodes[1].params["weight"] = numpy_ops.asarray(np.full((4, 18), 1e19))  # finite, but ‖w‖² is not
+    with pytest.raises(TrainingDiverged, match="layer 'clf': the norm of its weights overflowed at step 7"):
+        net.check_finite("step 7")
+
+
+def test_strict_loading_names_the_missing_parameter(registry, numpy_ops):
+    net = Network(loads_spec(CLF, registry), (2, 3, 3), 4, numpy_ops, registry)
+    with pytest.raises(DataError, match="no array for parameter\\(s\\) clf.weight"):
+        net.load_state_dict({}, source="ckpt", strict=True)
+    with pytest.raises(DataError, match="array 'x.weight' matches no parameter"):
+        net.load_state_dict({"clf.weight": np.zeros((4, 18)), "x.weight": np.zeros(1)}, source="ckpt", strict=True)
