@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 
@@ -164,6 +164,12 @@ class LearningRule(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    #: What the coefficients can be: ``"binary"`` (0/1), ``"nonnegative"`` or ``"signed"``.
+    coefficients: ClassVar[Literal["binary", "nonnegative", "signed"]] = "nonnegative"
+    #: True when the direction ``d_p`` does not depend on the coefficient ``c_p`` (``Δw_p = η·c_p·d_p``).
+    separable: ClassVar[bool] = True
+    #: The aggregation the rule's published update means; a spec or ``use_rule`` that names none gets it.
+    aggregation: ClassVar[str] = "weighted_mean"
 
     def __init__(self, options: Any, layer: LayerInfo):
         self.options = options
@@ -202,6 +208,15 @@ class Aggregation(ABC):
     """
 
     name: ClassVar[str]
+
+    @classmethod
+    def check(cls, rule_cls: type["LearningRule"]) -> list[str]:
+        """Why this aggregation is wrong for the rule's coefficients (run when the spec is loaded); [] if fine."""
+        return []
+
+    def sums(self, ctx: HebbianContext, rule: "LearningRule", coefficient: Array | Winners) -> tuple[Array, Array]:
+        """The sums :meth:`combine` takes; by default the rule's ``(Σ_p c_p·d_p, Σ_p c_p)``."""
+        return rule.update_sums(ctx, coefficient)
 
     @abstractmethod
     def combine(self, ctx: HebbianContext, direction_sum: Array, coefficient_sum: Array) -> Array:

@@ -122,7 +122,7 @@ class Network:
                 for p in rule_cls.check(h.options, info):
                     problems.append(f"layers[{i}] ({lspec.name}).hebbian.{p}")
                 node.rule = rule_cls(h.options, info) if not problems else None
-                node.aggregation = registry.get("aggregation", h.aggregation)()
+                node.aggregation = registry.get("aggregation", h.aggregation or rule_cls.aggregation)()
                 if node.rule is not None:
                     node.rule_state = dict(node.rule.init_state(ops))
             if self.nodes and lspec.type == "relu":

@@ -73,7 +73,7 @@ class HebbianLayerSpec:
     """How one Hebbian layer learns: ``rule``, ``aggregation``, learning rate and the rule's options."""
 
     rule: str = "wta"
-    aggregation: str = "weighted_mean"
+    aggregation: str = ""  # "": the rule's own (LearningRule.aggregation), filled in by the loader
     lr: float = 0.1
     options: Any = None  # the rule's Options dataclass, resolved by the loader
 
@@ -474,15 +474,21 @@ def _parse_hebbian(raw: Any, path: str, registry: Registry, problems: list[str],
         return None
     if spec.lr <= 0:
         problems.append(f"{path}.lr: expected > 0, got {spec.lr}")
-    if spec.aggregation not in registry.tables["aggregation"]:
-        problems.append(f"{path}.aggregation: unknown aggregation {spec.aggregation!r}"
-                        f"{did_you_mean(spec.aggregation, registry.tables['aggregation'])}; "
-                        f"known: {', '.join(registry.names('aggregation'))}")
     rule_cls = registry.tables["rule"].get(spec.rule)
     if rule_cls is None:
         problems.append(f"{path}.rule: unknown rule {spec.rule!r}{did_you_mean(spec.rule, registry.tables['rule'])}; "
                         f"known: {', '.join(registry.names('rule'))}")
+    else:
+        spec = dataclasses.replace(spec, aggregation=spec.aggregation or rule_cls.aggregation)
+    agg_cls = registry.tables["aggregation"].get(spec.aggregation)
+    if agg_cls is None and spec.aggregation:
+        problems.append(f"{path}.aggregation: unknown aggregation {spec.aggregation!r}"
+                        f"{did_you_mean(spec.aggregation, registry.tables['aggregation'])}; "
+                        f"known: {', '.join(registry.names('aggregation'))}")
+    if rule_cls is None:
         return spec
+    if agg_cls is not None:
+        problems += [f"{path}.aggregation: {p}" for p in agg_cls.check(rule_cls)]
     options = parse_options(rule_cls.Options, options_raw, f"{path}.options", problems)
     return dataclasses.replace(spec, options=options)
 

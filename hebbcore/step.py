@@ -18,7 +18,7 @@ def hebbian_delta(ctx: HebbianContext, rule: LearningRule, aggregation: Aggregat
     state = rule.next_state(ctx, state)
     ctx.state = state
     coefficient = rule.post_synaptic(ctx)
-    direction_sum, coefficient_sum = rule.update_sums(ctx, coefficient)
+    direction_sum, coefficient_sum = aggregation.sums(ctx, rule, coefficient)
     if ctx.reducer is not None:
         direction_sum, coefficient_sum = ctx.reducer(direction_sum), ctx.reducer(coefficient_sum)
     return lr * aggregation.combine(ctx, direction_sum, coefficient_sum), state

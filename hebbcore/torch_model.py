@@ -45,11 +45,13 @@ class _HebbianMixin:
         self.rule_state = None
         return self
 
-    def use_rule(self, rule: str, lr: float = 0.1, aggregation: str = "weighted_mean", n_classes: int = 0,
+    def use_rule(self, rule: str, lr: float = 0.1, aggregation: str | None = None, n_classes: int = 0,
                  registry=None, **options) -> "_HebbianMixin":
         """Learn with the registered rule ``rule`` (any plugin's), e.g. ``HebbianConv2d(3, 32, 5).use_rule("wta")``.
 
-        ``options`` are the rule's options, validated as in a spec (SpecError on a bad one).
+        ``options`` are the rule's options, validated as in a spec (SpecError on a bad one);
+        ``aggregation``: by default the rule's own (``LearningRule.aggregation``); one wrong for the
+        rule's coefficients is refused, as in a spec.
         """
         from .errors import SpecError
         from .interfaces import LayerInfo
@@ -64,9 +66,11 @@ class _HebbianMixin:
                          int(self.weight.shape[0]), n_classes)
         if opts is not None:
             problems += rule_cls.check(opts, info)
+        agg_cls = registry.get("aggregation", aggregation or rule_cls.aggregation)
+        problems += [f"aggregation: {p}" for p in agg_cls.check(rule_cls)]
         if problems:
             raise SpecError(problems, f"{type(self).__name__}.use_rule({rule!r})")
-        return self.attach_rule(rule_cls(opts, info), registry.get("aggregation", aggregation)(), lr, n_classes)
+        return self.attach_rule(rule_cls(opts, info), agg_cls(), lr, n_classes)
 
     @torch.no_grad()
     def hebbian_step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

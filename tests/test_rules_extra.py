@@ -33,6 +33,10 @@ COS_EPS = 1e-8
 
 # (rule, options, aggregation): every rule, with its defaults and with non-default options
 CASES = [
+    ("hebb", {}, "weighted_mean"),
+    ("decay", {}, "weighted_mean"),
+    ("decay", {}, "direction_mean"),
+    ("hebb", {}, "mean"),
     ("oja", {}, "mean"),
     ("oja", {"activation": "cosine"}, "sum"),
     ("sanger", {}, "mean"),
@@ -47,7 +51,7 @@ CASES = [
     ("bcm", {}, "mean"),
     ("bcm", {"activation": "linear", "tau": 0.5}, "sum"),
     ("chl", {}, "mean"),
-    ("chl", {"free": "dot"}, "weighted_mean"),
+    ("chl", {"free": "dot"}, "sum"),
 ]
 CASE_IDS = [f"{r}-{i}" for i, (r, _, _) in enumerate(CASES)]
 
@@ -90,7 +94,11 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
         dot = W @ v
         cos = dot / (np.linalg.norm(W, axis=1) * np.linalg.norm(v) + COS_EPS)
         c, d = np.zeros(k), np.zeros_like(W)
-        if rule == "oja":
+        if rule in ("hebb", "decay"):
+            y = np.maximum(cos, 0.0)
+            for q in range(k):
+                c[q], d[q] = y[q], (v - W[q] if rule == "decay" else v)
+        elif rule == "oja":
             y = act(opts.get("activation", "linear"), dot, cos)
             for q in range(k):
                 c[q], d[q] = y[q], v - y[q] * W[q]
@@ -150,7 +158,11 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
         if rule == "softhebb" and opts.get("adaptive_lr", True):
             rate = np.sqrt(np.abs(np.linalg.norm(W, axis=1) - opts.get("radius", 1.0)) + 1e-10)
             num = num * rate[:, None]
-    if agg == "weighted_mean":
+    if agg == "weighted_mean":  # the paper's: Σ c·Δw_p / Σ|c| = Σ c²·d / Σ|c|
+        num_w = sum((c * c)[:, None] * d for c, d in steps)
+        den_w = sum(np.abs(c) for c, _ in steps)
+        upd = np.where(den_w[:, None] > 0, num_w / np.where(den_w > 0, den_w, 1.0)[:, None], 0.0)
+    elif agg == "direction_mean":
         upd = np.where(den[:, None] > 0, num / np.where(den > 0, den, 1.0)[:, None], 0.0)
     elif agg == "mean":
         upd = num / len(pos)

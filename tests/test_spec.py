@@ -125,3 +125,50 @@ def test_sgd_schedules(registry):
     spec = loads_spec(GOOD + '\n[sgd]\nlr = 1.0\nlr_milestones = [1, 3]\nlr_decay = 0.5\noptimizer = "adam"\n', registry)
     assert [spec.sgd.lr_at(e) for e in (1, 2, 3, 4, 5)] == [1.0, 0.5, 0.5, 0.25, 0.25]
     assert loads_spec(dumps_toml(spec_to_table(spec)), registry) == spec
+
+
+# ------------------------------------------------------------------------------------------- aggregations
+
+RULE_LAYER = """
+[[layers]]
+name = "c"
+type = "conv"
+out_channels = 10
+kernel_size = 3
+[layers.hebbian]
+rule = "{rule}"
+{agg}
+"""
+
+
+@pytest.mark.parametrize("rule,default", [("hebb", "weighted_mean"), ("decay", "weighted_mean"),
+                                          ("wta", "weighted_mean"), ("kwta", "weighted_mean"),
+                                          ("teacher", "weighted_mean"), ("oja", "mean"), ("sanger", "mean"),
+                                          ("hpca", "mean"), ("softhebb", "sum"), ("krotov", "sum"),
+                                          ("bcm", "mean"), ("chl", "mean")])
+def test_a_rule_without_aggregation_gets_its_authors_one(registry, rule, default):
+    spec = loads_spec(RULE_LAYER.format(rule=rule, agg=""), registry)
+    assert spec.layers[0].hebbian.aggregation == default
+    assert f'aggregation = "{default}"' in dumps_toml(spec_to_table(spec))  # the resolved spec shows it
+
+
+@pytest.mark.parametrize("rule,agg,needle", [
+    ("softhebb", "weighted_mean", "rule 'softhebb' has signed coefficients; write aggregation = 'sum'"),
+    ("krotov", "direction_mean", "rule 'krotov' has signed coefficients; write aggregation = 'sum'"),
+    ("hpca", "weighted_mean", "rule 'hpca' has signed coefficients; write aggregation = 'mean'"),
+    ("bcm", "weighted_mean", "rule 'bcm' has signed coefficients; write aggregation = 'mean'"),
+])
+def test_an_aggregation_wrong_for_the_rule_is_refused(registry, rule, agg, needle):
+    with pytest.raises(SpecError, match=needle) as err:
+        loads_spec(RULE_LAYER.format(rule=rule, agg=f'aggregation = "{agg}"'), registry, source="s.toml")
+    assert "layers[0] (c).hebbian.aggregation:" in str(err.value)
+
+
+def test_use_rule_takes_the_rules_aggregation_and_refuses_a_wrong_one():
+    pytest.importorskip("torch")
+    from hebbcore.torch_model import HebbianConv2d
+
+    assert HebbianConv2d(3, 4, 3).use_rule("softhebb").aggregation.name == "sum"
+    assert HebbianConv2d(3, 4, 3).use_rule("wta").aggregation.name == "weighted_mean"
+    with pytest.raises(SpecError, match="signed coefficients"):
+        HebbianConv2d(3, 4, 3).use_rule("krotov", aggregation="weighted_mean")

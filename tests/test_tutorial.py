@@ -87,7 +87,7 @@ def test_tutorial_rule_matches_a_loop_over_positions(tutorial_registry):
                 for k in range(4):
                     cos = (w[k] * patch).sum() / (np.linalg.norm(w[k]) * np.linalg.norm(patch) + 1e-8)
                     y = max(0.0, cos - 0.05)
-                    num[k] += y * (patch - w[k])
+                    num[k] += y * y * (patch - w[k])  # the paper's weighted average: Σ y·Δw_p / Σ y
                     den[k] += y
     assert den.min() > 0, "every kernel should learn from some patch here"
     expected = w + 0.3 * num / den[:, None, None, None]

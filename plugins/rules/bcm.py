@@ -48,6 +48,8 @@ class BcmOptions:
 class BCM(LearningRule):
     name = "bcm"
     Options = BcmOptions
+    coefficients = "signed"
+    aggregation = "mean"
 
     @classmethod
     def check(cls, options, layer):

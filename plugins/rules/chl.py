@@ -49,6 +49,8 @@ class ChlOptions:
 class ContrastiveHebbian(LearningRule):
     name = "chl"
     Options = ChlOptions
+    coefficients = "signed"
+    aggregation = "mean"
 
     @classmethod
     def check(cls, options, layer):

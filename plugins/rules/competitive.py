@@ -14,6 +14,7 @@ from .plain import UpdateOptions, check_update, update_sums_for
 class WinnerTakesAll(LearningRule):
     name = "wta"
     Options = UpdateOptions
+    coefficients = "binary"
 
     @classmethod
     def check(cls, options, layer):

@@ -47,6 +47,8 @@ class KrotovOptions:
 class KrotovHopfield(LearningRule):
     name = "krotov"
     Options = KrotovOptions
+    coefficients = "signed"
+    aggregation = "sum"
 
     @classmethod
     def check(cls, options, layer):

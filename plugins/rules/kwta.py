@@ -34,6 +34,7 @@ class KwtaOptions:
 class KWinnersTakeAll(LearningRule):
     name = "kwta"
     Options = KwtaOptions
+    coefficients = "binary"
 
     @classmethod
     def check(cls, options, layer):

@@ -33,6 +33,9 @@ class OjaOptions:
 class Oja(LearningRule):
     name = "oja"
     Options = OjaOptions
+    coefficients = "signed"
+    separable = False  # d_p = x_p − y_p·w
+    aggregation = "mean"
 
     @classmethod
     def check(cls, options, layer):

@@ -59,6 +59,9 @@ class HpcaOptions:
 class Sanger(LearningRule):
     name = "sanger"
     Options = SangerOptions
+    coefficients = "signed"
+    separable = False  # d_p = x_p − Σ_j y_pj·w_j
+    aggregation = "mean"
 
     @classmethod
     def check(cls, options, layer):

@@ -61,6 +61,8 @@ def max_normalized(ctx, d):
 class SoftHebb(LearningRule):
     name = "softhebb"
     Options = SoftHebbOptions
+    coefficients = "signed"
+    aggregation = "sum"
 
     @classmethod
     def check(cls, options, layer):

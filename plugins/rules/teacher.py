@@ -53,6 +53,7 @@ def common_row(n_classes: int, groups_per_class: int, n_kernels: int) -> np.ndar
 class Teacher(LearningRule):
     name = "teacher"
     Options = TeacherOptions
+    coefficients = "binary"
 
     @classmethod
     def check(cls, options, layer):
