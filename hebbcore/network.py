@@ -158,7 +158,7 @@ class Network:
         else:
             node.params["weight"] = ops.asarray(rng.uniform(-l.init_scale * bound, l.init_scale * bound, size=shape))
             bias = rng.uniform(-bound, bound, size=shape[0])
-        if not node.cosine:
+        if not node.cosine and l.train != "hebbian":  # a Hebbian layer's bias would be one nothing trains
             node.params["bias"] = ops.asarray(bias)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -241,10 +241,9 @@ class Network:
         if l.type in ("conv", "linear"):
             if node.cosine:
                 return ops.relu(self.similarity(node, x)[1])
-            w, b = node.params["weight"], node.params["bias"]
-            if l.type == "conv":
-                return ops.conv2d(x, w, node.stride) + b.reshape(1, -1, 1, 1)
-            return ops.linear(x, w) + b.reshape(1, -1)
+            w = node.params["weight"]
+            dot = ops.conv2d(x, w, node.stride) if l.type == "conv" else ops.linear(x, w)
+            return self._linear_response(node, dot)
         if l.type == "pool":
             if l.mode == "avg":
                 return ops.avg_pool2d(x, l.kernel_size, node.stride)
@@ -281,8 +280,10 @@ class Network:
         raise AssertionError(l.type)
 
     def _linear_response(self, node: Node, dot: Array) -> Array:
-        """``w·x + b`` from an already computed ``dot`` (a layer with ``response = "linear"``)."""
-        b = node.params["bias"]
+        """``w·x + b`` from an already computed ``dot`` (a layer with ``response = "linear"``; no ``b`` if Hebbian)."""
+        b = node.params.get("bias")
+        if b is None:
+            return dot
         return dot + (b.reshape(1, -1, 1, 1) if node.spec.type == "conv" else b.reshape(1, -1))
 
     def forward(self, x: Array, upto: int | None = None) -> Array:

@@ -93,7 +93,8 @@ class LayerSpec:
     response: str = "auto"  # conv/linear: "cosine" (clamped at 0), "linear" (w·x + b); auto: cosine iff hebbian
     hebbian: HebbianLayerSpec | None = None
     # conv/linear initial weights, with s = init_scale / sqrt(fan_in): "uniform" in [-s, s] and a bias in
-    # [-1/sqrt(fan_in), 1/sqrt(fan_in)] (torch's default when init_scale = 1); "normal": N(0, s²), zero bias
+    # [-1/sqrt(fan_in), 1/sqrt(fan_in)] (torch's default when init_scale = 1); "normal": N(0, s²), zero bias.
+    # A Hebbian layer has no bias (nothing would train it): response "linear" passes w·x up.
     init: str = "uniform"
     init_scale: float = 1.0
     power: float = 1.0  # triangle: max(0, x − channel mean) ** power

@@ -186,9 +186,10 @@ def _module_for(node: Node, net: Network) -> nn.Module:
         if node.cosine:
             m = HebbianConv2d(ins[0], l.out_channels, l.kernel_size, node.stride)
         else:
-            m = nn.Conv2d(ins[0], l.out_channels, l.kernel_size, stride=node.stride)
+            m = nn.Conv2d(ins[0], l.out_channels, l.kernel_size, stride=node.stride, bias="bias" in node.params)
     elif l.type == "linear":
-        m = HebbianLinear(ins[0], l.out_features) if node.cosine else nn.Linear(ins[0], l.out_features)
+        m = HebbianLinear(ins[0], l.out_features) if node.cosine else \
+            nn.Linear(ins[0], l.out_features, bias="bias" in node.params)
     elif l.type == "pool":
         if l.mode == "avg":
             return nn.AvgPool2d(l.kernel_size, node.stride)

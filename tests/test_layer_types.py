@@ -51,7 +51,7 @@ def test_weight_init_options(registry, numpy_ops):
     conv = next(n for n in make_net(registry, numpy_ops).nodes if n.name == "conv1")
     w, fan_in = conv.params["weight"], 3 * 5 * 5
     assert abs(w.std() * np.sqrt(fan_in) / 3.0 - 1) < 0.1 and abs(w.mean()) < 0.05  # N(0, (3/sqrt(75))²)
-    assert not conv.params["bias"].any()
+    assert "bias" not in conv.params  # a Hebbian linear-response layer has no bias (nothing would train it)
     layers = [{"name": "c", "type": "conv", "out_channels": 8, "kernel_size": 5, "init_scale": 2.0},
               {"name": "f", "type": "flatten"}, {"name": "clf", "type": "linear", "out_features": 4}]
     c = make_net(registry, numpy_ops, layers).nodes[0]

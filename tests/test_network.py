@@ -74,3 +74,49 @@ def test_strict_loading_names_the_missing_parameter(registry, numpy_ops):
         net.load_state_dict({}, source="ckpt", strict=True)
     with pytest.raises(DataError, match="array 'x.weight' matches no parameter"):
         net.load_state_dict({"clf.weight": np.zeros((4, 18)), "x.weight": np.zeros(1)}, source="ckpt", strict=True)
+
+
+LINEAR_HPCA = """
+[data]
+source = "synthetic"
+[[layers]]
+name = "c"
+type = "conv"
+out_channels = 5
+kernel_size = 3
+response = "linear"
+[layers.hebbian]
+rule = "hpca"
+[[layers]]
+name = "r"
+type = "conv"
+out_channels = 4
+kernel_size = 3
+train = "random"
+response = "linear"
+"""
+
+
+def test_a_hebbian_layer_has_no_untrained_bias(registry, numpy_ops):
+    net = Network(loads_spec(LINEAR_HPCA, registry), (2, 7, 7), 4, numpy_ops, registry)
+    assert set(net.nodes[0].params) == {"weight"}  # nothing would train a bias
+    assert set(net.nodes[1].params) == {"weight", "bias"}  # a random layer keeps torch's initial bias
+    x = np.random.default_rng(3).standard_normal((2, 2, 7, 7)).astype(np.float32)
+    w = net.nodes[0].params["weight"]
+    ref = np.zeros((2, 5, 5, 5))
+    for n in range(2):
+        for i in range(5):
+            for j in range(5):
+                ref[n, :, i, j] = (w * x[n, :, i:i + 3, j:j + 3]).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(net.forward(x, upto=1), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_the_torch_module_of_a_bias_free_layer_matches(registry, numpy_ops):
+    torch = pytest.importorskip("torch")
+    from hebbcore.torch_model import build_module
+
+    net = Network(loads_spec(LINEAR_HPCA, registry), (2, 7, 7), 4, numpy_ops, registry)
+    module = build_module(net)
+    assert module.c.bias is None
+    x = np.random.default_rng(4).standard_normal((2, 2, 7, 7)).astype(np.float32)
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), net.forward(x), rtol=1e-4, atol=1e-5)
