@@ -4,6 +4,7 @@ Convolutions and their weight sums are the default channels-last implicit
 GEMM (one cuBLAS product per bounded chunk of patches, a larger chunk than on
 the CPU so a batch is usually one product).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The NumPy reference backend: :class:`hebbcore.ops.Ops` as written, on the CPU."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Registers the built-in backends through the ``hebbcore`` entry-point group."""
+
 from hebbcore import hookimpl
 
 from .cupy_backend import CupyOps

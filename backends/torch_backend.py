@@ -3,6 +3,7 @@
 Convolutions and their weight-gradients go to ATen (cuDNN / oneDNN), so a
 Hebbian update costs what one backward pass of the layer costs.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -142,12 +143,13 @@ class TorchOps(Ops):
         kh, kw = kernel_size
         # Only the rows/columns some window covers take part; cropping the rest keeps oneDNN off its
         # stride > kernel edge cases (a CI run once saw a wrong, non-reproducible sum with 1x1 kernels, stride 2).
-        x = x[:, :, :stride * (ho - 1) + kh, :stride * (wo - 1) + kw]
+        x = x[:, :, : stride * (ho - 1) + kh, : stride * (wo - 1) + kw]
         if kh == kw == 1:  # a 1x1 kernel's weight-gradient is one matrix product over the sampled pixels
             xs = x[:, :, ::stride, ::stride].reshape(n, c, ho * wo)
             return self.torch.einsum("nkp,ncp->kc", g.reshape(n, k, ho * wo), xs).reshape(k, c, 1, 1)
-        return self.torch.nn.grad.conv2d_weight(self._layout(x), (k, c, kh, kw), self._layout(g),
-                                                stride=stride).contiguous()
+        return self.torch.nn.grad.conv2d_weight(
+            self._layout(x), (k, c, kh, kw), self._layout(g), stride=stride
+        ).contiguous()
 
     def _weight_sums_constant(self, x, g0, kernel_size, stride, ho, wo):
         """``Σ_n g0[n, k] · Σ_p patch_p(x[n])``: per-sample window sums, then one small matrix product."""
@@ -157,9 +159,16 @@ class TorchOps(Ops):
             sums = self.F.avg_pool2d(x, (ho, wo), stride=1) * float(ho * wo)  # (N, C, kh, kw)
         else:
             span_h, span_w = stride * (ho - 1) + 1, stride * (wo - 1) + 1
-            sums = self.torch.stack([self.torch.stack(
-                [x[:, :, a:a + span_h:stride, b:b + span_w:stride].sum(dim=(2, 3)) for b in range(kw)], dim=-1)
-                for a in range(kh)], dim=-2)
+            sums = self.torch.stack(
+                [
+                    self.torch.stack(
+                        [x[:, :, a : a + span_h : stride, b : b + span_w : stride].sum(dim=(2, 3)) for b in range(kw)],
+                        dim=-1,
+                    )
+                    for a in range(kh)
+                ],
+                dim=-2,
+            )
         return (g0.T @ sums.reshape(n, -1)).reshape(g0.shape[1], c, kh, kw)
 
     def conv2d_winner_sums(self, x, index, n_kernels, kernel_size, stride=1):
@@ -172,10 +181,14 @@ class TorchOps(Ops):
         xh = x.permute(0, 2, 3, 1).contiguous()
         d = kh * kw * c
         out = torch.zeros((n_kernels, d), dtype=x.dtype, device=x.device)
-        if x.device.type == "cpu" and x.dtype in self._host_dtypes \
-                and torch.get_num_threads() <= self.host_copy_max_threads:
-            for s, e, cols in self._host._patch_chunks(xh.detach().numpy(), kh, kw, stride, ho, wo,
-                                                       max_bytes=self.winner_rows_max_bytes):
+        if (
+            x.device.type == "cpu"
+            and x.dtype in self._host_dtypes
+            and torch.get_num_threads() <= self.host_copy_max_threads
+        ):
+            for s, e, cols in self._host._patch_chunks(
+                xh.detach().numpy(), kh, kw, stride, ho, wo, max_bytes=self.winner_rows_max_bytes
+            ):
                 out.index_add_(0, index[s:e].reshape(-1), torch.from_numpy(cols))
             return out.reshape(n_kernels, kh, kw, c).permute(0, 3, 1, 2).contiguous()
         return self._winner_sums_native(xh, index, out, kernel_size, stride)
@@ -190,8 +203,7 @@ class TorchOps(Ops):
         ho, wo = index.shape[1:]
         d = kh * kw * c
         n_kernels = out.shape[0]
-        view = xh.as_strided((n, ho, wo, kh, kw * c),
-                             (h * wd * c, stride * wd * c, stride * c, wd * c, 1))
+        view = xh.as_strided((n, ho, wo, kh, kw * c), (h * wd * c, stride * wd * c, stride * c, wd * c, 1))
         limit = self.winner_rows_max_bytes if xh.device.type == "cpu" else 256 << 20
         m = max(1, min(n, limit // max(ho * wo * d * xh.element_size(), 1)))
         for s in range(0, n, m):

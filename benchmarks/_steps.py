@@ -1,8 +1,9 @@
 """Timing helpers shared by the stand-alone benchmark scripts of this folder."""
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def best_ms(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
@@ -19,8 +20,14 @@ def best_ms(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = l
     return best * 1e3
 
 
-def alternated_steps(backend: str, steps: int, versions: dict[str, Callable[[], None]], restore: Callable[[], None],
-                     rounds: int = 4, device: str | None = "cpu") -> dict[str, float]:
+def alternated_steps(
+    backend: str,
+    steps: int,
+    versions: dict[str, Callable[[], None]],
+    restore: Callable[[], None],
+    rounds: int = 4,
+    device: str | None = "cpu",
+) -> dict[str, float]:
     """Seconds of ``steps`` batch-64 Hebbian steps of ``HHHHHH`` per version, and of their floor (``"floor"``).
 
     ``versions`` maps a name to a function that installs that version; they are alternated ``rounds`` times in
@@ -35,7 +42,7 @@ def alternated_steps(backend: str, steps: int, versions: dict[str, Callable[[], 
     net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
     x, y = random_data(64 * steps, 0)
     xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
-    batches = [(xd[i:i + 64], yd[i:i + 64]) for i in range(0, len(x), 64)]
+    batches = [(xd[i : i + 64], yd[i : i + 64]) for i in range(0, len(x), 64)]
     best = {name: float("inf") for name in [*versions, "floor"]}
     try:
         for _ in range(rounds):
@@ -60,5 +67,7 @@ def alternated_steps(backend: str, steps: int, versions: dict[str, Callable[[], 
 
 def step_row(backend: str, best: dict[str, float], before: str, now: str) -> str:
     """A Markdown row: both versions' seconds, the floor's, and floor / Hebbian for each."""
-    return (f"| {backend} | {best[before]:.3f} | {best[now]:.3f} | {best['floor']:.3f} | "
-            f"{best['floor'] / best[before]:.3f} | {best['floor'] / best[now]:.3f} |")
+    return (
+        f"| {backend} | {best[before]:.3f} | {best[now]:.3f} | {best['floor']:.3f} | "
+        f"{best['floor'] / best[before]:.3f} | {best['floor'] / best[now]:.3f} |"
+    )

@@ -8,9 +8,11 @@ commands on a shared VM, so one pair says little). REV is checked out into a tem
 COMMAND runs with ``hebbcore``, ``hebbcore_backends`` and ``hebbcore_plugins`` imported from it (through
 ``PYTHONPATH``, from a temporary working directory; an argument naming an existing file or folder here is
 passed as its absolute path, so ``benchmarks/winner_sums.py`` runs the working tree's script on the old
-library; give files a command writes, e.g. ``--json``, as absolute paths). ``hebbcore`` as COMMAND runs ``python -m hebbcore.cli``; ``python`` runs this interpreter. Where only some ``Ops`` methods
+library; give files a command writes, e.g. ``--json``, as absolute paths). ``hebbcore`` as COMMAND runs
+``python -m hebbcore.cli``; ``python`` runs this interpreter. Where only some ``Ops`` methods
 changed, ``benchmarks/ops_at_revision.py`` alternates both versions in one process instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +35,9 @@ def main(argv: list[str]) -> int:
     command = {"hebbcore": [sys.executable, "-m", "hebbcore.cli"], "python": [sys.executable]}.get(head, [head]) + args
     with tempfile.TemporaryDirectory(prefix="hebbcore-at-") as tmp:
         tree, path = Path(tmp) / "tree", Path(tmp) / "path"
-        made = subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=REPO,
-                              capture_output=True, text=True)
+        made = subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), rev], cwd=REPO, capture_output=True, text=True
+        )
         if made.returncode:
             print(f"error: cannot check out {rev!r}: {made.stderr.strip()}", file=sys.stderr)
             return 2
@@ -42,7 +45,10 @@ def main(argv: list[str]) -> int:
             path.mkdir()
             for name, folder in PACKAGES.items():
                 (path / name).symlink_to(tree / folder, target_is_directory=True)
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            }
             print(f"{' '.join(argv[1:])}  # with the library at {rev}", file=sys.stderr, flush=True)
             return subprocess.run(command, cwd=path, env=env).returncode
         finally:

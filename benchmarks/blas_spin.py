@@ -8,6 +8,7 @@ two halves over two threads, alone and right after a 9216×864 · 864×128 matri
 a product, OpenBLAS's worker threads spin on the other cores for a while, so a second Python thread finds no
 free core. Fastest of 15 each, in ms.
 """
+
 from __future__ import annotations
 
 import time
@@ -54,6 +55,7 @@ def main() -> None:
     print("|---|---:|---:|")
     for name in runs:
         print(f"| {name} | {best[name, False] * 1e3:.2f} | {best[name, True] * 1e3:.2f} |")
+
 
 if __name__ == "__main__":
     main()

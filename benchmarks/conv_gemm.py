@@ -10,6 +10,7 @@ The first line names numpy's BLAS kernels and the ``OPENBLAS_*`` variables that 
 (``hebbcore.bench.numpy_blas``): OpenBLAS reads ``OPENBLAS_CORETYPE`` when numpy is first imported, so
 compare kernels by running the script under each setting.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,10 @@ def main() -> None:
     except ImportError:
         torch = None
     print(blas_line(numpy_blas()) or "numpy BLAS: not an OpenBLAS that names its kernels", "\n")
-    print("| layer (C, H, K, kernel), batch 64 | patch copies ms | matmul ms | matmul GFLOP/s | numpy conv2d ms "
-          "| torch conv2d ms |")
+    print(
+        "| layer (C, H, K, kernel), batch 64 | patch copies ms | matmul ms | matmul GFLOP/s | numpy conv2d ms "
+        "| torch conv2d ms |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     rng = np.random.default_rng(0)
     total = np.zeros(5)
@@ -59,8 +62,10 @@ def main() -> None:
                 tconv = best_ms(lambda: torch.nn.functional.conv2d(tx, tw), args.repeats)
         gflop = 2 * cols.shape[0] * cols.shape[1] * k / 1e9
         total += [copies, product, 0, conv, tconv]
-        print(f"| ({c}, {h}, {k}, {ks}) | {copies:.2f} | {product:.2f} | {gflop / product * 1e3:.0f} | {conv:.2f} "
-              f"| {tconv:.2f} |")
+        print(
+            f"| ({c}, {h}, {k}, {ks}) | {copies:.2f} | {product:.2f} | {gflop / product * 1e3:.0f} | {conv:.2f} "
+            f"| {tconv:.2f} |"
+        )
     print(f"| all four | {total[0]:.2f} | {total[1]:.2f} | | {total[3]:.2f} | {total[4]:.2f} |")
 
 

@@ -17,12 +17,12 @@ alternated in one process, and the floor of those steps (fastest of 4 rounds). S
 rules return ``Winners`` (later on 2026-12-01, ``benchmarks/winner_sums.py``) a Hebbian step no longer
 calls ``one_hot_argmax``, so ``--steps`` then times the same step twice.
 """
+
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
-
 from _steps import alternated_steps, best_ms, step_row
 
 # (N, K, H, W) of the activations whose one-hot the paper's net builds, batch 64 (conv1 .. conv4, fc5)
@@ -66,8 +66,10 @@ def main() -> None:
     for shape in SHAPES:
         x = channels_last(rng.standard_normal(shape).astype(np.float32))
         a = np.moveaxis(x, -1, 1) if len(shape) == 4 else x  # an (N, K, H, W) view of channels-last memory
-        row = {"numpy before": best_ms(lambda: numpy_before(a), args.repeats),
-               "numpy now": best_ms(lambda: np_ops.one_hot_argmax(a, 1), args.repeats)}
+        row = {
+            "numpy before": best_ms(lambda: numpy_before(a), args.repeats),
+            "numpy now": best_ms(lambda: np_ops.one_hot_argmax(a, 1), args.repeats),
+        }
         assert np.array_equal(numpy_before(a), np_ops.one_hot_argmax(a, 1))
         if torch is not None:
             ta = t_ops.asarray(a)
@@ -79,8 +81,10 @@ def main() -> None:
         print(f"| {shape} | " + " | ".join(f"{row[v]:.2f}" for v in versions) + " |")
     if args.steps:
         print()
-        print("| backend | Hebbian steps, one-hot before s | Hebbian steps, now s | floor s | floor / Hebbian before | "
-              "floor / Hebbian now |")
+        print(
+            "| backend | Hebbian steps, one-hot before s | Hebbian steps, now s | floor s | floor / Hebbian before | "
+            "floor / Hebbian now |"
+        )
         print("|---|---:|---:|---:|---:|---:|")
         step_ab("numpy", args.steps)
         if torch is not None:
@@ -94,11 +98,20 @@ def step_ab(backend: str, steps: int) -> None:
 
     owner = Ops if backend == "numpy" else type(default_registry().get("backend", backend)("cpu"))
     now = owner.__dict__["one_hot_argmax"]  # where the current one-hot is defined
-    before = (lambda self, a, axis=1: numpy_before(a) if axis == 1 else now(self, a, axis)) if backend == "numpy" \
+    before = (
+        (lambda self, a, axis=1: numpy_before(a) if axis == 1 else now(self, a, axis))
+        if backend == "numpy"
         else (lambda self, a, axis=1: self._one_hot_native(a, axis))
-    best = alternated_steps(backend, steps, {"before": lambda: setattr(owner, "one_hot_argmax", before),
-                                             "now": lambda: setattr(owner, "one_hot_argmax", now)},
-                            restore=lambda: setattr(owner, "one_hot_argmax", now))
+    )
+    best = alternated_steps(
+        backend,
+        steps,
+        {
+            "before": lambda: setattr(owner, "one_hot_argmax", before),
+            "now": lambda: setattr(owner, "one_hot_argmax", now),
+        },
+        restore=lambda: setattr(owner, "one_hot_argmax", now),
+    )
     print(step_row(backend, best, "before", "now"))
 
 

@@ -16,6 +16,7 @@ With ``--alternate STEPS`` the A/B runs in one process instead: STEPS batch-64 H
 all-Hebbian net with the methods of REV, the same steps as checked out, and their floor, alternated ``--rounds``
 times (fastest round of each kept), so that a machine slowing down between two commands does not decide it.
 """
+
 from __future__ import annotations
 
 import runpy
@@ -45,8 +46,9 @@ def main(argv: list[str]) -> int:
 
     alternate = "--alternate" in rest  # both versions are installed in turn: both must exist
     trees = ((rev, old.Ops),) + ((("the working tree", hebbcore.ops.Ops),) if alternate else ())
-    missing = [f"Ops.{name} does not exist at {where}" for name in methods for where, cls in trees
-               if not hasattr(cls, name)]
+    missing = [
+        f"Ops.{name} does not exist at {where}" for name in methods for where, cls in trees if not hasattr(cls, name)
+    ]
     if missing:
         print(f"error: {'; '.join(missing)}", file=sys.stderr)
         return 2
@@ -57,6 +59,7 @@ def main(argv: list[str]) -> int:
         def go():
             for name in methods:
                 setattr(hebbcore.ops.Ops, name, table[name])
+
         return go
 
     if alternate:
@@ -71,10 +74,18 @@ def main(argv: list[str]) -> int:
         a = p.parse_args(rest)
         tune_malloc()  # as hebbcore bench and run do
         name, _, device = a.backend.partition(":")
-        best = alternated_steps(name, a.alternate, {rev: install(then), "now": install(now)}, install(now),
-                                rounds=a.rounds, device=device or "cpu")
-        print(f"{a.alternate} steps, fastest of {a.rounds} alternated rounds; Ops.{', Ops.'.join(methods)} at {rev} "
-              f"against the working tree\n")
+        best = alternated_steps(
+            name,
+            a.alternate,
+            {rev: install(then), "now": install(now)},
+            install(now),
+            rounds=a.rounds,
+            device=device or "cpu",
+        )
+        print(
+            f"{a.alternate} steps, fastest of {a.rounds} alternated rounds; Ops.{', Ops.'.join(methods)} at {rev} "
+            f"against the working tree\n"
+        )
         print(f"| backend | {rev} s | now s | floor s | floor / Hebbian at {rev} | floor / Hebbian now |")
         print("|---|---:|---:|---:|---:|---:|")
         print(step_row(a.backend, best, rev, "now"))

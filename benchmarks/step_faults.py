@@ -8,6 +8,7 @@ Runs the paper's all-Hebbian net (``HHHHHH``, as ``hebbcore bench`` times it) af
 batches. ``hebbcore.allocator.tune_malloc`` is applied first, as the commands do, unless the variable above
 turns it off; the first line says which.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,17 +35,21 @@ def main() -> None:
         net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
         x, y = random_data(64 * args.steps, 0)
         xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
-        batches = [(xd[i:i + 64], yd[i:i + 64]) for i in range(0, len(x), 64)]
-        steps = {"Hebbian": lambda: [net.hebbian_step(xb, yb) for xb, yb in batches],
-                 "floor": lambda: [floor_step(net, xb) for xb, _ in batches]}
+        batches = [(xd[i : i + 64], yd[i : i + 64]) for i in range(0, len(x), 64)]
+        steps = {
+            "Hebbian": lambda: [net.hebbian_step(xb, yb) for xb, yb in batches],
+            "floor": lambda: [floor_step(net, xb) for xb, _ in batches],
+        }
         for fn in steps.values():  # warm-up
             fn()
         for step, fn in steps.items():
             r0, t = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
             fn()
             t, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF)
-            print(f"| {name} | {step} | {t:.3f} | {(r1.ru_minflt - r0.ru_minflt) / args.steps:.0f} | "
-                  f"{(r1.ru_stime - r0.ru_stime) * 1e3 / args.steps:.1f} |")
+            print(
+                f"| {name} | {step} | {t:.3f} | {(r1.ru_minflt - r0.ru_minflt) / args.steps:.0f} | "
+                f"{(r1.ru_stime - r0.ru_stime) * 1e3 / args.steps:.1f} |"
+            )
 
 
 if __name__ == "__main__":

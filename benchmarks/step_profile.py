@@ -13,6 +13,7 @@ Runs ``Network.hebbian_step`` of the paper's all-Hebbian net (``HHHHHH``, as ``h
   device synchronized before and after every call, so each method is charged its own work. The
   synchronizing removes the overlap of host and device, so the per-step total is larger than the wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,8 @@ import time
 def profile(fn, steps: int, cuda: bool):
     """Run ``fn(i)`` for ``steps`` steps under the profiler; returns (wall seconds, key averages, kernel count)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -44,8 +46,11 @@ def by_method(ops, fn, steps: int) -> tuple[float, dict[str, list[float]]]:
     from hebbcore.ops import Ops
 
     cls = type(ops)
-    names = [n for n in dir(Ops) if not n.startswith("_") and callable(getattr(Ops, n))
-             and n not in ("asarray", "to_numpy", "synchronize")]
+    names = [
+        n
+        for n in dir(Ops)
+        if not n.startswith("_") and callable(getattr(Ops, n)) and n not in ("asarray", "to_numpy", "synchronize")
+    ]
     stats: dict[str, list[float]] = {}
     depth = [0]
     saved = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
@@ -66,6 +71,7 @@ def by_method(ops, fn, steps: int) -> tuple[float, dict[str, list[float]]]:
                 return out
             finally:
                 depth[0] -= 1
+
         return call
 
     try:
@@ -88,10 +94,15 @@ def by_method(ops, fn, steps: int) -> tuple[float, dict[str, list[float]]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="torch:cpu", metavar="NAME[:DEVICE]",
-                    help="backend and device, e.g. torch:cpu, torch:cuda, cupy, numpy (default torch:cpu)")
-    ap.add_argument("--by-method", action="store_true",
-                    help="time each Ops method (any backend) instead of the torch profiler")
+    ap.add_argument(
+        "--backend",
+        default="torch:cpu",
+        metavar="NAME[:DEVICE]",
+        help="backend and device, e.g. torch:cpu, torch:cuda, cupy, numpy (default torch:cpu)",
+    )
+    ap.add_argument(
+        "--by-method", action="store_true", help="time each Ops method (any backend) instead of the torch profiler"
+    )
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--top", type=int, default=15, help="operators (or methods) listed per profile")
     args = ap.parse_args()
@@ -112,7 +123,7 @@ def main() -> None:
     net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
     x, y = random_data(64 * args.steps, 0)
     xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
-    batches = [(xd[i:i + 64], yd[i:i + 64]) for i in range(0, len(x), 64)]
+    batches = [(xd[i : i + 64], yd[i : i + 64]) for i in range(0, len(x), 64)]
     runs = {"Hebbian step": lambda i: net.hebbian_step(*batches[i]), "floor": lambda i: floor_step(net, batches[i][0])}
     for fn in runs.values():  # warm-up: allocator, cuDNN/oneDNN plans
         for i in range(min(3, args.steps)):
@@ -122,16 +133,21 @@ def main() -> None:
         results = {name: by_method(ops, fn, args.steps) for name, fn in runs.items()}
         print("| Ops method | " + " | ".join(f"{name} calls / step | {name} ms / step" for name in runs) + " |")
         print("|---|" + "---:|---:|" * len(runs))
-        methods = sorted({m for _, st in results.values() for m in st},
-                         key=lambda m: -max(st.get(m, [0, 0.0])[1] for _, st in results.values()))
-        for m in methods[:args.top]:
+        methods = sorted(
+            {m for _, st in results.values() for m in st},
+            key=lambda m: -max(st.get(m, [0, 0.0])[1] for _, st in results.values()),
+        )
+        for m in methods[: args.top]:
             cells = []
             for _, st in results.values():
                 calls, sec = st.get(m, [0, 0.0])
                 cells += [f"{calls / args.steps:.0f}", f"{sec * 1e3 / args.steps:.2f}"]
             print(f"| {m} | " + " | ".join(cells) + " |")
-        print("| whole step, wall | " + " | ".join(
-            f"- | {wall * 1e3 / args.steps:.2f}" for wall, _ in results.values()) + " |")
+        print(
+            "| whole step, wall | "
+            + " | ".join(f"- | {wall * 1e3 / args.steps:.2f}" for wall, _ in results.values())
+            + " |"
+        )
         return
     sort = "self_device_time_total" if cuda else "self_cpu_time_total"
     print("| | wall ms / step | operators / step (nested ones too) | CUDA kernels / step | CUDA kernel ms / step |")
@@ -139,12 +155,19 @@ def main() -> None:
     tables = {}
     for name, fn in runs.items():
         wall, avg, kernels = profile(fn, args.steps, cuda)
-        n_ops = sum(a.count for a in avg if not a.key.startswith(("aten::view", "aten::as_strided", "aten::detach",
-                                                                   "aten::alias", "aten::lift_fresh")))
+        n_ops = sum(
+            a.count
+            for a in avg
+            if not a.key.startswith(
+                ("aten::view", "aten::as_strided", "aten::detach", "aten::alias", "aten::lift_fresh")
+            )
+        )
         device_ms = sum(a.self_device_time_total for a in avg) / 1e3 if cuda else 0.0
-        print(f"| {name} | {wall * 1e3 / args.steps:.2f} | {n_ops / args.steps:.0f} | "
-              f"{(f'{kernels / args.steps:.0f}' if cuda else '-')} | "
-              f"{(f'{device_ms / args.steps:.2f}' if cuda else '-')} |")
+        print(
+            f"| {name} | {wall * 1e3 / args.steps:.2f} | {n_ops / args.steps:.0f} | "
+            f"{(f'{kernels / args.steps:.0f}' if cuda else '-')} | "
+            f"{(f'{device_ms / args.steps:.2f}' if cuda else '-')} |"
+        )
         tables[name] = avg.table(sort_by=sort, row_limit=args.top)
     for name, table in tables.items():
         print(f"\n{name}, operators by {sort}:\n{table}")

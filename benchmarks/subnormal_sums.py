@@ -8,6 +8,7 @@ those, and every product over them slows down. ``Ops.softmax`` flushes such
 outputs to 0 on every backend; this script shows the cost that avoids: the same
 sums over the raw softmax (subnormals kept) and over the flushed one.
 """
+
 from __future__ import annotations
 
 import argparse

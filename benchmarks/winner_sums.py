@@ -24,12 +24,12 @@ floor of the same batches (fastest of 4 rounds); on torch-CPU also the winners
 with their patches copied by numpy whatever the thread count (a second row).
 ``HEBBCORE_MALLOC_TUNING=0`` runs it all with glibc's default malloc.
 """
+
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
-
 from _steps import alternated_steps, best_ms, step_row
 
 # (C, H, K, kernel) of the paper's conv layers on a batch of 64 (input channels, input size, kernels, kernel size)
@@ -58,9 +58,14 @@ def cupy_scatter_winner_sums(ops, x, index, n_kernels, kernel_size, stride=1):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", action="append", default=None, metavar="NAME[:DEVICE]",
-                    help="backends to time, repeatable or comma-separated, e.g. numpy, torch:cpu, torch:cuda, cupy "
-                         "(default: numpy and torch on the CPU)")
+    ap.add_argument(
+        "--backend",
+        action="append",
+        default=None,
+        metavar="NAME[:DEVICE]",
+        help="backends to time, repeatable or comma-separated, e.g. numpy, torch:cpu, torch:cuda, cupy "
+        "(default: numpy and torch on the CPU)",
+    )
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--steps", type=int, default=0, help="also time N Hebbian steps of the paper's net")
@@ -83,8 +88,9 @@ def main() -> None:
         except (HebbcoreError, ImportError) as exc:
             print(f"{t.label}: skipped ({' '.join(str(exc).split())})")
     rng = np.random.default_rng(0)
-    variants = {label: ["dense", "winners"] + (["scatter-add"] if ops.name == "cupy" else [])
-                for label, ops in backends.items()}
+    variants = {
+        label: ["dense", "winners"] + (["scatter-add"] if ops.name == "cupy" else []) for label, ops in backends.items()
+    }
     cols = [f"{b} {v} ms" for b in backends for v in variants[b]]
     print("| layer (C, H, K, kernel), batch 64 | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
@@ -96,30 +102,36 @@ def main() -> None:
         for label, ops in backends.items():
             xa, ia = ops.asarray(x), ops.asarray(index, dtype="int64")
             hot = ops.one_hot(ia, k)
-            fns = {"dense": lambda: ops.conv2d_weight_sums(xa, hot, (ks, ks)),
-                   "winners": lambda: ops.conv2d_winner_sums(xa, ia, k, (ks, ks)),
-                   "scatter-add": lambda: cupy_scatter_winner_sums(ops, xa, ia, k, (ks, ks))}
+            fns = {
+                "dense": lambda: ops.conv2d_weight_sums(xa, hot, (ks, ks)),
+                "winners": lambda: ops.conv2d_winner_sums(xa, ia, k, (ks, ks)),
+                "scatter-add": lambda: cupy_scatter_winner_sums(ops, xa, ia, k, (ks, ks)),
+            }
             dense = ops.to_numpy(fns["dense"]())
             for v in variants[label]:
                 try:
                     np.testing.assert_allclose(ops.to_numpy(fns[v]()), dense, rtol=1e-4, atol=1e-3)
                     row.append(f"{best_ms(fns[v], args.repeats, ops.synchronize):.2f}")
                 except Exception as exc:  # a candidate that fails or differs is reported, the table goes on
-                    print(f"{label} {v} on ({c}, {h}, {k}, {ks}): {type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:300]}")
+                    print(
+                        f"{label} {v} on ({c}, {h}, {k}, {ks}): {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}"
+                    )
                     row.append("failed")
         print(f"| ({c}, {h}, {k}, {ks}) | " + " | ".join(row) + " |")
     if args.steps:
         print()
-        print("| backend | Hebbian steps, dense y s | Hebbian steps, winners s | floor s | floor / Hebbian dense | "
-              "floor / Hebbian winners |")
+        print(
+            "| backend | Hebbian steps, dense y s | Hebbian steps, winners s | floor s | floor / Hebbian dense | "
+            "floor / Hebbian winners |"
+        )
         print("|---|---:|---:|---:|---:|---:|")
         for label, ops in backends.items():
             step_ab(label, ops.name, ops.device, args.steps)
 
 
 def step_ab(label: str, backend: str, device: str, steps: int) -> None:
-    """Hebbian steps of ``HHHHHH`` with winners expanded to a dense ``y`` and as they are (alternated), and the floor."""
+    """Hebbian steps of ``HHHHHH``, winners expanded to a dense ``y`` and as they are (alternated), and the floor."""
     from hebbcore.interfaces import HebbianContext
 
     now_corr, now_coef = HebbianContext.input_correlation, HebbianContext.coefficient_sum
@@ -127,6 +139,7 @@ def step_ab(label: str, backend: str, device: str, steps: int) -> None:
     def install(corr, coef):
         def put():
             HebbianContext.input_correlation, HebbianContext.coefficient_sum = corr, coef
+
         return put
 
     dense = install(lambda self, c: now_corr(self, self.dense(c)), lambda self, c: now_coef(self, self.dense(c)))
@@ -141,10 +154,14 @@ def step_ab(label: str, backend: str, device: str, steps: int) -> None:
             def put():
                 TorchOps.host_copy_max_threads = limit
                 then()
+
             return put
 
-        versions = {"dense": copy_by(default, dense), "winners": copy_by(default, winners),
-                    "winners, numpy copy": copy_by(1 << 30, winners)}
+        versions = {
+            "dense": copy_by(default, dense),
+            "winners": copy_by(default, winners),
+            "winners, numpy copy": copy_by(1 << 30, winners),
+        }
         restore = copy_by(default, winners)
     else:
         restore = winners

@@ -9,6 +9,7 @@ development and coding of neural feature detectors", Biol. Cybern. 23:121–134,
 A kernel learns only from the patches it already resembles by more than θ, and
 moves towards them.
 """
+
 from dataclasses import dataclass
 
 from hebbcore import hookimpl

@@ -4,6 +4,7 @@ Plugins mark their hook implementations with :data:`hookimpl` and register
 through the ``hebbcore`` entry-point group; :mod:`hebbcore.hookspecs` lists
 every hook.
 """
+
 import pluggy
 
 __version__ = "0.1.0"

@@ -19,6 +19,7 @@ The library never calls it on import (importing hebbcore changes no process-wide
 and a script can call it too. ``HEBBCORE_MALLOC_TUNING=0`` turns it off. It does nothing where the C
 library is not glibc (macOS, Windows, musl).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -69,8 +70,12 @@ def tune_malloc(mmap_threshold: int = MMAP_THRESHOLD_BYTES, trim_threshold: int 
         result = {"applied": False, "reason": f"mallopt refused an mmap threshold of {mmap_threshold} bytes"}
     else:
         libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
-        result = {"applied": True, "reason": "glibc", "mmap_threshold_bytes": mmap_threshold,
-                  "trim_threshold_bytes": trim_threshold}
+        result = {
+            "applied": True,
+            "reason": "glibc",
+            "mmap_threshold_bytes": mmap_threshold,
+            "trim_threshold_bytes": trim_threshold,
+        }
     if _applied is None or not _applied["applied"]:  # a later refusal does not undo what was applied
         _applied = result
     return dict(result)

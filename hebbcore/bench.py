@@ -29,6 +29,7 @@ except the periodic NaN check. Every measurement is preceded by warm-up steps
 and ends with :meth:`Ops.synchronize`. With ``repeats > 1`` the three epochs
 are interleaved and each one's fastest repeat is reported.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,9 @@ import platform
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -91,9 +93,17 @@ def parse_targets(backends: list[str] | None, device: str | None = None) -> list
 
 
 def bench_spec(modes: str, registry: Registry, batch_size: int, seed: int) -> RunSpec:
-    return parse_spec({"name": f"bench-{modes}", "seed": seed, "layers": paper_net(modes),
-                       "hebbian": {"batch_size": batch_size}, "sgd": {"batch_size": batch_size}},
-                      registry, source=f"paper_net({modes!r})")
+    return parse_spec(
+        {
+            "name": f"bench-{modes}",
+            "seed": seed,
+            "layers": paper_net(modes),
+            "hebbian": {"batch_size": batch_size},
+            "sgd": {"batch_size": batch_size},
+        },
+        registry,
+        source=f"paper_net({modes!r})",
+    )
 
 
 def random_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +139,7 @@ class _DeviceEpoch:
 
     def batches(self):
         for i in range(0, self.n, self.batch_size):
-            idx = self.perm[i:i + self.batch_size]
+            idx = self.perm[i : i + self.batch_size]
             yield self.ops.take_rows(self.x, idx), self.ops.take_rows(self.y, idx)
 
     def warm_batches(self, steps: int):
@@ -157,6 +167,7 @@ def hebbian_epoch_fn(net: Network, data: _DeviceEpoch, check_every: int) -> Call
             if check_every and b % check_every == 0:
                 net.check_finite(f"bench batch {b}")
         net.check_finite("the end of the bench epoch")
+
     return epoch
 
 
@@ -164,6 +175,7 @@ def floor_epoch_fn(net: Network, data: _DeviceEpoch) -> Callable[[], None]:
     def epoch():
         for xb, _ in data.batches():
             floor_step(net, xb)
+
     return epoch
 
 
@@ -226,7 +238,7 @@ def sgd_epoch_fn(registry: Registry, device, x: np.ndarray, y: np.ndarray, batch
 
     def epoch():
         for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             step(xd[idx], yd[idx])
 
     return warm, epoch, _TorchSync(torch, device)
@@ -323,11 +335,24 @@ def _rate(n: int, seconds: list[float]) -> dict:
     return {"seconds": best, "images_per_s": n / best, "all_seconds": seconds}
 
 
-def bench_target(target: Target, registry: Registry, n_images: int, batch_size: int = 64, warmup: int = 3,
-                 repeats: int = 1, seed: int = 0, skip: tuple[str, ...] = (), log: Callable[[str], None] = print) -> dict:
+def bench_target(
+    target: Target,
+    registry: Registry,
+    n_images: int,
+    batch_size: int = 64,
+    warmup: int = 3,
+    repeats: int = 1,
+    seed: int = 0,
+    skip: tuple[str, ...] = (),
+    log: Callable[[str], None] = print,
+) -> dict:
     """Measure one backend/device; every failure to run is reported in the record, not raised."""
-    rec: dict[str, Any] = {"backend": target.backend, "device": target.device, "n_images": n_images,
-                           "batch_size": batch_size}
+    rec: dict[str, Any] = {
+        "backend": target.backend,
+        "device": target.device,
+        "n_images": n_images,
+        "batch_size": batch_size,
+    }
     try:
         ops = registry.get("backend", target.backend)(target.device)
     except HebbcoreError as exc:
@@ -363,8 +388,10 @@ def bench_target(target: Target, registry: Registry, n_images: int, batch_size: 
     for r in range(repeats):
         for kind, (fn, sync) in runs.items():
             seconds[kind].append(_timed(sync, fn))
-            log(f"[{target.label}] {kind} epoch {r + 1}/{repeats}: {seconds[kind][-1]:.2f} s "
-                f"({n_images / seconds[kind][-1]:.0f} images/s)")
+            log(
+                f"[{target.label}] {kind} epoch {r + 1}/{repeats}: {seconds[kind][-1]:.2f} s "
+                f"({n_images / seconds[kind][-1]:.0f} images/s)"
+            )
     for kind, s in seconds.items():
         rec[kind] = _rate(n_images, s)
 
@@ -416,8 +443,12 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-_CORENAME_SYMBOLS = ("openblas_get_corename", "openblas_get_corename64_", "scipy_openblas_get_corename",
-                     "scipy_openblas_get_corename64_")
+_CORENAME_SYMBOLS = (
+    "openblas_get_corename",
+    "openblas_get_corename64_",
+    "scipy_openblas_get_corename",
+    "scipy_openblas_get_corename64_",
+)
 
 
 def _openblas_core() -> str | None:
@@ -446,8 +477,10 @@ def _openblas_core() -> str | None:
 def numpy_blas() -> dict:
     """numpy's BLAS as this process runs it: library, version, the OpenBLAS kernels in use and the
     ``OPENBLAS_*`` variables that can force them (``OPENBLAS_CORETYPE`` overrides OpenBLAS's own choice)."""
-    info: dict[str, Any] = {"openblas_core": _openblas_core(),
-                            "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")}}
+    info: dict[str, Any] = {
+        "openblas_core": _openblas_core(),
+        "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")},
+    }
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["name"], info["version"] = blas.get("name"), blas.get("version")
@@ -462,21 +495,27 @@ def blas_line(blas: dict) -> str | None:
     if core is None:
         return None
     forced = blas.get("env", {}).get("OPENBLAS_CORETYPE")
-    how = (f"forced by OPENBLAS_CORETYPE={forced} in the environment; unset it to let OpenBLAS choose"
-           if forced else "OpenBLAS's own choice")
+    how = (
+        f"forced by OPENBLAS_CORETYPE={forced} in the environment; unset it to let OpenBLAS choose"
+        if forced
+        else "OpenBLAS's own choice"
+    )
     library = " ".join(filter(None, ("OpenBLAS", blas.get("version"))))
     return f"numpy BLAS: {library}, {core} kernels ({how})"
 
 
 def machine_info(targets: list[Target]) -> dict:
-    info: dict[str, Any] = {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
-                            "hostname": platform.node()}
-    try:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "hostname": platform.node(),
+    }
+    with contextlib.suppress(OSError):  # no load average on some platforms
         info["load_average"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        pass
-    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-               if k in os.environ}
+    threads = {
+        k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
+    }
     if threads:
         info["thread_env"] = threads
     from .allocator import malloc_tuning
@@ -490,8 +529,10 @@ def machine_info(targets: list[Target]) -> dict:
         if any(str(t.device).startswith("cuda") for t in targets) and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
             info["torch_cudnn"] = torch.backends.cudnn.version()
-            info["torch_allow_tf32"] = {"cudnn": torch.backends.cudnn.allow_tf32,
-                                        "matmul": torch.backends.cuda.matmul.allow_tf32}
+            info["torch_allow_tf32"] = {
+                "cudnn": torch.backends.cudnn.allow_tf32,
+                "matmul": torch.backends.cuda.matmul.allow_tf32,
+            }
     except Exception:
         pass
     if "gpu" not in info and any(str(t.device).startswith("cuda") for t in targets):
@@ -505,9 +546,18 @@ def machine_info(targets: list[Target]) -> dict:
     return info
 
 
-def run_bench(targets: list[Target], registry: Registry | None = None, n_images: int | None = None,
-              batch_size: int = 64, warmup: int = 3, repeats: int = 1, seed: int = 0, skip: tuple[str, ...] = (),
-              command: str | None = None, log: Callable[[str], None] = print) -> dict:
+def run_bench(
+    targets: list[Target],
+    registry: Registry | None = None,
+    n_images: int | None = None,
+    batch_size: int = 64,
+    warmup: int = 3,
+    repeats: int = 1,
+    seed: int = 0,
+    skip: tuple[str, ...] = (),
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Benchmark every target; returns the JSON-ready result (see the module docstring)."""
     registry = registry or default_registry()
     result: dict[str, Any] = {
@@ -515,22 +565,28 @@ def run_bench(targets: list[Target], registry: Registry | None = None, n_images:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(targets),
         "versions": _versions(),
-        "settings": {"net": "paper_net (Amato et al. 2019), Hebbian HHHHHH / SGD GGGGGG",
-                     "teacher_competition": next(
-                         l for l in paper_net("HHHHHH") if l["name"] == "conv2")["hebbian"]["options"]["competition"],
-                     "input_shape": list(INPUT_SHAPE), "n_classes": N_CLASSES, "batch_size": batch_size,
-                     "warmup_steps": warmup, "repeats": repeats, "seed": seed, "skip": list(skip),
-                     "n_images": n_images},
+        "settings": {
+            "net": "paper_net (Amato et al. 2019), Hebbian HHHHHH / SGD GGGGGG",
+            "teacher_competition": next(l for l in paper_net("HHHHHH") if l["name"] == "conv2")["hebbian"]["options"][
+                "competition"
+            ],
+            "input_shape": list(INPUT_SHAPE),
+            "n_classes": N_CLASSES,
+            "batch_size": batch_size,
+            "warmup_steps": warmup,
+            "repeats": repeats,
+            "seed": seed,
+            "skip": list(skip),
+            "n_images": n_images,
+        },
         "results": [],
     }
     for t in targets:
         n = n_images or (DEFAULT_GPU_IMAGES if str(t.device or "").startswith("cuda") else DEFAULT_CPU_IMAGES)
         result["results"].append(bench_target(t, registry, n, batch_size, warmup, repeats, seed, skip, log))
     result["comparisons"] = compare(result["results"])
-    try:
+    with contextlib.suppress(OSError):
         result["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        pass
     return result
 
 
@@ -547,8 +603,17 @@ def compare(records: list[dict]) -> dict:
 
 
 def format_table(result: dict) -> str:
-    head = ("backend", "device", "images", "hebbian img/s", "floor img/s", "sgd img/s", "hebb/floor",
-            "hebb/sgd", "peak step MiB")
+    head = (
+        "backend",
+        "device",
+        "images",
+        "hebbian img/s",
+        "floor img/s",
+        "sgd img/s",
+        "hebb/floor",
+        "hebb/sgd",
+        "peak step MiB",
+    )
     rows = [head]
 
     def num(v, fmt):
@@ -559,15 +624,21 @@ def format_table(result: dict) -> str:
             rows.append((r["backend"], str(r["device"]), "-", "error (below)", "", "", "", "", ""))
             continue
         peak = r.get("peak_step_bytes")
-        rows.append((r["backend"], r["device"], str(r["n_images"]),
-                     num(r.get("hebbian", {}).get("images_per_s"), ".0f"),
-                     num(r.get("floor", {}).get("images_per_s"), ".0f"),
-                     num(r.get("sgd", {}).get("images_per_s"), ".0f"),
-                     num(r["ratios"].get("hebbian_vs_floor"), ".2f"),
-                     num(r["ratios"].get("hebbian_vs_sgd"), ".2f"),
-                     num(None if peak is None else peak / (1 << 20), ".0f")))
+        rows.append(
+            (
+                r["backend"],
+                r["device"],
+                str(r["n_images"]),
+                num(r.get("hebbian", {}).get("images_per_s"), ".0f"),
+                num(r.get("floor", {}).get("images_per_s"), ".0f"),
+                num(r.get("sgd", {}).get("images_per_s"), ".0f"),
+                num(r["ratios"].get("hebbian_vs_floor"), ".2f"),
+                num(r["ratios"].get("hebbian_vs_sgd"), ".2f"),
+                num(None if peak is None else peak / (1 << 20), ".0f"),
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     for r in result["results"]:
         if "error" in r:
@@ -576,25 +647,31 @@ def format_table(result: dict) -> str:
             met = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["targets_met"].items())
             lines.append(f"{r['backend']}:{r['device']} targets: {met}")
         if r.get("hebbian_cifar10_epoch_s") is not None:
-            lines.append(f"{r['backend']}:{r['device']} full CIFAR-10 Hebbian epoch (50,000 images): "
-                         f"{r['hebbian_cifar10_epoch_s']:.2f} s")
+            lines.append(
+                f"{r['backend']}:{r['device']} full CIFAR-10 Hebbian epoch (50,000 images): "
+                f"{r['hebbian_cifar10_epoch_s']:.2f} s"
+            )
     if any(r["backend"] == "numpy" for r in result["results"]):
         line = blas_line(result.get("machine", {}).get("numpy_blas", {}))
         if line:
             lines.append(line)
     c = result.get("comparisons", {})
     if "torch_cpu_over_numpy_hebbian" in c:
-        lines.append(f"Hebbian epoch, torch-cpu / numpy throughput: {c['torch_cpu_over_numpy_hebbian']:.2f} "
-                     f"(numpy within {TARGET_NUMPY_VS_TORCH_CPU:g}x of torch-cpu: "
-                     f"{'yes' if c['numpy_within_3x_of_torch_cpu'] else 'NO'})")
+        lines.append(
+            f"Hebbian epoch, torch-cpu / numpy throughput: {c['torch_cpu_over_numpy_hebbian']:.2f} "
+            f"(numpy within {TARGET_NUMPY_VS_TORCH_CPU:g}x of torch-cpu: "
+            f"{'yes' if c['numpy_within_3x_of_torch_cpu'] else 'NO'})"
+        )
     return "\n".join(lines)
 
 
 def markdown_table(result: dict) -> str:
     """The table of :func:`format_table` as Markdown, for docs/benchmarks.md."""
-    lines = ["| backend | device | images | Hebbian epoch img/s | floor img/s | SGD epoch img/s (torch device) "
-             "| Hebbian / floor | Hebbian / SGD | peak batch-64 step MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| backend | device | images | Hebbian epoch img/s | floor img/s | SGD epoch img/s (torch device) "
+        "| Hebbian / floor | Hebbian / SGD | peak batch-64 step MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
 
     def num(v, fmt):
         return "–" if v is None else format(v, fmt)
@@ -606,12 +683,14 @@ def markdown_table(result: dict) -> str:
         peak = r.get("peak_step_bytes")
         sgd = r.get("sgd", {})
         sgd_s = num(sgd.get("images_per_s"), ".0f") + (f" ({r['sgd_device']})" if "sgd_device" in r else "")
-        lines.append(f"| {r['backend']} | {r['device']} | {r['n_images']} "
-                     f"| {num(r.get('hebbian', {}).get('images_per_s'), '.0f')} "
-                     f"| {num(r.get('floor', {}).get('images_per_s'), '.0f')} | {sgd_s} "
-                     f"| {num(r['ratios'].get('hebbian_vs_floor'), '.2f')} "
-                     f"| {num(r['ratios'].get('hebbian_vs_sgd'), '.2f')} "
-                     f"| {num(None if peak is None else peak / (1 << 20), '.0f')} |")
+        lines.append(
+            f"| {r['backend']} | {r['device']} | {r['n_images']} "
+            f"| {num(r.get('hebbian', {}).get('images_per_s'), '.0f')} "
+            f"| {num(r.get('floor', {}).get('images_per_s'), '.0f')} | {sgd_s} "
+            f"| {num(r['ratios'].get('hebbian_vs_floor'), '.2f')} "
+            f"| {num(r['ratios'].get('hebbian_vs_sgd'), '.2f')} "
+            f"| {num(None if peak is None else peak / (1 << 20), '.0f')} |"
+        )
     return "\n".join(lines)
 
 
@@ -631,22 +710,41 @@ def dumps(result: dict) -> str:
 # ---------------------------------------------------------------------------- command line
 def add_parser(sub) -> None:
     """Register the ``bench`` subcommand on the ``hebbcore`` subparsers."""
-    b = sub.add_parser("bench", help="time a Hebbian epoch of the paper's net against its floor and SGD",
-                       description="Time, on the paper's 6-layer net and random CIFAR-sized input, a Hebbian epoch, "
-                                   "its floor (forward + one weight-correlation per layer), an SGD epoch (torch "
-                                   "autograd) and the peak memory of a batch-64 Hebbian step; print a table and "
-                                   "write JSON.")
-    b.add_argument("--backend", action="append", default=None, metavar="NAME[:DEVICE]",
-                   help="backend to time, repeatable or comma-separated, e.g. numpy, torch:cpu, torch:cuda, cupy "
-                        "(default: numpy and torch on the CPU)")
-    b.add_argument("--device", default=None,
-                   help="device for every --backend given without one (default: cpu for numpy/torch, cuda for cupy)")
-    b.add_argument("--images", type=int, default=None,
-                   help=f"images per epoch (default {DEFAULT_CPU_IMAGES} on the CPU, {DEFAULT_GPU_IMAGES} on CUDA)")
+    b = sub.add_parser(
+        "bench",
+        help="time a Hebbian epoch of the paper's net against its floor and SGD",
+        description="Time, on the paper's 6-layer net and random CIFAR-sized input, a Hebbian epoch, "
+        "its floor (forward + one weight-correlation per layer), an SGD epoch (torch "
+        "autograd) and the peak memory of a batch-64 Hebbian step; print a table and "
+        "write JSON.",
+    )
+    b.add_argument(
+        "--backend",
+        action="append",
+        default=None,
+        metavar="NAME[:DEVICE]",
+        help="backend to time, repeatable or comma-separated, e.g. numpy, torch:cpu, torch:cuda, cupy "
+        "(default: numpy and torch on the CPU)",
+    )
+    b.add_argument(
+        "--device",
+        default=None,
+        help="device for every --backend given without one (default: cpu for numpy/torch, cuda for cupy)",
+    )
+    b.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help=f"images per epoch (default {DEFAULT_CPU_IMAGES} on the CPU, {DEFAULT_GPU_IMAGES} on CUDA)",
+    )
     b.add_argument("--batch-size", type=int, default=64, help="batch size of every epoch (default 64)")
     b.add_argument("--warmup", type=int, default=3, help="warm-up steps before timing (default 3)")
-    b.add_argument("--repeats", type=int, default=1,
-                   help="interleaved repeats of the three epochs; the fastest of each is reported (default 1)")
+    b.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="interleaved repeats of the three epochs; the fastest of each is reported (default 1)",
+    )
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--skip", default="", help="comma list of measurements to skip: floor, sgd, memory")
     b.add_argument("--json", default="runs/bench.json", help="where to write the JSON (default runs/bench.json)")
@@ -662,8 +760,16 @@ def _command_of(args) -> str:
         parts += ["--device", args.device]
     if args.images is not None:
         parts += ["--images", str(args.images)]
-    parts += ["--batch-size", str(args.batch_size), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-              "--seed", str(args.seed)]
+    parts += [
+        "--batch-size",
+        str(args.batch_size),
+        "--warmup",
+        str(args.warmup),
+        "--repeats",
+        str(args.repeats),
+        "--seed",
+        str(args.seed),
+    ]
     if args.skip:
         parts += ["--skip", args.skip]
     parts += ["--json", args.json] + (["--markdown"] if args.markdown else [])
@@ -673,15 +779,30 @@ def _command_of(args) -> str:
 def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
     bad = [s for s in skip if s not in ("floor", "sgd", "memory")]
-    if bad or args.batch_size < 1 or (args.images is not None and args.images < 1) or args.repeats < 1 \
-            or args.warmup < 0:
+    if (
+        bad
+        or args.batch_size < 1
+        or (args.images is not None and args.images < 1)
+        or args.repeats < 1
+        or args.warmup < 0
+    ):
         from .errors import SpecError
 
         raise SpecError([f"bench: bad arguments (skip {bad}, batch size, images, repeats >= 1, warmup >= 0)"])
     targets = parse_targets(args.backend, args.device)
     command = "hebbcore bench " + " ".join(argv) if argv is not None else _command_of(args)
-    result = run_bench(targets, registry, args.images, args.batch_size, args.warmup, args.repeats, args.seed, skip,
-                       command=command, log=lambda s: print(s, file=sys.stderr, flush=True))
+    result = run_bench(
+        targets,
+        registry,
+        args.images,
+        args.batch_size,
+        args.warmup,
+        args.repeats,
+        args.seed,
+        skip,
+        command=command,
+        log=lambda s: print(s, file=sys.stderr, flush=True),
+    )
     print(format_table(result))
     if args.markdown:
         print()

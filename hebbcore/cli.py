@@ -4,12 +4,13 @@ Errors a user can fix (a bad spec, a missing file, an unavailable backend) are
 printed as one line, ``hebbcore: error: ...``, with exit status 2 (spec and
 usage) or 1 (everything else); no traceback.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import HebbcoreError
 
@@ -23,23 +24,48 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train a spec and write metrics.json, weights.npz and spec.toml")
     r.add_argument("spec", nargs="?", help="path of a TOML run spec (with --resume: default DIR/spec.toml)")
-    r.add_argument("--backend", default=None,
-                   help="array backend: numpy, torch, cupy or a plugin's (default numpy; with --resume the run's)")
-    r.add_argument("--device", default=None, help="device of the backend, e.g. cpu, cuda, cuda:1 (default: the best one)")
+    r.add_argument(
+        "--backend",
+        default=None,
+        help="array backend: numpy, torch, cupy or a plugin's (default numpy; with --resume the run's)",
+    )
+    r.add_argument(
+        "--device", default=None, help="device of the backend, e.g. cpu, cuda, cuda:1 (default: the best one)"
+    )
     r.add_argument("--out", default=None, help="run directory (default runs/<spec name>)")
     r.add_argument("--no-progress", action="store_true", help="never draw progress bars")
-    r.add_argument("--resume", metavar="DIR", default=None,
-                   help="continue the run in DIR from its last checkpoint (after a crash or kill)")
-    r.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                   help="also checkpoint every N batches (always at the end of each epoch)")
+    r.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="continue the run in DIR from its last checkpoint (after a crash or kill)",
+    )
+    r.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also checkpoint every N batches (always at the end of each epoch)",
+    )
     r.add_argument("--tensorboard", action="store_true", help="also log every epoch to DIR/tensorboard")
-    r.add_argument("--distributed", action="store_true",
-                   help="data-parallel over processes started by torchrun (gloo on CPU, nccl on CUDA)")
-    r.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
-                   help="with --distributed: give up, naming the rank, when another process does not answer "
-                        "for this long (default 300)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="replace the run the output directory already holds (otherwise that is refused)")
+    r.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over processes started by torchrun (gloo on CPU, nccl on CUDA)",
+    )
+    r.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="with --distributed: give up, naming the rank, when another process does not answer "
+        "for this long (default 300)",
+    )
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run the output directory already holds (otherwise that is refused)",
+    )
     v = sub.add_parser("validate", help="check a spec and print it resolved")
     v.add_argument("spec")
     pl = sub.add_parser("plot", help="(re)draw a run's kernel grid, learning curves and confusion matrix")
@@ -67,8 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hebbcore: interrupted; files already written are complete", file=sys.stderr)
         return 130
     except MemoryError:
-        print("hebbcore: error: out of memory; use a smaller batch_size, fewer kernels or less data "
-              "(files already written are complete)", file=sys.stderr)
+        print(
+            "hebbcore: error: out of memory; use a smaller batch_size, fewer kernels or less data "
+            "(files already written are complete)",
+            file=sys.stderr,
+        )
         return 1
     except OSError as exc:  # a file hebbcore does not write through hebbcore.io (a plugin's, the plots')
         from .io import describe_os_error
@@ -156,9 +185,18 @@ def _run(args: argparse.Namespace, registry, spec, out, resume: bool, backend: s
 
         shard = init_from_env(registry, backend, args.device, timeout=args.dist_timeout)
     try:
-        result = run(spec, registry, backend=backend, out_dir=out, device=args.device,
-                     progress=False if args.no_progress else None, resume=resume,
-                     checkpoint_every=args.checkpoint_every, shard=shard, overwrite=args.overwrite)
+        result = run(
+            spec,
+            registry,
+            backend=backend,
+            out_dir=out,
+            device=args.device,
+            progress=False if args.no_progress else None,
+            resume=resume,
+            checkpoint_every=args.checkpoint_every,
+            shard=shard,
+            overwrite=args.overwrite,
+        )
     except RuntimeError as exc:  # the SGD phase's gradient all-reduce (DDP) timing out
         from .distributed import is_timeout
 

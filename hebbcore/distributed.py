@@ -16,6 +16,7 @@ after ``--dist-timeout`` seconds (300 by default) with one line naming its rank:
 each process that timed out says so in the group's key-value store, and the
 ranks that did not are the silent ones.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,6 @@ import numpy as np
 from .errors import HebbcoreError
 from .plugin_manager import Registry
 from .runner import Shard
-
 
 #: Seconds a process that timed out waits for the others to report their own timeout.
 REPORT_WAIT = 3.0
@@ -45,16 +45,19 @@ class Group:
             self.store.set_timeout(timedelta(seconds=REPORT_WAIT + 2))
             self.store.set(f"hebbcore/timed_out/{self.rank}", "1")
             time.sleep(REPORT_WAIT)
-            return [r for r in range(self.world)
-                    if r != self.rank and not self.store.check([f"hebbcore/timed_out/{r}"])]
+            return [
+                r for r in range(self.world) if r != self.rank and not self.store.check([f"hebbcore/timed_out/{r}"])
+            ]
         except Exception:  # the store is served by rank 0 (or torchrun's agent): it does not answer either
             return [0]
 
     def timeout_error(self, what: str) -> HebbcoreError:
         silent = self.silent_ranks()
         who = ", ".join(map(str, silent)) if silent else "unknown"
-        return HebbcoreError(f"rank {self.rank}: rank {who} stopped answering for {self.timeout:g} s during {what} "
-                             f"(stopped, swapped out or cut off); the last checkpoint is intact, resume with --resume")
+        return HebbcoreError(
+            f"rank {self.rank}: rank {who} stopped answering for {self.timeout:g} s during {what} "
+            f"(stopped, swapped out or cut off); the last checkpoint is intact, resume with --resume"
+        )
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -107,11 +110,14 @@ def init_from_env(registry: Registry, backend: str, device: str | None, timeout:
     # torchrun's agent serves the store itself; without it rank 0 does, as init_method="env://" would
     serve = rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() != "true"
     try:
-        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=serve,
-                              timeout=td)
+        store = dist.TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=serve, timeout=td
+        )
     except (RuntimeError, ValueError) as exc:
-        raise HebbcoreError(f"rank {rank}: cannot reach the process group's store at {os.environ['MASTER_ADDR']}:"
-                            f"{os.environ['MASTER_PORT']} within {timeout:g} s ({exc.__class__.__name__})") from None
+        raise HebbcoreError(
+            f"rank {rank}: cannot reach the process group's store at {os.environ['MASTER_ADDR']}:"
+            f"{os.environ['MASTER_PORT']} within {timeout:g} s ({exc.__class__.__name__})"
+        ) from None
     on_cuda = (device or "").startswith("cuda") or (backend == "cupy")
     dist.init_process_group("nccl" if on_cuda else "gloo", store=store, rank=rank, world_size=world, timeout=td)
     ops = registry.get("backend", backend)(device)

@@ -37,6 +37,7 @@ the run's ``spec.toml`` and ``weights.npz`` still describe the whole network.
 row, "not run yet" where there is no result) and PNG plots (layer-1 kernels,
 accuracy per layer) into the results folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,10 @@ import subprocess
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +109,7 @@ class Experiment:
         return self.folder / self.spec
 
 
-def load_manifest(folder: str | Path) -> "OrderedDict[str, Experiment]":
+def load_manifest(folder: str | Path) -> OrderedDict[str, Experiment]:
     """The rows of ``folder/experiments.toml`` by name (empty when the folder has none)."""
     folder = Path(folder)
     path = folder / MANIFEST
@@ -144,7 +146,7 @@ def load_manifest(folder: str | Path) -> "OrderedDict[str, Experiment]":
     return out
 
 
-def collect(paths: Sequence[str | Path]) -> tuple["OrderedDict[str, Experiment]", list[str]]:
+def collect(paths: Sequence[str | Path]) -> tuple[OrderedDict[str, Experiment], list[str]]:
     """All manifest rows of the folders involved, and the names requested by ``paths`` (spec files or folders)."""
     rows: OrderedDict[str, Experiment] = OrderedDict()
     wanted: list[str] = []
@@ -191,6 +193,7 @@ def order_with_dependencies(rows: dict[str, Experiment], wanted: Sequence[str]) 
 
 
 # ------------------------------------------------------------------------------------------------ results
+
 
 def read_metrics(run_dir: Path) -> dict | None:
     return RunDir(run_dir).read_metrics()
@@ -260,13 +263,15 @@ def write_init_weights(parent_weights: Path, layers: list[dict], take: Sequence[
 
 def git_commit(cwd: Path) -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
 
 # ------------------------------------------------------------------------------------------------ feature cache
+
 
 def frozen_prefix_cut(spec: RunSpec) -> int:
     """Number of leading layers whose output can be computed once, 0 if none.
@@ -334,8 +339,9 @@ class FeatureCache:
             keys.append(prev)
         return keys
 
-    def features(self, net, cut: int, data: Dataset, data_key: str, batch: int = 500,
-                 mirrored: bool = False) -> Dataset | None:
+    def features(
+        self, net, cut: int, data: Dataset, data_key: str, batch: int = 500, mirrored: bool = False
+    ) -> Dataset | None:
         """The output of ``net``'s first ``cut`` layers for every split of ``data`` (None: over the budget).
 
         ``mirrored``: also for the left-right mirror image of each training image (``Dataset.train_mirrored``).
@@ -353,8 +359,10 @@ class FeatureCache:
         need = int(np.prod(shape)) * 4 * n
         extra = need - (self.nbytes(entry) if entry is not None else 0)  # what is computed now
         if need > self.max_bytes:
-            self.too_large = (f"its features would take {need / 1e9:.1f} GB, over the cache's "
-                              f"{self.max_bytes / 1e9:.1f} GB (HEBBCORE_FEATURE_CACHE_BYTES)")
+            self.too_large = (
+                f"its features would take {need / 1e9:.1f} GB, over the cache's "
+                f"{self.max_bytes / 1e9:.1f} GB (HEBBCORE_FEATURE_CACHE_BYTES)"
+            )
             return None
         self.too_large = ""
         start, source, source_key = 0, data, None
@@ -373,10 +381,10 @@ class FeatureCache:
         def run(split: Split) -> Split:
             out = np.empty((len(split),) + tuple(shape), dtype=np.float32)
             for i in range(0, len(split), batch):
-                x = ops.asarray(split.x[i:i + batch])
+                x = ops.asarray(split.x[i : i + batch])
                 for node in net.nodes[start:cut]:
                     x = net.layer_forward(node, x, batch_stats=False)
-                out[i:i + batch] = ops.to_numpy(x)
+                out[i : i + batch] = ops.to_numpy(x)
             return Split(out, split.y)
 
         if entry is not None:  # the same features without the mirrored ones: only those are computed
@@ -385,17 +393,20 @@ class FeatureCache:
         else:
             feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
         if mirrored:
-            below = source.train_mirrored if start else Split(np.ascontiguousarray(data.train.x[..., ::-1]),
-                                                               data.train.y)
+            below = (
+                source.train_mirrored if start else Split(np.ascontiguousarray(data.train.x[..., ::-1]), data.train.y)
+            )
             feats = feats.replace(train_mirrored=run(below))
         self.entries[keys[-1]] = feats
-        while len(self.entries) > 1 and (len(self.entries) > self.max_entries or
-                                         sum(map(self.nbytes, self.entries.values())) > self.max_bytes):
+        while len(self.entries) > 1 and (
+            len(self.entries) > self.max_entries or sum(map(self.nbytes, self.entries.values())) > self.max_bytes
+        ):
             self.entries.popitem(last=False)  # least recently used first; the new entry stays
         return feats
 
 
 # ------------------------------------------------------------------------------------------------ running
+
 
 @dataclass
 class Overrides:
@@ -424,10 +435,20 @@ class Overrides:
 
 
 class ExperimentRunner:
-    def __init__(self, registry: Registry, results: Path | None = None, backend: str = "numpy",
-                 device: str | None = None, overrides: Overrides | None = None, force: bool = False,
-                 feature_cache: bool = True, progress: bool | None = None, log=print, command: str = "",
-                 checkpoint_every: int = 0):
+    def __init__(
+        self,
+        registry: Registry,
+        results: Path | None = None,
+        backend: str = "numpy",
+        device: str | None = None,
+        overrides: Overrides | None = None,
+        force: bool = False,
+        feature_cache: bool = True,
+        progress: bool | None = None,
+        log=print,
+        command: str = "",
+        checkpoint_every: int = 0,
+    ):
         """``checkpoint_every``: also checkpoint every that many batches (always at each epoch's end).
 
         A run stopped before it finished (killed, Ctrl-C, a machine going away) continues from its last
@@ -473,10 +494,14 @@ class ExperimentRunner:
         if exp.init_from:
             parent = self.results_dir(rows[exp.init_from])
             if not is_done(parent):
-                raise HebbcoreError(f"{exp.name}: needs the finished run {exp.init_from!r} ({parent} has no final "
-                                    f"metrics); run it first")
+                raise HebbcoreError(
+                    f"{exp.name}: needs the finished run {exp.init_from!r} ({parent} has no final "
+                    f"metrics); run it first"
+                )
             parent_info = (read_metrics(parent) or {}).get("experiment") or {}
-            self._parent_reduced = dict(parent_info.get("overrides") or {}, **(parent_info.get("parent_overrides") or {}))
+            self._parent_reduced = dict(
+                parent_info.get("overrides") or {}, **(parent_info.get("parent_overrides") or {})
+            )
             dest = out / "init_weights.npz"
             write_init_weights(parent / "weights.npz", table.get("layers", []), exp.init_layers, dest)
             table["init_weights"] = str(dest)
@@ -495,10 +520,17 @@ class ExperimentRunner:
         spec = self.prepare(exp, rows)
         data = self.dataset(spec)
         t0 = time.time()
-        info: dict[str, Any] = {"name": exp.name, "spec": str(exp.spec_path), "command": self.command,
-                                "backend": self.backend, "device": self.device, "overrides": self.overrides.active(),
-                                "init_from": exp.init_from, "git_commit": git_commit(exp.folder),
-                                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        info: dict[str, Any] = {
+            "name": exp.name,
+            "spec": str(exp.spec_path),
+            "command": self.command,
+            "backend": self.backend,
+            "device": self.device,
+            "overrides": self.overrides.active(),
+            "init_from": exp.init_from,
+            "git_commit": git_commit(exp.folder),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         if exp.init_from and self._parent_reduced:
             info["parent_overrides"] = self._parent_reduced  # the weights it starts from come from a REDUCED run
         cut = frozen_prefix_cut(spec) if self.cache is not None else 0
@@ -508,28 +540,50 @@ class ExperimentRunner:
             full = Network(spec, data.input_shape, data.n_classes, ops, self.registry)
             if spec.init_weights:
                 full.load_npz(spec.init_weights)
-            feats = self.cache.features(full, cut, data, repr(spec.data),
-                                        mirrored=spec.sgd.hflip and "sgd" in spec.phases)
-            prefix_state = {k: v for k, v in full.state_dict().items()
-                            if k.split(".", 1)[0] in {n.name for n in full.nodes[:cut]}}
+            feats = self.cache.features(
+                full, cut, data, repr(spec.data), mirrored=spec.sgd.hflip and "sgd" in spec.phases
+            )
+            prefix_state = {
+                k: v for k, v in full.state_dict().items() if k.split(".", 1)[0] in {n.name for n in full.nodes[:cut]}
+            }
         if feats is None and cut and self.cache is not None and self.cache.too_large:
-            self.log(f"{exp.name}: not caching the frozen layers' output: {self.cache.too_large}; they run on "
-                     f"every batch (slower)")
+            self.log(
+                f"{exp.name}: not caching the frozen layers' output: {self.cache.too_large}; they run on "
+                f"every batch (slower)"
+            )
         if feats is not None:
             top = dataclasses.replace(spec, layers=spec.layers[cut:])
             info["feature_cache"] = {"trains_from": spec.layers[cut].name, "input_shape": list(feats.input_shape)}
-            self.log(f"{exp.name}: layers up to {spec.layers[cut - 1].name} frozen; training the rest on cached "
-                     f"features {feats.input_shape}")
-            result = run(top, self.registry, backend=self.backend, out_dir=out, device=self.device,
-                         progress=self.progress, dataset=feats, **self._resume(exp, out.path, top, info))
+            self.log(
+                f"{exp.name}: layers up to {spec.layers[cut - 1].name} frozen; training the rest on cached "
+                f"features {feats.input_shape}"
+            )
+            result = run(
+                top,
+                self.registry,
+                backend=self.backend,
+                out_dir=out,
+                device=self.device,
+                progress=self.progress,
+                dataset=feats,
+                **self._resume(exp, out.path, top, info),
+            )
             merged = dict(prefix_state)
             merged.update(result.network.state_dict())
             out.save_npz("weights.npz", merged)
             out.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
             metrics = result.metrics
         else:
-            result = run(spec, self.registry, backend=self.backend, out_dir=out, device=self.device,
-                         progress=self.progress, dataset=data, **self._resume(exp, out.path, spec, info))
+            result = run(
+                spec,
+                self.registry,
+                backend=self.backend,
+                out_dir=out,
+                device=self.device,
+                progress=self.progress,
+                dataset=data,
+                **self._resume(exp, out.path, spec, info),
+            )
             metrics = result.metrics
         if self.command:
             out.write_text("command.txt", self.command + "\n")
@@ -575,14 +629,18 @@ class ExperimentRunner:
             exp = rows[name]
             out = self.results_dir(exp)
             if name in rerun:
-                self.log(f"{name}: finished, but {out / 'weights.npz'} is missing (results are committed without "
-                         f"weights); running it again for {rerun[name]!r}")
+                self.log(
+                    f"{name}: finished, but {out / 'weights.npz'} is missing (results are committed without "
+                    f"weights); running it again for {rerun[name]!r}"
+                )
             elif is_done(out) and not self.force:
                 changed = self.spec_changes(exp)
                 if changed:
                     status[name] = "stale"
-                    self.log(f"{name}: finished, but {exp.spec_path} changed since in {', '.join(changed)}; its "
-                             f"results are kept: move them aside or rerun with --force")
+                    self.log(
+                        f"{name}: finished, but {exp.spec_path} changed since in {', '.join(changed)}; its "
+                        f"results are kept: move them aside or rerun with --force"
+                    )
                 else:
                     status[name] = "skipped"
                     self.log(f"{name}: already done ({out}/metrics.json)")
@@ -611,6 +669,7 @@ def _pct(v: float | None) -> str:
 
 # ------------------------------------------------------------------------------------------------ report
 
+
 def _run_summary(run_dir: Path) -> dict | None:
     m = read_metrics(run_dir)
     if not m:
@@ -619,9 +678,15 @@ def _run_summary(run_dir: Path) -> dict | None:
     phases = {}
     for e in epochs:
         phases[e.get("phase")] = max(phases.get(e.get("phase"), 0), e.get("epoch", 0))
-    return {"final": m.get("final"), "phases": phases, "experiment": m.get("experiment") or {},
-            "seconds": sum(e.get("seconds", 0) for e in epochs), "last": epochs[-1] if epochs else None,
-            "n_train": m.get("n_train"), "backend": m.get("backend")}
+    return {
+        "final": m.get("final"),
+        "phases": phases,
+        "experiment": m.get("experiment") or {},
+        "seconds": sum(e.get("seconds", 0) for e in epochs),
+        "last": epochs[-1] if epochs else None,
+        "n_train": m.get("n_train"),
+        "backend": m.get("backend"),
+    }
 
 
 def row_result(exp: Experiment, rows: dict[str, Experiment], results: Path | None) -> tuple[str, dict | None]:
@@ -646,8 +711,14 @@ def _fmt_notes(s: dict) -> str:
     return "; ".join(b for b in bits if b)
 
 
-def write_report(folder: str | Path, results: str | Path | None = None, out: str | Path | None = None,
-                 tolerance: float = 2.0, plots: bool = True, previous: str | Path | None = None) -> Path:
+def write_report(
+    folder: str | Path,
+    results: str | Path | None = None,
+    out: str | Path | None = None,
+    tolerance: float = 2.0,
+    plots: bool = True,
+    previous: str | Path | None = None,
+) -> Path:
     """Write the Markdown report (and plots) for the manifest of ``folder``; returns the report's path.
 
     ``previous``: a second results folder (e.g. the runs of an earlier setup, kept aside); its test
@@ -663,12 +734,16 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
     res = Path(results) if results else None
     res_dir = res or folder / "results"
     out = Path(out) if out else folder / "REPORT.md"
-    lines = [f"# Measured vs paper: {folder.name}", "",
-             "Generated by `python -m hebbcore.experiments report " + str(folder) + "` from the `metrics.json` of each "
-             "run (test accuracy of the final weights: the best-validation epoch for SGD runs). "
-             f"The target is ±{tolerance:g} pp of the paper, or above it for a row whose goal is to beat it "
-             "(\"beat\" in the target column). A row marked REDUCED ran with fewer epochs or images than the spec "
-             "and is not comparable yet.", ""]
+    lines = [
+        f"# Measured vs paper: {folder.name}",
+        "",
+        "Generated by `python -m hebbcore.experiments report " + str(folder) + "` from the `metrics.json` of each "
+        "run (test accuracy of the final weights: the best-validation epoch for SGD runs). "
+        f"The target is ±{tolerance:g} pp of the paper, or above it for a row whose goal is to beat it "
+        '("beat" in the target column). A row marked REDUCED ran with fewer epochs or images than the spec '
+        "and is not comparable yet.",
+        "",
+    ]
     misses, measured_count = [], 0
     tables = OrderedDict()
     for exp in rows.values():
@@ -682,8 +757,12 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
         exps = tables[tname]
         counts[tname] = count = [len(exps), 0, 0, 0]
         prev_head = (f" {prev_dir.name} % |", "---:|") if prev_dir is not None else ("", "")
-        lines += [f"## {tname}", "", f"| row | run | paper % | measured % | Δ pp | target met |{prev_head[0]} notes |",
-                  f"|---|---|---:|---:|---:|:-:|{prev_head[1]}---|"]
+        lines += [
+            f"## {tname}",
+            "",
+            f"| row | run | paper % | measured % | Δ pp | target met |{prev_head[0]} notes |",
+            f"|---|---|---:|---:|---:|:-:|{prev_head[1]}---|",
+        ]
         for exp in exps:
             run_name, s = row_result(exp, rows, res)
             paper = exp.paper
@@ -692,8 +771,9 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
             elif not s["final"]:
                 last = s["last"]
                 meas = "running / incomplete"
-                notes = (f"last epoch: {last['phase']} {last['epoch']}, test {_pct(last.get('test_acc'))}"
-                         if last else "")
+                notes = (
+                    f"last epoch: {last['phase']} {last['epoch']}, test {_pct(last.get('test_acc'))}" if last else ""
+                )
                 delta = ok = ""
             else:
                 acc = s["final"].get("test_acc")
@@ -724,35 +804,50 @@ def write_report(folder: str | Path, results: str | Path | None = None, out: str
                 ps = _run_summary(prev_dir / run_name)
                 pacc = ps["final"].get("test_acc") if ps and ps["final"] else None
                 prev = f" {_pct(pacc) if pacc is not None else ''} |"
-            lines.append(f"| {exp.row or exp.name} | `{ref}` | {'' if paper is None else f'{paper:.2f}'} | {meas} | "
-                         f"{delta} | {ok} |{prev} {notes} |")
+            lines.append(
+                f"| {exp.row or exp.name} | `{ref}` | {'' if paper is None else f'{paper:.2f}'} | {meas} | "
+                f"{delta} | {ok} |{prev} {notes} |"
+            )
             k = _layer_of(exp)
             if k and exp.table == "Table 1":
                 acc = s["final"].get("test_acc") if s and s["final"] else None
                 per_layer.setdefault(_series_of(exp), {})[k] = (paper, None if acc is None else 100 * acc)
         lines.append("")
     lines[summary_at:summary_at] = (
-        ["## Summary", "",
-         "Rows per table; \"compared\" counts the finished full-size runs with a paper value, \"target met\" those "
-         "of them that meet the target.", "",
-         "| table | rows | measured | compared with the paper | target met |", "|---|---:|---:|---:|---:|"]
-        + [f"| {t} | {n} | {m} | {c} | {k} |" for t, (n, m, c, k) in counts.items()] + [""])
+        [
+            "## Summary",
+            "",
+            'Rows per table; "compared" counts the finished full-size runs with a paper value, "target met" those '
+            "of them that meet the target.",
+            "",
+            "| table | rows | measured | compared with the paper | target met |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        + [f"| {t} | {n} | {m} | {c} | {k} |" for t, (n, m, c, k) in counts.items()]
+        + [""]
+    )
     spreads = seed_spreads(rows, res)
     if spreads:
-        lines += ["## Seed spread", "",
-                  "Each row with repeats (manifest `repeats`): its test accuracy over the seeds measured so far. "
-                  "Mean ± sd is the sample standard deviation; \"paper in mean ± 2 sd\" says whether one seed's "
-                  "distance from the paper can be luck.", "",
-                  "| row | run | paper % | seeds | accuracies % | mean ± sd % | mean − paper pp | paper in mean ± 2 sd |",
-                  "|---|---|---:|---:|---|---:|---:|:-:|"]
+        lines += [
+            "## Seed spread",
+            "",
+            "Each row with repeats (manifest `repeats`): its test accuracy over the seeds measured so far. "
+            'Mean ± sd is the sample standard deviation; "paper in mean ± 2 sd" says whether one seed\'s '
+            "distance from the paper can be luck.",
+            "",
+            "| row | run | paper % | seeds | accuracies % | mean ± sd % | mean − paper pp | paper in mean ± 2 sd |",
+            "|---|---|---:|---:|---|---:|---:|:-:|",
+        ]
         for exp, accs in spreads:
             mean, sd = _mean_sd(accs)
             paper = exp.paper
             inside = "" if paper is None or sd is None else ("yes" if abs(mean - paper) <= 2 * sd else "no")
-            lines.append(f"| {exp.row or exp.name} | `{exp.name}` | {'' if paper is None else f'{paper:.2f}'} | "
-                         f"{len(accs)} | {' / '.join(f'{a:.2f}' for a in accs)} | {mean:.2f}"
-                         f"{'' if sd is None else f' ± {sd:.2f}'} | {'' if paper is None else f'{mean - paper:+.2f}'} | "
-                         f"{inside} |")
+            lines.append(
+                f"| {exp.row or exp.name} | `{exp.name}` | {'' if paper is None else f'{paper:.2f}'} | "
+                f"{len(accs)} | {' / '.join(f'{a:.2f}' for a in accs)} | {mean:.2f}"
+                f"{'' if sd is None else f' ± {sd:.2f}'} | {'' if paper is None else f'{mean - paper:+.2f}'} | "
+                f"{inside} |"
+            )
         lines.append("")
     spread_of = {exp.name: accs for exp, accs in spreads}
     lines += ["## Rows outside the target", ""]
@@ -796,8 +891,12 @@ def seed_spreads(rows: dict[str, Experiment], results: Path | None) -> list[tupl
         accs = []
         for exp in group:
             _, s = row_result(exp, rows, results)
-            if s and s["final"] and s["final"].get("test_acc") is not None and not (
-                    s["experiment"].get("overrides") or s["experiment"].get("parent_overrides")):
+            if (
+                s
+                and s["final"]
+                and s["final"].get("test_acc") is not None
+                and not (s["experiment"].get("overrides") or s["experiment"].get("parent_overrides"))
+            ):
                 accs.append(100 * s["final"]["test_acc"])
         if accs:
             out.append((rows[name], accs))
@@ -825,7 +924,7 @@ def kernel_grid(w: np.ndarray, cols: int = 12, pad: int = 1) -> np.ndarray:
         lo, hi = ker.min(), ker.max()
         ker = (ker - lo) / (hi - lo) if hi > lo else np.zeros_like(ker)
         r, q = divmod(i, cols)
-        img[pad + r * (kh + pad): pad + r * (kh + pad) + kh, pad + q * (kw + pad): pad + q * (kw + pad) + kw] = ker
+        img[pad + r * (kh + pad) : pad + r * (kh + pad) + kh, pad + q * (kw + pad) : pad + q * (kw + pad) + kw] = ker
     return img
 
 
@@ -889,6 +988,7 @@ def make_plots(rows: dict[str, Experiment], res_dir: Path, per_layer: dict, out_
 
 # ------------------------------------------------------------------------------------------------ command line
 
+
 def add_arguments(sub) -> None:
     """Add the ``run`` and ``report`` sub-commands to an argparse sub-parser group."""
     r = sub.add_parser("run", help="run specs (and the runs they start from); skips finished ones")
@@ -902,16 +1002,24 @@ def add_arguments(sub) -> None:
     r.add_argument("--dry-run", action="store_true", help="print what would run, in order, and stop")
     for k in ("sgd-epochs", "hebbian-epochs", "n-train", "n-val", "n-test"):
         r.add_argument(f"--{k}", type=int, default=None, help="override every spec (the run is labelled REDUCED)")
-    r.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                   help="also checkpoint every N batches (always at each epoch's end); an interrupted run "
-                        "continues from its last checkpoint when run again")
+    r.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also checkpoint every N batches (always at each epoch's end); an interrupted run "
+        "continues from its last checkpoint when run again",
+    )
     p = sub.add_parser("report", help="write REPORT.md and plots for a folder's experiments.toml")
     p.add_argument("folder")
     p.add_argument("--results", default=None)
     p.add_argument("--out", default=None, help="report path (default <folder>/REPORT.md)")
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--previous", default=None,
-                   help="a second results folder (an earlier setup's runs) whose test accuracies get their own column")
+    p.add_argument(
+        "--previous",
+        default=None,
+        help="a second results folder (an earlier setup's runs) whose test accuracies get their own column",
+    )
 
 
 def dispatch(args: argparse.Namespace, command: str = "") -> int:
@@ -936,10 +1044,19 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
             state += f" (interrupted at {where}; continues from there)" if where else ""
             print(f"{name}: {state}")
         return 0
-    runner = ExperimentRunner(default_registry(), results, args.backend, args.device, over, args.force,
-                              not args.no_feature_cache, False if args.no_progress else None,
-                              log=lambda m: print(m, flush=True), command=command,
-                              checkpoint_every=args.checkpoint_every)
+    runner = ExperimentRunner(
+        default_registry(),
+        results,
+        args.backend,
+        args.device,
+        over,
+        args.force,
+        not args.no_feature_cache,
+        False if args.no_progress else None,
+        log=lambda m: print(m, flush=True),
+        command=command,
+        checkpoint_every=args.checkpoint_every,
+    )
     status = runner.run(rows, wanted)
     failed = [n for n, s in status.items() if s.startswith(("failed", "stale"))]
     return 1 if failed else 0

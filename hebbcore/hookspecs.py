@@ -9,6 +9,7 @@ hook here is an error (``check_pending``), so a misspelled hook fails loudly.
 
 Registration hooks return *classes*; names must be unique across all plugins.
 """
+
 from __future__ import annotations
 
 from typing import Any

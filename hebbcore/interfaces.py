@@ -20,12 +20,14 @@ whose ``y`` is one winner per sample and position (winner-takes-all) returns it
 as :class:`Winners`, the winning kernel's index, and the same two calls then add
 one patch per position instead of correlating with a K-wide one-hot.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -80,8 +82,19 @@ class HebbianContext:
         cache: values a rule computes once per step and reads in several of its methods.
     """
 
-    def __init__(self, ops: Ops, kind: str, x: Array, w: Array, dot: Array, similarity: Array,
-                 labels: Array | None, n_classes: int, stride: int = 1, reducer: Callable[[Array], Array] | None = None):
+    def __init__(
+        self,
+        ops: Ops,
+        kind: str,
+        x: Array,
+        w: Array,
+        dot: Array,
+        similarity: Array,
+        labels: Array | None,
+        n_classes: int,
+        stride: int = 1,
+        reducer: Callable[[Array], Array] | None = None,
+    ):
         self.ops, self.kind, self.x, self.w = ops, kind, x, w
         self.dot, self.similarity, self.labels = dot, similarity, labels
         self.n_classes, self.stride = n_classes, stride
@@ -110,8 +123,11 @@ class HebbianContext:
         """Number of (sample, position) pairs P the update is aggregated over (over all processes)."""
         if self.total_positions is None:
             local = self.local_positions
-            self.total_positions = local if self.reducer is None else \
-                int(round(float(self.ops.to_numpy(self.reducer(self.ops.asarray([local])))[0])))
+            self.total_positions = (
+                local
+                if self.reducer is None
+                else int(round(float(self.ops.to_numpy(self.reducer(self.ops.asarray([local])))[0])))
+            )
         return self.total_positions
 
     def input_correlation(self, c: Array | Winners) -> Array:
@@ -123,8 +139,7 @@ class HebbianContext:
         """
         if isinstance(c, Winners):
             if self.kind == "conv":
-                return self.ops.conv2d_winner_sums(self.x, c.index, c.n_kernels, tuple(self.w.shape[2:]),
-                                                   self.stride)
+                return self.ops.conv2d_winner_sums(self.x, c.index, c.n_kernels, tuple(self.w.shape[2:]), self.stride)
             c = self.dense(c)
         if self.kind == "linear":
             return self.ops.linear_weight_sums(self.x, c)
@@ -210,11 +225,11 @@ class Aggregation(ABC):
     name: ClassVar[str]
 
     @classmethod
-    def check(cls, rule_cls: type["LearningRule"]) -> list[str]:
+    def check(cls, rule_cls: type[LearningRule]) -> list[str]:
         """Why this aggregation is wrong for the rule's coefficients (run when the spec is loaded); [] if fine."""
         return []
 
-    def sums(self, ctx: HebbianContext, rule: "LearningRule", coefficient: Array | Winners) -> tuple[Array, Array]:
+    def sums(self, ctx: HebbianContext, rule: LearningRule, coefficient: Array | Winners) -> tuple[Array, Array]:
         """The sums :meth:`combine` takes; by default the rule's ``(Σ_p c_p·d_p, Σ_p c_p)``."""
         return rule.update_sums(ctx, coefficient)
 
@@ -237,8 +252,7 @@ class Split:
 def check_hflip_inputs(shape: tuple[int, ...]) -> None:
     """Raise unless ``shape`` is that of images ``(N, C, H, W)``, the inputs ``sgd.hflip`` mirrors."""
     if len(shape) != 4:
-        raise HebbcoreError(f"sgd.hflip: the SGD phase's inputs must be images (N, C, H, W), got shape "
-                            f"{tuple(shape)}")
+        raise HebbcoreError(f"sgd.hflip: the SGD phase's inputs must be images (N, C, H, W), got shape {tuple(shape)}")
 
 
 @dataclass(frozen=True)
@@ -264,7 +278,7 @@ class Dataset:
         n = len(self.train) if images <= 0 else min(images, len(self.train))
         return Split(self.train.x[:n], self.train.y[:n])
 
-    def replace(self, **changes: Any) -> "Dataset":
+    def replace(self, **changes: Any) -> Dataset:
         return dataclasses.replace(self, **changes)
 
 

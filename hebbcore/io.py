@@ -5,8 +5,10 @@ raises :class:`WriteError` naming the file; the file it would have replaced is
 left as it was and no temporary file stays behind. New files get the
 permissions a plain ``open`` would give them (``0o666`` less the umask).
 """
+
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -52,10 +54,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-        try:
+        with contextlib.suppress(AttributeError, OSError):  # platforms without fchmod keep mkstemp's 0o600
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0o600; give what open() would
-        except (AttributeError, OSError):  # pragma: no cover - platforms without fchmod
-            pass
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -63,14 +63,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
-        raise WriteError(f"cannot write {str(path)!r}: {describe_os_error(exc)}; "
-                         f"the files already written are intact") from None
+        raise WriteError(
+            f"cannot write {str(path)!r}: {describe_os_error(exc)}; the files already written are intact"
+        ) from None
     finally:
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

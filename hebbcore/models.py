@@ -3,6 +3,7 @@
 Each function returns the ``[[layers]]`` array of a spec as plain tables, so a
 caller can embed it in a spec table (``parse_spec``) or write it to TOML.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,8 +21,9 @@ PAPER_TRAINABLE = [
 ]
 
 
-def paper_net(modes: str = "GGGGGG", lr: float = 0.1, aggregation: str = "weighted_mean",
-              competition: str = "masked_wta") -> list[dict[str, Any]]:
+def paper_net(
+    modes: str = "GGGGGG", lr: float = 0.1, aggregation: str = "weighted_mean", competition: str = "masked_wta"
+) -> list[dict[str, Any]]:
     """The 6-layer network of Amato et al. (ICIAP 2019), one mode letter per trainable layer.
 
     ``modes``: six letters from ``H`` (Hebbian), ``G`` (SGD), ``R`` (random),
@@ -39,7 +41,7 @@ def paper_net(modes: str = "GGGGGG", lr: float = 0.1, aggregation: str = "weight
     if len(modes) != 6 or any(m not in MODE_OF for m in modes):
         raise ValueError(f"modes: expected six letters from {''.join(MODE_OF)}, got {modes!r}")
     layers: list[dict[str, Any]] = []
-    for i, ((name, out, k, groups, common), m) in enumerate(zip(PAPER_TRAINABLE, modes)):
+    for i, ((name, out, k, groups, common), m) in enumerate(zip(PAPER_TRAINABLE, modes, strict=True)):
         n = i + 1
         if name == "fc5":
             layers.append({"name": "flatten", "type": "flatten"})

@@ -13,6 +13,7 @@ Parameters live on the backend during training; :meth:`Network.state_dict`
 returns host copies named ``"<layer>.<param>"`` (``weight``, ``bias``,
 ``running_mean``, ``running_var``), the names used in ``weights.npz``.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -85,8 +86,9 @@ def infer_shapes(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) ->
             out = (l.out_channels if l.type == "conv" else c, ho, wo)
         elif l.type == "linear":
             if len(shape) != 1:
-                raise SpecError([f"{where}: a linear layer needs flat input; add a 'flatten' layer before it "
-                                 f"(input shape {shape})"])
+                raise SpecError(
+                    [f"{where}: a linear layer needs flat input; add a 'flatten' layer before it (input shape {shape})"]
+                )
             out = (l.out_features,)
         elif l.type == "flatten":
             out = (int(np.prod(shape)),)
@@ -104,15 +106,22 @@ def infer_shapes(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) ->
 class Network:
     """The layer graph of a spec on one backend."""
 
-    def __init__(self, spec: RunSpec, input_shape: tuple[int, ...], n_classes: int, ops: Ops, registry: Registry,
-                 source: str = "spec"):
+    def __init__(
+        self,
+        spec: RunSpec,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        ops: Ops,
+        registry: Registry,
+        source: str = "spec",
+    ):
         """``source``: the spec file's name, for errors."""
         self.spec, self.ops, self.n_classes = spec, ops, n_classes
         rng = np.random.default_rng(spec.seed)
         self.nodes: list[Node] = []
         problems: list[str] = []
         shapes = infer_shapes(spec.layers, input_shape)
-        for i, (lspec, (ins, outs)) in enumerate(zip(spec.layers, shapes)):
+        for i, (lspec, (ins, outs)) in enumerate(zip(spec.layers, shapes, strict=True)):
             node = Node(lspec, ins, outs)
             self._init_params(node, rng)
             if lspec.trainable and lspec.train == "hebbian":
@@ -139,15 +148,19 @@ class Network:
     def _init_params(self, node: Node, rng: np.random.Generator) -> None:
         l, ops = node.spec, self.ops
         if l.type == "conv":
-            fan_in = node.in_shape[0] * l.kernel_size ** 2
+            fan_in = node.in_shape[0] * l.kernel_size**2
             shape = (l.out_channels, node.in_shape[0], l.kernel_size, l.kernel_size)
         elif l.type == "linear":
             fan_in = node.in_shape[0]
             shape = (l.out_features, fan_in)
         elif l.type == "batchnorm":
             c = node.in_shape[0]
-            node.params = {"weight": ops.asarray(np.ones(c)), "bias": ops.asarray(np.zeros(c)),
-                           "running_mean": ops.asarray(np.zeros(c)), "running_var": ops.asarray(np.ones(c))}
+            node.params = {
+                "weight": ops.asarray(np.ones(c)),
+                "bias": ops.asarray(np.zeros(c)),
+                "running_mean": ops.asarray(np.zeros(c)),
+                "running_var": ops.asarray(np.ones(c)),
+            }
             return
         else:
             return
@@ -164,7 +177,9 @@ class Network:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {f"{n.name}.{k}": self.ops.to_numpy(v) for n in self.nodes for k, v in n.params.items()}
 
-    def load_state_dict(self, arrays: dict[str, np.ndarray], source: str = "weights", strict: bool = False) -> list[str]:
+    def load_state_dict(
+        self, arrays: dict[str, np.ndarray], source: str = "weights", strict: bool = False
+    ) -> list[str]:
         """Copy arrays named ``"<layer>.<param>"`` in; returns the names loaded. Shapes must match.
 
         ``strict``: every array must name a parameter and every parameter must be given.
@@ -197,12 +212,16 @@ class Network:
         for n in self.hebbian_nodes:
             saved = states.get(n.name, {})
             if set(saved) != set(n.rule_state):
-                raise DataError(f"{source}: layer {n.name!r}'s rule {n.spec.hebbian.rule!r} has state "
-                                f"{sorted(n.rule_state)}, the checkpoint has {sorted(saved)}")
+                raise DataError(
+                    f"{source}: layer {n.name!r}'s rule {n.spec.hebbian.rule!r} has state "
+                    f"{sorted(n.rule_state)}, the checkpoint has {sorted(saved)}"
+                )
             for k, v in saved.items():
                 want = tuple(n.rule_state[k].shape)
                 if tuple(np.shape(v)) != want:
-                    raise DataError(f"{source}: rule state {n.name}.{k} has shape {tuple(np.shape(v))}, expected {want}")
+                    raise DataError(
+                        f"{source}: rule state {n.name}.{k} has shape {tuple(np.shape(v))}, expected {want}"
+                    )
             n.rule_state = {k: self.ops.asarray(v, dtype=str(np.asarray(v).dtype)) for k, v in saved.items()}
 
     def load_npz(self, path: str) -> list[str]:
@@ -253,7 +272,7 @@ class Network:
         if l.type == "triangle":
             c = x.shape[1]
             y = ops.relu(x - ops.sum(x, axis=1).reshape((x.shape[0], 1) + tuple(x.shape[2:])) * (1.0 / c))
-            return y if l.power == 1.0 else y ** l.power
+            return y if l.power == 1.0 else y**l.power
         if l.type == "pad":
             return ops.pad2d(x, l.padding)
         if l.type == "flatten":
@@ -306,7 +325,7 @@ class Network:
         """The argmax of :meth:`scores` for every sample."""
         out = []
         for i in range(0, len(x), batch_size):
-            out.append(self.ops.to_numpy(self.ops.argmax(self.scores(self.ops.asarray(x[i:i + batch_size])), 1)))
+            out.append(self.ops.to_numpy(self.ops.argmax(self.scores(self.ops.asarray(x[i : i + batch_size])), 1)))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ the Hebbian step
@@ -329,10 +348,10 @@ class Network:
     def hebbian_update(self, node: Node, x: Array, dot: Array, cos: Array, labels: Array | None) -> Array:
         """Apply the rule and aggregation of ``node`` to its response; returns the update applied."""
         w = node.params["weight"]
-        ctx = HebbianContext(self.ops, node.spec.type, x, w, dot, cos, labels, self.n_classes, node.stride,
-                             reducer=self.reducer)
-        delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, node.spec.hebbian.lr,
-                                               node.rule_state)
+        ctx = HebbianContext(
+            self.ops, node.spec.type, x, w, dot, cos, labels, self.n_classes, node.stride, reducer=self.reducer
+        )
+        delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, node.spec.hebbian.lr, node.rule_state)
         node.params["weight"] = w + delta
         return delta
 
@@ -343,15 +362,21 @@ class Network:
         for node in self.nodes:
             for k, v in node.params.items():
                 if not ops.isfinite_all(v):
-                    raise TrainingDiverged(f"layer {node.name!r}: {k} became NaN or inf at {step}; "
-                                           f"lower its learning rate or check the input data")
+                    raise TrainingDiverged(
+                        f"layer {node.name!r}: {k} became NaN or inf at {step}; "
+                        f"lower its learning rate or check the input data"
+                    )
                 if k == "weight" and node.cosine and _sq_norm_overflows(ops.to_numpy(v)):
-                    raise TrainingDiverged(f"layer {node.name!r}: the norm of its weights overflowed at {step} "
-                                           f"(max |w| is too large for float32); lower its learning rate")
+                    raise TrainingDiverged(
+                        f"layer {node.name!r}: the norm of its weights overflowed at {step} "
+                        f"(max |w| is too large for float32); lower its learning rate"
+                    )
             for k, v in node.rule_state.items():
                 if not ops.isfinite_all(v):
-                    raise TrainingDiverged(f"layer {node.name!r}: rule state {k} became NaN or inf at {step}; "
-                                           f"lower its learning rate or check the input data")
+                    raise TrainingDiverged(
+                        f"layer {node.name!r}: rule state {k} became NaN or inf at {step}; "
+                        f"lower its learning rate or check the input data"
+                    )
 
 
 def _sq_norm_overflows(w: np.ndarray) -> bool:

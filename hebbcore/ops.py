@@ -11,9 +11,11 @@ inputs ``(N, D)`` and dense weights ``(K, D)``. Every array is float32 unless
 stated otherwise. ``tests/test_backend_signatures.py`` checks that every
 backend keeps these signatures.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -136,7 +138,7 @@ class Ops:
         out = xp.empty((n, ho, wo, k), dtype=x.dtype)
         om, p = out.reshape(n * ho * wo, k), ho * wo
         for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
-            xp.matmul(cols, wm, out=om[s * p:e * p])
+            xp.matmul(cols, wm, out=om[s * p : e * p])
         return out.transpose(0, 3, 1, 2)
 
     def conv2d_weight_sums(self, x: Array, g: Array, kernel_size: tuple[int, int], stride: int = 1) -> Array:
@@ -161,14 +163,15 @@ class Ops:
             tall = kh * kw * c >= k  # BLAS is fastest with the longer side as the rows of the result
             out = None
             for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
-                part = cols.T @ gm[s * p:e * p] if tall else (gm[s * p:e * p].T @ cols).T  # (kh·kw·C, K)
+                part = cols.T @ gm[s * p : e * p] if tall else (gm[s * p : e * p].T @ cols).T  # (kh·kw·C, K)
                 out = part if out is None else xp.add(out, part, out=out)
             if out is None:
                 return xp.zeros((k, c, kh, kw), dtype=x.dtype)
         return xp.ascontiguousarray(out.reshape(kh, kw, c, k).transpose(3, 2, 0, 1))
 
-    def conv2d_winner_sums(self, x: Array, index: Array, n_kernels: int, kernel_size: tuple[int, int],
-                           stride: int = 1) -> Array:
+    def conv2d_winner_sums(
+        self, x: Array, index: Array, n_kernels: int, kernel_size: tuple[int, int], stride: int = 1
+    ) -> Array:
         """``Σ_{(n,p): index[n,p] = k} patch_p(x[n])`` for each kernel ``k``: the input patches each kernel won.
 
         ``(N, C, H, W), (N, Ho, Wo) int -> (K, C, kh, kw)``. Equal to :meth:`conv2d_weight_sums` with
@@ -189,8 +192,11 @@ class Ops:
         # (b, c) of a patch row are contiguous in channels-last memory, one axis of kw·C elements.
         starts = max(0, n * h * wd - (kh - 1) * wd - (kw - 1))  # none in an empty batch
         patches = self._strided(xh, (starts, kh, kw * c), (c * it, wd * c * it, it))
-        start = (xp.arange(n).reshape(-1, 1, 1) * (h * wd) + xp.arange(ho).reshape(-1, 1) * (stride * wd)
-                 + xp.arange(wo) * stride).reshape(-1)  # the pixel each output position's window starts at
+        start = (
+            xp.arange(n).reshape(-1, 1, 1) * (h * wd)
+            + xp.arange(ho).reshape(-1, 1) * (stride * wd)
+            + xp.arange(wo) * stride
+        ).reshape(-1)  # the pixel each output position's window starts at
         win = index.reshape(-1)
         stable = {"kind": "stable"} if xp is np else {}  # numpy: a radix sort for 16-bit keys; cupy's is stable
         order = xp.argsort(win.astype(xp.uint16) if n_kernels <= 1 << 16 else win, **stable)
@@ -205,7 +211,7 @@ class Ops:
             while k < n_kernels and bounds[k] < r1:
                 a, b = max(bounds[k], r0), min(bounds[k + 1], r1)
                 if b > a:
-                    out[k] += rows[a - r0:b - r0].sum(axis=0)
+                    out[k] += rows[a - r0 : b - r0].sum(axis=0)
                 if bounds[k + 1] > r1:  # this kernel's block goes on in the next chunk
                     break
                 k += 1
@@ -235,7 +241,7 @@ class Ops:
         ho, wo = (h - kernel_size) // stride + 1, (wd - kernel_size) // stride + 1
         for a in range(kernel_size):
             for b in range(kernel_size):
-                yield x[:, :, a:a + stride * (ho - 1) + 1:stride, b:b + stride * (wo - 1) + 1:stride]
+                yield x[:, :, a : a + stride * (ho - 1) + 1 : stride, b : b + stride * (wo - 1) + 1 : stride]
 
     def max_pool2d(self, x: Array, kernel_size: int, stride: int) -> Array:
         out = None
@@ -286,8 +292,7 @@ class Ops:
         """A read-only strided view of the C-contiguous array ``a`` (strides in bytes)."""
         return self.xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
 
-    def _patch_chunks(self, xh: Array, kh: int, kw: int, stride: int, ho: int, wo: int,
-                      max_bytes: int | None = None):
+    def _patch_chunks(self, xh: Array, kh: int, kw: int, stride: int, ho: int, wo: int, max_bytes: int | None = None):
         """Yield ``(start, stop, cols)`` over chunks of samples of the channels-last input ``xh``.
 
         ``cols[(n - start)·Ho·Wo + i·Wo + j, (a·kw + b)·C + c] = xh[n, i·s + a, j·s + b, c]``; one buffer of at
@@ -296,14 +301,15 @@ class Ops:
         n, h, wd, c = xh.shape
         it = xh.itemsize
         # (b, c) of a patch row are contiguous in channels-last memory: one axis of kw·C elements
-        view = self._strided(xh, (n, ho, wo, kh, kw * c),
-                             (h * wd * c * it, stride * wd * c * it, stride * c * it, wd * c * it, it))
+        view = self._strided(
+            xh, (n, ho, wo, kh, kw * c), (h * wd * c * it, stride * wd * c * it, stride * c * it, wd * c * it, it)
+        )
         per_sample = ho * wo * kh * kw * c * it
         m = max(1, min(n, (max_bytes or self.im2col_max_bytes) // max(per_sample, 1)))
         buf = self.xp.empty((m, ho, wo, kh, kw * c), dtype=xh.dtype)
         for s in range(0, n, m):
             e = min(n, s + m)
-            b = buf[:e - s]
+            b = buf[: e - s]
             b[...] = view[s:e]
             yield s, e, b.reshape((e - s) * ho * wo, kh * kw * c)
 
@@ -314,13 +320,12 @@ class Ops:
         it = xh.itemsize
         cols = self._strided(xh, (n, h, kw, wo, c), (h * wd * c * it, wd * c * it, c * it, stride * c * it, it))
         rows = xp.ascontiguousarray(cols.sum(axis=3))  # (N, H, kw, C)
-        win = self._strided(rows, (n, kh, ho, kw, c),
-                            (h * kw * c * it, kw * c * it, stride * kw * c * it, c * it, it))
+        win = self._strided(rows, (n, kh, ho, kw, c), (h * kw * c * it, kw * c * it, stride * kw * c * it, c * it, it))
         return win.sum(axis=2)
 
     # ------------------------------------------------------------------ rule primitives (competition, PCA)
     def kernel_gram(self, y: Array) -> Array:
-        """``G[k, j] = Σ_{n,p} y[n, k, p] · y[n, j, p]``, summed over samples and positions: ``(N, K[, Ho, Wo]) -> (K, K)``."""
+        """``G[k, j] = Σ_{n,p} y[n, k, p] · y[n, j, p]`` over samples and positions: ``(N, K[, Ho, Wo]) -> (K, K)``."""
         k = y.shape[1]
         ym = y if y.ndim == 2 else self.xp.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(-1, k)
         return ym.T @ ym

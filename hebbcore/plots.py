@@ -4,6 +4,7 @@
 writes PNGs under ``run_dir/plots/``; ``hebbcore plot RUN_DIR`` calls it. The
 runner calls it at the end of a run when matplotlib is installed.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ def kernel_grid(w: np.ndarray, cols: int = 12, pad: int = 1) -> np.ndarray:
         ker = (ker - lo) / (hi - lo) if hi > lo else np.full_like(ker, 0.5)
         r, q = divmod(i, cols)
         y0, x0 = pad + r * (kh + pad), pad + q * (kw + pad)
-        img[y0:y0 + kh, x0:x0 + kw] = ker
+        img[y0 : y0 + kh, x0 : x0 + kw] = ker
     return img
 
 
@@ -85,8 +86,15 @@ def save_confusion(cm: np.ndarray, path: Path, class_names: list[str] | None = N
     ax.imshow(cm, cmap="Blues")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=6,
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(int(cm[i, j])),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if cm[i, j] > cm.max() / 2 else "black",
+            )
     ax.set_xticks(range(n), names, rotation=90, fontsize=7)
     ax.set_yticks(range(n), names, fontsize=7)
     ax.set_xlabel("predicted")
@@ -109,15 +117,25 @@ def write_run_plots(run_dir: str | Path) -> list[Path]:
         made.append(p)
     final = metrics.get("final") or {}
     if final.get("confusion"):
-        made.append(save_confusion(np.array(final["confusion"]), out / "confusion.png",
-                                   metrics.get("class_names") or None, f"{final.get('confusion_split', '')} split"))
+        made.append(
+            save_confusion(
+                np.array(final["confusion"]),
+                out / "confusion.png",
+                metrics.get("class_names") or None,
+                f"{final.get('confusion_split', '')} split",
+            )
+        )
     wfile = run_dir / "weights.npz"
     if wfile.is_file():
         with np.load(wfile, allow_pickle=False) as f:
             convs = [k for k in f.files if k.endswith(".weight") and f[k].ndim == 4]
             if convs:
                 first = convs[0]
-                made.append(save_kernel_grid(f[first], out / f"kernels_{first.split('.')[0]}.png",
-                                             f"{first.split('.')[0]}: {f[first].shape[0]} kernels "
-                                             f"{f[first].shape[2]}x{f[first].shape[3]}"))
+                made.append(
+                    save_kernel_grid(
+                        f[first],
+                        out / f"kernels_{first.split('.')[0]}.png",
+                        f"{first.split('.')[0]}: {f[first].shape[0]} kernels {f[first].shape[2]}x{f[first].shape[3]}",
+                    )
+                )
     return made

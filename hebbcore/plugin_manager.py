@@ -1,9 +1,11 @@
 """The plugin manager factory and the registry of everything plugins provide."""
+
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
@@ -25,7 +27,9 @@ def make_plugin_manager(plugins: Iterable[Any] = (), entry_points: bool = True) 
         try:
             pm.load_setuptools_entrypoints(PROJECT)
         except Exception as exc:  # a third-party plugin that fails to import
-            raise PluginError(f"a 'hebbcore' entry-point plugin failed to load: {exc.__class__.__name__}: {exc}") from exc
+            raise PluginError(
+                f"a 'hebbcore' entry-point plugin failed to load: {exc.__class__.__name__}: {exc}"
+            ) from exc
     for plugin in plugins:
         pm.register(plugin)
     try:
@@ -53,7 +57,7 @@ class Registry:
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
-    def from_plugin_manager(cls, pm: pluggy.PluginManager) -> "Registry":
+    def from_plugin_manager(cls, pm: pluggy.PluginManager) -> Registry:
         reg = cls(pm)
         for kind, (hook_name, base) in _KINDS.items():
             table: dict[str, type] = {}
@@ -63,14 +67,18 @@ class Registry:
                 result = impl.function()
                 for klass in result or []:
                     if not (isinstance(klass, type) and issubclass(klass, base)):
-                        raise PluginError(f"plugin {plugin_name!r}: {hook_name} returned {klass!r}, "
-                                          f"expected a subclass of {base.__name__}")
+                        raise PluginError(
+                            f"plugin {plugin_name!r}: {hook_name} returned {klass!r}, "
+                            f"expected a subclass of {base.__name__}"
+                        )
                     name = getattr(klass, "name", None)
                     if not isinstance(name, str) or not name:
                         raise PluginError(f"plugin {plugin_name!r}: {klass.__name__} has no 'name'")
                     if name in table:
-                        raise PluginError(f"{kind} {name!r} is registered twice: by "
-                                          f"{reg.origin[(kind, name)]!r} and by {plugin_name!r}")
+                        raise PluginError(
+                            f"{kind} {name!r} is registered twice: by "
+                            f"{reg.origin[(kind, name)]!r} and by {plugin_name!r}"
+                        )
                     table[name] = klass
                     reg.origin[(kind, name)] = plugin_name
             reg.tables[kind] = table
@@ -83,8 +91,9 @@ class Registry:
         """The class registered as ``name``; :class:`PluginError` with a did-you-mean otherwise."""
         table = self.tables[kind]
         if name not in table:
-            raise PluginError(f"unknown {kind} {name!r}{did_you_mean(name, table)}; "
-                              f"known: {', '.join(sorted(table)) or '(none)'}")
+            raise PluginError(
+                f"unknown {kind} {name!r}{did_you_mean(name, table)}; known: {', '.join(sorted(table)) or '(none)'}"
+            )
         return table[name]
 
 

@@ -1,9 +1,11 @@
 """A dependency-free progress bar that stays silent when stderr is not a terminal."""
+
 from __future__ import annotations
 
 import sys
 import time
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -11,8 +13,15 @@ T = TypeVar("T")
 class Progress:
     """Wrap an iterable; draws ``desc  37/625 [####    ]  1234 img/s`` on a TTY."""
 
-    def __init__(self, iterable: Iterable[T], total: int, desc: str = "", unit_scale: int = 1,
-                 enabled: bool | None = None, stream=None):
+    def __init__(
+        self,
+        iterable: Iterable[T],
+        total: int,
+        desc: str = "",
+        unit_scale: int = 1,
+        enabled: bool | None = None,
+        stream=None,
+    ):
         self.iterable = iterable
         self.total = total
         self.desc = desc
@@ -31,8 +40,10 @@ class Progress:
                 rate = i * self.unit_scale / max(now - start, 1e-9)
                 width = 24
                 filled = int(width * i / max(self.total, 1))
-                self.stream.write(f"\r{self.desc} {i}/{self.total} [{'#' * filled}{' ' * (width - filled)}]"
-                                  f" {rate:,.0f} img/s {self.postfix}\x1b[K")
+                self.stream.write(
+                    f"\r{self.desc} {i}/{self.total} [{'#' * filled}{' ' * (width - filled)}]"
+                    f" {rate:,.0f} img/s {self.postfix}\x1b[K"
+                )
                 self.stream.flush()
         if self.enabled:
             self.stream.write("\n")

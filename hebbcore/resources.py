@@ -1,4 +1,5 @@
 """How much memory a run needs, estimated from its spec before anything is allocated."""
+
 from __future__ import annotations
 
 import math
@@ -28,13 +29,16 @@ def run_memory(layers, shapes, n_samples: int, input_shape: tuple[int, ...], bat
     ``shapes``: ``(in_shape, out_shape)`` per layer, as :func:`hebbcore.network.infer_shapes` gives.
     """
     params = 0
-    for layer, (ins, outs) in zip(layers, shapes):
+    for layer, (ins, outs) in zip(layers, shapes, strict=True):
         if layer.type in ("conv", "linear"):
-            fan_in = ins[0] * (layer.kernel_size ** 2 if layer.type == "conv" else 1)
+            fan_in = ins[0] * (layer.kernel_size**2 if layer.type == "conv" else 1)
             params += outs[0] * (fan_in + 1)
     activations = sum(math.prod(outs) for _, outs in shapes) * batch_size
-    return {"parameters": params * 8, "data": n_samples * math.prod(input_shape) * 4,
-            "activations": activations * 4 * 3}
+    return {
+        "parameters": params * 8,
+        "data": n_samples * math.prod(input_shape) * 4,
+        "activations": activations * 4 * 3,
+    }
 
 
 def memory_problem(need: dict[str, int], available: int | None = None) -> str | None:

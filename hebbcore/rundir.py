@@ -16,6 +16,7 @@ While a run writes, it holds an advisory lock on ``DIR/.lock`` (``fcntl.flock``,
 released by the kernel when the process dies), so a second run or resume into the
 same directory fails at once, naming the holder's pid.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,15 +24,23 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from .errors import DataError, HebbcoreError
-from .io import TMP_SUFFIX, WriteError, atomic_save_npz, atomic_write_bytes, atomic_write_json, atomic_write_text, \
-    describe_os_error
+from .io import (
+    TMP_SUFFIX,
+    WriteError,
+    atomic_save_npz,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    describe_os_error,
+)
 
 try:
     import fcntl
@@ -58,6 +67,7 @@ class RunDirTaken(HebbcoreError):
 
 
 # ---------------------------------------------------------------------------- the checkpoint format
+
 
 def _is_tensor(obj: Any) -> bool:
     return type(obj).__name__ == "Tensor" and type(obj).__module__.startswith("torch")
@@ -102,7 +112,7 @@ def decode_tree(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     if not isinstance(obj, dict):
         return obj
     if len(obj) == 1:
-        (tag, value), = obj.items()
+        ((tag, value),) = obj.items()
         if tag == "__array__":
             return arrays[value]
         if tag == "__tensor__":
@@ -139,11 +149,14 @@ def loads_checkpoint(data: bytes | Path, source: str) -> dict:
             raise ValueError("no state table")
         return state
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, RecursionError) as exc:
-        raise DataError(f"checkpoint {source!r} is unreadable ({exc.__class__.__name__}: {exc}); "
-                        f"start the run again without --resume") from None
+        raise DataError(
+            f"checkpoint {source!r} is unreadable ({exc.__class__.__name__}: {exc}); "
+            f"start the run again without --resume"
+        ) from None
 
 
 # ---------------------------------------------------------------------------- the directory
+
 
 class RunDir:
     """The one owner of a run directory: lock, checkpoint, weights, metrics, spec."""
@@ -160,7 +173,7 @@ class RunDir:
 
     # locking --------------------------------------------------------------------------------
     @contextmanager
-    def locked(self) -> Iterator["RunDir"]:
+    def locked(self) -> Iterator[RunDir]:
         """Hold the directory's lock for the block (re-entrant within this object)."""
         if not self.enabled or fcntl is None:
             yield self
@@ -189,8 +202,10 @@ class RunDir:
                 holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
             finally:
                 os.close(fd)
-            raise RunDirBusy(f"run directory {str(self.path)!r} is in use by another hebbcore process "
-                             f"(pid {holder}); wait for it to end or choose another --out") from None
+            raise RunDirBusy(
+                f"run directory {str(self.path)!r} is in use by another hebbcore process "
+                f"(pid {holder}); wait for it to end or choose another --out"
+            ) from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -230,8 +245,10 @@ class RunDir:
             return
         found = self.holds_run()
         if found and not overwrite:
-            raise RunDirTaken(f"run directory {str(self.path)!r} already holds a run ({found}); resume it with "
-                              f"--resume {str(self.path)}, replace it with --overwrite, or choose another --out")
+            raise RunDirTaken(
+                f"run directory {str(self.path)!r} already holds a run ({found}); resume it with "
+                f"--resume {str(self.path)}, replace it with --overwrite, or choose another --out"
+            )
         if found:
             for name in RUN_FILES:
                 try:
@@ -259,9 +276,11 @@ class RunDir:
         path = self.path / CHECKPOINT
         if not path.is_file():
             if (self.path / LEGACY_CHECKPOINT).is_file():
-                raise DataError(f"cannot resume: {str(self.path / LEGACY_CHECKPOINT)!r} is a pickle from an older "
-                                f"hebbcore, which is never read because unpickling can run arbitrary code; "
-                                f"start the run again")
+                raise DataError(
+                    f"cannot resume: {str(self.path / LEGACY_CHECKPOINT)!r} is a pickle from an older "
+                    f"hebbcore, which is never read because unpickling can run arbitrary code; "
+                    f"start the run again"
+                )
             raise HebbcoreError(f"cannot resume: {str(path)!r} does not exist (was the run started with hebbcore run?)")
         return loads_checkpoint(path, str(path))
 

@@ -11,8 +11,10 @@ A run directory holds, each written atomically and refreshed after every epoch:
   arrays and JSON, see :mod:`hebbcore.rundir`, which owns every file of the directory);
 - ``plots/``: kernel grid of the first conv layer, learning curves, confusion matrix (with matplotlib).
 """
+
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -109,10 +111,21 @@ def device_resident(ops, x: np.ndarray, y: np.ndarray, limit: int | None = None)
     return ops.asarray(x), ops.asarray(y, dtype="int64")
 
 
-def hebbian_epoch(net: Network, data: Dataset, batch_size: int, rng: np.random.Generator, epoch: int,
-                  epochs: int, check_every: int = 50, progress: bool | None = None, start_batch: int = 0,
-                  shard: Shard | None = None, checkpoint=None, checkpoint_every: int = 0,
-                  resident=None) -> float:
+def hebbian_epoch(
+    net: Network,
+    data: Dataset,
+    batch_size: int,
+    rng: np.random.Generator,
+    epoch: int,
+    epochs: int,
+    check_every: int = 50,
+    progress: bool | None = None,
+    start_batch: int = 0,
+    shard: Shard | None = None,
+    checkpoint=None,
+    checkpoint_every: int = 0,
+    resident=None,
+) -> float:
     """One Hebbian epoch over the shuffled training split from batch ``start_batch``; returns its seconds.
 
     ``checkpoint(batches_done)`` is called every ``checkpoint_every`` batches. ``resident``: the
@@ -125,14 +138,19 @@ def hebbian_epoch(net: Network, data: Dataset, batch_size: int, rng: np.random.G
     starts = list(range(0, len(x), batch_size))
     order_dev = ops.asarray(order, dtype="int64") if resident is not None else None
     t0 = time.perf_counter()
-    shown = Progress(range(start_batch, len(starts)), len(starts) - start_batch,
-                     f"hebbian epoch {epoch}/{epochs}", batch_size, progress)
+    shown = Progress(
+        range(start_batch, len(starts)),
+        len(starts) - start_batch,
+        f"hebbian epoch {epoch}/{epochs}",
+        batch_size,
+        progress,
+    )
     for b in shown:
         if resident is not None:
-            sel = order_dev[starts[b]:starts[b] + batch_size][shard.rank::shard.world]
+            sel = order_dev[starts[b] : starts[b] + batch_size][shard.rank :: shard.world]
             net.hebbian_step(ops.take_rows(resident[0], sel), ops.take_rows(resident[1], sel))
         else:
-            idx = order[starts[b]:starts[b] + batch_size][shard.rank::shard.world]
+            idx = order[starts[b] : starts[b] + batch_size][shard.rank :: shard.world]
             net.hebbian_step(ops.asarray(x[idx]), ops.asarray(y[idx], dtype="int64"))
         done = b + 1
         if check_every and done % check_every == 0:
@@ -144,10 +162,19 @@ def hebbian_epoch(net: Network, data: Dataset, batch_size: int, rng: np.random.G
     return time.perf_counter() - t0
 
 
-def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str | Path | RunDir = "runs/run",
-        device: str | None = None, progress: bool | None = None, dataset: Dataset | None = None,
-        resume: bool = False, checkpoint_every: int = 0, shard: Shard | None = None,
-        overwrite: bool = False) -> RunResult:
+def run(
+    spec: RunSpec,
+    registry: Registry,
+    backend: str = "numpy",
+    out_dir: str | Path | RunDir = "runs/run",
+    device: str | None = None,
+    progress: bool | None = None,
+    dataset: Dataset | None = None,
+    resume: bool = False,
+    checkpoint_every: int = 0,
+    shard: Shard | None = None,
+    overwrite: bool = False,
+) -> RunResult:
     """Train ``spec`` on ``backend`` and write the run directory ``out_dir``.
 
     ``resume``: continue from the directory's checkpoint. ``overwrite``: replace a run the
@@ -159,129 +186,194 @@ def run(spec: RunSpec, registry: Registry, backend: str = "numpy", out_dir: str 
     shard = shard or Shard()
     run_dir = out_dir if isinstance(out_dir, RunDir) else RunDir(out_dir, enabled=shard.rank == 0)
     with run_dir.locked():
-        return _run_locked(spec, registry, backend, run_dir, device, progress, dataset, resume, checkpoint_every,
-                           shard, overwrite)
+        training = Training(spec, registry, backend, run_dir, device, dataset, shard, progress, checkpoint_every)
+        training.start(resume, overwrite)
+        return training.train()
 
 
 def _segment(ops, shard: Shard, position: dict | None = None) -> dict:
     """One stretch of a run on one backend (a run resumed on another backend has several)."""
-    seg = {"backend": ops.name, "device": str(ops.device), "world_size": shard.world,
-           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    seg = {
+        "backend": ops.name,
+        "device": str(ops.device),
+        "world_size": shard.world,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     if position is not None:
         seg["resumed_at"] = dict(position)
     return seg
 
 
-def _run_locked(spec: RunSpec, registry: Registry, backend: str, run_dir: RunDir, device: str | None,
-                progress: bool | None, dataset: Dataset | None, resume: bool, checkpoint_every: int,
-                shard: Shard, overwrite: bool) -> RunResult:
-    out = run_dir.path
-    saved = run_dir.load_checkpoint() if resume else None  # every rank reads it; only rank 0 writes
-    if not resume:
-        run_dir.prepare_fresh(overwrite)
-    ops = make_backend(registry, backend, device)
-    data = dataset if dataset is not None else load_dataset(spec, registry)
-    net = Network(spec, data.input_shape, data.n_classes, ops, registry)
-    net.reducer = shard.reducer
-    writer = Checkpointer(run_dir)
-    rng = np.random.default_rng(spec.seed)
-    position = {"phase_index": 0, "epoch": 1, "batch": 0}
-    sgd_state = None
-    if saved is not None:
-        source = str(out / CHECKPOINT)
-        if saved.get("spec") != spec_to_table(spec):
-            raise HebbcoreError(f"cannot resume {str(out)!r}: its spec.toml differs from the checkpoint's spec")
-        try:
-            net.load_state_dict(saved["net"], source=source, strict=True)
-            net.load_rule_state(saved["rule_state"], source=source)
-            rng.bit_generator.state = saved["rng_at_epoch_start"]
-            position = {k: int(saved[k]) for k in position}
-            metrics = saved["metrics"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"cannot resume: {source!r} lacks or garbles {exc}; start the run again") from None
-        sgd_state = saved.get("sgd")
-        metrics.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        metrics.setdefault("segments", []).append(_segment(ops, shard, position))
-        metrics["backend"], metrics["device"] = ops.name, str(ops.device)
-    else:
+class Training:
+    """One run in a locked run directory: its network, data, RNG, metrics and position; one method per phase."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        registry: Registry,
+        backend: str,
+        run_dir: RunDir,
+        device: str | None,
+        dataset: Dataset | None,
+        shard: Shard,
+        progress: bool | None,
+        checkpoint_every: int,
+    ):
+        self.spec, self.registry, self.run_dir, self.shard = spec, registry, run_dir, shard
+        self.progress, self.checkpoint_every = progress, checkpoint_every
+        self.ops = make_backend(registry, backend, device)
+        self.data = dataset if dataset is not None else load_dataset(spec, registry)
+        self.net = Network(spec, self.data.input_shape, self.data.n_classes, self.ops, registry)
+        self.net.reducer = shard.reducer
+        self.writer = Checkpointer(run_dir)
+        self.rng = np.random.default_rng(spec.seed)
+        self.position = {"phase_index": 0, "epoch": 1, "batch": 0}
+        self.sgd_state: dict | None = None
+        self.metrics: dict = {}
+
+    def start(self, resume: bool, overwrite: bool) -> None:
+        """Restore the checkpoint (``resume``) or begin a fresh run, refusing a directory that holds one."""
+        spec, out, ops, data = self.spec, self.run_dir.path, self.ops, self.data
+        if resume:  # every rank reads the checkpoint; only rank 0 writes
+            saved = self.run_dir.load_checkpoint()
+            source = str(out / CHECKPOINT)
+            if saved.get("spec") != spec_to_table(spec):
+                raise HebbcoreError(f"cannot resume {str(out)!r}: its spec.toml differs from the checkpoint's spec")
+            try:
+                self.net.load_state_dict(saved["net"], source=source, strict=True)
+                self.net.load_rule_state(saved["rule_state"], source=source)
+                self.rng.bit_generator.state = saved["rng_at_epoch_start"]
+                self.position = {k: int(saved[k]) for k in self.position}
+                self.metrics = saved["metrics"]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(f"cannot resume: {source!r} lacks or garbles {exc}; start the run again") from None
+            self.sgd_state = saved.get("sgd")
+            self.metrics.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            self.metrics.setdefault("segments", []).append(_segment(ops, self.shard, self.position))
+            self.metrics["backend"], self.metrics["device"] = ops.name, str(ops.device)
+            return
+        self.run_dir.prepare_fresh(overwrite)
         if spec.init_weights:
-            net.load_npz(spec.init_weights)
-        metrics = {
-            "spec": spec.name, "backend": ops.name, "device": str(ops.device), "dataset": data.name,
-            "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
-            "machine": platform.machine(), "python": platform.python_version(), "world_size": shard.world,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "segments": [_segment(ops, shard)], "epochs": [],
+            self.net.load_npz(spec.init_weights)
+        self.metrics = {
+            "spec": spec.name,
+            "backend": ops.name,
+            "device": str(ops.device),
+            "dataset": data.name,
+            "n_train": len(data.train),
+            "n_val": len(data.val),
+            "n_test": len(data.test),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "world_size": self.shard.world,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "segments": [_segment(ops, self.shard)],
+            "epochs": [],
             "final": None,
         }
-        run_dir.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
-        run_dir.write_json("metrics.json", metrics)
-    hooks = registry.pm.hook
+        self.run_dir.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
+        self.run_dir.write_json("metrics.json", self.metrics)
 
-    def save(phase_index: int, epoch: int, batch: int, rng_state: dict, sgd: dict | None = None) -> None:
-        writer.save({"spec": spec_to_table(spec), "phase": spec.phases[phase_index] if phase_index < len(spec.phases)
-                     else "done", "phase_index": phase_index, "epoch": epoch, "batch": batch,
-                     "rng_at_epoch_start": rng_state, "sgd": sgd}, net, metrics)
+    def save(self, phase_index: int, epoch: int, batch: int, rng_state: dict, sgd: dict | None = None) -> None:
+        """Checkpoint: training resumes at ``phase_index``, ``epoch``, ``batch`` with ``rng_state``."""
+        phases = self.spec.phases
+        state = {
+            "spec": spec_to_table(self.spec),
+            "phase": phases[phase_index] if phase_index < len(phases) else "done",
+            "phase_index": phase_index,
+            "epoch": epoch,
+            "batch": batch,
+            "rng_at_epoch_start": rng_state,
+            "sgd": sgd,
+        }
+        self.writer.save(state, self.net, self.metrics)
 
-    def record_epoch(record: dict, phase_index: int, next_epoch: int, sgd: dict | None = None) -> None:
-        metrics["epochs"].append(record)
-        save(phase_index, next_epoch, 0, rng.bit_generator.state, sgd)
-        if shard.rank == 0:
-            hooks.hebbcore_epoch_end(run_dir=str(out), record=record)
+    def record_epoch(self, record: dict, phase_index: int, next_epoch: int, sgd: dict | None = None) -> None:
+        self.metrics["epochs"].append(record)
+        self.save(phase_index, next_epoch, 0, self.rng.bit_generator.state, sgd)
+        if self.shard.rank == 0:
+            self.registry.pm.hook.hebbcore_epoch_end(run_dir=str(self.run_dir.path), record=record)
 
-    for phase_index, phase in enumerate(spec.phases):
-        if phase_index < position["phase_index"]:
-            continue
-        resuming = phase_index == position["phase_index"]
-        first_epoch = position["epoch"] if resuming else 1
-        start_batch = position["batch"] if resuming else 0
-        if phase == "hebbian" and net.hebbian_nodes:
-            cfg = spec.hebbian
-            resident = device_resident(ops, data.train.x, data.train.y)
-            for epoch in range(first_epoch, cfg.epochs + 1):
-                rng_state = rng.bit_generator.state
+    def train(self) -> RunResult:
+        for phase_index, phase in enumerate(self.spec.phases):
+            if phase_index < self.position["phase_index"]:
+                continue
+            resuming = phase_index == self.position["phase_index"]
+            if phase == "hebbian" and self.net.hebbian_nodes:
+                first_epoch = self.position["epoch"] if resuming else 1
+                self.hebbian_phase(phase_index, first_epoch, self.position["batch"] if resuming else 0)
+            elif phase == "sgd" and self.net.sgd_nodes and self.spec.sgd.epochs > 0:
+                self.sgd_phase(phase_index, self.sgd_state if resuming else None)
+            self.save(phase_index + 1, 1, 0, self.rng.bit_generator.state)
+        if self.shard.rank == 0:
+            self.finish()
+        return RunResult(self.run_dir.path, self.metrics, self.net, self.data)
 
-                def checkpoint(done: int, epoch=epoch, rng_state=rng_state) -> None:
-                    save(phase_index, epoch, done, rng_state)
+    def hebbian_phase(self, phase_index: int, first_epoch: int, start_batch: int) -> None:
+        cfg, net, data = self.spec.hebbian, self.net, self.data
+        resident = device_resident(self.ops, data.train.x, data.train.y)
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            rng_state = self.rng.bit_generator.state
+            seconds = hebbian_epoch(
+                net, data, cfg.batch_size, self.rng, epoch, cfg.epochs, cfg.check_every, self.progress,
+                start_batch=start_batch if epoch == first_epoch else 0, shard=self.shard,
+                checkpoint=functools.partial(self._mid_epoch_checkpoint, phase_index, epoch, rng_state),
+                checkpoint_every=self.checkpoint_every, resident=resident,
+            )  # fmt: skip
+            evaluate = self.shard.rank == 0
+            head = data.train_head(cfg.train_acc_images)
+            record = {
+                "phase": "hebbian",
+                "epoch": epoch,
+                "train_acc": accuracy(net, head.x, head.y) if evaluate else None,
+                "val_acc": accuracy(net, data.val.x, data.val.y) if evaluate else None,
+                "test_acc": accuracy(net, data.test.x, data.test.y) if evaluate else None,
+                "seconds": seconds,
+                "images_per_s": len(data.train) / seconds,
+                **({"train_acc_images": len(head)} if cfg.train_acc_images else {}),
+            }
+            self.record_epoch(record, phase_index, epoch + 1)
 
-                seconds = hebbian_epoch(net, data, cfg.batch_size, rng, epoch, cfg.epochs, cfg.check_every, progress,
-                                        start_batch=start_batch if epoch == first_epoch else 0, shard=shard,
-                                        checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                                        resident=resident)
-                evaluate = shard.rank == 0
-                head = data.train_head(cfg.train_acc_images)
-                record_epoch({"phase": "hebbian", "epoch": epoch,
-                              "train_acc": accuracy(net, head.x, head.y) if evaluate else None,
-                              "val_acc": accuracy(net, data.val.x, data.val.y) if evaluate else None,
-                              "test_acc": accuracy(net, data.test.x, data.test.y) if evaluate else None,
-                              "seconds": seconds, "images_per_s": len(data.train) / seconds,
-                              **({"train_acc_images": len(head)} if cfg.train_acc_images else {})},
-                             phase_index, epoch + 1)
-        elif phase == "sgd" and net.sgd_nodes and spec.sgd.epochs > 0:
-            try:
-                from .torch_model import SgdPhase
-            except ImportError as exc:
-                raise HebbcoreError(f"the SGD phase needs torch (pip install torch): {exc}") from None
-            trainer = SgdPhase(net, data, spec.seed, rank=shard.rank, world=shard.world)
-            if resuming and sgd_state is not None:
-                trainer.load_state(sgd_state)
-            trainer.run(on_epoch=lambda rec: record_epoch(rec, phase_index, trainer.epoch, trainer.state()),
-                        checkpoint=lambda: save(phase_index, trainer.epoch, trainer.batch, rng.bit_generator.state,
-                                                trainer.state()),
-                        checkpoint_every=checkpoint_every, progress=progress)
-        save(phase_index + 1, 1, 0, rng.bit_generator.state)
-    if shard.rank == 0:
-        metrics["final"] = {"train_acc": accuracy(net, data.train.x, data.train.y),
-                            "val_acc": accuracy(net, data.val.x, data.val.y),
-                            "test_acc": accuracy(net, data.test.x, data.test.y)}
+    def _mid_epoch_checkpoint(self, phase_index: int, epoch: int, rng_state: dict, batches_done: int) -> None:
+        self.save(phase_index, epoch, batches_done, rng_state)
+
+    def sgd_phase(self, phase_index: int, sgd_state: dict | None) -> None:
+        try:
+            from .torch_model import SgdPhase
+        except ImportError as exc:
+            raise HebbcoreError(f"the SGD phase needs torch (pip install torch): {exc}") from None
+        trainer = SgdPhase(self.net, self.data, self.spec.seed, rank=self.shard.rank, world=self.shard.world)
+        if sgd_state is not None:
+            trainer.load_state(sgd_state)
+        trainer.run(
+            on_epoch=functools.partial(self._sgd_epoch_end, phase_index, trainer),
+            checkpoint=functools.partial(self._sgd_checkpoint, phase_index, trainer),
+            checkpoint_every=self.checkpoint_every,
+            progress=self.progress,
+        )
+
+    def _sgd_epoch_end(self, phase_index: int, trainer, record: dict) -> None:
+        self.record_epoch(record, phase_index, trainer.epoch, trainer.state())
+
+    def _sgd_checkpoint(self, phase_index: int, trainer) -> None:
+        self.save(phase_index, trainer.epoch, trainer.batch, self.rng.bit_generator.state, trainer.state())
+
+    def finish(self) -> None:
+        """Final accuracies, confusion matrix and plots (rank 0)."""
+        net, data, metrics = self.net, self.data, self.metrics
+        metrics["final"] = {
+            "train_acc": accuracy(net, data.train.x, data.train.y),
+            "val_acc": accuracy(net, data.val.x, data.val.y),
+            "test_acc": accuracy(net, data.test.x, data.test.y),
+        }
         split = data.test if len(data.test) else data.val
         if net.is_classifier and len(split):
             metrics["final"]["confusion_split"] = "test" if len(data.test) else "val"
             metrics["final"]["confusion"] = confusion_matrix(net.predict(split.x), split.y, data.n_classes).tolist()
         metrics["class_names"] = list(data.class_names)
         metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        save(len(spec.phases), 1, 0, rng.bit_generator.state)
-        write_plots(out)
-    return RunResult(out, metrics, net, data)
+        self.save(len(self.spec.phases), 1, 0, self.rng.bit_generator.state)
+        write_plots(self.run_dir.path)
 
 
 def confusion_matrix(pred: np.ndarray, true: np.ndarray, n_classes: int) -> np.ndarray:

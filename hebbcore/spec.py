@@ -32,6 +32,7 @@ Unknown keys, wrong types and unknown plugin names are collected with their
 key path and a did-you-mean, and raised together as one
 :class:`hebbcore.errors.SpecError`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,8 +64,12 @@ LAYER_FIELDS: dict[str, tuple[str, ...]] = {
     "flatten": (),
     "dropout": ("p",),
 }
-REQUIRED_FIELDS = {"conv": ("out_channels", "kernel_size"), "linear": ("out_features",), "pool": ("kernel_size",),
-                   "pad": ("padding",)}
+REQUIRED_FIELDS = {
+    "conv": ("out_channels", "kernel_size"),
+    "linear": ("out_features",),
+    "pool": ("kernel_size",),
+    "pad": ("padding",),
+}
 TRAINABLE = ("conv", "linear")
 
 
@@ -190,6 +195,7 @@ class RunSpec:
 
 # ---------------------------------------------------------------------------- generic table -> dataclass
 
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -203,8 +209,11 @@ def _type_name(tp: Any) -> str:
 
 def _describe(value: Any) -> str:
     name = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
-    return f"{name.get(type(value), type(value).__name__)} {value!r}" if not isinstance(value, (dict, list)) \
+    return (
+        f"{name.get(type(value), type(value).__name__)} {value!r}"
+        if not isinstance(value, (dict, list))
         else name[type(value)]
+    )
 
 
 def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
@@ -277,6 +286,7 @@ def parse_options(options_cls: type, raw: Any, path: str, problems: list[str]) -
 
 # ---------------------------------------------------------------------------- the run spec
 
+
 def parse_spec(table: dict, registry: Registry, source: str = "spec", against_data: bool = False) -> RunSpec:
     """Validate a spec table against the schema and the registered plugins.
 
@@ -308,20 +318,26 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec", against_da
             if getattr(spec, phase).epochs < 0:
                 problems.append(f"{phase}.epochs: expected >= 0, got {getattr(spec, phase).epochs}")
         if spec.hebbian.check_every < 0:
-            problems.append(f"hebbian.check_every: expected >= 0 (0: only at epoch ends), got {spec.hebbian.check_every}")
+            problems.append(
+                f"hebbian.check_every: expected >= 0 (0: only at epoch ends), got {spec.hebbian.check_every}"
+            )
         for phase in ("hebbian", "sgd"):
             if getattr(spec, phase).batch_size < 1:
                 problems.append(f"{phase}.batch_size: expected >= 1, got {getattr(spec, phase).batch_size}")
             if getattr(spec, phase).train_acc_images < 0:
-                problems.append(f"{phase}.train_acc_images: expected >= 0 (0: every training image), "
-                                f"got {getattr(spec, phase).train_acc_images}")
+                problems.append(
+                    f"{phase}.train_acc_images: expected >= 0 (0: every training image), "
+                    f"got {getattr(spec, phase).train_acc_images}"
+                )
         _check_sgd_schedule(spec.sgd, top.get("sgd"), problems)
         for i, ph in enumerate(spec.phases):
             if ph not in ("hebbian", "sgd"):
-                problems.append(f"phases[{i}]: expected 'hebbian' or 'sgd', got {ph!r}{did_you_mean(ph, ('hebbian', 'sgd'))}")
+                problems.append(
+                    f"phases[{i}]: expected 'hebbian' or 'sgd', got {ph!r}{did_you_mean(ph, ('hebbian', 'sgd'))}"
+                )
         if spec.init_weights and not Path(spec.init_weights).is_file():
             problems.append(f"init_weights: file {spec.init_weights!r} does not exist")
-        if not 0 <= spec.seed < 2 ** 63:
+        if not 0 <= spec.seed < 2**63:
             problems.append(f"seed: expected 0 <= seed < 2**63, got {spec.seed}")
         problems += [f"name: {p}" for p in check_path_name(spec.name)]
     if problems:
@@ -370,12 +386,14 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
         shapes = infer_shapes(spec.layers, info.input_shape)
     except SpecError as exc:
         return exc.problems
-    for i, (layer, (_, outs)) in enumerate(zip(spec.layers, shapes)):
+    for i, (layer, (_, outs)) in enumerate(zip(spec.layers, shapes, strict=True)):
         if layer.trainable and layer.train == "hebbian" and layer.hebbian is not None:
             rule_cls = registry.tables["rule"].get(layer.hebbian.rule)
             if rule_cls is not None and layer.hebbian.options is not None:
                 lay = LayerInfo(layer.name, layer.type, outs[0], info.n_classes)
-                problems += [f"layers[{i}] ({layer.name}).hebbian.{p}" for p in rule_cls.check(layer.hebbian.options, lay)]
+                problems += [
+                    f"layers[{i}] ({layer.name}).hebbian.{p}" for p in rule_cls.check(layer.hebbian.options, lay)
+                ]
     batch = max(spec.hebbian.batch_size, spec.sgd.batch_size, 1000)  # 1000: the evaluation batch
     memory = memory_problem(run_memory(spec.layers, shapes, info.n_samples, info.input_shape, batch))
     if memory:
@@ -384,18 +402,23 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
 
 
 def _check_sgd_schedule(sgd: SgdPhaseSpec, raw: Any, problems: list[str]) -> None:
-    for key, ok, expected in (("lr", sgd.lr > 0, "> 0"), ("momentum", 0 <= sgd.momentum < 1, "0 <= momentum < 1"),
-                              ("weight_decay", sgd.weight_decay >= 0, ">= 0"),
-                              ("lr_decay", 0 < sgd.lr_decay <= 1, "0 < lr_decay <= 1"),
-                              ("lr_decay_after", sgd.lr_decay_after >= 0, ">= 0")):
+    for key, ok, expected in (
+        ("lr", sgd.lr > 0, "> 0"),
+        ("momentum", 0 <= sgd.momentum < 1, "0 <= momentum < 1"),
+        ("weight_decay", sgd.weight_decay >= 0, ">= 0"),
+        ("lr_decay", 0 < sgd.lr_decay <= 1, "0 < lr_decay <= 1"),
+        ("lr_decay_after", sgd.lr_decay_after >= 0, ">= 0"),
+    ):
         if not ok:
             problems.append(f"sgd.{key}: expected {expected}, got {getattr(sgd, key)}")
     if sgd.optimizer not in OPTIMIZERS:
-        problems.append(f"sgd.optimizer: expected one of {', '.join(map(repr, OPTIMIZERS))}, got {sgd.optimizer!r}"
-                        f"{did_you_mean(sgd.optimizer, OPTIMIZERS)}")
+        problems.append(
+            f"sgd.optimizer: expected one of {', '.join(map(repr, OPTIMIZERS))}, got {sgd.optimizer!r}"
+            f"{did_you_mean(sgd.optimizer, OPTIMIZERS)}"
+        )
     ms = sgd.lr_milestones
     if ms:
-        if any(m < 1 for m in ms) or any(b <= a for a, b in zip(ms, ms[1:])):
+        if any(m < 1 for m in ms) or any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
             problems.append(f"sgd.lr_milestones: expected increasing epochs >= 1, got {list(ms)}")
         if isinstance(raw, dict) and "lr_decay_after" in raw:
             problems.append("sgd.lr_decay_after: not used with sgd.lr_milestones (give one of the two)")
@@ -408,8 +431,10 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
         return None
     ltype = raw.get("type")
     if not isinstance(ltype, str) or ltype not in LAYER_FIELDS:
-        problems.append(f"{path}.type: expected one of {', '.join(LAYER_FIELDS)}, got {ltype!r}"
-                        f"{did_you_mean(ltype, LAYER_FIELDS) if isinstance(ltype, str) else ''}")
+        problems.append(
+            f"{path}.type: expected one of {', '.join(LAYER_FIELDS)}, got {ltype!r}"
+            f"{did_you_mean(ltype, LAYER_FIELDS) if isinstance(ltype, str) else ''}"
+        )
         return None
     shown = f"layers[{i}]" if "name" not in raw else f"layers[{i}] ({raw['name']})"
     raw = dict(raw)
@@ -428,11 +453,14 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
     if layer is not None and layer.response not in ("auto", "cosine", "linear"):
         problems.append(f"{shown}.response: expected 'auto', 'cosine' or 'linear', got {layer.response!r}")
     if layer is not None and layer.init not in ("uniform", "normal"):
-        problems.append(f"{shown}.init: expected 'uniform' or 'normal', got {layer.init!r}"
-                        f"{did_you_mean(layer.init, ('uniform', 'normal'))}")
+        problems.append(
+            f"{shown}.init: expected 'uniform' or 'normal', got {layer.init!r}"
+            f"{did_you_mean(layer.init, ('uniform', 'normal'))}"
+        )
     if layer is not None and layer.mode not in ("max", "avg"):
-        problems.append(f"{shown}.mode: expected 'max' or 'avg', got {layer.mode!r}"
-                        f"{did_you_mean(layer.mode, ('max', 'avg'))}")
+        problems.append(
+            f"{shown}.mode: expected 'max' or 'avg', got {layer.mode!r}{did_you_mean(layer.mode, ('max', 'avg'))}"
+        )
     for key in ("init_scale", "power"):
         if layer is not None and not getattr(layer, key) > 0:
             problems.append(f"{shown}.{key}: expected > 0, got {getattr(layer, key)}")
@@ -454,8 +482,10 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
     if ltype in TRAINABLE:
         train = train or ("hebbian" if heb_raw is not None else "sgd")
         if train not in TRAIN_MODES:
-            problems.append(f"{shown}.train: expected one of {', '.join(TRAIN_MODES)}, got {train!r}"
-                            f"{did_you_mean(train, TRAIN_MODES)}")
+            problems.append(
+                f"{shown}.train: expected one of {', '.join(TRAIN_MODES)}, got {train!r}"
+                f"{did_you_mean(train, TRAIN_MODES)}"
+            )
         if train == "hebbian" and hebbian is None:
             hebbian = _parse_hebbian({}, f"{shown}.hebbian", registry, problems, layer)
     elif ltype == "batchnorm" and train and train not in ("sgd", "frozen"):
@@ -477,15 +507,19 @@ def _parse_hebbian(raw: Any, path: str, registry: Registry, problems: list[str],
         problems.append(f"{path}.lr: expected > 0, got {spec.lr}")
     rule_cls = registry.tables["rule"].get(spec.rule)
     if rule_cls is None:
-        problems.append(f"{path}.rule: unknown rule {spec.rule!r}{did_you_mean(spec.rule, registry.tables['rule'])}; "
-                        f"known: {', '.join(registry.names('rule'))}")
+        problems.append(
+            f"{path}.rule: unknown rule {spec.rule!r}{did_you_mean(spec.rule, registry.tables['rule'])}; "
+            f"known: {', '.join(registry.names('rule'))}"
+        )
     else:
         spec = dataclasses.replace(spec, aggregation=spec.aggregation or rule_cls.aggregation)
     agg_cls = registry.tables["aggregation"].get(spec.aggregation)
     if agg_cls is None and spec.aggregation:
-        problems.append(f"{path}.aggregation: unknown aggregation {spec.aggregation!r}"
-                        f"{did_you_mean(spec.aggregation, registry.tables['aggregation'])}; "
-                        f"known: {', '.join(registry.names('aggregation'))}")
+        problems.append(
+            f"{path}.aggregation: unknown aggregation {spec.aggregation!r}"
+            f"{did_you_mean(spec.aggregation, registry.tables['aggregation'])}; "
+            f"known: {', '.join(registry.names('aggregation'))}"
+        )
     if rule_cls is None:
         return spec
     if agg_cls is not None:
@@ -505,9 +539,11 @@ def _parse_data(raw: Any, registry: Registry, problems: list[str]) -> DataSpec:
     source_cls = registry.tables["dataset"].get(spec.source)
     options = None
     if source_cls is None:
-        problems.append(f"data.source: unknown data source {spec.source!r}"
-                        f"{did_you_mean(spec.source, registry.tables['dataset'])}; "
-                        f"known: {', '.join(registry.names('dataset'))}")
+        problems.append(
+            f"data.source: unknown data source {spec.source!r}"
+            f"{did_you_mean(spec.source, registry.tables['dataset'])}; "
+            f"known: {', '.join(registry.names('dataset'))}"
+        )
     else:
         options = parse_options(source_cls.Options, options_raw, "data.options", problems)
     transforms = []
@@ -526,8 +562,10 @@ def _parse_data(raw: Any, registry: Registry, problems: list[str]) -> DataSpec:
             problems.append(f"{path}.{key}: unknown key (a transform takes 'name' and 'options')")
         t_cls = registry.tables["transform"].get(name)
         if t_cls is None:
-            problems.append(f"{path}.name: unknown transform {name!r}{did_you_mean(name, registry.tables['transform'])}; "
-                            f"known: {', '.join(registry.names('transform')) or '(none)'}")
+            problems.append(
+                f"{path}.name: unknown transform {name!r}{did_you_mean(name, registry.tables['transform'])}; "
+                f"known: {', '.join(registry.names('transform')) or '(none)'}"
+            )
             continue
         transforms.append(TransformSpec(name, parse_options(t_cls.Options, t_opts, f"{path}.options", problems)))
     return DataSpec(source=spec.source, options=options, transforms=tuple(transforms))
@@ -547,7 +585,7 @@ def load_spec(path: str | Path, registry: Registry, against_data: bool = True) -
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError([f"file does not exist"], str(path)) from None
+        raise SpecError(["file does not exist"], str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], str(path)) from None
     return loads_spec(text, registry, source=str(path), against_data=against_data)
@@ -568,11 +606,14 @@ def loads_spec(text: str, registry: Registry, source: str = "spec", against_data
 
 # ---------------------------------------------------------------------------- writing specs back
 
+
 def spec_to_table(spec: RunSpec) -> dict:
     """The resolved spec as a plain TOML-ready table (every default filled in); loads back to ``spec``."""
     table = _strip_none(dataclasses.asdict(spec))
-    table["layers"] = [{k: v for k, v in layer.items() if k in ("type", "name") + LAYER_FIELDS[layer["type"]]}
-                       for layer in table["layers"]]
+    table["layers"] = [
+        {k: v for k, v in layer.items() if k in ("type", "name") + LAYER_FIELDS[layer["type"]]}
+        for layer in table["layers"]
+    ]
     sgd = table["sgd"]  # one of the two schedules, as parse_spec demands
     sgd.pop("lr_decay_after" if sgd["lr_milestones"] else "lr_milestones")
     return table

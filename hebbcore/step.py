@@ -1,4 +1,5 @@
 """The Hebbian step of one layer, shared by :class:`hebbcore.network.Network` and the torch modules."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +8,9 @@ from .interfaces import Aggregation, HebbianContext, LearningRule
 from .ops import Array
 
 
-def hebbian_delta(ctx: HebbianContext, rule: LearningRule, aggregation: Aggregation, lr: float,
-                  state: dict[str, Any]) -> tuple[Array, dict[str, Any]]:
+def hebbian_delta(
+    ctx: HebbianContext, rule: LearningRule, aggregation: Aggregation, lr: float, state: dict[str, Any]
+) -> tuple[Array, dict[str, Any]]:
     """``(Δw, next state)`` of one layer for the batch in ``ctx``.
 
     The rule advances its state and gives its coefficients and sums; with ``ctx.reducer``

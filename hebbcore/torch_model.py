@@ -7,11 +7,13 @@ clamped cosine similarity, exactly as :class:`hebbcore.network.Network` does,
 and take a Hebbian step with the same rule plugins (:meth:`hebbian_step`), so
 they can sit inside a user's own model.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +25,6 @@ from .interfaces import HebbianContext, check_hflip_inputs
 from .network import COS_EPS, Network, Node
 from .progress import Progress
 from .step import hebbian_delta
-
 
 #: Hebbian steps between NaN/inf checks of a module's weights (the first step is checked too).
 CHECK_EVERY = 50
@@ -39,14 +40,15 @@ class _HebbianMixin:
     rule_state: dict | None = None  # the rule's state, made on the first step
     steps: int = 0
 
-    def attach_rule(self, rule, aggregation, lr: float, n_classes: int) -> "_HebbianMixin":
+    def attach_rule(self, rule, aggregation, lr: float, n_classes: int) -> _HebbianMixin:
         """Give the module a learning rule (a LearningRule and an Aggregation instance)."""
         self.rule, self.aggregation, self.lr, self.n_classes = rule, aggregation, lr, n_classes
         self.rule_state = None
         return self
 
-    def use_rule(self, rule: str, lr: float = 0.1, aggregation: str | None = None, n_classes: int = 0,
-                 registry=None, **options) -> "_HebbianMixin":
+    def use_rule(
+        self, rule: str, lr: float = 0.1, aggregation: str | None = None, n_classes: int = 0, registry=None, **options
+    ) -> _HebbianMixin:
         """Learn with the registered rule ``rule`` (any plugin's), e.g. ``HebbianConv2d(3, 32, 5).use_rule("wta")``.
 
         ``options`` are the rule's options, validated as in a spec (SpecError on a bad one);
@@ -62,8 +64,9 @@ class _HebbianMixin:
         rule_cls = registry.get("rule", rule)
         problems: list[str] = []
         opts = parse_options(rule_cls.Options, options, "options", problems)
-        info = LayerInfo(type(self).__name__, "conv" if self.weight.ndim == 4 else "linear",
-                         int(self.weight.shape[0]), n_classes)
+        info = LayerInfo(
+            type(self).__name__, "conv" if self.weight.ndim == 4 else "linear", int(self.weight.shape[0]), n_classes
+        )
         if opts is not None:
             problems += rule_cls.check(opts, info)
         agg_cls = registry.get("aggregation", aggregation or rule_cls.aggregation)
@@ -91,8 +94,10 @@ class _HebbianMixin:
         self.weight.add_(delta)
         self.steps += 1
         if self.steps % CHECK_EVERY == 1 and not bool(torch.isfinite(self.weight).all()):  # a host sync: not every step
-            raise TrainingDiverged(f"{type(self).__name__}: the weights became NaN or inf at Hebbian step "
-                                   f"{self.steps}; lower the learning rate or check the input")
+            raise TrainingDiverged(
+                f"{type(self).__name__}: the weights became NaN or inf at Hebbian step "
+                f"{self.steps}; lower the learning rate or check the input"
+            )
         return torch.relu(cos)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,8 +120,10 @@ class HebbianConv2d(_HebbianMixin, nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__()
         self.stride = stride
-        bound = 1 / math.sqrt(in_channels * kernel_size ** 2)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size).uniform_(-bound, bound))
+        bound = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, kernel_size, kernel_size).uniform_(-bound, bound)
+        )
 
     def _stride(self) -> int:
         return self.stride
@@ -188,8 +195,11 @@ def _module_for(node: Node, net: Network) -> nn.Module:
         else:
             m = nn.Conv2d(ins[0], l.out_channels, l.kernel_size, stride=node.stride, bias="bias" in node.params)
     elif l.type == "linear":
-        m = HebbianLinear(ins[0], l.out_features) if node.cosine else \
-            nn.Linear(ins[0], l.out_features, bias="bias" in node.params)
+        m = (
+            HebbianLinear(ins[0], l.out_features)
+            if node.cosine
+            else nn.Linear(ins[0], l.out_features, bias="bias" in node.params)
+        )
     elif l.type == "pool":
         if l.mode == "avg":
             return nn.AvgPool2d(l.kernel_size, node.stride)
@@ -215,7 +225,7 @@ def _module_for(node: Node, net: Network) -> nn.Module:
 
 
 class Triangle(nn.Module):
-    """``max(0, x − mean over channels) ** power``, the "triangle" activation of Coates et al. (2011) used by SoftHebb."""
+    """``max(0, x − mean over channels) ** power``: the "triangle" of Coates et al. (2011) that SoftHebb uses."""
 
     def __init__(self, power: float = 1.0):
         super().__init__()
@@ -223,12 +233,14 @@ class Triangle(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(x - x.mean(dim=1, keepdim=True))
-        return y if self.power == 1.0 else y ** self.power
+        return y if self.power == 1.0 else y**self.power
 
 
 def copy_back(module: nn.Module, net: Network) -> None:
     """Copy the module's parameters and buffers back into the network."""
-    arrays = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+    arrays = {
+        k: v.detach().cpu().numpy() for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")
+    }
     net.load_state_dict(arrays, source="torch module")
 
 
@@ -247,8 +259,8 @@ def _accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device, batch: in
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            xb = torch.from_numpy(x[i:i + batch]).to(device)
-            correct += int((scores(module, xb).argmax(1).cpu().numpy() == y[i:i + batch]).sum())
+            xb = torch.from_numpy(x[i : i + batch]).to(device)
+            correct += int((scores(module, xb).argmax(1).cpu().numpy() == y[i : i + batch]).sum())
     return correct / len(x)
 
 
@@ -265,8 +277,13 @@ def make_optimizer(cfg, params):
     """The torch optimizer the ``[sgd]`` section names (``optimizer``: ``"sgd"`` or ``"adam"``)."""
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
+        weight_decay=cfg.weight_decay,
+    )
 
 
 class SgdPhase:
@@ -302,11 +319,19 @@ class SgdPhase:
 
     # resumable state ---------------------------------------------------------------
     def state(self) -> dict:
-        return {"module": _cpu(self.module.state_dict()), "opt": self.opt.state_dict() if self.opt else None,
-                "gen_at_epoch_start": self.gen_at_epoch_start, "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-                "epoch": self.epoch, "batch": self.batch, "best": self.best, "best_state": self.best_state,
-                "loss_sum": self.loss_sum, "seconds": self.seconds}
+        return {
+            "module": _cpu(self.module.state_dict()),
+            "opt": self.opt.state_dict() if self.opt else None,
+            "gen_at_epoch_start": self.gen_at_epoch_start,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "best": self.best,
+            "best_state": self.best_state,
+            "loss_sum": self.loss_sum,
+            "seconds": self.seconds,
+        }
 
     def load_state(self, st: dict) -> None:
         self.module.load_state_dict(st["module"])
@@ -322,8 +347,13 @@ class SgdPhase:
         self.loss_sum, self.seconds = st["loss_sum"], st["seconds"]
 
     # training ---------------------------------------------------------------------
-    def run(self, on_epoch: Callable[[dict], None] | None = None, checkpoint: Callable[[], None] | None = None,
-            checkpoint_every: int = 0, progress: bool | None = None) -> dict:
+    def run(
+        self,
+        on_epoch: Callable[[dict], None] | None = None,
+        checkpoint: Callable[[], None] | None = None,
+        checkpoint_every: int = 0,
+        progress: bool | None = None,
+    ) -> dict:
         cfg, device = self.cfg, self.device
         if not self.params:
             return {}
@@ -350,11 +380,16 @@ class SgdPhase:
                 if node.spec.type == "batchnorm" and not _trains_by_sgd(node, self.net):
                     getattr(self.module, node.name).eval()
             t0 = time.perf_counter()
-            shown = Progress(range(self.batch, len(starts)), len(starts) - self.batch,
-                             f"sgd epoch {epoch}/{cfg.epochs}", cfg.batch_size, progress)
+            shown = Progress(
+                range(self.batch, len(starts)),
+                len(starts) - self.batch,
+                f"sgd epoch {epoch}/{cfg.epochs}",
+                cfg.batch_size,
+                progress,
+            )
             acc = torch.zeros((), device=device)  # summed loss, read back only at checkpoints
             for b in shown:
-                idx = order[starts[b]:starts[b] + cfg.batch_size][self.rank::self.world]
+                idx = order[starts[b] : starts[b] + cfg.batch_size][self.rank :: self.world]
                 xb = x_train[idx]
                 if mirror is not None:
                     flip = mirror[idx].view((-1,) + (1,) * (xb.ndim - 1))
@@ -369,8 +404,9 @@ class SgdPhase:
                     self.loss_sum += float(acc)
                     acc.zero_()
                     if not math.isfinite(self.loss_sum):
-                        raise TrainingDiverged(f"SGD phase: the loss became NaN or inf in epoch {epoch}, "
-                                               f"batch {self.batch}; lower sgd.lr")
+                        raise TrainingDiverged(
+                            f"SGD phase: the loss became NaN or inf in epoch {epoch}, batch {self.batch}; lower sgd.lr"
+                        )
                     self.seconds += time.perf_counter() - t0
                     checkpoint()
                     t0 = time.perf_counter()
@@ -381,16 +417,25 @@ class SgdPhase:
                 raise TrainingDiverged(f"SGD phase: the loss became NaN or inf in epoch {epoch}; lower sgd.lr")
             evaluate = self.rank == 0
             head = self.data.train_head(cfg.train_acc_images)
-            record = {"phase": "sgd", "epoch": epoch, "lr": lr, "loss": loss_value,
-                      "train_acc": _accuracy(self.module, head.x, head.y, device) if evaluate else None,
-                      "val_acc": _accuracy(self.module, self.data.val.x, self.data.val.y, device) if evaluate else None,
-                      "test_acc": _accuracy(self.module, self.data.test.x, self.data.test.y, device) if evaluate else None,
-                      "seconds": self.seconds, "images_per_s": n / self.seconds}
+            record = {
+                "phase": "sgd",
+                "epoch": epoch,
+                "lr": lr,
+                "loss": loss_value,
+                "train_acc": _accuracy(self.module, head.x, head.y, device) if evaluate else None,
+                "val_acc": _accuracy(self.module, self.data.val.x, self.data.val.y, device) if evaluate else None,
+                "test_acc": _accuracy(self.module, self.data.test.x, self.data.test.y, device) if evaluate else None,
+                "seconds": self.seconds,
+                "images_per_s": n / self.seconds,
+            }
             if cfg.train_acc_images:
                 record["train_acc_images"] = len(head)
             score = record["val_acc"] if record["val_acc"] is not None else record["train_acc"]
-            best_score = None if self.best is None else (
-                self.best["val_acc"] if self.best["val_acc"] is not None else self.best["train_acc"])
+            best_score = (
+                None
+                if self.best is None
+                else (self.best["val_acc"] if self.best["val_acc"] is not None else self.best["train_acc"])
+            )
             if score is not None and (best_score is None or score > best_score):
                 self.best, self.best_state = record, _cpu(self.module.state_dict())
             copy_back(self.module, self.net)
@@ -408,7 +453,8 @@ def _cpu(state: dict) -> dict:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
-def train_sgd(net: Network, data, seed: int, on_epoch: Callable[[dict], None] | None = None,
-              progress: bool | None = None) -> dict:
+def train_sgd(
+    net: Network, data, seed: int, on_epoch: Callable[[dict], None] | None = None, progress: bool | None = None
+) -> dict:
     """Run a whole SGD phase (no checkpoints); returns the best epoch's record."""
     return SgdPhase(net, data, seed).run(on_epoch=on_epoch, progress=progress)

@@ -14,6 +14,7 @@ With ``Δw_p = η·c_p·d_p`` the update at one (sample, position) pair ``p``:
 - ``mean``: ``η · Σ_p c_p·d_p / P`` over all ``P`` positions and samples.
 - ``sum``: ``η · Σ_p c_p·d_p``.
 """
+
 from hebbcore import hookimpl
 from hebbcore.interfaces import Aggregation, Winners
 
@@ -26,8 +27,10 @@ def _divide_where_positive(ctx, direction_sum, weight_sum):
 
 def _needs_nonnegative(name, rule_cls):
     if rule_cls.coefficients == "signed":
-        return [f"{name!r} divides by the sum of the coefficients, but rule {rule_cls.name!r} has signed "
-                f"coefficients; write aggregation = {rule_cls.aggregation!r} (its authors' update)"]
+        return [
+            f"{name!r} divides by the sum of the coefficients, but rule {rule_cls.name!r} has signed "
+            f"coefficients; write aggregation = {rule_cls.aggregation!r} (its authors' update)"
+        ]
     return []
 
 
@@ -38,9 +41,11 @@ class WeightedMean(Aggregation):
     def check(cls, rule_cls):
         problems = _needs_nonnegative(cls.name, rule_cls)
         if not problems and not rule_cls.separable:
-            problems.append(f"'weighted_mean' weighs each position's update by its coefficient, but rule "
-                            f"{rule_cls.name!r}'s update direction depends on the coefficient itself; write "
-                            f"aggregation = {rule_cls.aggregation!r} (its authors' update)")
+            problems.append(
+                f"'weighted_mean' weighs each position's update by its coefficient, but rule "
+                f"{rule_cls.name!r}'s update direction depends on the coefficient itself; write "
+                f"aggregation = {rule_cls.aggregation!r} (its authors' update)"
+            )
         return problems
 
     def sums(self, ctx, rule, coefficient):

@@ -1,4 +1,5 @@
 """Shared fixtures: the registry and the backends available on this machine."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,9 @@ from hypothesis import HealthCheck, settings
 
 from hebbcore.plugin_manager import default_registry
 
-settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=25,
-                          print_blob=True)  # a CI failure prints the @reproduce_failure line
+settings.register_profile(
+    "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=25, print_blob=True
+)  # a CI failure prints the @reproduce_failure line
 settings.register_profile("thorough", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

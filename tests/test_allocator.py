@@ -1,4 +1,5 @@
 """hebbcore.allocator: glibc's thresholds fixed so that a step's freed buffers are reused, not faulted in again."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,8 @@ needs_glibc = pytest.mark.skipif(allocator._glibc() is None, reason="malloc tuni
 
 # Allocates, touches and frees a 48 MiB array (above glibc's largest adaptive mmap threshold, 32 MiB) 20 times
 # and prints the minor page faults per round. Untuned, every round maps fresh memory and faults it in again: up to
-# 12,288 faults of 4 KiB pages, fewer where numpy's huge-page advice is taken (536 per round on the VM this test was written on).
+# 12,288 faults of 4 KiB pages, fewer where numpy's huge-page advice is taken
+# (536 per round on the VM this test was written on).
 _FAULTS = textwrap.dedent("""
     import json, resource, sys
     import numpy as np
@@ -33,8 +35,13 @@ _FAULTS = textwrap.dedent("""
 
 
 def _faults(mode: str, env: dict | None = None) -> dict:
-    out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True,
-                         env={**os.environ, **(env or {})})
+    out = subprocess.run(
+        [sys.executable, "-c", _FAULTS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
     return json.loads(out.stdout)
 
 
@@ -61,8 +68,12 @@ def test_result_is_recorded_for_the_bench(monkeypatch):
     assert allocator.tune_malloc()["applied"] is False
     monkeypatch.delenv(allocator.ENV_VAR)
     done = allocator.tune_malloc()
-    assert done == {"applied": True, "reason": "glibc", "mmap_threshold_bytes": allocator.MMAP_THRESHOLD_BYTES,
-                    "trim_threshold_bytes": allocator.TRIM_THRESHOLD_BYTES}
+    assert done == {
+        "applied": True,
+        "reason": "glibc",
+        "mmap_threshold_bytes": allocator.MMAP_THRESHOLD_BYTES,
+        "trim_threshold_bytes": allocator.TRIM_THRESHOLD_BYTES,
+    }
     monkeypatch.setenv(allocator.ENV_VAR, "0")
     allocator.tune_malloc()  # a later call that does nothing does not hide what was applied
     assert allocator.malloc_tuning() == done

@@ -5,14 +5,15 @@ batch-norm, one-hot) and whole Hebbian steps of every built-in rule and
 aggregation: forward activations, post-synaptic y, Δw and the weights after a
 training step, on random shapes (kernel size, stride, channels, batch).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_close, backend_params, make_ops
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conftest import assert_close, backend_params, make_ops
 from hebbcore.interfaces import HebbianContext
 from hebbcore.network import Network
 from hebbcore.spec import parse_spec
@@ -46,10 +47,16 @@ def test_conv_primitives(backend, registry, numpy_ops, case):
     assert_close(ops.to_numpy(ops.conv2d(ops.asarray(x), ops.asarray(w), stride)), y_ref, what="conv2d")
     g = rng.standard_normal(y_ref.shape).astype(np.float32)
     ks = tuple(w.shape[2:])
-    assert_close(ops.to_numpy(ops.conv2d_weight_sums(ops.asarray(x), ops.asarray(g), ks, stride)),
-                 ref.conv2d_weight_sums(x, g, ks, stride), what="conv2d_weight_sums")
-    assert_close(ops.to_numpy(ops.patch_sq_norms(ops.asarray(x), ks, stride)),
-                 ref.patch_sq_norms(x, ks, stride), what="patch_sq_norms")
+    assert_close(
+        ops.to_numpy(ops.conv2d_weight_sums(ops.asarray(x), ops.asarray(g), ks, stride)),
+        ref.conv2d_weight_sums(x, g, ks, stride),
+        what="conv2d_weight_sums",
+    )
+    assert_close(
+        ops.to_numpy(ops.patch_sq_norms(ops.asarray(x), ks, stride)),
+        ref.patch_sq_norms(x, ks, stride),
+        what="patch_sq_norms",
+    )
     # the cosine of the backend's own conv output (channels-last on numpy/cupy), against the formula in float64
     wn = np.sqrt((w.astype(np.float64) ** 2).sum(axis=(1, 2, 3))).reshape(1, -1, 1, 1)
     xn = np.sqrt(ref.patch_sq_norms(x, ks, stride).astype(np.float64))
@@ -59,8 +66,9 @@ def test_conv_primitives(backend, registry, numpy_ops, case):
     pk = min(2, x.shape[2], x.shape[3])
     assert_close(ops.to_numpy(ops.max_pool2d(ops.asarray(x), pk, pk)), ref.max_pool2d(x, pk, pk), what="max_pool2d")
     ps = min(3, x.shape[2], x.shape[3])
-    assert_close(ops.to_numpy(ops.avg_pool2d(ops.asarray(x), ps, stride)), ref.avg_pool2d(x, ps, stride),
-                 what="avg_pool2d")
+    assert_close(
+        ops.to_numpy(ops.avg_pool2d(ops.asarray(x), ps, stride)), ref.avg_pool2d(x, ps, stride), what="avg_pool2d"
+    )
 
 
 def test_reference_conv_is_a_correlation(backend, numpy_ops):
@@ -76,15 +84,14 @@ def test_reference_conv_is_a_correlation(backend, numpy_ops):
     for n in range(2):
         for i in range(out.shape[2]):
             for j in range(out.shape[3]):
-                patch = x[n, :, i * s:i * s + 3, j * s:j * s + 2]
+                patch = x[n, :, i * s : i * s + 3, j * s : j * s + 2]
                 loop[n, :, i, j] = (w * patch).sum(axis=(1, 2, 3))
                 dw += g[n, :, i, j, None, None, None] * patch[None]
     assert_close(out, loop, what="conv2d vs loop")
     assert_close(numpy_ops.conv2d_weight_sums(x, g, (3, 2), s), dw, what="weight sums vs loop")
 
 
-@given(n=st.integers(1, 8), c=st.integers(1, 5), hw=st.integers(1, 5), seed=st.integers(0, 10**6),
-       flat=st.booleans())
+@given(n=st.integers(1, 8), c=st.integers(1, 5), hw=st.integers(1, 5), seed=st.integers(0, 10**6), flat=st.booleans())
 def test_batchnorm_and_one_hot(backend, registry, numpy_ops, n, c, hw, seed, flat):
     ops = make_ops(registry, *backend)
     rng = np.random.default_rng(seed)
@@ -98,16 +105,23 @@ def test_batchnorm_and_one_hot(backend, registry, numpy_ops, n, c, hw, seed, fla
     # x - mean cancels, and 1/sqrt(var + eps) amplifies that rounding (up to ~316x when var = 0: one value
     # per channel), differently for each backend's order of operations: allow float32 rounding of x times it
     amplified = float(np.max(np.abs(gamma) / np.sqrt(var + 1e-5))) * (float(np.abs(x).max()) + 1.0)
-    np.testing.assert_allclose(ops.to_numpy(ops.batch_norm(ops.asarray(x), *a, 1e-5)),
-                               numpy_ops.batch_norm(x, mean, var, gamma, beta, 1e-5), rtol=1e-4,
-                               atol=1e-5 + 1e-6 * amplified, err_msg="batch_norm")
+    np.testing.assert_allclose(
+        ops.to_numpy(ops.batch_norm(ops.asarray(x), *a, 1e-5)),
+        numpy_ops.batch_norm(x, mean, var, gamma, beta, 1e-5),
+        rtol=1e-4,
+        atol=1e-5 + 1e-6 * amplified,
+        err_msg="batch_norm",
+    )
     assert_close(ops.to_numpy(ops.one_hot_argmax(ops.asarray(x), 1)), numpy_ops.one_hot_argmax(x, 1), what="one_hot")
 
 
 # ---------------------------------------------------------------------------- whole Hebbian steps
 
 RULES = [
-    ("wta", {}), ("wta", {"update": "hebb"}), ("decay", {}), ("hebb", {}),
+    ("wta", {}),
+    ("wta", {"update": "hebb"}),
+    ("decay", {}),
+    ("hebb", {}),
     ("teacher", {"groups_per_class": 2, "common": 1}),
     ("teacher", {"groups_per_class": 2, "common": 1, "competition": "wta"}),
     ("teacher", {"groups_per_class": 2, "common": 1, "competition": "masked_wta"}),
@@ -132,8 +146,17 @@ def hebbian_trace(net: Network, x, labels):
     for pre in net.nodes[: net.nodes.index(node)]:
         xa = net.layer_forward(pre, xa, batch_stats=False)
     dot, cos = net.similarity(node, xa)
-    ctx = HebbianContext(ops, node.spec.type, xa, node.params["weight"], dot, cos,
-                         ops.asarray(labels, dtype="int64"), net.n_classes, node.stride)
+    ctx = HebbianContext(
+        ops,
+        node.spec.type,
+        xa,
+        node.params["weight"],
+        dot,
+        cos,
+        ops.asarray(labels, dtype="int64"),
+        net.n_classes,
+        node.stride,
+    )
     y = ctx.dense(node.rule.post_synaptic(ctx))
     delta = net.hebbian_update(node, xa, dot, cos, ops.asarray(labels, dtype="int64"))
     return [ops.to_numpy(a) for a in (ops.relu(cos), y, delta, node.params["weight"])], ops.to_numpy(cos)
@@ -147,12 +170,20 @@ def competition_margin(cos: np.ndarray) -> float:
     return float((s[:, -1] - s[:, -2]).min())
 
 
-@given(kind=st.sampled_from(["conv", "linear"]), rule=st.sampled_from(RULES),
-       aggregation=st.sampled_from(["weighted_mean", "mean", "sum"]),
-       n=st.integers(1, 6), c=st.integers(1, 3), size=st.integers(3, 7), ksize=st.integers(1, 3),
-       stride=st.integers(1, 2), seed=st.integers(0, 10**6))
-def test_hebbian_step_matches_reference(backend, registry, numpy_ops, kind, rule, aggregation, n, c, size, ksize,
-                                        stride, seed):
+@given(
+    kind=st.sampled_from(["conv", "linear"]),
+    rule=st.sampled_from(RULES),
+    aggregation=st.sampled_from(["weighted_mean", "mean", "sum"]),
+    n=st.integers(1, 6),
+    c=st.integers(1, 3),
+    size=st.integers(3, 7),
+    ksize=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    seed=st.integers(0, 10**6),
+)
+def test_hebbian_step_matches_reference(
+    backend, registry, numpy_ops, kind, rule, aggregation, n, c, size, ksize, stride, seed
+):
     rule_name, options = rule
     n_classes = 3
     k = n_classes * options.get("groups_per_class", 0) + options.get("common", 0) if rule_name == "teacher" else 5
@@ -166,21 +197,32 @@ def test_hebbian_step_matches_reference(backend, registry, numpy_ops, kind, rule
         assume(competition_margin(cos) > 1e-3)
     ops = make_ops(registry, *backend)
     got, _ = hebbian_trace(Network(spec, x.shape[1:], n_classes, ops, registry), x, labels)
-    for name, a, b in zip(("activation", "y", "delta", "weight"), got, ref):
+    for name, a, b in zip(("activation", "y", "delta", "weight"), got, ref, strict=True):
         assert_close(a, b, rtol=2e-4, atol=2e-5, what=f"{rule_name}/{aggregation}/{kind}: {name}")
 
 
 def test_full_training_step_of_a_deep_net(backend, registry, numpy_ops):
     """One Hebbian step of a conv-pool-bn-conv-fc net (all layers learn at once) on both backends."""
-    spec = parse_spec({"seed": 1, "layers": [
-        {"name": "c1", "type": "conv", "out_channels": 6, "kernel_size": 3, "hebbian": {"rule": "wta"}},
-        {"name": "p1", "type": "pool", "kernel_size": 2},
-        {"name": "b1", "type": "batchnorm"},
-        {"name": "c2", "type": "conv", "out_channels": 8, "kernel_size": 2,
-         "hebbian": {"rule": "teacher", "options": {"groups_per_class": 2, "common": 2}}},
-        {"name": "f", "type": "flatten"},
-        {"name": "fc", "type": "linear", "out_features": 3, "hebbian": {"rule": "teacher"}},
-    ]}, registry)
+    spec = parse_spec(
+        {
+            "seed": 1,
+            "layers": [
+                {"name": "c1", "type": "conv", "out_channels": 6, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+                {"name": "p1", "type": "pool", "kernel_size": 2},
+                {"name": "b1", "type": "batchnorm"},
+                {
+                    "name": "c2",
+                    "type": "conv",
+                    "out_channels": 8,
+                    "kernel_size": 2,
+                    "hebbian": {"rule": "teacher", "options": {"groups_per_class": 2, "common": 2}},
+                },
+                {"name": "f", "type": "flatten"},
+                {"name": "fc", "type": "linear", "out_features": 3, "hebbian": {"rule": "teacher"}},
+            ],
+        },
+        registry,
+    )
     rng = np.random.default_rng(7)
     x = rng.standard_normal((16, 3, 10, 10)).astype(np.float32)
     labels = rng.integers(0, 3, size=16)
@@ -199,8 +241,13 @@ def test_full_training_step_of_a_deep_net(backend, registry, numpy_ops):
     assert_close(ops.to_numpy(net.forward(ops.asarray(x))), ref.forward(x), rtol=1e-3, atol=1e-4, what="forward")
 
 
-@given(n=st.integers(1, 5), k=st.integers(1, 7), hw=st.integers(1, 4), seed=st.integers(0, 10**6),
-       layout=st.sampled_from(["channels_first", "channels_last", "flat"]))
+@given(
+    n=st.integers(1, 5),
+    k=st.integers(1, 7),
+    hw=st.integers(1, 4),
+    seed=st.integers(0, 10**6),
+    layout=st.sampled_from(["channels_first", "channels_last", "flat"]),
+)
 def test_one_hot_ties_and_layouts(backend, registry, numpy_ops, n, k, hw, seed, layout):
     """The first largest value wins ties on every backend, whatever the input's memory layout."""
     ops = make_ops(registry, *backend)
@@ -228,8 +275,9 @@ def test_winner_primitives(backend, registry, numpy_ops, case):
     np.testing.assert_array_equal(ops.to_numpy(ops.one_hot(got_index, k)), numpy_ops.one_hot(index, k))
     np.testing.assert_array_equal(ops.to_numpy(ops.winner_counts(got_index, k)), numpy_ops.winner_counts(index, k))
     ref = numpy_ops.conv2d_weight_sums(x, numpy_ops.one_hot(index, k), ks, stride)
-    assert_close(ops.to_numpy(ops.conv2d_winner_sums(ops.asarray(x), got_index, k, ks, stride)), ref,
-                 what="conv2d_winner_sums")
+    assert_close(
+        ops.to_numpy(ops.conv2d_winner_sums(ops.asarray(x), got_index, k, ks, stride)), ref, what="conv2d_winner_sums"
+    )
 
 
 def test_torch_native_winner_sums_on_the_cpu(backend, numpy_ops):
@@ -288,7 +336,8 @@ def test_torch_winner_sums_on_one_cpu_thread(backend, numpy_ops):
                     index = rng.integers(0, k, size=(n, ho, ho))
                     got = ops.conv2d_winner_sums(ops.asarray(x), ops.asarray(index, dtype="int64"), k, (ks, ks), s)
                     ref = numpy_ops.conv2d_weight_sums(x, numpy_ops.one_hot(index, k), (ks, ks), s)
-                    assert_close(ops.to_numpy(got), ref,
-                                 what=f"torch winner sums on {t} thread(s), {type(ops).__name__}")
+                    assert_close(
+                        ops.to_numpy(got), ref, what=f"torch winner sums on {t} thread(s), {type(ops).__name__}"
+                    )
     finally:
         ops.torch.set_num_threads(threads)

@@ -1,4 +1,5 @@
 """Every backend keeps the base Ops signatures (thinc-style), and numpy runs never import torch or cupy."""
+
 import inspect
 import subprocess
 import sys
@@ -7,14 +8,13 @@ from hebbcore.ops import Ops
 
 
 def test_every_backend_keeps_base_signatures(registry):
-    base = {n: inspect.signature(m) for n, m in vars(Ops).items()
-            if callable(m) and not n.startswith("_")}
+    base = {n: inspect.signature(m) for n, m in vars(Ops).items() if callable(m) and not n.startswith("_")}
     assert len(base) > 10
     for name, cls in registry.tables["backend"].items():
         for meth, sig in base.items():
             impl = inspect.signature(getattr(cls, meth))
             assert list(impl.parameters) == list(sig.parameters), f"{name}.{meth}{impl} != Ops.{meth}{sig}"
-            for p, q in zip(impl.parameters.values(), sig.parameters.values()):
+            for p, q in zip(impl.parameters.values(), sig.parameters.values(), strict=True):
                 assert p.kind == q.kind and p.default == q.default, f"{name}.{meth}: parameter {p.name} differs"
 
 
@@ -32,5 +32,10 @@ def test_numpy_run_imports_no_framework(tmp_path):
         "assert not bad, bad\n"
     )
     from conftest import REPO
-    subprocess.run([sys.executable, "-c", code.replace("examples/tiny.toml", str(REPO / "examples/tiny.toml"))],
-                   check=True, capture_output=True, text=True)
+
+    subprocess.run(
+        [sys.executable, "-c", code.replace("examples/tiny.toml", str(REPO / "examples/tiny.toml"))],
+        check=True,
+        capture_output=True,
+        text=True,
+    )

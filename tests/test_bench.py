@@ -1,4 +1,5 @@
 """``hebbcore bench`` on tiny sizes: the JSON it writes and the table it prints (structure only, no timings)."""
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,23 @@ def test_floor_step_leaves_weights_alone(registry):
 
 def test_cli_bench_writes_json(tmp_path, capsys):
     out = tmp_path / "b.json"
-    rc = main(["bench", "--backend", "numpy", "--images", "6", "--batch-size", "4", "--warmup", "1",
-               "--skip", "sgd", "--json", str(out)])
+    rc = main(
+        [
+            "bench",
+            "--backend",
+            "numpy",
+            "--images",
+            "6",
+            "--batch-size",
+            "4",
+            "--warmup",
+            "1",
+            "--skip",
+            "sgd",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     data = json.loads(out.read_text())
     rec = data["results"][0]
@@ -102,8 +118,10 @@ def test_cli_bench_writes_json(tmp_path, capsys):
         assert f"{blas['openblas_core']} kernels" in printed
 
 
-_BLAS_OF_CHILD = "import json, numpy; from hebbcore.bench import numpy_blas, blas_line; " \
-                 "b = numpy_blas(); print(json.dumps([b, blas_line(b)]))"
+_BLAS_OF_CHILD = (
+    "import json, numpy; from hebbcore.bench import numpy_blas, blas_line; "
+    "b = numpy_blas(); print(json.dumps([b, blas_line(b)]))"
+)
 
 
 def _cpu_flags():
@@ -122,8 +140,9 @@ def test_numpy_blas_names_the_kernels_and_what_forced_them():
     def child(coretype):
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
         env.update({"OPENBLAS_CORETYPE": coretype} if coretype else {})
-        out = subprocess.run([sys.executable, "-c", _BLAS_OF_CHILD], capture_output=True, text=True, check=True,
-                             env=env)
+        out = subprocess.run(
+            [sys.executable, "-c", _BLAS_OF_CHILD], capture_output=True, text=True, check=True, env=env
+        )
         return json.loads(out.stdout)
 
     own, own_line = child(None)

@@ -1,4 +1,5 @@
 """The stand-alone benchmark scripts still run (tiny settings) and print what their docs say."""
+
 from __future__ import annotations
 
 import re
@@ -12,20 +13,43 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_winner_sums_script_prints_a_row_per_layer_and_skips_missing_backends():
-    out = subprocess.run([sys.executable, "benchmarks/winner_sums.py", "--backend", "numpy,nosuchbackend",
-                          "--repeats", "1", "--steps", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/winner_sums.py",
+            "--backend",
+            "numpy,nosuchbackend",
+            "--repeats",
+            "1",
+            "--steps",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert re.search(r"nosuchbackend:\S* skipped", out.stdout)
     rows = re.findall(r"^\| \((\d+), (\d+), (\d+), (\d)\) \| ([\d.]+) \| ([\d.]+) \|$", out.stdout, re.M)
-    assert [r[:4] for r in rows] == [("3", "32", "96", "5"), ("96", "14", "128", "3"), ("128", "12", "192", "3"),
-                                     ("192", "5", "256", "3")]
+    assert [r[:4] for r in rows] == [
+        ("3", "32", "96", "5"),
+        ("96", "14", "128", "3"),
+        ("128", "12", "192", "3"),
+        ("192", "5", "256", "3"),
+    ]
     assert re.search(r"^\| numpy:cpu \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out.stdout, re.M)  # the steps' row
 
 
 def test_step_profile_script_prints_both_steps(tmp_path):
     pytest.importorskip("torch")
-    out = subprocess.run([sys.executable, "benchmarks/step_profile.py", "--steps", "2", "--top", "3"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "benchmarks/step_profile.py", "--steps", "2", "--top", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     for name in ("Hebbian step", "floor"):
         assert re.search(rf"^\| {name} \| [\d.]+ \| \d+ \| - \| - \|$", out.stdout, re.M), out.stdout
@@ -33,8 +57,23 @@ def test_step_profile_script_prints_both_steps(tmp_path):
 
 
 def test_step_profile_by_method_on_numpy():
-    out = subprocess.run([sys.executable, "benchmarks/step_profile.py", "--backend", "numpy", "--by-method",
-                          "--steps", "2", "--top", "40"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/step_profile.py",
+            "--backend",
+            "numpy",
+            "--by-method",
+            "--steps",
+            "2",
+            "--top",
+            "40",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     rows = dict(re.findall(r"^\| (\w+) \| (\d+ \| [\d.]+ \| \d+ \| [\d.]+) \|$", out.stdout, re.M))
     # the Hebbian step computes winner sums, the floor a full weight-correlation: 4 conv layers each
@@ -45,27 +84,46 @@ def test_step_profile_by_method_on_numpy():
 
 
 def test_step_faults_and_blas_spin_scripts_print_their_tables():
-    out = subprocess.run([sys.executable, "benchmarks/step_faults.py", "--backend", "numpy", "--steps", "2"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "benchmarks/step_faults.py", "--backend", "numpy", "--steps", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("malloc tuning: {'applied'")
     for step in ("Hebbian", "floor"):
         assert re.search(rf"^\| numpy \| {step} \| [\d.]+ \| \d+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout
-    out = subprocess.run([sys.executable, "benchmarks/blas_spin.py"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "benchmarks/blas_spin.py"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     for name in ("one thread", "two threads, halves"):
         assert re.search(rf"^\| {name} \| [\d.]+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout
 
 
 def test_conv_gemm_script_names_the_blas_kernels_and_times_each_layer():
-    out = subprocess.run([sys.executable, "benchmarks/conv_gemm.py", "--repeats", "1"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "benchmarks/conv_gemm.py", "--repeats", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("numpy BLAS: ")
-    rows = re.findall(r"^\| \((\d+), (\d+), (\d+), (\d)\) \| [\d.]+ \| [\d.]+ \| \d+ \| [\d.]+ \| (?:[\d.]+|nan) \|$",
-                      out.stdout, re.M)
-    assert rows == [("3", "32", "96", "5"), ("96", "14", "128", "3"), ("128", "12", "192", "3"), ("192", "5", "256", "3")]
+    rows = re.findall(
+        r"^\| \((\d+), (\d+), (\d+), (\d)\) \| [\d.]+ \| [\d.]+ \| \d+ \| [\d.]+ \| (?:[\d.]+|nan) \|$",
+        out.stdout,
+        re.M,
+    )
+    assert rows == [
+        ("3", "32", "96", "5"),
+        ("96", "14", "128", "3"),
+        ("128", "12", "192", "3"),
+        ("192", "5", "256", "3"),
+    ]
     assert re.search(r"^\| all four \| [\d.]+ \| [\d.]+ \| \| [\d.]+ \| (?:[\d.]+|nan) \|$", out.stdout, re.M)
 
 
@@ -76,28 +134,59 @@ def _git_head():
 
 @pytest.mark.skipif(_git_head() is None, reason="needs a git checkout of hebbcore")
 def test_at_revision_imports_the_library_from_a_worktree_it_removes_afterwards(tmp_path):
-    probe = "import hebbcore.ops, hebbcore_backends, hebbcore_plugins; print(hebbcore.ops.__file__); " \
-            "print(hebbcore_backends.__file__); print(hebbcore_plugins.__file__)"
-    out = subprocess.run([sys.executable, "benchmarks/at_revision.py", "HEAD", "python", "-c", probe], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    probe = (
+        "import hebbcore.ops, hebbcore_backends, hebbcore_plugins; print(hebbcore.ops.__file__); "
+        "print(hebbcore_backends.__file__); print(hebbcore_plugins.__file__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "benchmarks/at_revision.py", "HEAD", "python", "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     files = out.stdout.split()
     assert len(files) == 3 and all("hebbcore-at-" in f and not f.startswith(str(ROOT)) for f in files), files
     trees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "hebbcore-at-" not in trees
     (tmp_path / "probe.py").write_text(probe)  # a relative path that exists here is passed on as an absolute one
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/at_revision.py"), "HEAD", "python", "probe.py"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/at_revision.py"), "HEAD", "python", "probe.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert all("hebbcore-at-" in f for f in out.stdout.split()) and len(out.stdout.split()) == 3
-    bad = subprocess.run([sys.executable, "benchmarks/at_revision.py", "no-such-revision", "python", "-c", "1"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/at_revision.py", "no-such-revision", "python", "-c", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "cannot check out 'no-such-revision'" in bad.stderr
 
 
 @pytest.mark.skipif(_git_head() is None, reason="needs a git checkout of hebbcore")
 def test_ops_at_revision_alternates_both_versions_in_one_process():
-    out = subprocess.run([sys.executable, "benchmarks/ops_at_revision.py", "HEAD", "cosine,conv2d_winner_sums",
-                          "--alternate", "1", "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/ops_at_revision.py",
+            "HEAD",
+            "cosine,conv2d_winner_sums",
+            "--alternate",
+            "1",
+            "--rounds",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert re.search(r"^\| numpy \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout

@@ -3,6 +3,7 @@
 The real-data tests read ``$HEBBCORE_CIFAR10`` (else ``../shared/data/cifar-10-batches-py``
 next to the repository) and skip with the reason when neither exists.
 """
+
 from __future__ import annotations
 
 import io
@@ -36,7 +37,8 @@ def real_root() -> Path | None:
 
 REAL = real_root()
 needs_real = pytest.mark.skipif(
-    REAL is None, reason=f"no real CIFAR-10: $HEBBCORE_CIFAR10 is unset and {DEFAULT_REAL} does not exist")
+    REAL is None, reason=f"no real CIFAR-10: $HEBBCORE_CIFAR10 is unset and {DEFAULT_REAL} does not exist"
+)
 
 
 def small_options(**kw) -> c10.Cifar10Options:
@@ -44,6 +46,7 @@ def small_options(**kw) -> c10.Cifar10Options:
 
 
 # ------------------------------------------------------------------------------------------- real data
+
 
 @needs_real
 def test_real_small_load_and_known_values():
@@ -53,7 +56,7 @@ def test_real_small_load_and_known_values():
     assert d.train.y[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
     assert d.test.y[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
     assert np.allclose(d.train.x[0].reshape(-1)[:3] * 255, [59, 43, 50], atol=1e-3)
-    assert 0.0 <= d.train.x.min() and d.train.x.max() <= 1.0
+    assert d.train.x.min() >= 0.0 and d.train.x.max() <= 1.0
     assert d.n_classes == 10 and d.class_names[0] == "airplane"
 
 
@@ -99,13 +102,22 @@ def test_real_hebbian_run_end_to_end_through_cli(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HEBBCORE_CIFAR10", str(REAL))
     spec = {
-        "name": "cifar_smoke", "seed": 0,
-        "data": {"source": "cifar10", "options": {"n_train": 400, "n_val": 100, "n_test": 100},
-                 "transforms": [{"name": "normalize"}]},
+        "name": "cifar_smoke",
+        "seed": 0,
+        "data": {
+            "source": "cifar10",
+            "options": {"n_train": 400, "n_val": 100, "n_test": 100},
+            "transforms": [{"name": "normalize"}],
+        },
         "hebbian": {"epochs": 1, "batch_size": 64},
         "layers": [
-            {"name": "conv1", "type": "conv", "out_channels": 16, "kernel_size": 5,
-             "hebbian": {"rule": "wta", "lr": 0.1}},
+            {
+                "name": "conv1",
+                "type": "conv",
+                "out_channels": 16,
+                "kernel_size": 5,
+                "hebbian": {"rule": "wta", "lr": 0.1},
+            },
             {"name": "pool1", "type": "pool", "kernel_size": 4},
             {"name": "bn1", "type": "batchnorm"},
             {"name": "flat", "type": "flatten"},
@@ -124,10 +136,14 @@ def test_real_hebbian_run_end_to_end_through_cli(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------- errors
 
+
 def write_batch(path: Path, n: int = 10000, data=None, labels=None) -> None:
     rng = np.random.default_rng(0)
-    d = {b"batch_label": b"fake", b"labels": list(rng.integers(0, 10, n)) if labels is None else labels,
-         b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8) if data is None else data}
+    d = {
+        b"batch_label": b"fake",
+        b"labels": list(rng.integers(0, 10, n)) if labels is None else labels,
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8) if data is None else data,
+    }
     path.write_bytes(pickle.dumps(d, protocol=2))
 
 
@@ -189,13 +205,13 @@ def test_archive_md5_checked_before_extracting(tmp_path):
 
 # ------------------------------------------------------------------------------------------- transforms
 
+
 def toy_dataset(n=3000, seed=0) -> Dataset:
     rng = np.random.default_rng(seed)
     mix = rng.standard_normal((48, 48))
     x = (rng.standard_normal((n, 48)) @ mix * 3 + 5).reshape(n, 3, 4, 4).astype(np.float32)
     y = rng.integers(0, 10, n)
-    return Dataset("toy", Split(x[:2000], y[:2000]), Split(x[2000:2500], y[2000:2500]),
-                   Split(x[2500:], y[2500:]), 10)
+    return Dataset("toy", Split(x[:2000], y[:2000]), Split(x[2000:2500], y[2000:2500]), Split(x[2500:], y[2500:]), 10)
 
 
 def test_normalize_per_channel():
@@ -247,9 +263,14 @@ def test_zca_cache_from_env(tmp_path, monkeypatch):
 
 
 def test_transforms_in_a_spec(registry):
-    table = {"data": {"source": "synthetic", "options": {"n_train": 50, "n_val": 10, "n_test": 10, "size": 8},
-                      "transforms": [{"name": "normalize"}, {"name": "zca", "options": {"eps": 0.1, "cache": False}}]},
-             "layers": [{"type": "flatten"}, {"type": "linear", "out_features": 10}]}
+    table = {
+        "data": {
+            "source": "synthetic",
+            "options": {"n_train": 50, "n_val": 10, "n_test": 10, "size": 8},
+            "transforms": [{"name": "normalize"}, {"name": "zca", "options": {"eps": 0.1, "cache": False}}],
+        },
+        "layers": [{"type": "flatten"}, {"type": "linear", "out_features": 10}],
+    }
     spec = parse_spec(table, registry)
     from hebbcore.runner import load_dataset
 
@@ -259,6 +280,7 @@ def test_transforms_in_a_spec(registry):
 
 # ------------------------------------------------------------------------------------------- experiments
 
+
 def tiny_layers(modes: dict) -> list[dict]:
     conv = {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "train": modes["conv1"]}
     if modes["conv1"] == "hebbian":
@@ -266,19 +288,36 @@ def tiny_layers(modes: dict) -> list[dict]:
     clf = {"name": "clf", "type": "linear", "out_features": 10, "train": modes["clf"]}
     if modes["clf"] == "hebbian":
         clf["hebbian"] = {"rule": "teacher"}
-    return [conv, {"name": "relu1", "type": "relu"}, {"name": "pool1", "type": "pool", "kernel_size": 2},
-            {"name": "bn1", "type": "batchnorm"}, {"name": "flat", "type": "flatten"}, clf]
+    return [
+        conv,
+        {"name": "relu1", "type": "relu"},
+        {"name": "pool1", "type": "pool", "kernel_size": 2},
+        {"name": "bn1", "type": "batchnorm"},
+        {"name": "flat", "type": "flatten"},
+        clf,
+    ]
 
 
 def write_experiments(folder: Path, probe_hebbian_epochs: int = 1) -> None:
     data = {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50, "size": 8}}
     sgd = {"epochs": 2, "batch_size": 32, "lr": 0.01}
     specs = {
-        "parent": {"name": "parent", "phases": ["sgd"], "data": data, "sgd": sgd,
-                   "layers": tiny_layers({"conv1": "sgd", "clf": "sgd"})},
-        "probe": {"name": "probe", "phases": ["hebbian"], "data": data, "sgd": {"epochs": 0},
-                  "hebbian": {"epochs": probe_hebbian_epochs},
-                  "init_weights": "placeholder.npz", "layers": tiny_layers({"conv1": "frozen", "clf": "hebbian"})},
+        "parent": {
+            "name": "parent",
+            "phases": ["sgd"],
+            "data": data,
+            "sgd": sgd,
+            "layers": tiny_layers({"conv1": "sgd", "clf": "sgd"}),
+        },
+        "probe": {
+            "name": "probe",
+            "phases": ["hebbian"],
+            "data": data,
+            "sgd": {"epochs": 0},
+            "hebbian": {"epochs": probe_hebbian_epochs},
+            "init_weights": "placeholder.npz",
+            "layers": tiny_layers({"conv1": "frozen", "clf": "hebbian"}),
+        },
         "never": {"name": "never", "data": data, "sgd": sgd, "layers": tiny_layers({"conv1": "sgd", "clf": "sgd"})},
     }
     for name, s in specs.items():
@@ -286,13 +325,22 @@ def write_experiments(folder: Path, probe_hebbian_epochs: int = 1) -> None:
             s = dict(s)
             del s["init_weights"]
         (folder / f"{name}.toml").write_text(dumps_toml(s))
-    manifest = {"experiment": [
-        {"name": "parent", "spec": "parent.toml", "paper": 50.0, "table": "Table 1", "row": "net, layer 1"},
-        {"name": "probe", "spec": "probe.toml", "paper": 40.0, "table": "Table 1", "row": "probe, layer 1",
-         "init_from": "parent", "init_layers": ["conv1"]},
-        {"name": "alias", "same_as": "parent", "paper": 50.0, "table": "Table 2", "row": "the same run"},
-        {"name": "never", "spec": "never.toml", "paper": 60.0, "table": "Table 2", "row": "not run"},
-    ]}
+    manifest = {
+        "experiment": [
+            {"name": "parent", "spec": "parent.toml", "paper": 50.0, "table": "Table 1", "row": "net, layer 1"},
+            {
+                "name": "probe",
+                "spec": "probe.toml",
+                "paper": 40.0,
+                "table": "Table 1",
+                "row": "probe, layer 1",
+                "init_from": "parent",
+                "init_layers": ["conv1"],
+            },
+            {"name": "alias", "same_as": "parent", "paper": 50.0, "table": "Table 2", "row": "the same run"},
+            {"name": "never", "spec": "never.toml", "paper": 60.0, "table": "Table 2", "row": "not run"},
+        ]
+    }
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
 
 
@@ -355,7 +403,7 @@ class _CutEachRunOnce:
 
 
 def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, registry, capsys):
-    """Cut after one epoch, run again: it continues (plain and cached-features runs) and ends where an uncut run does."""
+    """Cut after one epoch, run again: it continues (plain and cached-features runs), ending where an uncut run does."""
     from hebbcore import experiments as ex
     from hebbcore.plugin_manager import default_registry
 
@@ -387,7 +435,10 @@ def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, registry, ca
         assert b["resumed"] and b["experiment"]["resumed_at"] and "resumed_at" not in a["experiment"]
         assert [e["epoch"] for e in b["epochs"]] == [e["epoch"] for e in a["epochs"]] == [1, 2]
         assert b["final"]["test_acc"] == a["final"]["test_acc"]
-        with np.load(tmp_path / "uncut" / name / "weights.npz") as fa, np.load(tmp_path / "cut" / name / "weights.npz") as fb:
+        with (
+            np.load(tmp_path / "uncut" / name / "weights.npz") as fa,
+            np.load(tmp_path / "cut" / name / "weights.npz") as fb,
+        ):
             assert fa.files == fb.files
             for k in fa.files:
                 np.testing.assert_allclose(fb[k], fa[k], rtol=1e-6, atol=1e-7, err_msg=f"{name}: {k}")
@@ -405,7 +456,9 @@ def test_force_starts_an_interrupted_run_over(tmp_path, registry):
     with pytest.raises(_StopAfterFirstEpoch):
         ex.ExperimentRunner(default_registry([_CutEachRunOnce()]), progress=False, log=lambda m: None).run(rows, wanted)
     logs: list[str] = []
-    assert ex.ExperimentRunner(registry, force=True, progress=False, log=logs.append).run(rows, wanted) == {"parent": "done"}
+    assert ex.ExperimentRunner(registry, force=True, progress=False, log=logs.append).run(rows, wanted) == {
+        "parent": "done"
+    }
     assert not any("continuing" in m for m in logs)
     assert "resumed" not in json.loads((folder / "results" / "parent" / "metrics.json").read_text())
 
@@ -421,8 +474,9 @@ def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, regist
     ex.ExperimentRunner(registry, progress=False, log=lambda m: None).run(rows, wanted)
     a = json.loads((folder / "results" / "probe" / "metrics.json").read_text())
     other = tmp_path / "plain"
-    ex.ExperimentRunner(registry, results=other, progress=False, feature_cache=False,
-                        log=lambda m: None).run(rows, wanted)
+    ex.ExperimentRunner(registry, results=other, progress=False, feature_cache=False, log=lambda m: None).run(
+        rows, wanted
+    )
     b = json.loads((other / "probe" / "metrics.json").read_text())
     assert "feature_cache" not in b["experiment"]
     # BN statistics: running (cached) vs batch (not cached); the teacher classifier only sees
@@ -454,6 +508,7 @@ def test_experiments_cli_dry_run_and_missing_parent(tmp_path, capsys, registry):
 
 
 # ------------------------------------------------------------------------------------------- paper specs
+
 
 def test_a_finished_run_whose_spec_changed_is_flagged_not_rerun(tmp_path, capsys, registry):
     """A changed spec file: dry-run and run name the changed fields, keep the results, fail its dependents."""
@@ -517,10 +572,22 @@ def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
     assert mod.origin("GGGGGH")[0] == "t2_GGGGGG" and mod.origin("HHHGGG")[0] == "t2_HHHHHH"
     assert mod.origin("GHHGGG")[2] == {"conv1": "G", "conv2": "H", "conv3": "H"}
     assert mod.origin("GGGGGG") == ("", [], {}) and mod.origin("RRGGGG") == ("", [], {})
-    wd = {m: mod.first_sgd_weight_decay(m) for m in ("HGGGGG", "HHGGGG", "GHGGGG", "HHHGGG", "GGHGGG", "HHHHGG",
-                                                     "GGGHGG", "HHHHHG", "GGGGGG", "RRRGGG")}
-    assert wd == {"HGGGGG": 7e-2, "HHGGGG": 6e-2, "GHGGGG": 6e-2, "HHHGGG": 5e-2, "GGHGGG": 5e-2, "HHHHGG": 5e-4,
-                  "GGGHGG": 5e-4, "HHHHHG": 5e-4, "GGGGGG": 0.06, "RRRGGG": 0.06}
+    wd = {
+        m: mod.first_sgd_weight_decay(m)
+        for m in ("HGGGGG", "HHGGGG", "GHGGGG", "HHHGGG", "GGHGGG", "HHHHGG", "GGGHGG", "HHHHHG", "GGGGGG", "RRRGGG")
+    }
+    assert wd == {
+        "HGGGGG": 7e-2,
+        "HHGGGG": 6e-2,
+        "GHGGGG": 6e-2,
+        "HHHGGG": 5e-2,
+        "GGHGGG": 5e-2,
+        "HHHHGG": 5e-4,
+        "GGGHGG": 5e-4,
+        "HHHHHG": 5e-4,
+        "GGGGGG": 0.06,
+        "RRRGGG": 0.06,
+    }
     shallow = {k: tomllib.loads((folder / f"sgd_L{k}.toml").read_text()) for k in range(1, 5)}
     assert [t["layers"][-1]["out_features"] for t in shallow.values()] == [10] * 4
     assert [t["sgd"]["weight_decay"] for t in shallow.values()] == [2e-2, 3e-2, 4e-2, 5e-2]
@@ -533,8 +600,10 @@ def test_feature_cache_extends_a_shallower_prefix(registry):
     from hebbcore.network import Network
     from hebbcore.runner import load_dataset, make_backend
 
-    table = {"data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
-             "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"})}
+    table = {
+        "data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
+        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
+    }
     spec = parse_spec(table, registry)
     data = load_dataset(spec, registry)
     ops = make_backend(registry, "numpy")
@@ -556,8 +625,10 @@ def test_feature_cache_memory_bound(registry):
     from hebbcore.network import Network
     from hebbcore.runner import load_dataset, make_backend
 
-    table = {"data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
-             "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"})}
+    table = {
+        "data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
+        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
+    }
     spec = parse_spec(table, registry)
     data = load_dataset(spec, registry)
     net = Network(spec, data.input_shape, data.n_classes, make_backend(registry, "numpy"), registry)
@@ -569,8 +640,10 @@ def test_feature_cache_memory_bound(registry):
     cache.features(net, 5, data, "a")
     held = []  # what the cache holds while it computes the next entry
     forward = net.layer_forward
-    net.layer_forward = lambda *a, **k: (held.append(sum(map(FeatureCache.nbytes, cache.entries.values()))),
-                                         forward(*a, **k))[1]
+    net.layer_forward = lambda *a, **k: (
+        held.append(sum(map(FeatureCache.nbytes, cache.entries.values()))),
+        forward(*a, **k),
+    )[1]
     cache.features(net, 5, data, "b")  # two entries would exceed the bound: the older one goes, before computing
     assert held and max(held) + one <= cache.max_bytes
     assert len(cache.entries) == 1 and cache.too_large == ""
@@ -589,14 +662,18 @@ def test_report_goal_match_or_beat(tmp_path):
 
     folder = tmp_path / "exp"
     (folder / "results").mkdir(parents=True)
-    manifest = {"experiment": [
-        {"name": n, "spec": f"{n}.toml", "paper": 50.0, "table": "T", "row": n, **({"goal": g} if g else {})}
-        for n, g in (("close", ""), ("above", "beat"), ("below", "beat"))]}
+    manifest = {
+        "experiment": [
+            {"name": n, "spec": f"{n}.toml", "paper": 50.0, "table": "T", "row": n, **({"goal": g} if g else {})}
+            for n, g in (("close", ""), ("above", "beat"), ("below", "beat"))
+        ]
+    }
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
     for name, acc in (("close", 0.49), ("above", 0.51), ("below", 0.49)):
         (folder / "results" / name).mkdir()
-        (folder / "results" / name / "metrics.json").write_text(json.dumps(
-            {"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}}))
+        (folder / "results" / name / "metrics.json").write_text(
+            json.dumps({"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}})
+        )
     report = ex.write_report(folder, plots=False).read_text()
     assert "| close | `close` | 50.00 | 49.00 | -1.00 | yes (±2) |" in report
     assert "| above | `above` | 50.00 | 51.00 | +1.00 | yes (beat) |" in report
@@ -615,19 +692,34 @@ def test_report_summary_and_table_order(tmp_path):
 
     folder = tmp_path / "exp"
     (folder / "results").mkdir(parents=True)
-    manifest = {"experiment": [
-        {"name": "extra", "spec": "extra.toml", "table": "Supporting", "row": "extra"},
-        {"name": "t2_ok", "spec": "t2_ok.toml", "paper": 50.0, "table": "Table 2", "row": "t2_ok"},
-        {"name": "t2_far", "spec": "t2_far.toml", "paper": 50.0, "table": "Table 2", "row": "t2_far"},
-        {"name": "t2_small", "spec": "t2_small.toml", "paper": 50.0, "table": "Table 2", "row": "t2_small"},
-        {"name": "t2_todo", "spec": "t2_todo.toml", "paper": 50.0, "table": "Table 2", "row": "t2_todo"},
-        {"name": "t1_ok", "spec": "t1_ok.toml", "paper": 60.0, "table": "Table 1", "row": "t1_ok"}]}
+    manifest = {
+        "experiment": [
+            {"name": "extra", "spec": "extra.toml", "table": "Supporting", "row": "extra"},
+            {"name": "t2_ok", "spec": "t2_ok.toml", "paper": 50.0, "table": "Table 2", "row": "t2_ok"},
+            {"name": "t2_far", "spec": "t2_far.toml", "paper": 50.0, "table": "Table 2", "row": "t2_far"},
+            {"name": "t2_small", "spec": "t2_small.toml", "paper": 50.0, "table": "Table 2", "row": "t2_small"},
+            {"name": "t2_todo", "spec": "t2_todo.toml", "paper": 50.0, "table": "Table 2", "row": "t2_todo"},
+            {"name": "t1_ok", "spec": "t1_ok.toml", "paper": 60.0, "table": "Table 1", "row": "t1_ok"},
+        ]
+    }
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
-    for name, acc, over in (("extra", 0.7, {}), ("t2_ok", 0.51, {}), ("t2_far", 0.55, {}),
-                            ("t2_small", 0.50, {"n_train": 100}), ("t1_ok", 0.6, {})):
+    for name, acc, over in (
+        ("extra", 0.7, {}),
+        ("t2_ok", 0.51, {}),
+        ("t2_far", 0.55, {}),
+        ("t2_small", 0.50, {"n_train": 100}),
+        ("t1_ok", 0.6, {}),
+    ):
         (folder / "results" / name).mkdir()
-        (folder / "results" / name / "metrics.json").write_text(json.dumps(
-            {"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {"overrides": over}}))
+        (folder / "results" / name / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "final": {"test_acc": acc},
+                    "epochs": [{"phase": "sgd", "epoch": 1}],
+                    "experiment": {"overrides": over},
+                }
+            )
+        )
     report = ex.write_report(folder, plots=False).read_text()
     summary = report.split("## Summary")[1].split("## Table 1")[0]
     assert "| Table 1 | 1 | 1 | 1 | 1 |" in summary
@@ -641,14 +733,19 @@ def test_report_previous_results_column(tmp_path):
     from hebbcore import experiments as ex
 
     folder = tmp_path / "exp"
-    manifest = {"experiment": [{"name": "a", "spec": "a.toml", "paper": 50.0, "table": "T", "row": "a"},
-                               {"name": "b", "spec": "b.toml", "table": "T", "row": "b", "authors_code": 61.5}]}
+    manifest = {
+        "experiment": [
+            {"name": "a", "spec": "a.toml", "paper": 50.0, "table": "T", "row": "a"},
+            {"name": "b", "spec": "b.toml", "table": "T", "row": "b", "authors_code": 61.5},
+        ]
+    }
     folder.mkdir()
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
     for sub, name, acc in (("results", "a", 0.49), ("old", "a", 0.40), ("results", "b", 0.60)):
         (folder / sub / name).mkdir(parents=True)
-        (folder / sub / name / "metrics.json").write_text(json.dumps(
-            {"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}}))
+        (folder / sub / name / "metrics.json").write_text(
+            json.dumps({"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}})
+        )
     report = ex.write_report(folder, plots=False, previous=folder / "old").read_text()
     assert "| row | run | paper % | measured % | Δ pp | target met | old % | notes |" in report
     assert "| a | `a` | 50.00 | 49.00 | -1.00 | yes (±2) | 40.00 |" in report
@@ -664,17 +761,21 @@ def test_report_seed_spread(tmp_path):
 
     folder = tmp_path / "exp"
     folder.mkdir()
-    manifest = {"experiment": [
-        {"name": "a", "spec": "a.toml", "paper": 50.0, "table": "T", "row": "a"},
-        {"name": "a_seed1", "spec": "a1.toml", "paper": 50.0, "table": "Seeds", "row": "a, seed 1", "repeats": "a"},
-        {"name": "a_seed2", "spec": "a2.toml", "paper": 50.0, "table": "Seeds", "row": "a, seed 2", "repeats": "a"},
-        {"name": "b", "spec": "b.toml", "paper": 50.0, "table": "T", "row": "b"},
-        {"name": "b_seed1", "spec": "b1.toml", "paper": 50.0, "table": "Seeds", "row": "b, seed 1", "repeats": "b"}]}
+    manifest = {
+        "experiment": [
+            {"name": "a", "spec": "a.toml", "paper": 50.0, "table": "T", "row": "a"},
+            {"name": "a_seed1", "spec": "a1.toml", "paper": 50.0, "table": "Seeds", "row": "a, seed 1", "repeats": "a"},
+            {"name": "a_seed2", "spec": "a2.toml", "paper": 50.0, "table": "Seeds", "row": "a, seed 2", "repeats": "a"},
+            {"name": "b", "spec": "b.toml", "paper": 50.0, "table": "T", "row": "b"},
+            {"name": "b_seed1", "spec": "b1.toml", "paper": 50.0, "table": "Seeds", "row": "b, seed 1", "repeats": "b"},
+        ]
+    }
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
     for name, acc in (("a", 0.53), ("a_seed1", 0.51), ("a_seed2", 0.52), ("b", 0.60)):
         (folder / "results" / name).mkdir(parents=True)
-        (folder / "results" / name / "metrics.json").write_text(json.dumps(
-            {"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}}))
+        (folder / "results" / name / "metrics.json").write_text(
+            json.dumps({"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}})
+        )
     report = ex.write_report(folder, plots=False).read_text()
     spread = report.split("## Seed spread")[1].split("## Rows outside the target")[0]
     assert "| a | `a` | 50.00 | 3 | 53.00 / 51.00 / 52.00 | 52.00 ± 1.00 | +2.00 | yes |" in spread
@@ -689,12 +790,15 @@ def test_report_seed_spread(tmp_path):
         ex.load_manifest(folder)
 
 
-@pytest.mark.parametrize("modes, expected", [
-    (("frozen", "sgd"), 5),        # conv1, relu, pool, bn, flatten computed once
-    (("random", "sgd"), 3),        # stops at the batch-norm above a random layer
-    (("sgd", "sgd"), 0),
-    (("frozen", "frozen"), 0),     # nothing trains above
-])
+@pytest.mark.parametrize(
+    "modes, expected",
+    [
+        (("frozen", "sgd"), 5),  # conv1, relu, pool, bn, flatten computed once
+        (("random", "sgd"), 3),  # stops at the batch-norm above a random layer
+        (("sgd", "sgd"), 0),
+        (("frozen", "frozen"), 0),  # nothing trains above
+    ],
+)
 @pytest.mark.parametrize("input_bn", [False, True])
 def test_frozen_prefix_cut(registry, modes, expected, input_bn):
     from hebbcore.experiments import frozen_prefix_cut
@@ -741,7 +845,7 @@ def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
     """experiments/rules: every spec parses, and the committed files are what make_specs.py writes."""
     import shutil
     import subprocess
-    import sys
+
     import tomllib
 
     from hebbcore import experiments as ex
@@ -760,23 +864,38 @@ def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
     written = sorted(p.name for p in copy.glob("*.toml"))
     assert written == sorted(p.name for p in folder.glob("*.toml"))
     for name in written:
-        assert (copy / name).read_text() == (folder / name).read_text(), f"{name}: rerun experiments/rules/make_specs.py"
+        assert (copy / name).read_text() == (folder / name).read_text(), (
+            f"{name}: rerun experiments/rules/make_specs.py"
+        )
 
 
 def _write_flip_probe(folder: Path, hflip: bool) -> None:
     """``write_experiments`` plus ``flip``: an SGD linear probe on the parent's frozen conv1 (``sgd.hflip``)."""
     write_experiments(folder)
     data = {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50, "size": 8}}
-    spec = {"name": "flip", "phases": ["sgd"], "data": data, "seed": 3,
-            "sgd": {"epochs": 2, "batch_size": 32, "lr": 0.05, "hflip": hflip},
-            "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"})}
+    spec = {
+        "name": "flip",
+        "phases": ["sgd"],
+        "data": data,
+        "seed": 3,
+        "sgd": {"epochs": 2, "batch_size": 32, "lr": 0.05, "hflip": hflip},
+        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
+    }
     (folder / "flip.toml").write_text(dumps_toml(spec))
     import tomllib
 
     manifest = tomllib.loads((folder / "experiments.toml").read_text())
     # clf starts from the parent's too: a network without the cached layers draws other initial weights
-    manifest["experiment"].append({"name": "flip", "spec": "flip.toml", "table": "Table 1", "row": "flip probe",
-                                   "init_from": "parent", "init_layers": ["conv1", "clf"]})
+    manifest["experiment"].append(
+        {
+            "name": "flip",
+            "spec": "flip.toml",
+            "table": "Table 1",
+            "row": "flip probe",
+            "init_from": "parent",
+            "init_layers": ["conv1", "clf"],
+        }
+    )
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
 
 
@@ -791,7 +910,9 @@ def test_hflip_on_cached_features_equals_flipping_the_images(tmp_path, registry)
         folder.mkdir()
         _write_flip_probe(folder, hflip)
         rows, wanted = ex.collect([folder / "flip.toml"])
-        status = ex.ExperimentRunner(registry, progress=False, feature_cache=cache, log=lambda m: None).run(rows, wanted)
+        status = ex.ExperimentRunner(registry, progress=False, feature_cache=cache, log=lambda m: None).run(
+            rows, wanted
+        )
         assert status["flip"] == "done"
         m = json.loads((folder / "results" / "flip" / "metrics.json").read_text())
         assert ("feature_cache" in m["experiment"]) == cache
@@ -806,11 +927,19 @@ def test_hflip_needs_images(tmp_path, registry):
     from hebbcore.runner import load_dataset, run
     from hebbcore.spec import parse_spec
 
-    spec = parse_spec({"name": "dense", "phases": ["sgd"], "sgd": {"epochs": 1, "hflip": True},
-                       "data": {"source": "synthetic", "options": {"n_train": 64, "n_val": 0, "n_test": 0,
-                                                                   "size": 4}},
-                       "layers": [{"name": "flat", "type": "flatten"},
-                                  {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"}]}, registry)
+    spec = parse_spec(
+        {
+            "name": "dense",
+            "phases": ["sgd"],
+            "sgd": {"epochs": 1, "hflip": True},
+            "data": {"source": "synthetic", "options": {"n_train": 64, "n_val": 0, "n_test": 0, "size": 4}},
+            "layers": [
+                {"name": "flat", "type": "flatten"},
+                {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"},
+            ],
+        },
+        registry,
+    )
     data = load_dataset(spec, registry)
     flat = data.replace(train=Split(data.train.x.reshape(len(data.train), -1), data.train.y))
     with pytest.raises(HebbcoreError, match=r"sgd.hflip: the SGD phase's inputs must be images"):

@@ -1,4 +1,5 @@
 """The CLI end to end on a small .npz dataset, and its one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -7,14 +8,15 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from hebbcore_plugins.data.synthetic import SyntheticOptions, make_gratings
 
 
 def hebbcore(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "hebbcore.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "hebbcore.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +80,14 @@ def test_run_writes_metrics_weights_and_spec(tmp_path, npz_data, registry):
         assert 0 <= e["train_acc"] <= 1 and 0 <= e["val_acc"] <= 1 and 0 <= e["test_acc"] <= 1
     assert metrics["final"]["test_acc"] > 0.5, metrics["final"]  # 4 classes: chance is 0.25
     weights = np.load(out / "weights.npz")
-    assert set(weights.files) == {"conv1.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
-                                  "clf.weight"}
+    assert set(weights.files) == {
+        "conv1.weight",
+        "bn.weight",
+        "bn.bias",
+        "bn.running_mean",
+        "bn.running_var",
+        "clf.weight",
+    }
     assert weights["conv1.weight"].shape == (12, 3, 5, 5)
     # the resolved spec re-runs, and initial weights load from an .npz
     again = tmp_path / "again.toml"
@@ -99,12 +107,15 @@ def test_validate_prints_resolved_spec(tmp_path, npz_data):
     assert res.returncode == 0 and 'aggregation = "weighted_mean"' in res.stdout
 
 
-@pytest.mark.parametrize("mutate, exit_code, needle", [
-    (lambda s: s.replace('rule = "wta"', 'rule = "wtx"'), 2, "unknown rule 'wtx' (did you mean 'wta'?)"),
-    (lambda s: s.replace("kernel_size = 5", "kernel_size = 50"), 2, "kernel_size 50 is larger than its input"),
-    (lambda s: s.replace("out_features = 4", "out_features = 5"), 2, "teacher groups need 4 classes"),
-    (lambda s: s.replace("grat.npz", "missing.npz"), 2, "missing.npz' does not exist"),
-])
+@pytest.mark.parametrize(
+    "mutate, exit_code, needle",
+    [
+        (lambda s: s.replace('rule = "wta"', 'rule = "wtx"'), 2, "unknown rule 'wtx' (did you mean 'wta'?)"),
+        (lambda s: s.replace("kernel_size = 5", "kernel_size = 50"), 2, "kernel_size 50 is larger than its input"),
+        (lambda s: s.replace("out_features = 4", "out_features = 5"), 2, "teacher groups need 4 classes"),
+        (lambda s: s.replace("grat.npz", "missing.npz"), 2, "missing.npz' does not exist"),
+    ],
+)
 def test_errors_are_one_line_without_traceback(tmp_path, npz_data, mutate, exit_code, needle):
     spec = tmp_path / "s.toml"
     spec.write_text(mutate(SPEC.format(path=npz_data, init="")))

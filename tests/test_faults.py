@@ -1,5 +1,6 @@
 """Fault injection through the command line: every failure is one line and a non-zero exit, nothing that
 was written is lost or left half-written, and nothing read from disk runs code."""
+
 from __future__ import annotations
 
 import contextlib
@@ -63,8 +64,14 @@ def spec_text(**changes) -> str:
 
 
 def cli(*args, preexec_fn=None, timeout=180, **kw):
-    return subprocess.run([sys.executable, "-m", "hebbcore.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=preexec_fn, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "hebbcore.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+        **kw,
+    )
 
 
 def one_line(res, code: int, needle: str) -> str:
@@ -84,8 +91,8 @@ def write_spec(tmp_path: Path, text: str) -> Path:
 # ------------------------------------------------------------------------------------------- hostile specs
 
 HOSTILE = {
-    "huge layer": (dict(k=10 ** 9), "the run needs about"),
-    "huge data": (dict(n_train=10 ** 11), "the run needs about"),
+    "huge layer": (dict(k=10**9), "the run needs about"),
+    "huge data": (dict(n_train=10**11), "the run needs about"),
     "negative seed": (dict(seed=-5), "seed: expected 0 <= seed < 2**63, got -5"),
     "negative n_train": (dict(n_train=-10), "data.options.n_train: expected >= 1, got -10"),
     "no training data": (dict(n_train=0), "data.options.n_train: expected >= 1, got 0"),
@@ -109,8 +116,9 @@ def test_hostile_specs_are_refused_the_same_by_validate_and_run(tmp_path, case, 
 
 
 def test_overflowing_weights_stop_the_run(tmp_path):
-    spec = write_spec(tmp_path, spec_text(lr=1e30, epochs=2).replace("batch_size = 16", "batch_size = 16\n"
-                                                                                       "check_every = 1"))
+    spec = write_spec(
+        tmp_path, spec_text(lr=1e30, epochs=2).replace("batch_size = 16", "batch_size = 16\ncheck_every = 1")
+    )
     err = one_line(cli("run", spec, "--out", tmp_path / "o", "--no-progress"), 1, "layer 'conv1'")
     assert "overflowed" in err or "NaN or inf" in err
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["final"] is None
@@ -127,7 +135,9 @@ class Payload:
 def test_corrupt_or_pickled_init_weights_are_one_line(tmp_path):
     marker = tmp_path / "pwned"
     bad = tmp_path / "w.npz"
-    spec = write_spec(tmp_path, spec_text().replace('phases = ["hebbian"]', f'phases = ["hebbian"]\ninit_weights = "{bad}"'))
+    spec = write_spec(
+        tmp_path, spec_text().replace('phases = ["hebbian"]', f'phases = ["hebbian"]\ninit_weights = "{bad}"')
+    )
     for i, content in enumerate((b"PK\x03\x04 not a zip", b"")):
         bad.write_bytes(content)
         one_line(cli("run", spec, "--out", tmp_path / f"o{i}"), 1, "w.npz' is not a readable .npz")
@@ -152,14 +162,21 @@ def test_a_crafted_cifar_batch_does_not_run(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": Payload(marker)}, protocol=2))
-    spec = write_spec(tmp_path, spec_text().replace('source = "synthetic"', 'source = "cifar10"').replace(
-        "n_train = 128\nn_val = 32\nn_test = 32\nsize = 12", f'root = "{folder}"\nn_train = 100\nn_val = -1\n'
-                                                            f'n_test = -1'))
+    spec = write_spec(
+        tmp_path,
+        spec_text()
+        .replace('source = "synthetic"', 'source = "cifar10"')
+        .replace(
+            "n_train = 128\nn_val = 32\nn_test = 32\nsize = 12",
+            f'root = "{folder}"\nn_train = 100\nn_val = -1\nn_test = -1',
+        ),
+    )
     one_line(cli("run", spec, "--out", tmp_path / "o"), 1, "refused global posix.system")
     assert not marker.exists()
 
 
 # ------------------------------------------------------------------------------------------- the run directory
+
 
 def test_a_second_run_into_the_same_directory_is_refused_and_overwrite_replaces_it(tmp_path):
     spec = write_spec(tmp_path, spec_text())
@@ -176,8 +193,12 @@ def test_a_second_run_into_the_same_directory_is_refused_and_overwrite_replaces_
 def test_two_concurrent_runs_the_second_fails_at_once_naming_the_first(tmp_path):
     spec = write_spec(tmp_path, spec_text(n_train=4000, epochs=3))
     out = tmp_path / "o"
-    first = subprocess.Popen([sys.executable, "-m", "hebbcore.cli", "run", str(spec), "--out", str(out),
-                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "hebbcore.cli", "run", str(spec), "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while not (out / ".lock").exists() or not (out / ".lock").read_text().strip():
@@ -202,8 +223,11 @@ def _limit_file_size():
 def test_a_file_size_limit_is_one_line_and_keeps_what_was_written(tmp_path):
     spec = write_spec(tmp_path, spec_text(k=64))  # weights of about 60 kB
     out = tmp_path / "o"
-    one_line(cli("run", spec, "--out", out, "--no-progress", preexec_fn=_limit_file_size), 1,
-             "File too large (EFBIG); the files already written are intact")
+    one_line(
+        cli("run", spec, "--out", out, "--no-progress", preexec_fn=_limit_file_size),
+        1,
+        "File too large (EFBIG); the files already written are intact",
+    )
     json.loads((out / "metrics.json").read_text())
     assert not list(out.glob(".*.tmp"))
 
@@ -242,8 +266,21 @@ def test_a_read_only_out_directory_is_one_line(tmp_path):
 def test_resume_removes_temporaries_a_kill_left(tmp_path):
     spec = write_spec(tmp_path, spec_text(epochs=2))
     out = tmp_path / "o"
-    p = subprocess.Popen([sys.executable, "-m", "hebbcore.cli", "run", str(spec), "--out", str(out),
-                          "--checkpoint-every", "1", "--no-progress"], stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hebbcore.cli",
+            "run",
+            str(spec),
+            "--out",
+            str(out),
+            "--checkpoint-every",
+            "1",
+            "--no-progress",
+        ],
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     while not (out / "checkpoint.npz").exists():
         assert time.time() < deadline and p.poll() is None
@@ -258,6 +295,7 @@ def test_resume_removes_temporaries_a_kill_left(tmp_path):
 
 # ------------------------------------------------------------------------------------------- distributed
 
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -270,12 +308,38 @@ def test_a_stalled_worker_ends_the_others_naming_its_rank(tmp_path):
     port = _free_port()
     procs = []
     for rank in range(2):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "hebbcore.cli", "run", str(spec), "--out",
-                                       str(tmp_path / "dp"), "--distributed", "--dist-timeout", "4", "--no-progress",
-                                       "--checkpoint-every", "5"], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hebbcore.cli",
+                    "run",
+                    str(spec),
+                    "--out",
+                    str(tmp_path / "dp"),
+                    "--distributed",
+                    "--dist-timeout",
+                    "4",
+                    "--no-progress",
+                    "--checkpoint-every",
+                    "5",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         deadline = time.time() + 90
         while not (tmp_path / "dp" / "checkpoint.npz").exists():

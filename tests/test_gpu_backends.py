@@ -1,7 +1,8 @@
 """GPU backends: clean errors where there is no GPU; real runs where there is one."""
-import pytest
 
+import pytest
 from conftest import OTHER_BACKENDS, REPO
+
 from hebbcore.errors import BackendUnavailable
 
 REASONS = {(n, d): r for n, d, r in OTHER_BACKENDS}

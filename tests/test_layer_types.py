@@ -1,11 +1,12 @@
 """The `pad`, `triangle` and average-`pool` layers and the weight `init` options: shapes, spec errors, backends vs
 NumPy, the torch module vs the network."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import assert_close, backend_params, make_ops
+
 from hebbcore.errors import SpecError
 from hebbcore.network import Network
 from hebbcore.spec import parse_spec
@@ -13,9 +14,16 @@ from hebbcore.spec import parse_spec
 LAYERS = [
     {"name": "bn0", "type": "batchnorm"},
     {"name": "pad1", "type": "pad", "padding": 2},
-    {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 5, "response": "linear",
-     "init": "normal", "init_scale": 3.0,
-     "hebbian": {"rule": "softhebb", "aggregation": "sum", "lr": 0.05, "options": {"temperature": 0.5}}},
+    {
+        "name": "conv1",
+        "type": "conv",
+        "out_channels": 8,
+        "kernel_size": 5,
+        "response": "linear",
+        "init": "normal",
+        "init_scale": 3.0,
+        "hebbian": {"rule": "softhebb", "aggregation": "sum", "lr": 0.05, "options": {"temperature": 0.5}},
+    },
     {"name": "tri1", "type": "triangle", "power": 0.7},
     {"name": "padp", "type": "pad", "padding": 1},
     {"name": "pool1", "type": "pool", "kernel_size": 4, "stride": 2},
@@ -37,8 +45,9 @@ def test_shapes_and_values(registry, numpy_ops):
     x = np.random.default_rng(0).normal(size=(3, 8, 5, 5)).astype(np.float32)
     tri = next(n for n in net.nodes if n.name == "tri1")
     pad = next(n for n in net.nodes if n.name == "pad1")
-    np.testing.assert_allclose(net.layer_forward(tri, x, False),
-                               np.maximum(x - x.mean(axis=1, keepdims=True), 0) ** 0.7, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        net.layer_forward(tri, x, False), np.maximum(x - x.mean(axis=1, keepdims=True), 0) ** 0.7, rtol=1e-5, atol=1e-6
+    )
     padded = net.layer_forward(pad, x, False)
     assert padded.shape == (3, 8, 9, 9) and not padded[:, :, :2].any() and not padded[:, :, :, -2:].any()
     np.testing.assert_array_equal(padded[:, :, 2:-2, 2:-2], x)
@@ -52,8 +61,11 @@ def test_weight_init_options(registry, numpy_ops):
     w, fan_in = conv.params["weight"], 3 * 5 * 5
     assert abs(w.std() * np.sqrt(fan_in) / 3.0 - 1) < 0.1 and abs(w.mean()) < 0.05  # N(0, (3/sqrt(75))²)
     assert "bias" not in conv.params  # a Hebbian linear-response layer has no bias (nothing would train it)
-    layers = [{"name": "c", "type": "conv", "out_channels": 8, "kernel_size": 5, "init_scale": 2.0},
-              {"name": "f", "type": "flatten"}, {"name": "clf", "type": "linear", "out_features": 4}]
+    layers = [
+        {"name": "c", "type": "conv", "out_channels": 8, "kernel_size": 5, "init_scale": 2.0},
+        {"name": "f", "type": "flatten"},
+        {"name": "clf", "type": "linear", "out_features": 4},
+    ]
     c = make_net(registry, numpy_ops, layers).nodes[0]
     bound = 1 / np.sqrt(fan_in)
     assert 1.8 * bound < abs(c.params["weight"]).max() <= 2 * bound  # uniform in ±2/sqrt(fan_in)
@@ -74,8 +86,15 @@ def test_spec_errors(registry, numpy_ops):
     with pytest.raises(SpecError, match=r"padding: expected >= 1, got 0"):
         parse_spec({"layers": [{"name": "p", "type": "pad", "padding": 0}]}, registry)
     with pytest.raises(SpecError, match=r"a pad layer needs \(C, H, W\) input"):
-        make_net(registry, numpy_ops, [{"name": "f", "type": "flatten"}, {"name": "p", "type": "pad", "padding": 1},
-                                       {"name": "clf", "type": "linear", "out_features": 4}])
+        make_net(
+            registry,
+            numpy_ops,
+            [
+                {"name": "f", "type": "flatten"},
+                {"name": "p", "type": "pad", "padding": 1},
+                {"name": "clf", "type": "linear", "out_features": 4},
+            ],
+        )
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -114,10 +133,16 @@ def test_linear_response_hebbian_layer_under_an_sgd_top(registry, tmp_path):
     from hebbcore.runner import run
 
     layers = [dict(l) for l in LAYERS[:-1]] + [{"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"}]
-    spec = parse_spec({"seed": 0, "layers": layers, "hebbian": {"epochs": 1, "batch_size": 32},
-                       "sgd": {"epochs": 1, "batch_size": 32, "lr": 0.05},
-                       "data": {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50,
-                                                                   "size": 8}}}, registry)
+    spec = parse_spec(
+        {
+            "seed": 0,
+            "layers": layers,
+            "hebbian": {"epochs": 1, "batch_size": 32},
+            "sgd": {"epochs": 1, "batch_size": 32, "lr": 0.05},
+            "data": {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50, "size": 8}},
+        },
+        registry,
+    )
     result = run(spec, registry, "numpy", tmp_path, progress=False)
     assert [e["phase"] for e in result.metrics["epochs"]] == ["hebbian", "sgd"]
     assert result.metrics["final"]["test_acc"] is not None
@@ -136,8 +161,11 @@ def test_relu_after_a_clamped_layer_is_the_identity(registry, numpy_ops):
         {"name": "fc", "type": "linear", "out_features": 4, "hebbian": {"rule": "teacher"}},
     ]
     net, ref = make_net(registry, numpy_ops, layers), make_net(registry, numpy_ops, layers)
-    assert {n.name: n.clamped_input for n in net.nodes if n.spec.type == "relu"} == \
-        {"relu1": True, "relu1b": True, "relu2": False}
+    assert {n.name: n.clamped_input for n in net.nodes if n.spec.type == "relu"} == {
+        "relu1": True,
+        "relu1b": True,
+        "relu2": False,
+    }
     for n in ref.nodes:
         n.clamped_input = False
     rng = np.random.default_rng(1)
@@ -147,7 +175,7 @@ def test_relu_after_a_clamped_layer_is_the_identity(registry, numpy_ops):
     np.testing.assert_array_equal(net.forward(x), ref.forward(x))
     net.hebbian_step(x, labels)
     ref.hebbian_step(x, labels)
-    for a, b in zip(net.nodes, ref.nodes):
+    for a, b in zip(net.nodes, ref.nodes, strict=True):
         for k in a.params:
             np.testing.assert_array_equal(a.params[k], b.params[k])
     relu2 = net.nodes[4]

@@ -5,20 +5,31 @@ largest cosine similarity to the patch wins (y = 1); its update is
 Δw_p = η·y·(x_p − w) (Eq. 3); the updates of each shared kernel are combined by
 a weighted average with the step coefficients as weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
-import pytest
+from conftest import assert_close
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conftest import assert_close
 from hebbcore.network import Network
 from hebbcore.spec import parse_spec
 
 
-def loop_step(x, w, stride, lr, labels=None, groups=None, common=0, n_classes=0, rule="wta", agg="weighted_mean",
-              competition="none"):
+def loop_step(
+    x,
+    w,
+    stride,
+    lr,
+    labels=None,
+    groups=None,
+    common=0,
+    n_classes=0,
+    rule="wta",
+    agg="weighted_mean",
+    competition="none",
+):
     """Per-position updates, explicitly, then aggregated per kernel (float64)."""
     x, w = x.astype(np.float64), w.astype(np.float64)
     k, c, kh, kw = w.shape
@@ -30,18 +41,19 @@ def loop_step(x, w, stride, lr, labels=None, groups=None, common=0, n_classes=0,
     for s in range(n):
         for i in range(ho):
             for j in range(wo):
-                patch = x[s, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                patch = x[s, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
                 count += 1
-                cos = np.array([(w[q] * patch).sum() / (np.linalg.norm(w[q]) * np.linalg.norm(patch) + 1e-8)
-                                for q in range(k)])
+                cos = np.array(
+                    [(w[q] * patch).sum() / (np.linalg.norm(w[q]) * np.linalg.norm(patch) + 1e-8) for q in range(k)]
+                )
                 if rule == "wta":
                     y = np.zeros(k)
                     y[int(np.argmax(cos))] = 1.0
                 else:  # teacher
                     group = np.zeros(k, dtype=bool)
-                    group[labels[s] * groups:(labels[s] + 1) * groups] = True
+                    group[labels[s] * groups : (labels[s] + 1) * groups] = True
                     shared = np.zeros(k, dtype=bool)
-                    shared[n_classes * groups:] = True
+                    shared[n_classes * groups :] = True
                     y = np.zeros(k)
                     if competition == "none":  # the label's group and the common kernels all learn
                         y[group | shared] = 1.0
@@ -68,15 +80,35 @@ def loop_step(x, w, stride, lr, labels=None, groups=None, common=0, n_classes=0,
 
 
 def conv_net(registry, k, ksize, stride, hebbian):
-    spec = parse_spec({"seed": 11, "layers": [
-        {"name": "c", "type": "conv", "out_channels": k, "kernel_size": ksize, "stride": stride,
-         "hebbian": hebbian}]}, registry)
+    spec = parse_spec(
+        {
+            "seed": 11,
+            "layers": [
+                {
+                    "name": "c",
+                    "type": "conv",
+                    "out_channels": k,
+                    "kernel_size": ksize,
+                    "stride": stride,
+                    "hebbian": hebbian,
+                }
+            ],
+        },
+        registry,
+    )
     return spec
 
 
-@given(n=st.integers(1, 3), c=st.integers(1, 3), k=st.integers(2, 6), ksize=st.integers(1, 3),
-       stride=st.integers(1, 2), size=st.integers(3, 6), seed=st.integers(0, 10**6),
-       agg=st.sampled_from(["weighted_mean", "mean", "sum"]))
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 3),
+    k=st.integers(2, 6),
+    ksize=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    size=st.integers(3, 6),
+    seed=st.integers(0, 10**6),
+    agg=st.sampled_from(["weighted_mean", "mean", "sum"]),
+)
 def test_wta_eq3_weighted_mean_matches_loop(registry, numpy_ops, n, c, k, ksize, stride, size, seed, agg):
     spec = conv_net(registry, k, ksize, stride, {"rule": "wta", "aggregation": agg, "lr": 0.1})
     net = Network(spec, (c, size, size), 10, numpy_ops, registry)
@@ -91,13 +123,27 @@ def test_wta_eq3_weighted_mean_matches_loop(registry, numpy_ops, n, c, k, ksize,
     assert_close(net.nodes[0].params["weight"], expected, rtol=1e-4, atol=1e-5, what=f"wta/{agg}")
 
 
-@given(n=st.integers(1, 4), groups=st.integers(1, 3), common=st.integers(0, 2), seed=st.integers(0, 10**6),
-       competition=st.sampled_from(["none", "wta", "masked_wta"]))
+@given(
+    n=st.integers(1, 4),
+    groups=st.integers(1, 3),
+    common=st.integers(0, 2),
+    seed=st.integers(0, 10**6),
+    competition=st.sampled_from(["none", "wta", "masked_wta"]),
+)
 def test_teacher_matches_loop(registry, numpy_ops, n, groups, common, seed, competition):
     n_classes = 3
     k = n_classes * groups + common
-    spec = conv_net(registry, k, 2, 1, {"rule": "teacher", "lr": 0.2, "options": {
-        "groups_per_class": groups, "common": common, "competition": competition}})
+    spec = conv_net(
+        registry,
+        k,
+        2,
+        1,
+        {
+            "rule": "teacher",
+            "lr": 0.2,
+            "options": {"groups_per_class": groups, "common": common, "competition": competition},
+        },
+    )
     net = Network(spec, (2, 4, 4), n_classes, numpy_ops, registry)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 2, 4, 4)).astype(np.float32)
@@ -105,8 +151,18 @@ def test_teacher_matches_loop(registry, numpy_ops, n, groups, common, seed, comp
     if competition != "none" and k > 1:  # no near-tie between any two kernels (any pair may be candidates)
         s = np.sort(net.similarity(net.nodes[0], x)[1], axis=1)
         assume(float(np.diff(s, axis=1).min()) > 1e-4)
-    expected = loop_step(x, net.nodes[0].params["weight"].copy(), 1, 0.2, labels=labels, groups=groups,
-                         common=common, n_classes=n_classes, rule="teacher", competition=competition)
+    expected = loop_step(
+        x,
+        net.nodes[0].params["weight"].copy(),
+        1,
+        0.2,
+        labels=labels,
+        groups=groups,
+        common=common,
+        n_classes=n_classes,
+        rule="teacher",
+        competition=competition,
+    )
     net.hebbian_step(x, labels)
     assert_close(net.nodes[0].params["weight"], expected, rtol=1e-4, atol=1e-5, what=f"teacher/{competition}")
 
@@ -119,8 +175,13 @@ def test_masked_wta_keeps_a_class_group_distinct(registry, numpy_ops):
     labels = rng.integers(0, n_classes, size=64)
     spread = {}
     for competition in ("none", "masked_wta"):
-        spec = conv_net(registry, n_classes * groups, 3, 1, {"rule": "teacher", "lr": 0.5, "options": {
-            "groups_per_class": groups, "competition": competition}})
+        spec = conv_net(
+            registry,
+            n_classes * groups,
+            3,
+            1,
+            {"rule": "teacher", "lr": 0.5, "options": {"groups_per_class": groups, "competition": competition}},
+        )
         net = Network(spec, (4, 3, 3), n_classes, numpy_ops, registry)
         for _ in range(30):
             net.hebbian_step(x, labels)

@@ -1,10 +1,11 @@
 """The layer graph: class scores of a Hebbian classifier, the NaN/overflow guard, strict loading."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import backend_params, make_ops
+
 from hebbcore.errors import DataError, TrainingDiverged
 from hebbcore.network import Network
 from hebbcore.spec import loads_spec
@@ -107,7 +108,7 @@ def test_a_hebbian_layer_has_no_untrained_bias(registry, numpy_ops):
     for n in range(2):
         for i in range(5):
             for j in range(5):
-                ref[n, :, i, j] = (w * x[n, :, i:i + 3, j:j + 3]).sum(axis=(1, 2, 3))
+                ref[n, :, i, j] = (w * x[n, :, i : i + 3, j : j + 3]).sum(axis=(1, 2, 3))
     np.testing.assert_allclose(net.forward(x, upto=1), ref, rtol=1e-5, atol=1e-5)
 
 

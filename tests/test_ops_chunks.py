@@ -1,4 +1,5 @@
 """The default (numpy/cupy) convolution with its patch buffer forced into many chunks, against a direct loop."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,7 @@ def loop_conv(x, w, s):
     out = np.zeros((n, k, ho, wo))
     for i in range(ho):
         for j in range(wo):
-            patch = x[:, :, i * s:i * s + kh, j * s:j * s + kw].astype(np.float64)
+            patch = x[:, :, i * s : i * s + kh, j * s : j * s + kw].astype(np.float64)
             out[:, :, i, j] = np.einsum("ncab,kcab->nk", patch, w)
     return out
 
@@ -29,14 +30,16 @@ def loop_weight_sums(x, g, kh, kw, s):
     out = np.zeros((k, x.shape[1], kh, kw))
     for i in range(ho):
         for j in range(wo):
-            patch = x[:, :, i * s:i * s + kh, j * s:j * s + kw].astype(np.float64)
+            patch = x[:, :, i * s : i * s + kh, j * s : j * s + kw].astype(np.float64)
             out += np.einsum("nk,ncab->kcab", g[:, :, i, j], patch)
     return out
 
 
 @pytest.mark.parametrize("ops", [NumpyOps(), TinyChunks()], ids=["default", "chunked"])
-@pytest.mark.parametrize("n,c,h,w,k,kh,kw,s", [(5, 3, 9, 8, 4, 3, 2, 1), (3, 2, 11, 10, 6, 5, 5, 2),
-                                               (4, 7, 6, 6, 3, 3, 3, 1), (2, 4, 5, 7, 5, 1, 1, 3)])
+@pytest.mark.parametrize(
+    "n,c,h,w,k,kh,kw,s",
+    [(5, 3, 9, 8, 4, 3, 2, 1), (3, 2, 11, 10, 6, 5, 5, 2), (4, 7, 6, 6, 3, 3, 3, 1), (2, 4, 5, 7, 5, 1, 1, 3)],
+)
 def test_conv_and_weight_sums_against_loops(ops, n, c, h, w, k, kh, kw, s):
     rng = np.random.default_rng(n * 100 + c)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
@@ -44,18 +47,25 @@ def test_conv_and_weight_sums_against_loops(ops, n, c, h, w, k, kh, kw, s):
     y = ops.conv2d(x, wt, s)
     np.testing.assert_allclose(y, loop_conv(x, wt, s), rtol=1e-4, atol=1e-4)
     g = rng.standard_normal(y.shape).astype(np.float32)
-    np.testing.assert_allclose(ops.conv2d_weight_sums(x, g, (kh, kw), s), loop_weight_sums(x, g, kh, kw, s),
-                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        ops.conv2d_weight_sums(x, g, (kh, kw), s), loop_weight_sums(x, g, kh, kw, s), rtol=1e-4, atol=1e-3
+    )
     # channels-last output fed back in, as the next layer does
-    np.testing.assert_allclose(ops.conv2d_weight_sums(x, y, (kh, kw), s), loop_weight_sums(x, np.asarray(y), kh, kw, s),
-                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        ops.conv2d_weight_sums(x, y, (kh, kw), s), loop_weight_sums(x, np.asarray(y), kh, kw, s), rtol=1e-4, atol=1e-3
+    )
     # g broadcast over positions (the teacher signal): the window-sum path
     gb = np.broadcast_to(rng.standard_normal((n, k, 1, 1)).astype(np.float32), y.shape)
-    np.testing.assert_allclose(ops.conv2d_weight_sums(x, gb, (kh, kw), s),
-                               loop_weight_sums(x, np.ascontiguousarray(gb), kh, kw, s), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        ops.conv2d_weight_sums(x, gb, (kh, kw), s),
+        loop_weight_sums(x, np.ascontiguousarray(gb), kh, kw, s),
+        rtol=1e-4,
+        atol=1e-3,
+    )
     sq = np.asarray(ops.patch_sq_norms(x, (kh, kw), s))
-    np.testing.assert_allclose(sq[:, 0], loop_conv(x * x, np.ones((1, c, kh, kw), np.float32), s)[:, 0],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        sq[:, 0], loop_conv(x * x, np.ones((1, c, kh, kw), np.float32), s)[:, 0], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_chunked_conv_memory_is_bounded():
@@ -91,15 +101,17 @@ def test_one_hot_argmax_against_a_loop_with_ties(layout):
     hot = NumpyOps().one_hot_argmax(x, 1)
     assert hot.shape == x.shape and hot.dtype == x.dtype
     moved, got = np.moveaxis(x, 1, -1).reshape(-1, 6), np.moveaxis(hot, 1, -1).reshape(-1, 6)
-    for row, out in zip(moved, got):
+    for row, out in zip(moved, got, strict=True):
         expected = np.zeros(6, np.float32)
         expected[list(row).index(row.max())] = 1.0
         np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("ops", [NumpyOps(), TinyChunks()], ids=["default", "chunked"])
-@pytest.mark.parametrize("n,c,h,w,k,kh,kw,s", [(5, 3, 9, 8, 4, 3, 2, 1), (3, 2, 11, 10, 6, 5, 5, 2),
-                                               (4, 7, 6, 6, 9, 3, 3, 1), (2, 4, 5, 7, 5, 1, 1, 3)])
+@pytest.mark.parametrize(
+    "n,c,h,w,k,kh,kw,s",
+    [(5, 3, 9, 8, 4, 3, 2, 1), (3, 2, 11, 10, 6, 5, 5, 2), (4, 7, 6, 6, 9, 3, 3, 1), (2, 4, 5, 7, 5, 1, 1, 3)],
+)
 def test_winner_sums_against_a_loop(ops, n, c, h, w, k, kh, kw, s):
     """The patches each kernel won, summed: the weight-sums of the one-hot, kernels that never win get 0."""
     rng = np.random.default_rng(n * 10 + k)
@@ -113,7 +125,7 @@ def test_winner_sums_against_a_loop(ops, n, c, h, w, k, kh, kw, s):
     assert got.shape == (k, c, kh, kw) and got.dtype == np.float32
     np.testing.assert_allclose(got, loop_weight_sums(x, hot, kh, kw, s), rtol=1e-5, atol=1e-5)
     if k > 2:
-        assert not got[k - 2:].any()
+        assert not got[k - 2 :].any()
     np.testing.assert_array_equal(ops.winner_counts(index, k), hot.sum(axis=(0, 2, 3)))
     np.testing.assert_array_equal(ops.one_hot(index, k), hot)
     empty = ops.conv2d_winner_sums(x[:0], index[:0], k, (kh, kw), s)  # an empty shard of a batch: no patches

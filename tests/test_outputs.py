@@ -1,4 +1,5 @@
 """Outputs people look at: CSV log, confusion matrix, plots, TensorBoard."""
+
 from __future__ import annotations
 
 import csv
@@ -8,13 +9,25 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 
 def run_tiny(out, *extra):
-    res = subprocess.run([sys.executable, "-m", "hebbcore.cli", "run", str(REPO / "examples" / "tiny.toml"), "--out",
-                          str(out), "--no-progress", *extra], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hebbcore.cli",
+            "run",
+            str(REPO / "examples" / "tiny.toml"),
+            "--out",
+            str(out),
+            "--no-progress",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     return json.loads((out / "metrics.json").read_text())
 
@@ -31,7 +44,9 @@ def test_csv_confusion_and_plots(tmp_path):
         data = (tmp_path / "r" / "plots" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
     (tmp_path / "r" / "plots" / "confusion.png").unlink()
-    res = subprocess.run([sys.executable, "-m", "hebbcore.cli", "plot", str(tmp_path / "r")], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "hebbcore.cli", "plot", str(tmp_path / "r")], capture_output=True, text=True
+    )
     assert res.returncode == 0 and (tmp_path / "r" / "plots" / "confusion.png").is_file()
 
 
@@ -57,13 +72,17 @@ def test_train_accuracy_on_a_sample_per_epoch(registry, tmp_path):
     from hebbcore.runner import run
     from hebbcore.spec import parse_spec
 
-    table = {"seed": 0, "data": {"source": "synthetic", "options": {"n_train": 200, "n_val": 40, "n_test": 40,
-                                                                    "size": 8}},
-             "hebbian": {"epochs": 1, "train_acc_images": 7}, "sgd": {"epochs": 2, "train_acc_images": 9},
-             "layers": [{"name": "c1", "type": "conv", "out_channels": 8, "kernel_size": 3,
-                         "hebbian": {"rule": "wta"}},
-                        {"name": "flat", "type": "flatten"},
-                        {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"}]}
+    table = {
+        "seed": 0,
+        "data": {"source": "synthetic", "options": {"n_train": 200, "n_val": 40, "n_test": 40, "size": 8}},
+        "hebbian": {"epochs": 1, "train_acc_images": 7},
+        "sgd": {"epochs": 2, "train_acc_images": 9},
+        "layers": [
+            {"name": "c1", "type": "conv", "out_channels": 8, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+            {"name": "flat", "type": "flatten"},
+            {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"},
+        ],
+    }
     metrics = run(parse_spec(table, registry), registry, out_dir=tmp_path / "r", progress=False).metrics
     hebb, *sgd = metrics["epochs"]
     assert hebb["train_acc_images"] == 7 and round(hebb["train_acc"] * 7, 6).is_integer()

@@ -1,14 +1,14 @@
 """Plugins: a third-party rule registered by hand and through an entry point; loud failures."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from hebbcore import hookimpl
 from hebbcore.errors import PluginError
 from hebbcore.plugin_manager import Registry, default_registry, make_plugin_manager
@@ -16,7 +16,7 @@ from hebbcore.runner import run
 from hebbcore.spec import loads_spec
 
 sys.path.insert(0, str(REPO / "tests" / "example_plugin"))
-import sign_hebb  # noqa: E402
+import sign_hebb
 
 SPEC = """
 name = "plugin"
@@ -52,6 +52,7 @@ def test_registered_rule_runs_from_a_spec(tmp_path):
 
 def test_unregistered_rule_is_a_spec_error(registry):
     from hebbcore.errors import SpecError
+
     with pytest.raises(SpecError, match="unknown rule 'sign_hebb'"):
         loads_spec(SPEC, registry)
 
@@ -67,11 +68,14 @@ def test_entry_point_plugin_is_discovered(tmp_path):
     (dist / "entry_points.txt").write_text("[hebbcore]\nsign_hebb = sign_hebb\n")
     spec = tmp_path / "s.toml"
     spec.write_text(SPEC)
-    env_code = f"import sys; sys.path.insert(0, {str(site)!r}); from hebbcore.cli import main; sys.exit(main(sys.argv[1:]))"
+    env_code = (
+        f"import sys; sys.path.insert(0, {str(site)!r}); from hebbcore.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     res = subprocess.run([sys.executable, "-c", env_code, "plugins"], capture_output=True, text=True)
     assert "sign_hebb (sign_hebb)" in res.stdout, res.stderr
-    res = subprocess.run([sys.executable, "-c", env_code, "run", str(spec), "--out", str(tmp_path / "o")],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-c", env_code, "run", str(spec), "--out", str(tmp_path / "o")], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
 
 

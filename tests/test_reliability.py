@@ -1,4 +1,5 @@
 """Reliability: resume after SIGKILL, NaN stops, data-parallel equivalence."""
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,13 @@ train = "sgd"
 
 
 def cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "hebbcore.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hebbcore.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def finish(p, timeout=300):
@@ -132,7 +138,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, reference
     for k in got:
         np.testing.assert_allclose(got[k], ref_weights[k], rtol=1e-5, atol=1e-6, err_msg=k)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [(e["phase"], e["epoch"]) for e in metrics["epochs"]] == [(e["phase"], e["epoch"]) for e in ref_metrics["epochs"]]
+    assert [(e["phase"], e["epoch"]) for e in metrics["epochs"]] == [
+        (e["phase"], e["epoch"]) for e in ref_metrics["epochs"]
+    ]
     assert metrics["final"] == ref_metrics["final"] and metrics["resumed"]
 
 
@@ -145,8 +153,11 @@ def test_resume_without_checkpoint_is_a_clean_error(tmp_path):
 
 def test_nan_stops_with_layer_and_step_and_keeps_last_checkpoint(tmp_path):
     spec = tmp_path / "s.toml"
-    spec.write_text(SPEC.replace('rule = "teacher"', 'rule = "teacher"\naggregation = "sum"\nlr = 1e30')
-                    .replace("epochs = 2\nbatch_size = 16", "epochs = 2\nbatch_size = 16\ncheck_every = 1"))
+    spec.write_text(
+        SPEC.replace('rule = "teacher"', 'rule = "teacher"\naggregation = "sum"\nlr = 1e30').replace(
+            "epochs = 2\nbatch_size = 16", "epochs = 2\nbatch_size = 16\ncheck_every = 1"
+        )
+    )
     out = tmp_path / "run"
     p = cli("run", spec, "--out", out, "--no-progress")
     _, err = p.communicate(timeout=120)
@@ -166,17 +177,40 @@ def _free_port():
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_two_processes_equal_one_process(tmp_path, backend):
     spec = tmp_path / "s.toml"
-    spec.write_text(SPEC.replace("epochs = 2\nbatch_size = 32", "epochs = 0\nbatch_size = 32")
-                    .replace("n_train = 800", "n_train = 480"))
+    spec.write_text(
+        SPEC.replace("epochs = 2\nbatch_size = 32", "epochs = 0\nbatch_size = 32").replace(
+            "n_train = 800", "n_train = 480"
+        )
+    )
     single = tmp_path / "single"
     finish(cli("run", spec, "--out", single, "--backend", backend, "--device", "cpu", "--no-progress"))
     port = _free_port()
     procs = []
     for rank in range(2):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(cli("run", spec, "--out", tmp_path / "dp", "--backend", backend, "--device", "cpu",
-                         "--distributed", "--no-progress", env=env))
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        procs.append(
+            cli(
+                "run",
+                spec,
+                "--out",
+                tmp_path / "dp",
+                "--backend",
+                backend,
+                "--device",
+                "cpu",
+                "--distributed",
+                "--no-progress",
+                env=env,
+            )
+        )
     for p in procs:
         finish(p)
     a, b = weights(single), weights(tmp_path / "dp")

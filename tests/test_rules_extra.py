@@ -16,14 +16,15 @@ For every rule:
     teacher classifier features well above chance, BCM becomes selective, CHL
     trains a classifier.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_close, backend_params, make_ops
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conftest import assert_close, backend_params, make_ops
 from hebbcore.errors import SpecError
 from hebbcore.network import Network
 from hebbcore.runner import run
@@ -58,6 +59,7 @@ CASE_IDS = [f"{r}-{i}" for i, (r, _, _) in enumerate(CASES)]
 
 # ---------------------------------------------------------------------------- the loop reference
 
+
 def positions(x, kind, ksize=1, stride=1):
     """Every (sample index, flattened input patch) of a batch, cut out one at a time (float64)."""
     x = np.asarray(x, dtype=np.float64)
@@ -69,7 +71,7 @@ def positions(x, kind, ksize=1, stride=1):
         _, h, w = x[s].shape
         for i in range((h - ksize) // stride + 1):
             for j in range((w - ksize) // stride + 1):
-                out.append((s, x[s, :, i * stride:i * stride + ksize, j * stride:j * stride + ksize].ravel()))
+                out.append((s, x[s, :, i * stride : i * stride + ksize, j * stride : j * stride + ksize].ravel()))
     return out
 
 
@@ -108,7 +110,7 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
                 recon = sum(y[j] * W[j] for j in range(q + 1))
                 c[q], d[q] = y[q], v - recon
         elif rule == "kwta":
-            for q in ranked(cos)[:opts.get("k", 2)]:
+            for q in ranked(cos)[: opts.get("k", 2)]:
                 c[q] = 1.0
             for q in range(k):
                 d[q] = v - W[q] if opts.get("update", "decay") == "decay" else v
@@ -123,13 +125,14 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
         elif rule == "krotov":
             p, kk = opts.get("p", 2.0), opts.get("k", 2)
             R = opts.get("radius", 1.0)
-            cur = np.array([sum(np.sign(W[q, i]) * abs(W[q, i]) ** (p - 1) * v[i] for i in range(len(v)))
-                            for q in range(k)])
+            cur = np.array(
+                [sum(np.sign(W[q, i]) * abs(W[q, i]) ** (p - 1) * v[i] for i in range(len(v))) for q in range(k)]
+            )
             order = ranked(cur)
             c[order[0]] = 1.0
             c[order[kk - 1]] = -opts.get("delta", 0.4)
             for q in range(k):
-                d[q] = R ** p * v - cur[q] * W[q]
+                d[q] = R**p * v - cur[q] * W[q]
         elif rule == "bcm":
             ys.append(act(opts.get("activation", "relu"), dot, cos))
             for q in range(k):
@@ -137,7 +140,7 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
         elif rule == "chl":
             g = opts.get("groups_per_class", 1)
             t = np.zeros(k)
-            t[labels[s] * g:(labels[s] + 1) * g] = 1.0
+            t[labels[s] * g : (labels[s] + 1) * g] = 1.0
             free = np.maximum(cos, 0.0) if opts.get("free", "cosine") == "cosine" else dot
             c = t - free
             for q in range(k):
@@ -149,7 +152,7 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
         m = np.mean([y * y for y in ys], axis=0)
         tau = opts.get("tau", 0.1)
         state["theta"] = m if state.get("theta") is None else (1 - tau) * state["theta"] + tau * m
-        steps = [(y * (y - state["theta"]), d) for y, (_, d) in zip(ys, steps)]
+        steps = [(y * (y - state["theta"]), d) for y, (_, d) in zip(ys, steps, strict=True)]
     num = sum(c[:, None] * d for c, d in steps)  # Σ_p c_p d_p, per kernel
     den = sum(c for c, _ in steps)  # Σ_p c_p
     if rule in ("softhebb", "krotov"):
@@ -172,6 +175,7 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
 
 
 # ---------------------------------------------------------------------------- the fast path
+
 
 def one_layer_net(registry, ops, rule, opts, agg, kind, k, in_shape, n_classes, ksize=1, stride=1, seed=3, lr=0.05):
     layer = {"name": "l", "type": kind, "hebbian": {"rule": rule, "aggregation": agg, "lr": lr, "options": opts}}
@@ -210,10 +214,12 @@ def competition_score(rule, opts, net, x):
 
 def _ctx(net, xb, labels=None):
     from hebbcore.interfaces import HebbianContext
+
     node = net.nodes[0]
     dot, cos = net.similarity(node, xb)
-    return HebbianContext(net.ops, node.spec.type, xb, node.params["weight"], dot, cos, labels, net.n_classes,
-                          node.stride)
+    return HebbianContext(
+        net.ops, node.spec.type, xb, node.params["weight"], dot, cos, labels, net.n_classes, node.stride
+    )
 
 
 def min_margin(score, ranks):
@@ -276,6 +282,7 @@ def test_rule_matches_loop_reference(registry, numpy_ops, rule, opts, agg, layou
 
 # ---------------------------------------------------------------------------- (b) backend equivalence
 
+
 @st.composite
 def shapes(draw):
     kind = draw(st.sampled_from(["conv", "linear"]))
@@ -297,8 +304,10 @@ def test_rule_backend_equivalence(registry, numpy_ops, backend, rule, opts, agg,
     ops = make_ops(registry, *backend)
     n_classes = k
     in_shape = (c, size, size) if kind == "conv" else (c * size,)
-    nets = [one_layer_net(registry, o, rule, opts, agg, kind, k, in_shape, n_classes, ksize, stride, seed=seed % 1000)
-            for o in (numpy_ops, ops)]
+    nets = [
+        one_layer_net(registry, o, rule, opts, agg, kind, k, in_shape, n_classes, ksize, stride, seed=seed % 1000)
+        for o in (numpy_ops, ops)
+    ]
     rng = np.random.default_rng(seed)
     for step in range(2):
         x, labels = case_data(rule, kind, rng, n, c, size, n_classes)
@@ -311,13 +320,15 @@ def test_rule_backend_equivalence(registry, numpy_ops, backend, rule, opts, agg,
         got = fast_update(nets[1], x, labels)
         assert_close(got, ref, rtol=1e-4, atol=1e-5, what=f"{backend} {rule} {opts} step {step}")
     if rule == "bcm":
-        assert_close(ops.to_numpy(nets[1].nodes[0].rule_state["theta"]), nets[0].nodes[0].rule_state["theta"],
-                     what="bcm theta")
+        assert_close(
+            ops.to_numpy(nets[1].nodes[0].rule_state["theta"]), nets[0].nodes[0].rule_state["theta"], what="bcm theta"
+        )
 
 
 @pytest.mark.parametrize("backend", backend_params())
-@given(n=st.integers(1, 3), k=st.integers(2, 7), h=st.integers(1, 4), top=st.integers(1, 7),
-       seed=st.integers(0, 2**31 - 1))
+@given(
+    n=st.integers(1, 3), k=st.integers(2, 7), h=st.integers(1, 4), top=st.integers(1, 7), seed=st.integers(0, 2**31 - 1)
+)
 def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k, h, top, seed):
     ops = make_ops(registry, *backend)
     rng = np.random.default_rng(seed)
@@ -373,15 +384,19 @@ def test_primitives_against_loops(numpy_ops):
 
 # ---------------------------------------------------------------------------- option checks
 
-@pytest.mark.parametrize("rule,opts,needle", [
-    ("kwta", {"k": 9}, "options.k"),
-    ("krotov", {"k": 1}, "options.k"),
-    ("krotov", {"p": 1.5}, "options.p"),
-    ("softhebb", {"response": "tanh"}, "options.response"),
-    ("oja", {"activation": "sigmoid"}, "options.activation"),
-    ("bcm", {"tau": 0.0}, "options.tau"),
-    ("chl", {"groups_per_class": 2}, "kernels"),
-])
+
+@pytest.mark.parametrize(
+    "rule,opts,needle",
+    [
+        ("kwta", {"k": 9}, "options.k"),
+        ("krotov", {"k": 1}, "options.k"),
+        ("krotov", {"p": 1.5}, "options.p"),
+        ("softhebb", {"response": "tanh"}, "options.response"),
+        ("oja", {"activation": "sigmoid"}, "options.activation"),
+        ("bcm", {"tau": 0.0}, "options.tau"),
+        ("chl", {"groups_per_class": 2}, "kernels"),
+    ],
+)
 def test_bad_options_are_reported(registry, numpy_ops, rule, opts, needle):
     with pytest.raises(SpecError, match=needle):
         one_layer_net(registry, numpy_ops, rule, opts, "mean", "linear", 5, (8,), 5)
@@ -394,6 +409,7 @@ def test_chl_needs_labels(registry, numpy_ops):
 
 
 # ---------------------------------------------------------------------------- (c) learning
+
 
 @pytest.mark.parametrize("rule", ["oja", "sanger"])
 def test_pca_rules_find_the_principal_components(registry, numpy_ops, rule):
@@ -424,18 +440,27 @@ def synthetic_spec(registry, conv_train, rule="", opts=None, agg="mean", lr=0.05
     if conv_train == "hebbian":
         conv["hebbian"] = {"rule": rule, "aggregation": agg, "lr": lr, "options": opts or {}}
     classifier = classifier or {"rule": "teacher", "lr": 0.1}
-    return parse_spec({
-        "seed": 0,
-        "data": {"source": "synthetic", "options": {"n_train": 600, "n_val": 0, "n_test": 400}},
-        "hebbian": {"epochs": 1, "batch_size": 32},
-        "layers": [conv, {"name": "pool", "type": "pool", "kernel_size": 2}, {"name": "bn", "type": "batchnorm"},
-                   {"name": "flat", "type": "flatten"},
-                   {"name": "clf", "type": "linear", "out_features": 10, "hebbian": classifier}]}, registry)
+    return parse_spec(
+        {
+            "seed": 0,
+            "data": {"source": "synthetic", "options": {"n_train": 600, "n_val": 0, "n_test": 400}},
+            "hebbian": {"epochs": 1, "batch_size": 32},
+            "layers": [
+                conv,
+                {"name": "pool", "type": "pool", "kernel_size": 2},
+                {"name": "bn", "type": "batchnorm"},
+                {"name": "flat", "type": "flatten"},
+                {"name": "clf", "type": "linear", "out_features": 10, "hebbian": classifier},
+            ],
+        },
+        registry,
+    )
 
 
 @pytest.fixture(scope="module")
 def synthetic(registry):
     from hebbcore.runner import load_dataset
+
     return load_dataset(synthetic_spec(registry, "random"), registry)
 
 
@@ -443,24 +468,34 @@ def synthetic(registry):
 def random_features_accuracy(registry, synthetic, tmp_path_factory):
     """Test accuracy of the teacher classifier on the untrained (random) conv layer: the bar to beat."""
     out = tmp_path_factory.mktemp("random")
-    return run(synthetic_spec(registry, "random"), registry, "numpy", out, progress=False,
-               dataset=synthetic).metrics["final"]["test_acc"]
+    return run(synthetic_spec(registry, "random"), registry, "numpy", out, progress=False, dataset=synthetic).metrics[
+        "final"
+    ]["test_acc"]
 
 
-@pytest.mark.parametrize("rule,opts,agg,lr", [
-    ("oja", {}, "mean", 0.05),
-    ("sanger", {}, "mean", 0.05),
-    ("hpca", {}, "mean", 0.05),
-    ("kwta", {"k": 2}, "weighted_mean", 0.1),
-    ("softhebb", {}, "sum", 0.2),
-    ("krotov", {}, "sum", 0.05),
-    ("bcm", {}, "mean", 0.05),
-])
+@pytest.mark.parametrize(
+    "rule,opts,agg,lr",
+    [
+        ("oja", {}, "mean", 0.05),
+        ("sanger", {}, "mean", 0.05),
+        ("hpca", {}, "mean", 0.05),
+        ("kwta", {"k": 2}, "weighted_mean", 0.1),
+        ("softhebb", {}, "sum", 0.2),
+        ("krotov", {}, "sum", 0.05),
+        ("bcm", {}, "mean", 0.05),
+    ],
+)
 def test_rule_learns_useful_features(registry, synthetic, random_features_accuracy, tmp_path, rule, opts, agg, lr):
     """One Hebbian epoch of conv1 with the rule; a teacher classifier on its features must beat
     the same classifier on random conv1 features by a clear margin (and chance, 0.1, by far)."""
-    res = run(synthetic_spec(registry, "hebbian", rule, opts, agg, lr), registry, "numpy", tmp_path,
-              progress=False, dataset=synthetic)
+    res = run(
+        synthetic_spec(registry, "hebbian", rule, opts, agg, lr),
+        registry,
+        "numpy",
+        tmp_path,
+        progress=False,
+        dataset=synthetic,
+    )
     acc = res.metrics["final"]["test_acc"]
     assert random_features_accuracy < 0.55, random_features_accuracy
     assert acc > random_features_accuracy + 0.08, (rule, acc, random_features_accuracy)
@@ -495,16 +530,30 @@ def test_hebbian_step_passes_the_layer_response_up(registry, numpy_ops, response
     A batch-norm with momentum 1 keeps the last batch's statistics: they must be the moments of
     the Hebbian layer's inference output (``w·x + b`` for ``response = "linear"``, not its cosine).
     """
-    spec = parse_spec({"seed": 0, "layers": [
-        {"name": "conv", "type": "conv", "out_channels": 6, "kernel_size": 3, "response": response,
-         "hebbian": {"rule": "hpca", "aggregation": "mean", "lr": 1e-12}},
-        {"name": "bn", "type": "batchnorm", "momentum": 1.0},
-        {"name": "flat", "type": "flatten"},
-        {"name": "clf", "type": "linear", "out_features": 3, "hebbian": {"rule": "teacher", "lr": 0.1}}]}, registry)
+    spec = parse_spec(
+        {
+            "seed": 0,
+            "layers": [
+                {
+                    "name": "conv",
+                    "type": "conv",
+                    "out_channels": 6,
+                    "kernel_size": 3,
+                    "response": response,
+                    "hebbian": {"rule": "hpca", "aggregation": "mean", "lr": 1e-12},
+                },
+                {"name": "bn", "type": "batchnorm", "momentum": 1.0},
+                {"name": "flat", "type": "flatten"},
+                {"name": "clf", "type": "linear", "out_features": 3, "hebbian": {"rule": "teacher", "lr": 0.1}},
+            ],
+        },
+        registry,
+    )
     net = Network(spec, (2, 7, 7), 3, numpy_ops, registry)
     x = np.random.default_rng(0).normal(size=(16, 2, 7, 7)).astype(np.float32)
     net.hebbian_step(numpy_ops.asarray(x), numpy_ops.asarray(np.arange(16) % 3, dtype="int64"))
     out = numpy_ops.to_numpy(net.forward(numpy_ops.asarray(x), upto=1))
     bn = next(n for n in net.nodes if n.name == "bn")
-    np.testing.assert_allclose(numpy_ops.to_numpy(bn.params["running_mean"]), out.mean(axis=(0, 2, 3)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        numpy_ops.to_numpy(bn.params["running_mean"]), out.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6
+    )

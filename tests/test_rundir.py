@@ -1,4 +1,5 @@
 """The run directory: checkpoint format (no pickle), lock, temporaries, refusals, rule state across a stop."""
+
 from __future__ import annotations
 
 import io
@@ -17,19 +18,37 @@ from hypothesis import strategies as st
 
 from hebbcore.errors import DataError, HebbcoreError
 from hebbcore.io import atomic_write_text
+from hebbcore.rundir import (
+    CHECKPOINT,
+    LEGACY_CHECKPOINT,
+    RunDir,
+    RunDirBusy,
+    RunDirTaken,
+    decode_tree,
+    dumps_checkpoint,
+    encode_tree,
+    loads_checkpoint,
+)
 from hebbcore.runner import run
-from hebbcore.rundir import (CHECKPOINT, LEGACY_CHECKPOINT, RunDir, RunDirBusy, RunDirTaken, decode_tree,
-                             dumps_checkpoint, encode_tree, loads_checkpoint)
 from hebbcore.spec import loads_spec
 
 # ------------------------------------------------------------------------------------------- the format
 
-json_scalars = st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats(allow_nan=False) | st.text(max_size=8)
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=8)
+)
 arrays = st.sampled_from([np.float32, np.float64, np.int64, np.uint8]).flatmap(
-    lambda dt: st.lists(st.integers(0, 100), max_size=6).map(lambda v: np.asarray(v, dtype=dt)))
-trees = st.recursive(json_scalars | arrays, lambda inner: st.lists(inner, max_size=3)
-                     | st.lists(inner, max_size=3).map(tuple)
-                     | st.dictionaries(st.text(max_size=6) | st.integers(-5, 5), inner, max_size=3), max_leaves=10)
+    lambda dt: st.lists(st.integers(0, 100), max_size=6).map(lambda v: np.asarray(v, dtype=dt))
+)
+trees = st.recursive(
+    json_scalars | arrays,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=6) | st.integers(-5, 5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
 
 
 def same(a, b):
@@ -38,7 +57,7 @@ def same(a, b):
     if isinstance(a, dict):
         return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 
@@ -124,9 +143,9 @@ def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "locked"
-        with pytest.raises(RunDirBusy, match=f"in use by another hebbcore process \\(pid {p.pid}\\)"):
-            with RunDir(tmp_path).locked():
-                pass
+        busy = f"in use by another hebbcore process \\(pid {p.pid}\\)"
+        with pytest.raises(RunDirBusy, match=busy), RunDir(tmp_path).locked():
+            pass
     finally:
         p.kill()
         p.wait()
@@ -142,9 +161,8 @@ def test_lock_is_reentrant_and_removes_temporaries(tmp_path):
         assert not left.exists()
         with rd.locked():
             pass
-        with pytest.raises(RunDirBusy):  # another owner in the same process is refused too
-            with RunDir(tmp_path).locked():
-                pass
+        with pytest.raises(RunDirBusy), RunDir(tmp_path).locked():  # another owner in this process is refused too
+            pass
 
 
 def test_a_directory_holding_a_run_is_refused_unless_overwrite(tmp_path):
@@ -169,10 +187,17 @@ def test_files_honour_the_umask(tmp_path, umask, mode):
 # ------------------------------------------------------------------------------------------- rule state
 
 RULES = {
-    "hebb": ("weighted_mean", ""), "decay": ("weighted_mean", ""), "wta": ("weighted_mean", ""),
-    "kwta": ("weighted_mean", "k = 2"), "oja": ("mean", ""), "sanger": ("mean", ""), "hpca": ("mean", ""),
-    "softhebb": ("sum", ""), "krotov": ("sum", "k = 3"), "bcm": ("mean", "tau = 0.5"),
-    "teacher": ("weighted_mean", "groups_per_class = 2\ncompetition = \"masked_wta\""),
+    "hebb": ("weighted_mean", ""),
+    "decay": ("weighted_mean", ""),
+    "wta": ("weighted_mean", ""),
+    "kwta": ("weighted_mean", "k = 2"),
+    "oja": ("mean", ""),
+    "sanger": ("mean", ""),
+    "hpca": ("mean", ""),
+    "softhebb": ("sum", ""),
+    "krotov": ("sum", "k = 3"),
+    "bcm": ("mean", "tau = 0.5"),
+    "teacher": ("weighted_mean", 'groups_per_class = 2\ncompetition = "masked_wta"'),
     "chl": ("mean", "groups_per_class = 2"),
 }
 
@@ -215,8 +240,9 @@ def test_every_registered_rule_is_covered(registry):
 
 @pytest.mark.parametrize("stop_after", [2, 3], ids=["mid-epoch", "epoch-end"])
 @pytest.mark.parametrize("rule", sorted(RULES))
-def test_stop_and_resume_gives_the_uninterrupted_weights_for_every_rule(tmp_path, registry, monkeypatch, rule,
-                                                                       stop_after):
+def test_stop_and_resume_gives_the_uninterrupted_weights_for_every_rule(
+    tmp_path, registry, monkeypatch, rule, stop_after
+):
     agg, opts = RULES[rule]
     spec = loads_spec(RULE_SPEC.format(rule=rule, agg=agg, opts=opts), registry, against_data=True)
     ref = run(spec, registry, out_dir=tmp_path / "ref", progress=False)
@@ -269,8 +295,10 @@ def test_a_checkpoint_missing_a_parameter_or_rule_state_is_refused(tmp_path, reg
     metrics["final"] = None
     state["metrics"] = metrics
     state["phase_index"] = 0
-    for broken, needle in ((lambda s: s["net"].pop("conv1.weight"), "no array for parameter\\(s\\) conv1.weight"),
-                           (lambda s: s["rule_state"]["conv1"].pop("theta"), "has state \\['fresh', 'theta'\\]")):
+    for broken, needle in (
+        (lambda s: s["net"].pop("conv1.weight"), "no array for parameter\\(s\\) conv1.weight"),
+        (lambda s: s["rule_state"]["conv1"].pop("theta"), "has state \\['fresh', 'theta'\\]"),
+    ):
         s = loads_checkpoint(dumps_checkpoint(state), "x")
         broken(s)
         path.write_bytes(dumps_checkpoint(s))

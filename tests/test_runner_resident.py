@@ -1,10 +1,11 @@
 """A training split kept on the device (GPU backends) trains exactly as batches copied from the host."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import assert_close, backend_params, make_ops
+
 from hebbcore.interfaces import Dataset, Split
 from hebbcore.models import paper_net
 from hebbcore.network import Network
@@ -21,15 +22,40 @@ def small_data(seed=0, n=150):
 
 
 def small_net(registry, ops):
-    layers = [{"name": "conv1", "type": "conv", "out_channels": 12, "kernel_size": 3, "train": "hebbian",
-               "hebbian": {"rule": "wta", "aggregation": "weighted_mean", "lr": 0.1}},
-              {"name": "relu1", "type": "relu"}, {"name": "bn1", "type": "batchnorm"},
-              {"name": "conv2", "type": "conv", "out_channels": 20, "kernel_size": 3, "train": "hebbian",
-               "hebbian": {"rule": "teacher", "aggregation": "weighted_mean", "lr": 0.1,
-                           "options": {"groups_per_class": 1, "common": 10, "competition": "masked_wta"}}},
-              {"name": "relu2", "type": "relu"}, {"name": "flatten", "type": "flatten"},
-              {"name": "clf", "type": "linear", "out_features": 10, "train": "hebbian",
-               "hebbian": {"rule": "teacher", "aggregation": "weighted_mean", "lr": 0.1}}]
+    layers = [
+        {
+            "name": "conv1",
+            "type": "conv",
+            "out_channels": 12,
+            "kernel_size": 3,
+            "train": "hebbian",
+            "hebbian": {"rule": "wta", "aggregation": "weighted_mean", "lr": 0.1},
+        },
+        {"name": "relu1", "type": "relu"},
+        {"name": "bn1", "type": "batchnorm"},
+        {
+            "name": "conv2",
+            "type": "conv",
+            "out_channels": 20,
+            "kernel_size": 3,
+            "train": "hebbian",
+            "hebbian": {
+                "rule": "teacher",
+                "aggregation": "weighted_mean",
+                "lr": 0.1,
+                "options": {"groups_per_class": 1, "common": 10, "competition": "masked_wta"},
+            },
+        },
+        {"name": "relu2", "type": "relu"},
+        {"name": "flatten", "type": "flatten"},
+        {
+            "name": "clf",
+            "type": "linear",
+            "out_features": 10,
+            "train": "hebbian",
+            "hebbian": {"rule": "teacher", "aggregation": "weighted_mean", "lr": 0.1},
+        },
+    ]
     return Network(parse_spec({"seed": 1, "layers": layers}, registry), (3, 12, 12), 10, ops, registry)
 
 
@@ -39,9 +65,9 @@ def test_resident_split_trains_like_host_batches(registry, backend):
     data = small_data()
     nets = [small_net(registry, ops) for _ in range(2)]
     resident = (ops.asarray(data.train.x), ops.asarray(data.train.y, dtype="int64"))  # forced, also on the CPU
-    for net, res in zip(nets, (None, resident)):
+    for net, res in zip(nets, (None, resident), strict=True):
         hebbian_epoch(net, data, 32, np.random.default_rng(5), 1, 1, progress=False, resident=res)
-    for a, b in zip(nets[0].state_dict().items(), nets[1].state_dict().items()):
+    for a, b in zip(nets[0].state_dict().items(), nets[1].state_dict().items(), strict=True):
         assert a[0] == b[0]
         assert_close(b[1], a[1], rtol=1e-5, atol=1e-6, what=a[0])
     assert not np.allclose(nets[0].state_dict()["conv1.weight"], small_net(registry, ops).state_dict()["conv1.weight"])

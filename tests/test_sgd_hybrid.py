@@ -1,4 +1,5 @@
 """Hybrid networks: Hebbian bottom, SGD top through torch autograd; torch interop modules."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,16 @@ DATA = {"source": "synthetic", "options": {"n_train": 800, "n_val": 200, "n_test
 
 
 def test_hebbian_then_sgd(registry, tmp_path):
-    spec = parse_spec({"name": "hyb", "data": DATA, "layers": LAYERS, "hebbian": {"epochs": 1, "batch_size": 32},
-                       "sgd": {"epochs": 3, "lr": 0.05, "batch_size": 32, "weight_decay": 5e-4}}, registry)
+    spec = parse_spec(
+        {
+            "name": "hyb",
+            "data": DATA,
+            "layers": LAYERS,
+            "hebbian": {"epochs": 1, "batch_size": 32},
+            "sgd": {"epochs": 3, "lr": 0.05, "batch_size": 32, "weight_decay": 5e-4},
+        },
+        registry,
+    )
     result = run(spec, registry, backend="numpy", out_dir=tmp_path, progress=False)
     phases = [e["phase"] for e in result.metrics["epochs"]]
     assert phases == ["hebbian", "sgd", "sgd", "sgd"]
@@ -62,7 +71,9 @@ def test_hebbian_module_step_matches_network(registry, numpy_ops):
     x = np.random.default_rng(2).standard_normal((4, 3, 9, 9)).astype(np.float32)
     module.conv1.hebbian_step(torch.from_numpy(x))
     net.hebbian_step(x, None)
-    np.testing.assert_allclose(module.conv1.weight.detach().numpy(), net.nodes[0].params["weight"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        module.conv1.weight.detach().numpy(), net.nodes[0].params["weight"], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_hebbian_layers_inside_a_users_model():
@@ -84,8 +95,8 @@ def test_hebbian_layers_inside_a_users_model():
     model = nn.Sequential(conv, nn.MaxPool2d(2), nn.Flatten(), clf)
     x, y = torch.from_numpy(train.x), torch.from_numpy(train.y)
     for i in range(0, 600, 30):
-        feats = model[1:3](conv.hebbian_step(x[i:i + 30]))
-        clf.hebbian_step(feats, y[i:i + 30])
+        feats = model[1:3](conv.hebbian_step(x[i : i + 30]))
+        clf.hebbian_step(feats, y[i : i + 30])
     with torch.no_grad():
         acc = (model(torch.from_numpy(test.x)).argmax(1).numpy() == test.y).mean()
     assert acc > 0.6, acc
@@ -94,9 +105,23 @@ def test_hebbian_layers_inside_a_users_model():
 
 
 def test_adam_with_milestones_trains_and_logs_the_schedule(registry, tmp_path):
-    spec = parse_spec({"name": "adam", "data": DATA, "layers": LAYERS, "phases": ["sgd"],
-                       "sgd": {"epochs": 4, "lr": 0.01, "batch_size": 32, "optimizer": "adam",
-                               "lr_milestones": [1, 3], "lr_decay": 0.5}}, registry)
+    spec = parse_spec(
+        {
+            "name": "adam",
+            "data": DATA,
+            "layers": LAYERS,
+            "phases": ["sgd"],
+            "sgd": {
+                "epochs": 4,
+                "lr": 0.01,
+                "batch_size": 32,
+                "optimizer": "adam",
+                "lr_milestones": [1, 3],
+                "lr_decay": 0.5,
+            },
+        },
+        registry,
+    )
     result = run(spec, registry, backend="numpy", out_dir=tmp_path, progress=False)
     epochs = result.metrics["epochs"]
     assert [e["lr"] for e in epochs] == pytest.approx([0.01, 0.005, 0.005, 0.0025])
@@ -107,7 +132,9 @@ def test_the_optimizer_the_spec_names_is_the_one_that_steps(registry):
     from hebbcore.torch_model import SgdPhase
 
     for name, cls in (("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)):
-        spec = parse_spec({"name": name, "data": DATA, "layers": LAYERS, "phases": ["sgd"],
-                           "sgd": {"epochs": 1, "optimizer": name}}, registry)
+        spec = parse_spec(
+            {"name": name, "data": DATA, "layers": LAYERS, "phases": ["sgd"], "sgd": {"epochs": 1, "optimizer": name}},
+            registry,
+        )
         net = Network(spec, (3, 12, 12), 10, registry.get("backend", "numpy")(), registry)
         assert type(SgdPhase(net, data=None, seed=0).opt) is cls

@@ -1,4 +1,5 @@
 """Spec validation: every problem at once, with key paths and did-you-mean; resolved specs load back."""
+
 import pytest
 
 from hebbcore.errors import SpecError
@@ -38,9 +39,12 @@ def test_good_spec_defaults(registry):
 
 
 def test_all_problems_reported_at_once_with_paths_and_suggestions(registry):
-    text = GOOD.replace('rule = "wta"', 'rule = "wtaa"\nlearning_rate = 0.1').replace(
-        "kernel_size = 3", 'kernel_size = "3"\nstrid = 2').replace("n_train = 100", "n_trian = 100")
-    text += '\n[sgd]\nepochs = 1.5\n[hebian]\nepochs = 1\n'
+    text = (
+        GOOD.replace('rule = "wta"', 'rule = "wtaa"\nlearning_rate = 0.1')
+        .replace("kernel_size = 3", 'kernel_size = "3"\nstrid = 2')
+        .replace("n_train = 100", "n_trian = 100")
+    )
+    text += "\n[sgd]\nepochs = 1.5\n[hebian]\nepochs = 1\n"
     problems, msg = problems_of(text, registry)
     joined = " | ".join(problems)
     assert "layers[0] (c1).kernel_size: expected integer, got string '3'" in joined
@@ -72,6 +76,7 @@ def test_invalid_toml_and_missing_file(registry, tmp_path):
     with pytest.raises(SpecError, match="not valid TOML"):
         loads_spec("[[layers]\n", registry)
     from hebbcore.spec import load_spec
+
     with pytest.raises(SpecError, match="does not exist"):
         load_spec(tmp_path / "nope.toml", registry)
 
@@ -93,14 +98,17 @@ def test_teacher_competition_values(registry, numpy_ops):
     """Rule options that depend on the data (kernels vs classes) are checked when the network is built."""
     from hebbcore.network import Network
 
-    text = GOOD.replace('rule = "wta"', 'rule = "teacher"\n[layers.hebbian.options]\ncompetition = "masked"\n'
-                                        'groups_per_class = 2')
+    text = GOOD.replace(
+        'rule = "wta"', 'rule = "teacher"\n[layers.hebbian.options]\ncompetition = "masked"\ngroups_per_class = 2'
+    )
     spec = loads_spec(text, registry)
     with pytest.raises(SpecError) as info:
         Network(spec, (1, 8, 8), 2, numpy_ops, registry)
     assert "\n" not in str(info.value)
-    assert any("options.competition: expected one of 'none', 'wta', 'masked_wta', got 'masked'" in p
-               for p in info.value.problems), info.value.problems
+    assert any(
+        "options.competition: expected one of 'none', 'wta', 'masked_wta', got 'masked'" in p
+        for p in info.value.problems
+    ), info.value.problems
 
 
 @pytest.mark.parametrize("modes", ["HHHHHH", "GGGGGG", "HGRGHG"])
@@ -122,7 +130,9 @@ def test_sgd_optimizer_and_schedule_validation(registry):
 def test_sgd_schedules(registry):
     step = loads_spec(GOOD + "\n[sgd]\nlr = 1.0\nlr_decay_after = 2\nlr_decay = 0.5\n", registry).sgd
     assert [step.lr_at(e) for e in (1, 2, 3, 4)] == [1.0, 1.0, 0.5, 0.25]
-    spec = loads_spec(GOOD + '\n[sgd]\nlr = 1.0\nlr_milestones = [1, 3]\nlr_decay = 0.5\noptimizer = "adam"\n', registry)
+    spec = loads_spec(
+        GOOD + '\n[sgd]\nlr = 1.0\nlr_milestones = [1, 3]\nlr_decay = 0.5\noptimizer = "adam"\n', registry
+    )
     assert [spec.sgd.lr_at(e) for e in (1, 2, 3, 4, 5)] == [1.0, 0.5, 0.5, 0.25, 0.25]
     assert loads_spec(dumps_toml(spec_to_table(spec)), registry) == spec
 
@@ -141,23 +151,38 @@ rule = "{rule}"
 """
 
 
-@pytest.mark.parametrize("rule,default", [("hebb", "weighted_mean"), ("decay", "weighted_mean"),
-                                          ("wta", "weighted_mean"), ("kwta", "weighted_mean"),
-                                          ("teacher", "weighted_mean"), ("oja", "mean"), ("sanger", "mean"),
-                                          ("hpca", "mean"), ("softhebb", "sum"), ("krotov", "sum"),
-                                          ("bcm", "mean"), ("chl", "mean")])
+@pytest.mark.parametrize(
+    "rule,default",
+    [
+        ("hebb", "weighted_mean"),
+        ("decay", "weighted_mean"),
+        ("wta", "weighted_mean"),
+        ("kwta", "weighted_mean"),
+        ("teacher", "weighted_mean"),
+        ("oja", "mean"),
+        ("sanger", "mean"),
+        ("hpca", "mean"),
+        ("softhebb", "sum"),
+        ("krotov", "sum"),
+        ("bcm", "mean"),
+        ("chl", "mean"),
+    ],
+)
 def test_a_rule_without_aggregation_gets_its_authors_one(registry, rule, default):
     spec = loads_spec(RULE_LAYER.format(rule=rule, agg=""), registry)
     assert spec.layers[0].hebbian.aggregation == default
     assert f'aggregation = "{default}"' in dumps_toml(spec_to_table(spec))  # the resolved spec shows it
 
 
-@pytest.mark.parametrize("rule,agg,needle", [
-    ("softhebb", "weighted_mean", "rule 'softhebb' has signed coefficients; write aggregation = 'sum'"),
-    ("krotov", "direction_mean", "rule 'krotov' has signed coefficients; write aggregation = 'sum'"),
-    ("hpca", "weighted_mean", "rule 'hpca' has signed coefficients; write aggregation = 'mean'"),
-    ("bcm", "weighted_mean", "rule 'bcm' has signed coefficients; write aggregation = 'mean'"),
-])
+@pytest.mark.parametrize(
+    "rule,agg,needle",
+    [
+        ("softhebb", "weighted_mean", "rule 'softhebb' has signed coefficients; write aggregation = 'sum'"),
+        ("krotov", "direction_mean", "rule 'krotov' has signed coefficients; write aggregation = 'sum'"),
+        ("hpca", "weighted_mean", "rule 'hpca' has signed coefficients; write aggregation = 'mean'"),
+        ("bcm", "weighted_mean", "rule 'bcm' has signed coefficients; write aggregation = 'mean'"),
+    ],
+)
 def test_an_aggregation_wrong_for_the_rule_is_refused(registry, rule, agg, needle):
     with pytest.raises(SpecError, match=needle) as err:
         loads_spec(RULE_LAYER.format(rule=rule, agg=f'aggregation = "{agg}"'), registry, source="s.toml")

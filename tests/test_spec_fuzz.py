@@ -1,4 +1,5 @@
 """Fuzzing the spec loader: any input gives a valid spec or a one-line SpecError, never a traceback."""
+
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -7,26 +8,111 @@ from hypothesis import strategies as st
 from hebbcore.errors import SpecError
 from hebbcore.spec import LAYER_FIELDS, RunSpec, loads_spec, parse_spec
 
-KEYS = sorted({"name", "seed", "init_weights", "phases", "data", "hebbian", "sgd", "layers", "source", "options",
-               "transforms", "epochs", "batch_size", "lr", "rule", "aggregation", "type", "train", "response",
-               "groups_per_class", "common", "competition", "update", "n_train", "path", "momentum", "nesterov",
-               "keep_best", "weight_decay", "check_every"} | {f for fs in LAYER_FIELDS.values() for f in fs}
-              | {"strid", "hebian", "ruel", ""})
-WORDS = ["conv", "linear", "pool", "relu", "flatten", "batchnorm", "dropout", "wta", "teacher", "hebb", "decay",
-         "weighted_mean", "mean", "sum", "synthetic", "npz", "hebbian", "sgd", "frozen", "random", "cosine", "x"]
+KEYS = sorted(
+    {
+        "name",
+        "seed",
+        "init_weights",
+        "phases",
+        "data",
+        "hebbian",
+        "sgd",
+        "layers",
+        "source",
+        "options",
+        "transforms",
+        "epochs",
+        "batch_size",
+        "lr",
+        "rule",
+        "aggregation",
+        "type",
+        "train",
+        "response",
+        "groups_per_class",
+        "common",
+        "competition",
+        "update",
+        "n_train",
+        "path",
+        "momentum",
+        "nesterov",
+        "keep_best",
+        "weight_decay",
+        "check_every",
+    }
+    | {f for fs in LAYER_FIELDS.values() for f in fs}
+    | {"strid", "hebian", "ruel", ""}
+)
+WORDS = [
+    "conv",
+    "linear",
+    "pool",
+    "relu",
+    "flatten",
+    "batchnorm",
+    "dropout",
+    "wta",
+    "teacher",
+    "hebb",
+    "decay",
+    "weighted_mean",
+    "mean",
+    "sum",
+    "synthetic",
+    "npz",
+    "hebbian",
+    "sgd",
+    "frozen",
+    "random",
+    "cosine",
+    "x",
+]
 
-scalars = (st.integers(-3, 300) | st.floats(allow_nan=True, allow_infinity=True) | st.booleans()
-           | st.sampled_from(WORDS) | st.text(max_size=5))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4), max_leaves=12)
-layer = st.fixed_dictionaries({"type": st.sampled_from(list(LAYER_FIELDS)) | scalars},
-                              optional={k: values for k in ("name", "out_channels", "out_features", "kernel_size",
-                                                            "stride", "train", "hebbian", "p", "response", "eps")})
-tables = st.fixed_dictionaries({}, optional={
-    "layers": st.lists(layer | values, max_size=4) | values,
-    "data": values, "hebbian": values, "sgd": values, "name": values, "seed": values, "phases": values,
-    "init_weights": values, "junk": values,
-})
+scalars = (
+    st.integers(-3, 300)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.sampled_from(WORDS)
+    | st.text(max_size=5)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
+    max_leaves=12,
+)
+layer = st.fixed_dictionaries(
+    {"type": st.sampled_from(list(LAYER_FIELDS)) | scalars},
+    optional={
+        k: values
+        for k in (
+            "name",
+            "out_channels",
+            "out_features",
+            "kernel_size",
+            "stride",
+            "train",
+            "hebbian",
+            "p",
+            "response",
+            "eps",
+        )
+    },
+)
+tables = st.fixed_dictionaries(
+    {},
+    optional={
+        "layers": st.lists(layer | values, max_size=4) | values,
+        "data": values,
+        "hebbian": values,
+        "sgd": values,
+        "name": values,
+        "seed": values,
+        "phases": values,
+        "init_weights": values,
+        "junk": values,
+    },
+)
 
 
 def check(fn):
@@ -46,10 +132,31 @@ def test_any_table_is_a_spec_or_a_spec_error(registry, table):
 
 
 @settings(max_examples=200)
-@given(text=st.text(max_size=200) | st.lists(st.sampled_from(
-    ["[[layers]]", 'type = "conv"', "out_channels = 3", "kernel_size = 2", "[layers.hebbian]", 'rule = "wta"',
-     "[data]", "lr = -1", "stride = 0", "[hebbian]", "epochs = 1.5", "x = [1, 'a']", "[sgd]", "= 3", '"'
-     ]), max_size=12).map("\n".join))
+@given(
+    text=st.text(max_size=200)
+    | st.lists(
+        st.sampled_from(
+            [
+                "[[layers]]",
+                'type = "conv"',
+                "out_channels = 3",
+                "kernel_size = 2",
+                "[layers.hebbian]",
+                'rule = "wta"',
+                "[data]",
+                "lr = -1",
+                "stride = 0",
+                "[hebbian]",
+                "epochs = 1.5",
+                "x = [1, 'a']",
+                "[sgd]",
+                "= 3",
+                '"',
+            ]
+        ),
+        max_size=12,
+    ).map("\n".join)
+)
 def test_any_text_is_a_spec_or_a_spec_error(registry, text):
     check(lambda: loads_spec(text, registry))
 
@@ -57,24 +164,32 @@ def test_any_text_is_a_spec_or_a_spec_error(registry, text):
 # ------------------------------------------------------------------------------------------- invalid values
 
 BASE = {
-    "name": "ok", "seed": 1,
+    "name": "ok",
+    "seed": 1,
     "data": {"source": "synthetic", "options": {"n_train": 64, "n_val": 8, "n_test": 8, "size": 12}},
     "hebbian": {"epochs": 1, "batch_size": 16},
     "sgd": {"epochs": 1, "lr": 0.01},
-    "layers": [{"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "hebbian": {"rule": "wta"}},
-               {"name": "bn", "type": "batchnorm"}, {"name": "flat", "type": "flatten"},
-               {"name": "drop", "type": "dropout"},
-               {"name": "fc", "type": "linear", "out_features": 10, "train": "sgd"}],
+    "layers": [
+        {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+        {"name": "bn", "type": "batchnorm"},
+        {"name": "flat", "type": "flatten"},
+        {"name": "drop", "type": "dropout"},
+        {"name": "fc", "type": "linear", "out_features": 10, "train": "sgd"},
+    ],
 }
-negative = st.integers(-10 ** 12, -1)
-non_positive = st.integers(-10 ** 12, 0)
+negative = st.integers(-(10**12), -1)
+non_positive = st.integers(-(10**12), 0)
 bad_float = st.floats(max_value=0.0) | st.sampled_from([float("nan"), float("inf"), float("-inf")])
 non_finite = st.sampled_from([float("nan"), float("inf"), float("-inf")])
 #: (key path in BASE, the message's key, values that must be refused)
 INVALID = [
-    (("seed",), "seed", negative | st.integers(2 ** 63, 2 ** 70)),
-    (("name",), "name", st.text(min_size=101, max_size=300).filter(lambda t: "\x00" not in t)
-     | st.sampled_from(["", ".", "..", "a/b", "../x", "a\\b", "x\ny"])),
+    (("seed",), "seed", negative | st.integers(2**63, 2**70)),
+    (
+        ("name",),
+        "name",
+        st.text(min_size=101, max_size=300).filter(lambda t: "\x00" not in t)
+        | st.sampled_from(["", ".", "..", "a/b", "../x", "a\\b", "x\ny"]),
+    ),
     (("hebbian", "epochs"), "hebbian.epochs", negative | st.booleans()),
     (("hebbian", "batch_size"), "hebbian.batch_size", non_positive),
     (("sgd", "epochs"), "sgd.epochs", negative),
@@ -83,10 +198,10 @@ INVALID = [
     (("sgd", "weight_decay"), "sgd.weight_decay", st.floats(max_value=-1e-12) | non_finite),
     (("data", "options", "n_train"), "data.options.n_train", non_positive),
     (("data", "options", "n_val"), "data.options.n_val", negative),
-    (("data", "options", "n_train"), "the run needs about", st.integers(10 ** 11, 10 ** 15)),
+    (("data", "options", "n_train"), "the run needs about", st.integers(10**11, 10**15)),
     (("layers", 0, "out_channels"), "out_channels", non_positive),
-    (("layers", 0, "out_channels"), "the run needs about", st.integers(10 ** 10, 10 ** 15)),
-    (("layers", 0, "kernel_size"), "kernel_size", non_positive | st.integers(13, 10 ** 6)),
+    (("layers", 0, "out_channels"), "the run needs about", st.integers(10**10, 10**15)),
+    (("layers", 0, "kernel_size"), "kernel_size", non_positive | st.integers(13, 10**6)),
     (("layers", 0, "stride"), "stride", negative),
     (("layers", 0, "hebbian", "lr"), "hebbian.lr", bad_float),
     (("layers", 1, "eps"), "eps", bad_float),

@@ -5,6 +5,7 @@ and a Python snippet that registers the plugin and runs the spec; this executes 
 snippet, checks the run learned, and checks the tutorial rule against a loop over
 positions.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -12,8 +13,8 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import REPO, assert_close
+
 from hebbcore.errors import SpecError
 from hebbcore.network import Network
 from hebbcore.plugin_manager import default_registry
@@ -67,15 +68,37 @@ def test_the_spec_validates_options(tutorial_registry, tmp_path):
     bad = SPEC.read_text(encoding="utf-8").replace("threshold = 0.1", "threshold = 1.5")
     (tmp_path / "bad.toml").write_text(bad, encoding="utf-8")
     with pytest.raises(SpecError, match="options.threshold"):
-        Network(load_spec(tmp_path / "bad.toml", tutorial_registry), (3, 16, 16), 10,
-                tutorial_registry.get("backend", "numpy")(), tutorial_registry)
+        Network(
+            load_spec(tmp_path / "bad.toml", tutorial_registry),
+            (3, 16, 16),
+            10,
+            tutorial_registry.get("backend", "numpy")(),
+            tutorial_registry,
+        )
 
 
 def test_tutorial_rule_matches_a_loop_over_positions(tutorial_registry):
     registry = tutorial_registry
-    spec = parse_spec({"seed": 2, "layers": [{"name": "c", "type": "conv", "out_channels": 4, "kernel_size": 3,
-                                             "hebbian": {"rule": "instar", "lr": 0.3, "aggregation": "weighted_mean",
-                                                         "options": {"threshold": 0.05}}}]}, registry)
+    spec = parse_spec(
+        {
+            "seed": 2,
+            "layers": [
+                {
+                    "name": "c",
+                    "type": "conv",
+                    "out_channels": 4,
+                    "kernel_size": 3,
+                    "hebbian": {
+                        "rule": "instar",
+                        "lr": 0.3,
+                        "aggregation": "weighted_mean",
+                        "options": {"threshold": 0.05},
+                    },
+                }
+            ],
+        },
+        registry,
+    )
     net = Network(spec, (2, 5, 5), 10, registry.get("backend", "numpy")(), registry)
     x = np.random.default_rng(0).standard_normal((3, 2, 5, 5)).astype(np.float32)
     w = net.nodes[0].params["weight"].astype(np.float64)
@@ -83,7 +106,7 @@ def test_tutorial_rule_matches_a_loop_over_positions(tutorial_registry):
     for n in range(3):
         for i in range(3):
             for j in range(3):
-                patch = x[n, :, i:i + 3, j:j + 3].astype(np.float64)
+                patch = x[n, :, i : i + 3, j : j + 3].astype(np.float64)
                 for k in range(4):
                     cos = (w[k] * patch).sum() / (np.linalg.norm(w[k]) * np.linalg.norm(patch) + 1e-8)
                     y = max(0.0, cos - 0.05)

@@ -35,6 +35,7 @@ are the same runs as Table 2 rows, and the manifest says so (``same_as``).
 The manifest (``experiments.toml``) lists every row with the paper's number,
 the run whose weights it needs (``init_from``) and which layers it takes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -49,14 +50,24 @@ from hebbcore.spec import dumps_toml  # noqa: E402
 
 NAMES = [t[0] for t in PAPER_TRAINABLE]  # conv1 .. fc6
 CIFAR = {"source": "cifar10"}
-SGD_FULL = {"epochs": 20, "batch_size": 64, "lr": 1e-3, "momentum": 0.9, "nesterov": True, "weight_decay": 0.06,
-            "lr_decay_after": 10, "lr_decay": 0.5, "keep_best": True,
-            "train_acc_images": 5000}  # per-epoch train accuracy on a 5k sample (the final record: all 40k)
+SGD_FULL = {
+    "epochs": 20,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "momentum": 0.9,
+    "nesterov": True,
+    "weight_decay": 0.06,
+    "lr_decay_after": 10,
+    "lr_decay": 0.5,
+    "keep_best": True,
+    "train_acc_images": 5000,
+}  # per-epoch train accuracy on a 5k sample (the final record: all 40k)
 SGD_PROBE = dict(SGD_FULL, weight_decay=5e-4)
 HEBBIAN = {"epochs": 2, "batch_size": 64}
 RESULTS = "experiments/paper/results"
 
 # ------------------------------------------------------------------------------------------- paper values
+
 
 def span(a: int, b: int) -> str:
     """Layer names a..b (1-based), e.g. "conv1..conv3" or "conv1"."""
@@ -66,18 +77,37 @@ def span(a: int, b: int) -> str:
 TABLE2 = [  # (mode string, row label, paper accuracy %)
     ("GGGGGG", "full G", 84.95),
     ("HHHHHH", "full H", 28.59),
-    *[("H" * k + "G" * (6 - k), f"bottom-H {k} ({span(1, k)} H)", v)
-      for k, v in zip(range(1, 6), (84.93, 78.61, 67.87, 57.56, 41.78))],
-    *[("R" * k + "G" * (6 - k), f"bottom-R {k} ({span(1, k)} random)", v)
-      for k, v in zip(range(1, 6), (80.19, 71.87, 54.96, 45.56, 9.52))],
-    *[("G" * (6 - k) + "H" * k, f"top-H {k} ({span(7 - k, 6)} H)", v)
-      for k, v in zip(range(1, 6), (84.88, 83.16, 71.18, 50.43, 32.95))],
-    *[(m, f"single H at {NAMES[i]}", v) for i, m, v in
-      zip(range(1, 5), ("GHGGGG", "GGHGGG", "GGGHGG", "GGGGHG"), (80.36, 80.68, 80.92, 83.75))],
-    *[(m, f"pair H at {n}", v) for m, n, v in
-      zip(("GHHGGG", "GGHHGG", "GGGHHG"), ("conv2-conv3", "conv3-conv4", "conv4-fc5"), (72.12, 74.98, 76.86))],
-    *[(m, f"triple H at {n}", v) for m, n, v in
-      zip(("GHHHGG", "GGHHHG"), ("conv2-conv4", "conv3-fc5"), (63.68, 62.43))],
+    *[
+        ("H" * k + "G" * (6 - k), f"bottom-H {k} ({span(1, k)} H)", v)
+        for k, v in zip(range(1, 6), (84.93, 78.61, 67.87, 57.56, 41.78), strict=True)
+    ],
+    *[
+        ("R" * k + "G" * (6 - k), f"bottom-R {k} ({span(1, k)} random)", v)
+        for k, v in zip(range(1, 6), (80.19, 71.87, 54.96, 45.56, 9.52), strict=True)
+    ],
+    *[
+        ("G" * (6 - k) + "H" * k, f"top-H {k} ({span(7 - k, 6)} H)", v)
+        for k, v in zip(range(1, 6), (84.88, 83.16, 71.18, 50.43, 32.95), strict=True)
+    ],
+    *[
+        (m, f"single H at {NAMES[i]}", v)
+        for i, m, v in zip(
+            range(1, 5), ("GHGGGG", "GGHGGG", "GGGHGG", "GGGGHG"), (80.36, 80.68, 80.92, 83.75), strict=True
+        )
+    ],
+    *[
+        (m, f"pair H at {n}", v)
+        for m, n, v in zip(
+            ("GHHGGG", "GGHHGG", "GGGHHG"),
+            ("conv2-conv3", "conv3-conv4", "conv4-fc5"),
+            (72.12, 74.98, 76.86),
+            strict=True,
+        )
+    ],
+    *[
+        (m, f"triple H at {n}", v)
+        for m, n, v in zip(("GHHHGG", "GGHHHG"), ("conv2-conv4", "conv3-fc5"), (63.68, 62.43), strict=True)
+    ],
     ("GHHHHG", "conv2..fc5 H", 47.24),
 ]
 T1_SGD_NET_SGD_CLF = (60.71, 66.30, 72.39, 82.69, 84.95)
@@ -147,7 +177,7 @@ def origin(modes: str) -> tuple[str, list[str], dict[str, str]]:
         return shallow_name(k), NAMES[:k], {NAMES[i]: "G" for i in range(k)}
     m = len(modes[k:]) - len(modes[k:].lstrip("H"))
     frozen = {NAMES[i]: ("G" if i < k else "H") for i in range(k + m)}
-    return spec_name(top_h), NAMES[:k + m], frozen
+    return spec_name(top_h), NAMES[: k + m], frozen
 
 
 def transforms_for(conv1_hebbian: bool) -> list[dict]:
@@ -214,9 +244,10 @@ def untrained_hebbian_bottom_spec(k: int) -> tuple[dict, dict]:
             l["train"] = "frozen"
     spec["data"] = {**CIFAR, "transforms": transforms_for(True)}
     spec["sgd"]["weight_decay"] = first_sgd_weight_decay("H" * k + "G" * (6 - k))
-    return spec, {"table": "Table 2",
-                  "row": f"{modes}: conv1..{NAMES[k - 1]} random, clamped-cosine responses, identity batch-norms, "
-                         f"whitened input"}
+    return spec, {
+        "table": "Table 2",
+        "row": f"{modes}: conv1..{NAMES[k - 1]} random, clamped-cosine responses, identity batch-norms, whitened input",
+    }
 
 
 SHALLOW_WEIGHT_DECAY = {1: 2e-2, 2: 3e-2, 3: 4e-2, 4: 5e-2}
@@ -226,13 +257,25 @@ SHALLOW_AUTHORS = {1: 69.04, 2: 76.91, 3: 81.37, 4: 83.97}  # test accuracy in t
 def shallow_spec(k: int) -> tuple[dict, dict]:
     """The authors' k-layer SGD net (``config_{k}l``): conv1..conv k of the paper's net and a linear classifier."""
     full = paper_net("G" * 6)
-    layers = full[: cut_index(full, k)] + [{"name": "flatten", "type": "flatten"},
-                                           {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"}]
+    layers = full[: cut_index(full, k)] + [
+        {"name": "flatten", "type": "flatten"},
+        {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"},
+    ]
     name = shallow_name(k)
-    spec = {"name": name, "seed": 0, "phases": ["sgd"], "data": {**CIFAR, "transforms": transforms_for(False)},
-            "hebbian": dict(HEBBIAN), "sgd": dict(SGD_FULL, weight_decay=SHALLOW_WEIGHT_DECAY[k]), "layers": layers}
-    return spec, {"table": "Supporting runs (not in the paper)", "authors_code": SHALLOW_AUTHORS[k],
-                  "row": f"SGD net of {span(1, k)} + linear classifier (the bottom of the top-H and middle rows)"}
+    spec = {
+        "name": name,
+        "seed": 0,
+        "phases": ["sgd"],
+        "data": {**CIFAR, "transforms": transforms_for(False)},
+        "hebbian": dict(HEBBIAN),
+        "sgd": dict(SGD_FULL, weight_decay=SHALLOW_WEIGHT_DECAY[k]),
+        "layers": layers,
+    }
+    return spec, {
+        "table": "Supporting runs (not in the paper)",
+        "authors_code": SHALLOW_AUTHORS[k],
+        "row": f"SGD net of {span(1, k)} + linear classifier (the bottom of the top-H and middle rows)",
+    }
 
 
 def probe_spec(net: str, clf: str, k: int) -> tuple[dict, dict]:
@@ -249,18 +292,31 @@ def probe_spec(net: str, clf: str, k: int) -> tuple[dict, dict]:
         layers.append({"name": "flatten", "type": "flatten"})
     head = {"name": "clf", "type": "linear", "out_features": 10, "train": "hebbian" if clf == "hebbian" else "sgd"}
     if clf == "hebbian":
-        head["hebbian"] = {"rule": "teacher", "aggregation": "weighted_mean", "lr": 0.1,
-                           "options": {"groups_per_class": 1, "common": 0}}
+        head["hebbian"] = {
+            "rule": "teacher",
+            "aggregation": "weighted_mean",
+            "lr": 0.1,
+            "options": {"groups_per_class": 1, "common": 0},
+        }
     layers.append(head)
     name = f"t1_{net}net_{clf}clf_L{k}"
-    spec = {"name": name, "seed": 0, "init_weights": f"{RESULTS}/{name}/init_weights.npz",
-            "phases": ["hebbian"] if clf == "hebbian" else ["sgd"],
-            "data": {**CIFAR, "transforms": transforms_for(net == "H")},
-            "hebbian": dict(HEBBIAN), "sgd": dict(SGD_PROBE) if clf == "sgd" else {"epochs": 0},
-            "layers": layers}
+    spec = {
+        "name": name,
+        "seed": 0,
+        "init_weights": f"{RESULTS}/{name}/init_weights.npz",
+        "phases": ["hebbian"] if clf == "hebbian" else ["sgd"],
+        "data": {**CIFAR, "transforms": transforms_for(net == "H")},
+        "hebbian": dict(HEBBIAN),
+        "sgd": dict(SGD_PROBE) if clf == "sgd" else {"epochs": 0},
+        "layers": layers,
+    }
     net_label = "SGD-trained net" if net == "G" else "Hebbian-trained net"
-    return spec, {"table": "Table 1", "row": f"{net_label} + {'SGD' if clf == 'sgd' else 'Hebbian'} classifier, layer {k}",
-                  "init_from": spec_name(net * 6), "init_layers": NAMES[:k]}
+    return spec, {
+        "table": "Table 1",
+        "row": f"{net_label} + {'SGD' if clf == 'sgd' else 'Hebbian'} classifier, layer {k}",
+        "init_from": spec_name(net * 6),
+        "init_layers": NAMES[:k],
+    }
 
 
 SEED_TABLE = "Repeats with seeds 1 and 2: the Hebbian net and the rows on it (Hebbian order, SGD init and order)"
@@ -303,15 +359,24 @@ def main() -> None:
             spec, meta = table2_spec(modes, label)
         written.append(spec)
         manifest.append({"name": spec["name"], "spec": f"{spec['name']}.toml", "paper": paper, **meta})
-    for net, clf, values in (("G", "sgd", T1_SGD_NET_SGD_CLF), ("G", "hebbian", T1_SGD_NET_HEB_CLF),
-                             ("H", "sgd", T1_HEB_NET_SGD_CLF)):
+    for net, clf, values in (
+        ("G", "sgd", T1_SGD_NET_SGD_CLF),
+        ("G", "hebbian", T1_SGD_NET_HEB_CLF),
+        ("H", "sgd", T1_HEB_NET_SGD_CLF),
+    ):
         for k in range(1, 6):
             if k == 5:  # the layer-5 cells are Table 2 runs
                 same = {"sgd": "GGGGGG", "hebbian": "GGGGGH"}[clf] if net == "G" else "HHHHHG"
                 net_label = "SGD-trained net" if net == "G" else "Hebbian-trained net"
-                manifest.append({"name": f"t1_{net}net_{clf}clf_L5", "same_as": spec_name(same), "paper": values[4],
-                                 "table": "Table 1",
-                                 "row": f"{net_label} + {'SGD' if clf == 'sgd' else 'Hebbian'} classifier, layer 5"})
+                manifest.append(
+                    {
+                        "name": f"t1_{net}net_{clf}clf_L5",
+                        "same_as": spec_name(same),
+                        "paper": values[4],
+                        "table": "Table 1",
+                        "row": f"{net_label} + {'SGD' if clf == 'sgd' else 'Hebbian'} classifier, layer 5",
+                    }
+                )
                 continue
             spec, meta = probe_spec(net, clf, k)
             written.append(spec)
@@ -320,8 +385,11 @@ def main() -> None:
     # backpropagation anywhere (issue 5 asks for one above the paper's fully Hebbian 28.59 %).
     for k in range(1, 5):
         spec, meta = probe_spec("H", "hebbian", k)
-        meta = {**meta, "table": "Beyond the paper: no backpropagation anywhere",
-                "row": f"Hebbian-trained net + Hebbian classifier, layer {k}"}
+        meta = {
+            **meta,
+            "table": "Beyond the paper: no backpropagation anywhere",
+            "row": f"Hebbian-trained net + Hebbian classifier, layer {k}",
+        }
         written.append(spec)
         manifest.append({"name": spec["name"], "spec": f"{spec['name']}.toml", **meta})
     # How much of a row's distance from the paper is the luck of one seed: the Hebbian net and the rows on it
@@ -344,15 +412,20 @@ def main() -> None:
     for old in [*HERE.glob("t[12]_*.toml"), *HERE.glob("sgd_L*.toml")]:
         old.unlink()
     for spec in written:
-        header = (f"# {spec['name']}: generated by experiments/paper/make_specs.py; do not edit by hand.\n"
-                  f"# Run: python -m hebbcore.experiments run experiments/paper/{spec['name']}.toml --backend torch\n")
+        header = (
+            f"# {spec['name']}: generated by experiments/paper/make_specs.py; do not edit by hand.\n"
+            f"# Run: python -m hebbcore.experiments run experiments/paper/{spec['name']}.toml --backend torch\n"
+        )
         if "init_weights" in spec:
-            header += ("# init_weights is written by that command from the weights of the run it depends on\n"
-                       "# (see experiments.toml); `hebbcore run` works on this file once it exists.\n")
+            header += (
+                "# init_weights is written by that command from the weights of the run it depends on\n"
+                "# (see experiments.toml); `hebbcore run` works on this file once it exists.\n"
+            )
         (HERE / f"{spec['name']}.toml").write_text(header + dumps_toml(spec))
     (HERE / "experiments.toml").write_text(
         "# The paper's rows: spec, paper accuracy (%), and the run whose weights a spec starts from.\n"
-        "# Generated by experiments/paper/make_specs.py.\n\n" + dumps_toml({"experiment": manifest}))
+        "# Generated by experiments/paper/make_specs.py.\n\n" + dumps_toml({"experiment": manifest})
+    )
     print(f"wrote {len(written)} specs and experiments.toml ({len(manifest)} rows) to {HERE}")
 
 

@@ -7,6 +7,7 @@ the zca option ``center = false`` reproduces their version exactly.
 
     HEBBCORE_CIFAR10=/work/shared/data/cifar-10-batches-py python experiments/paper/zca_mean_shift.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,8 +22,13 @@ from hebbcore_plugins.data.transforms import Normalize, NormalizeOptions, Zca, Z
 def patch_norms(a: np.ndarray, k: int = 5, step: int = 3) -> np.ndarray:
     """L2 norms of k×k patches (every ``step`` pixels) of images ``a`` (N, C, H, W)."""
     h, w = a.shape[-2:]
-    return np.stack([np.sqrt((a[..., i:i + k, j:j + k] ** 2).sum(axis=(-3, -2, -1)))
-                     for i in range(0, h - k + 1, step) for j in range(0, w - k + 1, step)])
+    return np.stack(
+        [
+            np.sqrt((a[..., i : i + k, j : j + k] ** 2).sum(axis=(-3, -2, -1)))
+            for i in range(0, h - k + 1, step)
+            for j in range(0, w - k + 1, step)
+        ]
+    )
 
 
 def main() -> None:
@@ -33,7 +39,9 @@ def main() -> None:
     flat = x.reshape(len(x), -1)
     shift = (mu @ w).reshape(1, 3, 32, 32)
     whitened = ((flat[:2000] - mu) @ w).reshape(-1, 3, 32, 32)
-    print(f"per-pixel mean of the standardised images: max |μ| {np.abs(mu).max():.3f}, rms {np.sqrt((mu ** 2).mean()):.3f}")
+    print(
+        f"per-pixel mean of the standardised images: max |μ| {np.abs(mu).max():.3f}, rms {np.sqrt((mu**2).mean()):.3f}"
+    )
     print(f"5x5 patch norm of the whitened images (2000 images): median {np.median(patch_norms(whitened)):.3f}")
     sn = patch_norms(shift)
     print(f"5x5 patch norm of the shift W·μ: median {np.median(sn):.3f}, max {sn.max():.3f}")

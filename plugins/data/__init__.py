@@ -1,4 +1,5 @@
 """Built-in data sources and transforms; this module registers them."""
+
 from hebbcore import hookimpl
 
 from .cifar10 import Cifar10

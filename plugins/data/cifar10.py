@@ -19,6 +19,7 @@ downloaded into the root (or the cache folder), its md5 checked, then
 extracted. Local files are never checksummed: re-encoded copies with the
 official pixels and labels are fine.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from hebbcore.errors import DataError
-from hebbcore.interfaces import DataInfo, DataSource, Dataset, Split
+from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -98,8 +99,10 @@ def extract_archive(archive: Path, dest: Path, expected_md5: str = ARCHIVE_MD5) 
     """
     got = md5_of(archive)
     if got != expected_md5:
-        raise DataError(f"downloaded archive {str(archive)!r} has md5 {got}, expected {expected_md5}: "
-                        f"corrupt or incomplete download; delete it and retry")
+        raise DataError(
+            f"downloaded archive {str(archive)!r} has md5 {got}, expected {expected_md5}: "
+            f"corrupt or incomplete download; delete it and retry"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".cifar10-extract-", dir=dest))
     try:
@@ -135,8 +138,10 @@ def download(dest: Path, url: str = URL) -> Path:  # pragma: no cover - needs th
             with urllib.request.urlopen(url, timeout=60) as resp, open(part, "wb") as fh:
                 shutil.copyfileobj(resp, fh, 1 << 20)
         except OSError as exc:
-            raise DataError(f"cannot download {url} ({exc.__class__.__name__}: {exc}); download it by hand and "
-                            f"set ${ENV_ROOT} to the folder holding {FOLDER}/") from None
+            raise DataError(
+                f"cannot download {url} ({exc.__class__.__name__}: {exc}); download it by hand and "
+                f"set ${ENV_ROOT} to the folder holding {FOLDER}/"
+            ) from None
         os.replace(part, archive)
     folder = extract_archive(archive, dest)
     archive.unlink()
@@ -161,8 +166,11 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 def _allowed_globals() -> dict[tuple[str, str], object]:
     """The only globals the official batches (and their protocol-2 re-pickles) refer to."""
     ma = _numpy_multiarray()
-    table: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                            ("_codecs", "encode"): _latin1_encode}
+    table: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         table[(mod, "_reconstruct")] = ma._reconstruct
         table[(mod, "scalar")] = ma.scalar
@@ -176,8 +184,9 @@ class BatchUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         allowed = _allowed_globals().get((module, name))
         if allowed is None:
-            raise pickle.UnpicklingError(f"refused global {module}.{name} (a CIFAR-10 batch holds only numpy "
-                                         f"arrays, lists, strings and numbers)")
+            raise pickle.UnpicklingError(
+                f"refused global {module}.{name} (a CIFAR-10 batch holds only numpy arrays, lists, strings and numbers)"
+            )
         return allowed
 
 
@@ -189,8 +198,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as fh:
             d = BatchUnpickler(fh, encoding="bytes").load()
     except Exception as exc:  # truncated, not a pickle or a refused global: EOFError, UnpicklingError, ValueError
-        raise DataError(f"CIFAR-10 file {str(path)!r} is truncated or not a CIFAR-10 pickle "
-                        f"({exc.__class__.__name__}: {exc})") from None
+        raise DataError(
+            f"CIFAR-10 file {str(path)!r} is truncated or not a CIFAR-10 pickle ({exc.__class__.__name__}: {exc})"
+        ) from None
     if not isinstance(d, dict):
         raise DataError(f"CIFAR-10 file {str(path)!r}: expected a pickled dict, got {type(d).__name__}")
     d = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
@@ -201,15 +211,16 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"CIFAR-10 file {str(path)!r}: 'data' must be uint8 (N, 3072), got {data.dtype} {data.shape}")
     if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"CIFAR-10 file {str(path)!r}: 'labels' must be {data.shape[0]} integers, "
-                        f"got {labels.dtype} {labels.shape}")
+        raise DataError(
+            f"CIFAR-10 file {str(path)!r}: 'labels' must be {data.shape[0]} integers, got {labels.dtype} {labels.shape}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"CIFAR-10 file {str(path)!r}: labels outside 0..9")
     return data, labels.astype(np.int64)
 
 
 def to_images(data: np.ndarray) -> np.ndarray:
-    return (data.reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255.0))
+    return data.reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255.0)
 
 
 def _take(n_opt: int, total: int) -> int:
@@ -245,8 +256,10 @@ class Cifar10(DataSource):
             return folder
         if options.download:
             return download(folder.parent)
-        raise DataError(f"CIFAR-10 not found: {str(folder)!r} (from {origin}) has no {TRAIN_FILES[0]}; set "
-                        f"[data.options] root or ${ENV_ROOT} to the folder holding {FOLDER}/, or set download = true")
+        raise DataError(
+            f"CIFAR-10 not found: {str(folder)!r} (from {origin}) has no {TRAIN_FILES[0]}; set "
+            f"[data.options] root or ${ENV_ROOT} to the folder holding {FOLDER}/, or set download = true"
+        )
 
     def load(self, options: Cifar10Options, seed: int) -> Dataset:
         split = options.train_split

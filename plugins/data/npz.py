@@ -3,6 +3,7 @@
 The file is split at random (seeded) into train / validation / test by
 ``val_fraction`` and ``test_fraction``. ``uint8`` images are scaled to [0, 1].
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hebbcore.errors import DataError
-from hebbcore.interfaces import DataInfo, DataSource, Dataset, Split
+from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ class NpzSource(DataSource):
                 read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
                 shape = read(fh)[0]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-            raise DataError(f"data file {str(path)!r} is not a readable .npz with an array 'x' "
-                            f"({exc.__class__.__name__}: {exc})") from None
+            raise DataError(
+                f"data file {str(path)!r} is not a readable .npz with an array 'x' ({exc.__class__.__name__}: {exc})"
+            ) from None
         n_classes = options.n_classes
         if not n_classes:
             with np.load(path, allow_pickle=False) as f:
@@ -93,9 +95,14 @@ class NpzSource(DataSource):
         n_val, n_test = int(round(n * options.val_fraction)), int(round(n * options.test_fraction))
         if n - n_val - n_test < 1:
             raise DataError(f"data file {options.path!r}: {n} samples leave no training data after the splits")
-        val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
+        val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
         n_classes = options.n_classes or int(y.max()) + 1
         if y.max() >= n_classes:
             raise DataError(f"data file {options.path!r}: label {int(y.max())} >= n_classes = {n_classes}")
-        return Dataset(name=Path(options.path).stem, train=Split(x[train], y[train]), val=Split(x[val], y[val]),
-                       test=Split(x[test], y[test]), n_classes=n_classes)
+        return Dataset(
+            name=Path(options.path).stem,
+            train=Split(x[train], y[train]),
+            val=Split(x[val], y[val]),
+            test=Split(x[test], y[test]),
+            n_classes=n_classes,
+        )

@@ -4,13 +4,14 @@ Class ``c`` is a grating at orientation ``c·π/n_classes`` with a class-specifi
 colour mix, random phase and additive Gaussian noise. Nothing is downloaded, so
 it serves the README's first command and the end-to-end tests.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from hebbcore.interfaces import DataInfo, DataSource, Dataset, Split
+from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ def make_gratings(n: int, opts: SyntheticOptions, rng: np.random.Generator) -> S
     theta = labels * np.pi / opts.n_classes
     phase = rng.uniform(0, 2 * np.pi, size=n)
     freq = 0.15 + 0.1 * (labels % 3) / 2
-    yy, xx = np.mgrid[0:opts.size, 0:opts.size].astype(np.float32)
-    arg = (xx[None] * np.cos(theta)[:, None, None] + yy[None] * np.sin(theta)[:, None, None])
+    yy, xx = np.mgrid[0 : opts.size, 0 : opts.size].astype(np.float32)
+    arg = xx[None] * np.cos(theta)[:, None, None] + yy[None] * np.sin(theta)[:, None, None]
     wave = np.sin(2 * np.pi * freq[:, None, None] * arg + phase[:, None, None])
     colour_table = np.random.default_rng(1234).uniform(0.3, 1.0, size=(opts.n_classes, opts.channels))
     x = wave[:, None] * colour_table[labels][:, :, None, None]
@@ -44,17 +45,22 @@ class SyntheticGratings(DataSource):
 
     @classmethod
     def check(cls, options: SyntheticOptions) -> list[str]:
-        problems = [f"{k}: expected >= {lo}, got {getattr(options, k)}"
-                    for k, lo in (("n_train", 1), ("n_val", 0), ("n_test", 0), ("n_classes", 1), ("size", 1),
-                                  ("channels", 1)) if getattr(options, k) < lo]
+        problems = [
+            f"{k}: expected >= {lo}, got {getattr(options, k)}"
+            for k, lo in (("n_train", 1), ("n_val", 0), ("n_test", 0), ("n_classes", 1), ("size", 1), ("channels", 1))
+            if getattr(options, k) < lo
+        ]
         if options.noise < 0:
             problems.append(f"noise: expected >= 0, got {options.noise}")
         return problems
 
     @classmethod
     def describe(cls, options: SyntheticOptions) -> DataInfo:
-        return DataInfo((options.channels, options.size, options.size), options.n_classes,
-                        options.n_train + options.n_val + options.n_test)
+        return DataInfo(
+            (options.channels, options.size, options.size),
+            options.n_classes,
+            options.n_train + options.n_val + options.n_test,
+        )
 
     def load(self, options: SyntheticOptions, seed: int) -> Dataset:
         rng = np.random.default_rng(seed)

@@ -10,8 +10,10 @@
   under a key made of the training data's hash and ``eps``, so it is computed
   once per training set.
 """
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import numpy as np
 
 from hebbcore.errors import DataError
 from hebbcore.interfaces import Dataset, Split, Transform
-from hebbcore.io import atomic_save_npz
+from hebbcore.io import WriteError, atomic_save_npz
 
 
 def _per_channel_axes(x: np.ndarray) -> tuple[int, ...]:
@@ -33,8 +35,11 @@ def _bcast(v: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _map_splits(data: Dataset, fn) -> Dataset:
-    return data.replace(train=Split(fn(data.train.x), data.train.y), val=Split(fn(data.val.x), data.val.y),
-                        test=Split(fn(data.test.x), data.test.y))
+    return data.replace(
+        train=Split(fn(data.train.x), data.train.y),
+        val=Split(fn(data.val.x), data.val.y),
+        test=Split(fn(data.test.x), data.test.y),
+    )
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ def fit_zca(x: np.ndarray, eps: float, chunk: int = 4096) -> tuple[np.ndarray, n
     mean = flat.mean(axis=0, dtype=np.float64)
     cov = np.zeros((d, d), dtype=np.float64)
     for i in range(0, n, chunk):  # chunked so the float64 copy stays small
-        c = flat[i:i + chunk].astype(np.float64) - mean
+        c = flat[i : i + chunk].astype(np.float64) - mean
         cov += c.T @ c
     cov /= n
     lam, u = np.linalg.eigh(cov)
@@ -127,10 +132,8 @@ class Zca(Transform):
             except (OSError, ValueError, KeyError, EOFError):
                 pass  # unreadable cache entry: refit and overwrite
         mean, w = fit_zca(x, options.eps)
-        try:
+        with contextlib.suppress(WriteError):  # a read-only cache only costs the refit next time
             atomic_save_npz(path, {"mean": mean, "w": w})
-        except OSError:
-            pass  # a read-only cache only costs the refit next time
         Zca.last_cache = "miss"
         return mean, w
 
@@ -148,7 +151,7 @@ class Zca(Transform):
             flat = a.reshape(len(a), -1)
             out = np.empty(flat.shape, dtype=np.float32)
             for i in range(0, len(flat), chunk):
-                out[i:i + chunk] = (flat[i:i + chunk] - m32) @ w32  # W is symmetric
+                out[i : i + chunk] = (flat[i : i + chunk] - m32) @ w32  # W is symmetric
             return out.reshape(a.shape)
 
         return _map_splits(dataset, whiten)

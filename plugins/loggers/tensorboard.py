@@ -3,6 +3,7 @@
 Registered by ``hebbcore run --tensorboard``; writes event files under
 ``<run dir>/tensorboard``: ``<phase>/<metric>`` scalars per epoch.
 """
+
 from __future__ import annotations
 
 from hebbcore import hookimpl

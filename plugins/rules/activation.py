@@ -5,6 +5,7 @@
 - ``"cosine"``: ``y = max(0, cos(w_k, x_p))``, the response a Hebbian layer of
   hebbcore passes to the next layer.
 """
+
 from __future__ import annotations
 
 from hebbcore.interfaces import HebbianContext

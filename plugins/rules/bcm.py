@@ -25,6 +25,7 @@ training ``m`` is summed over the processes, so every process holds the threshol
 process would. The rule does not bound ``‖w‖`` by itself: a large ``lr`` with
 ``activation = "relu"`` diverges, which the NaN check reports.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -29,6 +29,7 @@ in a single layer without feedback. It needs labels, so it is a rule for the
 classifier (or a label-driven layer), not for hidden feature layers. Sums: one
 conv weight-gradient. ``c`` is signed: use ``aggregation = "mean"``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,9 +59,11 @@ class ContrastiveHebbian(LearningRule):
         if options.groups_per_class < 1:
             problems.append(f"options.groups_per_class: expected >= 1, got {options.groups_per_class}")
         elif layer.n_classes * options.groups_per_class != layer.out_features:
-            problems.append(f"chl needs {layer.n_classes} classes x {options.groups_per_class} = "
-                            f"{layer.n_classes * options.groups_per_class} kernels, "
-                            f"but the layer has {layer.out_features}")
+            problems.append(
+                f"chl needs {layer.n_classes} classes x {options.groups_per_class} = "
+                f"{layer.n_classes * options.groups_per_class} kernels, "
+                f"but the layer has {layer.out_features}"
+            )
         if options.free not in ("cosine", "dot"):
             problems.append(f"options.free: expected 'cosine' or 'dot', got {options.free!r}")
         return problems

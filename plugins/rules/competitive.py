@@ -4,6 +4,7 @@ At each sample and spatial position the kernel most similar to the input patch
 (cosine similarity) wins, ``y = 1``; the others get ``y = 0``. The winner then
 learns with ``Δw = η·(x − w)`` (``update = "decay"``, default) or ``η·x``.
 """
+
 from __future__ import annotations
 
 from hebbcore.interfaces import LearningRule, Winners

@@ -22,6 +22,7 @@ Data-parallel training sums the rule's sums over the processes; with
 ``normalize`` each process divides by its own maximum first, so the step differs
 from a single process's (``normalize = false`` is exact).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,9 @@ class KrotovHopfield(LearningRule):
         if options.p < 2:
             problems.append(f"options.p: expected >= 2, got {options.p}")
         if not 2 <= options.k <= layer.out_features:
-            problems.append(f"options.k: expected 2 <= k <= {layer.out_features} (the layer's kernels), "
-                            f"got {options.k}")
+            problems.append(
+                f"options.k: expected 2 <= k <= {layer.out_features} (the layer's kernels), got {options.k}"
+            )
         if options.delta < 0:
             problems.append(f"options.delta: expected >= 0, got {options.delta}")
         return problems
@@ -70,8 +72,9 @@ class KrotovHopfield(LearningRule):
         if "krotov.currents" not in ctx.cache:  # one forward convolution per step, read twice
             w = ctx.w
             wp = w * abs(w) ** (p - 2)
-            ctx.cache["krotov.currents"] = ctx.ops.linear(ctx.x, wp) if ctx.kind == "linear" \
-                else ctx.ops.conv2d(ctx.x, wp, ctx.stride)
+            ctx.cache["krotov.currents"] = (
+                ctx.ops.linear(ctx.x, wp) if ctx.kind == "linear" else ctx.ops.conv2d(ctx.x, wp, ctx.stride)
+            )
         return ctx.cache["krotov.currents"]
 
     def post_synaptic(self, ctx):
@@ -86,7 +89,7 @@ class KrotovHopfield(LearningRule):
     def update_sums(self, ctx, y):
         o = self.options
         cur = self.currents(ctx)
-        d = ctx.input_correlation(y) * (o.radius ** o.p) - ctx.per_kernel(squared_sum(ctx, y, cur)) * ctx.w
+        d = ctx.input_correlation(y) * (o.radius**o.p) - ctx.per_kernel(squared_sum(ctx, y, cur)) * ctx.w
         if o.normalize:
             d = max_normalized(ctx, d)
         return d, ctx.coefficient_sum(y)

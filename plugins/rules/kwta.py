@@ -14,6 +14,7 @@ get ``y = 1`` (lower kernel index first on exact ties), the others ``y = 0``; wi
 Sums: ``Σ_p y_pk x_p`` (one conv weight-gradient) and ``Σ_p y_pk``; with
 ``aggregation = "weighted_mean"`` each winner moves to the mean of the patches it won.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ class KWinnersTakeAll(LearningRule):
     def check(cls, options, layer):
         problems = check_update(options.update)
         if not 1 <= options.k <= layer.out_features:
-            problems.append(f"options.k: expected 1 <= k <= {layer.out_features} (the layer's kernels), "
-                            f"got {options.k}")
+            problems.append(
+                f"options.k: expected 1 <= k <= {layer.out_features} (the layer's kernels), got {options.k}"
+            )
         return problems
 
     def post_synaptic(self, ctx):

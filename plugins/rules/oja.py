@@ -14,6 +14,7 @@ eigenvector of the (uncentred) patch correlation. From sums:
 
 ``y`` is signed, so use ``aggregation = "mean"`` (or ``"sum"``), not ``"weighted_mean"``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

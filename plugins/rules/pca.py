@@ -23,6 +23,7 @@ eigenvectors of the (uncentred) patch correlation matrix. Computed from sums:
 
 ``y`` is signed (linear response), so use ``aggregation = "mean"`` or ``"sum"``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

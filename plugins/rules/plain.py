@@ -6,6 +6,7 @@ clamped at 0.
 - ``hebb``:  ``Δw = η·y·x``
 - ``decay``: ``Δw = η·y·(x − w)`` (Amato et al., ICIAP 2019, Eq. 3)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

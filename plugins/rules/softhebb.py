@@ -25,6 +25,7 @@ processes; with ``normalize`` each process divides its own sum by its own
 maximum first, so the step differs from a single process's (``normalize = false``
 is exact).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -13,6 +13,7 @@ wins, the most similar among the label's group and the common kernels. Without
 competition every kernel of a group moves to the same class mean and the group
 collapses to one feature; the masked competition keeps the kernels distinct.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ import numpy as np
 from hebbcore.interfaces import LearningRule, Winners
 
 from .plain import check_update, update_sums_for
-
 
 COMPETITIONS = ("none", "wta", "masked_wta")
 
@@ -39,14 +39,14 @@ def group_table(n_classes: int, groups_per_class: int, n_kernels: int) -> np.nda
     """``t[c, k] = 1`` where kernel ``k`` belongs to class ``c``'s group ``[c·g, (c+1)·g)``."""
     table = np.zeros((n_classes, n_kernels), dtype=np.float32)
     for c in range(n_classes):
-        table[c, c * groups_per_class:(c + 1) * groups_per_class] = 1.0
+        table[c, c * groups_per_class : (c + 1) * groups_per_class] = 1.0
     return table
 
 
 def common_row(n_classes: int, groups_per_class: int, n_kernels: int) -> np.ndarray:
     """1 for the common kernels after the class groups."""
     row = np.zeros((1, n_kernels), dtype=np.float32)
-    row[0, n_classes * groups_per_class:] = 1.0
+    row[0, n_classes * groups_per_class :] = 1.0
     return row
 
 
@@ -64,18 +64,24 @@ class Teacher(LearningRule):
             problems.append(f"options.common: expected >= 0, got {options.common}")
         need = layer.n_classes * options.groups_per_class + options.common
         if need != layer.out_features:
-            problems.append(f"teacher groups need {layer.n_classes} classes x {options.groups_per_class} + "
-                            f"{options.common} common = {need} kernels, but the layer has {layer.out_features}")
+            problems.append(
+                f"teacher groups need {layer.n_classes} classes x {options.groups_per_class} + "
+                f"{options.common} common = {need} kernels, but the layer has {layer.out_features}"
+            )
         if options.competition not in COMPETITIONS:
-            problems.append(f"options.competition: expected one of {', '.join(map(repr, COMPETITIONS))}, "
-                            f"got {options.competition!r}")
+            problems.append(
+                f"options.competition: expected one of {', '.join(map(repr, COMPETITIONS))}, "
+                f"got {options.competition!r}"
+            )
         return problems
 
     def _on(self, ops):
         """The class-group table ``(n_classes, K)`` and the common-kernel row ``(1, K)`` on ``ops``'s device."""
         n, g, k = self.layer.n_classes, self.options.groups_per_class, self.layer.out_features
-        return (ops.constant(("teacher.group", n, g, k), lambda: group_table(n, g, k)),
-                ops.constant(("teacher.common", n, g, k), lambda: common_row(n, g, k)))
+        return (
+            ops.constant(("teacher.group", n, g, k), lambda: group_table(n, g, k)),
+            ops.constant(("teacher.common", n, g, k), lambda: common_row(n, g, k)),
+        )
 
     def post_synaptic(self, ctx):
         if ctx.labels is None:

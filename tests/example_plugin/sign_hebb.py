@@ -3,6 +3,7 @@
 y = sign(w·x) clamped to {0, 1} (a kernel fires when it points towards the
 patch), and Δw = η·y·(x − w) aggregated as the spec says.
 """
+
 from hebbcore import hookimpl
 from hebbcore.interfaces import LearningRule
 
