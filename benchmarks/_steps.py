@@ -33,7 +33,7 @@ def alternated_steps(
     ``versions`` maps a name to a function that installs that version; they are alternated ``rounds`` times in
     one process and the fastest round of each is kept; ``restore`` runs at the end, whatever happens.
     """
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, random_data
+    from hebbcore.lab.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, random_data
     from hebbcore.network import Network
     from hebbcore.plugin_manager import default_registry
 

@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=16)
     args = ap.parse_args()
     from hebbcore.allocator import tune_malloc
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, random_data
+    from hebbcore.lab.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, random_data
     from hebbcore.network import Network
     from hebbcore.plugin_manager import default_registry
 

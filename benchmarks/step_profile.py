@@ -109,7 +109,7 @@ def main() -> None:
     if args.steps < 1:
         ap.error("--steps must be at least 1")
     from hebbcore.allocator import tune_malloc
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, parse_targets, random_data
+    from hebbcore.lab.bench import INPUT_SHAPE, N_CLASSES, bench_spec, floor_step, parse_targets, random_data
     from hebbcore.network import Network
     from hebbcore.plugin_manager import default_registry
 

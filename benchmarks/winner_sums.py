@@ -71,8 +71,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help="also time N Hebbian steps of the paper's net")
     args = ap.parse_args()
     from hebbcore.allocator import tune_malloc
-    from hebbcore.bench import parse_targets
     from hebbcore.errors import HebbcoreError
+    from hebbcore.lab.bench import parse_targets
     from hebbcore.plugin_manager import default_registry
 
     if args.threads:

@@ -1,4 +1,7 @@
-"""The ``hebbcore`` command line: ``run``, ``validate``, ``plugins``.
+"""The ``hebbcore`` command line: ``run``, ``validate``, ``plot``, ``plugins``, and every registered command.
+
+Commands beyond these (``bench``, from the lab) are plugins (``hebbcore_register_commands``);
+loggers are chosen by name (``--logger``), so the core names no plugin package.
 
 Errors a user can fix (a bad spec, a missing file, an unavailable backend) are
 printed as one line, ``hebbcore: error: ...``, with exit status 2 (spec and
@@ -19,8 +22,11 @@ class UsageError(HebbcoreError):
     exit_code = 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(registry) -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="hebbcore", description="Hebbian learning for convolutional networks.")
+    p.add_argument("--version", action="version", version=f"hebbcore {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train a spec and write metrics.json, weights.npz and spec.toml")
     r.add_argument("spec", nargs="?", help="path of a TOML run spec (with --resume: default DIR/spec.toml)")
@@ -47,7 +53,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also checkpoint every N batches (always at the end of each epoch)",
     )
-    r.add_argument("--tensorboard", action="store_true", help="also log every epoch to DIR/tensorboard")
+    r.add_argument(
+        "--logger",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"also log every epoch with this logger (repeatable; registered: {', '.join(registry.names('logger'))})",
+    )
+    r.add_argument("--tensorboard", action="store_true", help="same as --logger tensorboard (DIR/tensorboard)")
     r.add_argument(
         "--distributed",
         action="store_true",
@@ -70,21 +83,28 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("spec")
     pl = sub.add_parser("plot", help="(re)draw a run's kernel grid, learning curves and confusion matrix")
     pl.add_argument("run_dir", help="a run directory (with metrics.json and weights.npz)")
-    sub.add_parser("plugins", help="list registered rules, aggregations, backends, datasets, transforms")
-    from .bench import add_parser as add_bench_parser
-
-    add_bench_parser(sub)
+    sub.add_parser("plugins", help="list everything registered: rules, aggregations, backends, datasets, ...")
+    for name in registry.names("command"):
+        cls = registry.get("command", name)
+        cls.add_arguments(sub.add_parser(name, help=cls.help, description=cls.help))
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command in ("run", "bench"):
+    from .plugin_manager import default_registry
+
+    try:
+        registry = default_registry()
+    except HebbcoreError as exc:
+        print(f"hebbcore: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.exit_code
+    args = _parser(registry).parse_args(argv)
+    if args.command == "run":
         from .allocator import tune_malloc
 
         tune_malloc()  # keep freed step buffers for the next step (HEBBCORE_MALLOC_TUNING=0: off)
     try:
-        return _dispatch(args)
+        return _dispatch(args, registry)
     except HebbcoreError as exc:
         msg = " ".join(str(exc).split("\n"))
         print(f"hebbcore: error: {msg}", file=sys.stderr)
@@ -107,27 +127,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    from .plugin_manager import default_registry
+def _dispatch(args: argparse.Namespace, registry) -> int:
     from .spec import dumps_toml, load_spec, spec_to_table
 
     if args.command == "plot":
         return _plot(args.run_dir)
-    extra = []
-    if getattr(args, "tensorboard", False):
-        from hebbcore_plugins.loggers.tensorboard import TensorBoardLogger
-
-        extra.append(TensorBoardLogger())
-    registry = default_registry(plugins=extra)
     if args.command == "plugins":
-        for kind in ("rule", "aggregation", "backend", "dataset", "transform"):
+        for kind in ("rule", "aggregation", "backend", "dataset", "transform", "logger", "command"):
             entries = [f"{n} ({registry.origin[(kind, n)]})" for n in registry.names(kind)]
             print(f"{kind}s: {', '.join(entries) or '(none)'}")
         return 0
-    if args.command == "bench":
-        from .bench import cli_main as bench_main
-
-        return bench_main(args, registry)
+    if args.command in registry.tables["command"]:
+        return registry.get("command", args.command)().run(args, registry)
+    if args.command == "run":
+        for name in dict.fromkeys(args.logger + (["tensorboard"] if args.tensorboard else [])):
+            registry.pm.register(registry.get("logger", name)())  # its hebbcore_epoch_end hook joins the run
     if args.command == "run" and args.resume:
         return _resume(args, registry)
     if args.spec is None:

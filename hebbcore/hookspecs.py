@@ -50,6 +50,16 @@ def hebbcore_register_transforms() -> list[type]:
 
 
 @hookspec
+def hebbcore_register_loggers() -> list[type]:
+    """Return :class:`hebbcore.interfaces.Logger` subclasses (``hebbcore run --logger NAME``)."""
+
+
+@hookspec
+def hebbcore_register_commands() -> list[type]:
+    """Return :class:`hebbcore.interfaces.Command` subclasses (``hebbcore NAME ...``)."""
+
+
+@hookspec
 def hebbcore_epoch_end(run_dir: str, record: dict[str, Any]) -> None:
     """Called after every epoch with the epoch's metrics record (loggers, dashboards).
 

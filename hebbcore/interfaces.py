@@ -334,3 +334,36 @@ class Transform(ABC):
     @abstractmethod
     def apply(self, dataset: Dataset, options: Any) -> Dataset:
         """Return the transformed dataset (fit on ``dataset.train``)."""
+
+
+class Logger:
+    """An epoch logger, chosen with ``hebbcore run --logger NAME``.
+
+    The class is registered with ``hebbcore_register_loggers``; the run builds one (no
+    arguments), registers it as a plugin, and its ``hebbcore_epoch_end`` hook implementation
+    is called after every epoch. Raise :class:`hebbcore.errors.HebbcoreError` in ``__init__``
+    when something it needs is missing.
+    """
+
+    name: ClassVar[str]
+
+
+class Command(ABC):
+    """A ``hebbcore`` subcommand, registered with ``hebbcore_register_commands``.
+
+    ``hebbcore NAME ...`` parses its arguments with :meth:`add_arguments` and calls :meth:`run`.
+    The module that registers it should import its heavy parts inside :meth:`run`, so the
+    command line stays fast.
+    """
+
+    name: ClassVar[str]
+    help: ClassVar[str] = ""
+
+    @classmethod
+    @abstractmethod
+    def add_arguments(cls, parser: Any) -> None:
+        """Add the command's options to its ``argparse`` parser."""
+
+    @abstractmethod
+    def run(self, args: Any, registry: Any) -> int:
+        """Run with the parsed ``args`` and the plugin registry; the process's exit status."""

@@ -11,7 +11,7 @@ import pluggy
 
 from . import PROJECT, hookspecs
 from .errors import PluginError
-from .interfaces import Aggregation, DataSource, LearningRule, Transform
+from .interfaces import Aggregation, Command, DataSource, LearningRule, Logger, Transform
 from .ops import Ops
 
 
@@ -45,6 +45,8 @@ _KINDS = {
     "backend": ("hebbcore_register_backends", Ops),
     "dataset": ("hebbcore_register_datasets", DataSource),
     "transform": ("hebbcore_register_transforms", Transform),
+    "logger": ("hebbcore_register_loggers", Logger),
+    "command": ("hebbcore_register_commands", Command),
 }
 
 

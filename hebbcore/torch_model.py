@@ -82,9 +82,7 @@ class _HebbianMixin:
         The same step as :class:`hebbcore.network.Network`'s (:func:`hebbcore.step.hebbian_delta`);
         the rule's state lives in :attr:`rule_state`.
         """
-        from hebbcore_backends.torch_backend import TorchOps
-
-        ops = _ops_for(x.device, TorchOps)
+        ops = _ops_for(x.device)
         dot, cos = self._similarity(x)
         kind = "conv" if self.weight.ndim == 4 else "linear"
         ctx = HebbianContext(ops, kind, x, self.weight, dot, cos, labels, self.n_classes, self._stride())
@@ -107,10 +105,13 @@ class _HebbianMixin:
 _OPS_CACHE: dict[str, Any] = {}
 
 
-def _ops_for(device: torch.device, cls):
+def _ops_for(device: torch.device):
+    """The registered ``torch`` backend on ``device`` (one per device), found like any plugin's."""
     key = str(device)
     if key not in _OPS_CACHE:
-        _OPS_CACHE[key] = cls(key)
+        from .plugin_manager import default_registry
+
+        _OPS_CACHE[key] = default_registry().get("backend", "torch")(key)
     return _OPS_CACHE[key]
 
 

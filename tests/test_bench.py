@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from hebbcore.bench import Target, floor_step, format_table, parse_targets, run_bench
 from hebbcore.cli import main
+from hebbcore.lab.bench import Target, floor_step, format_table, parse_targets, run_bench
 
 
 def _torch_available():
@@ -67,7 +67,7 @@ def test_unavailable_backend_is_reported_not_raised(registry):
 
 
 def test_floor_step_leaves_weights_alone(registry):
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec
+    from hebbcore.lab.bench import INPUT_SHAPE, N_CLASSES, bench_spec
     from hebbcore.network import Network
 
     ops = registry.get("backend", "numpy")()
@@ -119,7 +119,7 @@ def test_cli_bench_writes_json(tmp_path, capsys):
 
 
 _BLAS_OF_CHILD = (
-    "import json, numpy; from hebbcore.bench import numpy_blas, blas_line; "
+    "import json, numpy; from hebbcore.lab.bench import numpy_blas, blas_line; "
     "b = numpy_blas(); print(json.dumps([b, blas_line(b)]))"
 )
 

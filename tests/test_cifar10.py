@@ -345,7 +345,7 @@ def write_experiments(folder: Path, probe_hebbian_epochs: int = 1) -> None:
 
 
 def test_experiments_run_resume_and_report(tmp_path, registry):
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = tmp_path / "exp"
     folder.mkdir()
@@ -404,7 +404,7 @@ class _CutEachRunOnce:
 
 def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, registry, capsys):
     """Cut after one epoch, run again: it continues (plain and cached-features runs), ending where an uncut run does."""
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
     from hebbcore.plugin_manager import default_registry
 
     folder = tmp_path / "exp"
@@ -446,7 +446,7 @@ def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, registry, ca
 
 
 def test_force_starts_an_interrupted_run_over(tmp_path, registry):
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
     from hebbcore.plugin_manager import default_registry
 
     folder = tmp_path / "exp"
@@ -465,7 +465,7 @@ def test_force_starts_an_interrupted_run_over(tmp_path, registry):
 
 def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, registry):
     """A frozen prefix computed once or on every batch: same weights and accuracy for a Hebbian probe."""
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = tmp_path / "exp"
     folder.mkdir()
@@ -485,7 +485,7 @@ def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, regist
 
 
 def test_experiments_cli_dry_run_and_missing_parent(tmp_path, capsys, registry):
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = tmp_path / "exp"
     folder.mkdir()
@@ -514,7 +514,7 @@ def test_a_finished_run_whose_spec_changed_is_flagged_not_rerun(tmp_path, capsys
     """A changed spec file: dry-run and run name the changed fields, keep the results, fail its dependents."""
     import tomllib
 
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = tmp_path / "exp"
     folder.mkdir()
@@ -540,7 +540,7 @@ def test_a_finished_run_whose_spec_changed_is_flagged_not_rerun(tmp_path, capsys
 def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
     import tomllib
 
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = REPO / "experiments" / "paper"
     rows = ex.load_manifest(folder)
@@ -596,7 +596,7 @@ def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
 
 def test_feature_cache_extends_a_shallower_prefix(registry):
     """Features of conv1..flat are derived from cached conv1..pool1 ones, and equal a direct computation."""
-    from hebbcore.experiments import FeatureCache
+    from hebbcore.lab.experiments import FeatureCache
     from hebbcore.network import Network
     from hebbcore.runner import load_dataset, make_backend
 
@@ -621,7 +621,7 @@ def test_feature_cache_extends_a_shallower_prefix(registry):
 
 def test_feature_cache_memory_bound(registry):
     """Features over the bound are not cached (and say why); entries are evicted to keep the total under it."""
-    from hebbcore.experiments import FeatureCache
+    from hebbcore.lab.experiments import FeatureCache
     from hebbcore.network import Network
     from hebbcore.runner import load_dataset, make_backend
 
@@ -658,7 +658,7 @@ def test_feature_cache_memory_bound(registry):
 
 def test_report_goal_match_or_beat(tmp_path):
     """A row's goal decides the target column: within ±2 pp of the paper, or above it."""
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = tmp_path / "exp"
     (folder / "results").mkdir(parents=True)
@@ -688,7 +688,7 @@ def test_report_goal_match_or_beat(tmp_path):
 
 def test_report_summary_and_table_order(tmp_path):
     """The summary counts rows, finished runs and targets met per table; the paper's tables come first."""
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = tmp_path / "exp"
     (folder / "results").mkdir(parents=True)
@@ -730,7 +730,7 @@ def test_report_summary_and_table_order(tmp_path):
 
 def test_report_previous_results_column(tmp_path):
     """``previous`` adds a column with another results folder's accuracies; ``authors_code`` goes to the notes."""
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = tmp_path / "exp"
     manifest = {
@@ -757,7 +757,7 @@ def test_report_previous_results_column(tmp_path):
 
 def test_report_seed_spread(tmp_path):
     """Rows that repeat another with other seeds: mean ± sd in their own section, cited where the row misses."""
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = tmp_path / "exp"
     folder.mkdir()
@@ -801,7 +801,7 @@ def test_report_seed_spread(tmp_path):
 )
 @pytest.mark.parametrize("input_bn", [False, True])
 def test_frozen_prefix_cut(registry, modes, expected, input_bn):
-    from hebbcore.experiments import frozen_prefix_cut
+    from hebbcore.lab.experiments import frozen_prefix_cut
 
     layers = tiny_layers({"conv1": modes[0], "clf": modes[1]})
     if input_bn:  # a batch-norm of the input goes with the first trainable layer
@@ -812,7 +812,7 @@ def test_frozen_prefix_cut(registry, modes, expected, input_bn):
 
 
 def test_frozen_prefix_stops_at_an_sgd_trained_batchnorm(registry):
-    from hebbcore.experiments import frozen_prefix_cut
+    from hebbcore.lab.experiments import frozen_prefix_cut
 
     layers = tiny_layers({"conv1": "frozen", "clf": "sgd"})
     layers.insert(5, {"name": "bnf", "type": "batchnorm", "train": "sgd"})  # after the flatten, trained by SGD
@@ -821,7 +821,7 @@ def test_frozen_prefix_stops_at_an_sgd_trained_batchnorm(registry):
 
 def test_frozen_batchnorm_above_a_random_layer(registry):
     """A frozen batch-norm over a random layer is a fixed feature: cached, and kept at its statistics by SGD."""
-    from hebbcore.experiments import frozen_prefix_cut
+    from hebbcore.lab.experiments import frozen_prefix_cut
     from hebbcore.network import Network
     from hebbcore.runner import load_dataset, make_backend
     from hebbcore.torch_model import SgdPhase
@@ -848,7 +848,7 @@ def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
 
     import tomllib
 
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     folder = REPO / "experiments" / "rules"
     rows = ex.load_manifest(folder)
@@ -902,7 +902,7 @@ def _write_flip_probe(folder: Path, hflip: bool) -> None:
 def test_hflip_on_cached_features_equals_flipping_the_images(tmp_path, registry):
     """``sgd.hflip`` above a cached frozen prefix (features of the mirrored images, computed once) trains the
     same probe as mirroring the images on every batch; and mirroring changes what is learned."""
-    from hebbcore import experiments as ex
+    from hebbcore.lab import experiments as ex
 
     weights = {}
     for tag, hflip, cache in (("cached", True, True), ("plain", True, False), ("noflip", False, True)):

@@ -40,7 +40,7 @@ def test_torch_cuda_hebbian_step_never_waits_for_the_device(registry):
         pytest.skip(f"torch/cuda: {reason}")
     import torch
 
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, random_data
+    from hebbcore.lab.bench import INPUT_SHAPE, N_CLASSES, bench_spec, random_data
     from hebbcore.network import Network
 
     ops = registry.get("backend", "torch")("cuda")
@@ -66,7 +66,7 @@ def test_cupy_hebbian_step_never_waits_for_the_device(registry):
     import cupy
     import cupyx
 
-    from hebbcore.bench import INPUT_SHAPE, N_CLASSES, bench_spec, random_data
+    from hebbcore.lab.bench import INPUT_SHAPE, N_CLASSES, bench_spec, random_data
     from hebbcore.network import Network
 
     ops = registry.get("backend", "cupy")()

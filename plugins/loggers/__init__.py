@@ -1,1 +1,10 @@
-"""Loggers: plugins that implement ``hebbcore_epoch_end`` (opt-in, e.g. ``hebbcore run --tensorboard``)."""
+"""Loggers: epoch loggers a run enables by name (``hebbcore run --logger tensorboard``)."""
+
+from hebbcore import hookimpl
+
+
+@hookimpl
+def hebbcore_register_loggers():
+    from .tensorboard import TensorBoardLogger
+
+    return [TensorBoardLogger]

@@ -1,6 +1,6 @@
 """TensorBoard logging of every epoch's metrics (needs the ``tensorboard`` package).
 
-Registered by ``hebbcore run --tensorboard``; writes event files under
+Enabled by ``hebbcore run --logger tensorboard`` (or ``--tensorboard``); writes event files under
 ``<run dir>/tensorboard``: ``<phase>/<metric>`` scalars per epoch.
 """
 
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from hebbcore import hookimpl
 from hebbcore.errors import HebbcoreError
+from hebbcore.interfaces import Logger
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(Logger):
+    name = "tensorboard"
+
     def __init__(self):
         try:
             from torch.utils.tensorboard import SummaryWriter

@@ -47,12 +47,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import HebbcoreError
-from .models import paper_net
-from .network import Network
-from .ops import Ops
-from .plugin_manager import Registry, default_registry
-from .spec import RunSpec, parse_spec
+from hebbcore.errors import HebbcoreError
+from hebbcore.models import paper_net
+from hebbcore.network import Network
+from hebbcore.ops import Ops
+from hebbcore.plugin_manager import Registry, default_registry
+from hebbcore.spec import RunSpec, parse_spec
 
 INPUT_SHAPE = (3, 32, 32)
 N_CLASSES = 10
@@ -210,7 +210,7 @@ def sgd_epoch_fn(registry: Registry, device, x: np.ndarray, y: np.ndarray, batch
     import torch
     import torch.nn.functional as F
 
-    from .torch_model import build_module, make_optimizer
+    from hebbcore.torch_model import build_module, make_optimizer
 
     spec = bench_spec("GGGGGG", registry, batch_size, seed)
     host = Network(spec, INPUT_SHAPE, N_CLASSES, registry.get("backend", "numpy")(), registry)
@@ -518,7 +518,7 @@ def machine_info(targets: list[Target]) -> dict:
     }
     if threads:
         info["thread_env"] = threads
-    from .allocator import malloc_tuning
+    from hebbcore.allocator import malloc_tuning
 
     info["malloc_tuning"] = malloc_tuning()
     info["numpy_blas"] = numpy_blas()
@@ -561,7 +561,7 @@ def run_bench(
     """Benchmark every target; returns the JSON-ready result (see the module docstring)."""
     registry = registry or default_registry()
     result: dict[str, Any] = {
-        "command": command or "hebbcore.bench.run_bench",
+        "command": command or "hebbcore.lab.bench.run_bench",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(targets),
         "versions": _versions(),
@@ -695,7 +695,7 @@ def markdown_table(result: dict) -> str:
 
 
 def write_json(result: dict, path: str) -> None:
-    from .io import atomic_write_json
+    from hebbcore.io import atomic_write_json
 
     d = os.path.dirname(path)
     if d:
@@ -708,16 +708,10 @@ def dumps(result: dict) -> str:
 
 
 # ---------------------------------------------------------------------------- command line
-def add_parser(sub) -> None:
-    """Register the ``bench`` subcommand on the ``hebbcore`` subparsers."""
-    b = sub.add_parser(
-        "bench",
-        help="time a Hebbian epoch of the paper's net against its floor and SGD",
-        description="Time, on the paper's 6-layer net and random CIFAR-sized input, a Hebbian epoch, "
-        "its floor (forward + one weight-correlation per layer), an SGD epoch (torch "
-        "autograd) and the peak memory of a batch-64 Hebbian step; print a table and "
-        "write JSON.",
-    )
+def add_arguments(b) -> None:
+    """The ``hebbcore bench`` options: time, on the paper's 6-layer net and random CIFAR-sized input, a
+    Hebbian epoch, its floor (forward + one weight-correlation per layer), an SGD epoch (torch autograd) and
+    the peak memory of a batch-64 Hebbian step; print a table and write JSON."""
     b.add_argument(
         "--backend",
         action="append",
@@ -786,7 +780,7 @@ def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
         or args.repeats < 1
         or args.warmup < 0
     ):
-        from .errors import SpecError
+        from hebbcore.errors import SpecError
 
         raise SpecError([f"bench: bad arguments (skip {bad}, batch size, images, repeats >= 1, warmup >= 0)"])
     targets = parse_targets(args.backend, args.device)

@@ -1,0 +1,1 @@
+"""The lab: experiment manager, reports, benchmarks. Built on the library; the library never imports it."""

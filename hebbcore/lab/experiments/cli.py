@@ -1,0 +1,120 @@
+"""``python -m hebbcore.experiments run|report``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hebbcore.errors import HebbcoreError
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # pragma: no cover
+    pass
+
+
+from .manifest import collect, order_with_dependencies
+from .orchestrate import ExperimentRunner, Overrides
+from .report import write_report
+from .results import interrupted_position, is_done, stale_fields
+
+
+def add_arguments(sub) -> None:
+    """Add the ``run`` and ``report`` sub-commands to an argparse sub-parser group."""
+    r = sub.add_parser("run", help="run specs (and the runs they start from); skips finished ones")
+    r.add_argument("paths", nargs="+", help="spec files, or folders (every spec of their experiments.toml)")
+    r.add_argument("--backend", default="numpy")
+    r.add_argument("--device", default=None)
+    r.add_argument("--results", default=None, help="results folder (default: <spec folder>/results)")
+    r.add_argument("--force", action="store_true", help="rerun finished runs")
+    r.add_argument("--no-feature-cache", action="store_true", help="always run the frozen bottom layers")
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--dry-run", action="store_true", help="print what would run, in order, and stop")
+    for k in ("sgd-epochs", "hebbian-epochs", "n-train", "n-val", "n-test"):
+        r.add_argument(f"--{k}", type=int, default=None, help="override every spec (the run is labelled REDUCED)")
+    r.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also checkpoint every N batches (always at each epoch's end); an interrupted run "
+        "continues from its last checkpoint when run again",
+    )
+    p = sub.add_parser("report", help="write REPORT.md and plots for a folder's experiments.toml")
+    p.add_argument("folder")
+    p.add_argument("--results", default=None)
+    p.add_argument("--out", default=None, help="report path (default <folder>/REPORT.md)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--previous",
+        default=None,
+        help="a second results folder (an earlier setup's runs) whose test accuracies get their own column",
+    )
+
+
+def dispatch(args: argparse.Namespace, command: str = "") -> int:
+    from hebbcore.plugin_manager import default_registry
+
+    if args.exp_command == "report":
+        path = write_report(args.folder, args.results, args.out, plots=not args.no_plots, previous=args.previous)
+        print(f"wrote {path}")
+        return 0
+    rows, wanted = collect(args.paths)
+    results = Path(args.results) if args.results else None
+    order = order_with_dependencies(rows, wanted)
+    over = Overrides(args.sgd_epochs, args.hebbian_epochs, args.n_train, args.n_val, args.n_test)
+    if args.dry_run:
+        registry = default_registry()
+        for name in order:
+            d = (results or rows[name].folder / "results") / name
+            done = is_done(d)
+            changed = stale_fields(rows[name].spec_path, d, registry) if done else []
+            state = "to run" if not done else f"done, spec changed since ({', '.join(changed)})" if changed else "done"
+            where = None if done or args.force else interrupted_position(d)
+            state += f" (interrupted at {where}; continues from there)" if where else ""
+            print(f"{name}: {state}")
+        return 0
+    runner = ExperimentRunner(
+        default_registry(),
+        results,
+        args.backend,
+        args.device,
+        over,
+        args.force,
+        not args.no_feature_cache,
+        False if args.no_progress else None,
+        log=lambda m: print(m, flush=True),
+        command=command,
+        checkpoint_every=args.checkpoint_every,
+    )
+    status = runner.run(rows, wanted)
+    failed = [n for n, s in status.items() if s.startswith(("failed", "stale"))]
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hebbcore.experiments", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="exp_command", required=True)
+    add_arguments(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(argv)
+    if args.exp_command == "run":
+        from hebbcore.allocator import tune_malloc
+
+        tune_malloc()  # keep freed step buffers for the next step (HEBBCORE_MALLOC_TUNING=0: off)
+    recorded = ("HEBBCORE_CIFAR10", "HEBBCORE_CACHE", "HEBBCORE_MALLOC_TUNING")
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in recorded if k in os.environ)
+    command = (env + " " if env else "") + "python -m hebbcore.experiments " + shlex.join(argv)
+    try:
+        return dispatch(args, command)
+    except HebbcoreError as exc:
+        print(f"hebbcore: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The feature cache: the output of a spec's frozen bottom layers, computed once and kept in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections import OrderedDict
+
+import numpy as np
+
+from hebbcore.interfaces import Dataset, Split, check_hflip_inputs
+from hebbcore.spec import RunSpec
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # pragma: no cover
+    pass
+
+
+def _feature_cache_bytes() -> int:
+    """``HEBBCORE_FEATURE_CACHE_BYTES``, else a quarter of the physical memory (2.5 GB where unknown)."""
+    if os.environ.get("HEBBCORE_FEATURE_CACHE_BYTES"):
+        return int(os.environ["HEBBCORE_FEATURE_CACHE_BYTES"])
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (AttributeError, ValueError, OSError):
+        return 2_500_000_000
+
+
+#: Memory all cached feature sets may take together (bytes).
+FEATURE_CACHE_BYTES = _feature_cache_bytes()
+
+
+def frozen_prefix_cut(spec: RunSpec) -> int:
+    """Number of leading layers whose output can be computed once, 0 if none.
+
+    The prefix holds the leading ``frozen`` / ``random`` conv and linear layers
+    with the ReLU, triangle, pad, pool and flatten layers between them, and the
+    batch-norms that follow a ``frozen`` layer, or normalise the input below a
+    ``frozen`` first layer (their statistics come with the weights and are used
+    as at inference, as for any fixed feature extractor). It stops at
+    a batch-norm above a ``random`` layer unless that batch-norm is ``frozen``
+    (its statistics must still be learned), at a batch-norm with ``train =
+    "sgd"``, at dropout, and at the first layer that trains.
+    """
+    first = next((l for l in spec.layers if l.trainable), None)
+    # a batch-norm of the input (below every trainable layer) is as frozen as the first trainable layer
+    cut, below = 0, "frozen" if first is not None and first.train == "frozen" else ""
+    for i, l in enumerate(spec.layers):
+        if l.trainable:
+            if l.train not in ("frozen", "random"):
+                break
+            below = l.train
+        elif l.type == "batchnorm":
+            # an SGD-trained batch-norm is not a fixed feature; one above a random layer is, when frozen itself
+            if l.train == "sgd" or (below != "frozen" and l.train != "frozen"):
+                break
+        elif l.type not in ("relu", "triangle", "pad", "pool", "flatten"):
+            break
+        cut = i + 1
+    if not any(l.trainable and l.train in ("hebbian", "sgd") for l in spec.layers[cut:]):
+        return 0
+    if not any(l.trainable for l in spec.layers[:cut]):
+        return 0
+    return cut
+
+
+class FeatureCache:
+    """Outputs of frozen bottom layers, kept in memory (a few entries, least recently used dropped).
+
+    Entries are keyed by a chain of hashes, one per layer (its spec and
+    parameters, on top of the keys below it), so a deeper prefix of the same
+    frozen layers starts from a shallower cached one instead of from the images.
+    """
+
+    def __init__(self, max_entries: int = 4, max_bytes: int = FEATURE_CACHE_BYTES):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.entries: OrderedDict[str, Dataset] = OrderedDict()
+        self.hits = 0
+        self.extended = 0
+        self.too_large: str = ""  # why the last features() call returned None, for the log
+
+    @staticmethod
+    def nbytes(data: Dataset) -> int:
+        return sum(s.x.nbytes for s in (data.train, data.val, data.test, data.train_mirrored) if s is not None)
+
+    @staticmethod
+    def layer_keys(net, cut: int, data_key: str) -> list[str]:
+        """One key per layer of the prefix: the hash of the key below, the layer's spec and its parameters."""
+        keys, prev = [], hashlib.sha256(data_key.encode()).hexdigest()
+        for node in net.nodes[:cut]:
+            h = hashlib.sha256(prev.encode())
+            h.update(repr(node.spec).encode())
+            for k in sorted(node.params):
+                h.update(np.ascontiguousarray(net.ops.to_numpy(node.params[k])).tobytes())
+            prev = h.hexdigest()
+            keys.append(prev)
+        return keys
+
+    def features(
+        self, net, cut: int, data: Dataset, data_key: str, batch: int = 500, mirrored: bool = False
+    ) -> Dataset | None:
+        """The output of ``net``'s first ``cut`` layers for every split of ``data`` (None: over the budget).
+
+        ``mirrored``: also for the left-right mirror image of each training image (``Dataset.train_mirrored``).
+        """
+        if mirrored:
+            check_hflip_inputs(data.train.x.shape)
+        keys = self.layer_keys(net, cut, data_key)
+        entry = self.entries.get(keys[-1])
+        if entry is not None and (entry.train_mirrored is not None or not mirrored):
+            self.entries.move_to_end(keys[-1])
+            self.hits += 1
+            return entry
+        shape = net.nodes[cut - 1].out_shape
+        n = len(data.train) + len(data.val) + len(data.test) + (len(data.train) if mirrored else 0)
+        need = int(np.prod(shape)) * 4 * n
+        extra = need - (self.nbytes(entry) if entry is not None else 0)  # what is computed now
+        if need > self.max_bytes:
+            self.too_large = (
+                f"its features would take {need / 1e9:.1f} GB, over the cache's "
+                f"{self.max_bytes / 1e9:.1f} GB (HEBBCORE_FEATURE_CACHE_BYTES)"
+            )
+            return None
+        self.too_large = ""
+        start, source, source_key = 0, data, None
+        for j in range(cut - 1, 0, -1):
+            if keys[j - 1] in self.entries and (not mirrored or self.entries[keys[j - 1]].train_mirrored is not None):
+                start, source, source_key = j, self.entries[keys[j - 1]], keys[j - 1]
+                self.extended += 1
+                break
+        # make room first: the budget holds while the new features are computed, not only after
+        for key in [k for k in self.entries if k not in (keys[-1], source_key)]:
+            if sum(map(self.nbytes, self.entries.values())) + extra <= self.max_bytes:
+                break
+            del self.entries[key]  # least recently used first
+        ops = net.ops
+
+        def run(split: Split) -> Split:
+            out = np.empty((len(split),) + tuple(shape), dtype=np.float32)
+            for i in range(0, len(split), batch):
+                x = ops.asarray(split.x[i : i + batch])
+                for node in net.nodes[start:cut]:
+                    x = net.layer_forward(node, x, batch_stats=False)
+                out[i : i + batch] = ops.to_numpy(x)
+            return Split(out, split.y)
+
+        if entry is not None:  # the same features without the mirrored ones: only those are computed
+            feats = entry
+            del self.entries[keys[-1]]
+        else:
+            feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
+        if mirrored:
+            below = (
+                source.train_mirrored if start else Split(np.ascontiguousarray(data.train.x[..., ::-1]), data.train.y)
+            )
+            feats = feats.replace(train_mirrored=run(below))
+        self.entries[keys[-1]] = feats
+        while len(self.entries) > 1 and (
+            len(self.entries) > self.max_entries or sum(map(self.nbytes, self.entries.values())) > self.max_bytes
+        ):
+            self.entries.popitem(last=False)  # least recently used first; the new entry stays
+        return feats
+
+
+# ------------------------------------------------------------------------------------------------ running

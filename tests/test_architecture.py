@@ -1,0 +1,76 @@
+"""The architecture's contracts (import-linter, configured in pyproject.toml) hold, and would catch a breach."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+LINT = shutil.which("lint-imports")
+needs_linter = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[dev]')")
+
+
+def contracts() -> list[dict]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+
+
+def lint(root: Path) -> subprocess.CompletedProcess:
+    """lint-imports on the three packages under ``root`` (laid out as installed)."""
+    return subprocess.run(
+        [LINT, "--config", str(REPO / "pyproject.toml")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(root), "PATH": str(Path(sys.executable).parent)},
+        timeout=120,
+    )
+
+
+def installed_layout(dest: Path) -> Path:
+    for src, name in (("hebbcore", "hebbcore"), ("backends", "hebbcore_backends"), ("plugins", "hebbcore_plugins")):
+        shutil.copytree(REPO / src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def test_every_core_module_is_bound_by_the_lab_contract():
+    """A new library module cannot slip past the rule that the library never imports the lab."""
+    lab = {"lab", "experiments", "__init__"}
+    core = {f"hebbcore.{p.stem}" for p in (REPO / "hebbcore").glob("*.py") if p.stem not in lab}
+    (contract,) = [c for c in contracts() if c["forbidden_modules"] == ["hebbcore.lab", "hebbcore.experiments"]]
+    assert core == set(contract["source_modules"])
+
+
+@needs_linter
+def test_the_tree_keeps_every_contract(tmp_path):
+    res = lint(installed_layout(tmp_path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"{len(contracts())} kept, 0 broken" in res.stdout
+
+
+@needs_linter
+@pytest.mark.parametrize(
+    "module,line,broken",
+    [
+        ("hebbcore/runner.py", "from hebbcore.lab import bench", "The library never imports the lab"),
+        ("hebbcore/cli.py", "import hebbcore_plugins.loggers", "name no built-in plugin package"),
+        ("hebbcore_backends/numpy_backend.py", "import hebbcore.network", "Backends depend only"),
+        ("hebbcore_plugins/aggregations.py", "from hebbcore.spec import RunSpec", "Plugins depend only"),
+    ],
+)
+def test_a_forbidden_import_breaks_its_contract(tmp_path, module, line, broken):
+    root = installed_layout(tmp_path)
+    path = root / module
+    path.write_text(path.read_text() + f"\n{line}  # planted\n")
+    res = lint(root)
+    assert res.returncode != 0
+    report = " ".join(res.stdout.split())
+    assert f"{broken}" in report and "BROKEN" in report, report
