@@ -82,7 +82,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def atomic_save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses **arrays with allow_pickle
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -53,7 +53,7 @@ def paper_net(
             if groups is None:
                 layer["hebbian"] = {"rule": "wta", "aggregation": aggregation, "lr": lr}
             else:
-                options = {"groups_per_class": groups, "common": common}
+                options: dict[str, Any] = {"groups_per_class": groups, "common": common}
                 if name != "fc6":
                     options["competition"] = competition
                 layer["hebbian"] = {"rule": "teacher", "aggregation": aggregation, "lr": lr, "options": options}

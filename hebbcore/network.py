@@ -83,7 +83,7 @@ def infer_shapes(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) ->
             if k > h or k > w:
                 raise SpecError([f"{where}: kernel_size {k} is larger than its input {h}x{w}"])
             ho, wo = (h - k) // s + 1, (w - k) // s + 1
-            out = (l.out_channels if l.type == "conv" else c, ho, wo)
+            out: tuple[int, ...] = (l.out_channels if l.type == "conv" else c, ho, wo)
         elif l.type == "linear":
             if len(shape) != 1:
                 raise SpecError(
@@ -126,6 +126,7 @@ class Network:
             self._init_params(node, rng)
             if lspec.trainable and lspec.train == "hebbian":
                 h = lspec.hebbian
+                assert h is not None  # the loader fills it in for every Hebbian layer
                 rule_cls = registry.get("rule", h.rule)
                 info = LayerInfo(lspec.name, lspec.type, outs[0], n_classes)
                 for p in rule_cls.check(h.options, info):
@@ -147,6 +148,7 @@ class Network:
     # ------------------------------------------------------------------ parameters
     def _init_params(self, node: Node, rng: np.random.Generator) -> None:
         l, ops = node.spec, self.ops
+        shape: tuple[int, ...]
         if l.type == "conv":
             fan_in = node.in_shape[0] * l.kernel_size**2
             shape = (l.out_channels, node.in_shape[0], l.kernel_size, l.kernel_size)
@@ -213,7 +215,7 @@ class Network:
             saved = states.get(n.name, {})
             if set(saved) != set(n.rule_state):
                 raise DataError(
-                    f"{source}: layer {n.name!r}'s rule {n.spec.hebbian.rule!r} has state "
+                    f"{source}: layer {n.name!r}'s rule {n.rule.name!r} has state "
                     f"{sorted(n.rule_state)}, the checkpoint has {sorted(saved)}"
                 )
             for k, v in saved.items():
@@ -351,7 +353,8 @@ class Network:
         ctx = HebbianContext(
             self.ops, node.spec.type, x, w, dot, cos, labels, self.n_classes, node.stride, reducer=self.reducer
         )
-        delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, node.spec.hebbian.lr, node.rule_state)
+        lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
+        delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, lr, node.rule_state)
         node.params["weight"] = w + delta
         return delta
 

@@ -14,7 +14,7 @@ backend keeps these signatures.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -235,7 +235,7 @@ class Ops:
         return self.xp.einsum("nchw,nchw->nhw", x, x)
 
     @staticmethod
-    def _window_offsets(x: Array, kernel_size: int, stride: int):
+    def _window_offsets(x: Array, kernel_size: int, stride: int) -> Iterator[Array]:
         """For each offset (a, b) in a window: the strided view of ``x`` holding that element of every window."""
         h, wd = x.shape[2:]
         ho, wo = (h - kernel_size) // stride + 1, (wd - kernel_size) // stride + 1
@@ -244,14 +244,14 @@ class Ops:
                 yield x[:, :, a : a + stride * (ho - 1) + 1 : stride, b : b + stride * (wo - 1) + 1 : stride]
 
     def max_pool2d(self, x: Array, kernel_size: int, stride: int) -> Array:
-        out = None
+        out: Array = None
         for xs in self._window_offsets(x, kernel_size, stride):
             out = xs if out is None else self.xp.maximum(out, xs)  # keeps the memory layout of x
         return out.copy(order="K") if kernel_size == 1 else out
 
     def avg_pool2d(self, x: Array, kernel_size: int, stride: int) -> Array:
         """Mean over each ``kernel_size``² window, ``stride`` apart (no padding)."""
-        out = None
+        out: Array = None
         for xs in self._window_offsets(x, kernel_size, stride):
             out = xs * 1.0 if out is None else out + xs
         return out * (1.0 / (kernel_size * kernel_size))
@@ -292,7 +292,9 @@ class Ops:
         """A read-only strided view of the C-contiguous array ``a`` (strides in bytes)."""
         return self.xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
 
-    def _patch_chunks(self, xh: Array, kh: int, kw: int, stride: int, ho: int, wo: int, max_bytes: int | None = None):
+    def _patch_chunks(
+        self, xh: Array, kh: int, kw: int, stride: int, ho: int, wo: int, max_bytes: int | None = None
+    ) -> Iterator[tuple[int, int, Array]]:
         """Yield ``(start, stop, cols)`` over chunks of samples of the channels-last input ``xh``.
 
         ``cols[(n - start)·Ho·Wo + i·Wo + j, (a·kw + b)·C + c] = xh[n, i·s + a, j·s + b, c]``; one buffer of at

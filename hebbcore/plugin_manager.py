@@ -55,7 +55,7 @@ class Registry:
     """Name -> class for each kind of plugin, built from one plugin manager."""
 
     pm: pluggy.PluginManager
-    tables: dict[str, dict[str, type]] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> plugin class, per kind
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
@@ -89,7 +89,7 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.tables[kind])
 
-    def get(self, kind: str, name: str) -> type:
+    def get(self, kind: str, name: str) -> Any:
         """The class registered as ``name``; :class:`PluginError` with a did-you-mean otherwise."""
         table = self.tables[kind]
         if name not in table:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class Progress:
+class Progress(Generic[T]):
     """Wrap an iterable; draws ``desc  37/625 [####    ]  1234 img/s`` on a TTY."""
 
     def __init__(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 GIB = 1 << 30
 
@@ -23,7 +25,13 @@ def available_memory() -> int | None:
         return None
 
 
-def run_memory(layers, shapes, n_samples: int, input_shape: tuple[int, ...], batch_size: int) -> dict[str, int]:
+def run_memory(
+    layers: Sequence[Any],
+    shapes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+    n_samples: int,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+) -> dict[str, int]:
     """Bytes a run holds at once: parameters (float64 while drawn), the data (float32), one batch's responses.
 
     ``shapes``: ``(in_shape, out_shape)`` per layer, as :func:`hebbcore.network.infer_shapes` gives.

@@ -132,7 +132,8 @@ def dumps_checkpoint(state: dict) -> bytes:
     meta = {"format": FORMAT, "state": encode_tree(state, arrays)}
     text = json.dumps(meta, allow_nan=True).encode("utf-8")
     buf = io.BytesIO()
-    np.savez(buf, **arrays, **{META: np.frombuffer(text, dtype=np.uint8)})
+    arrays[META] = np.frombuffer(text, dtype=np.uint8)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses **arrays with allow_pickle
     return buf.getvalue()
 
 

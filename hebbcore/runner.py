@@ -18,6 +18,7 @@ import functools
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ def hebbian_epoch(
     shard: Shard | None = None,
     checkpoint=None,
     checkpoint_every: int = 0,
-    resident=None,
+    resident: Any = None,
 ) -> float:
     """One Hebbian epoch over the shuffled training split from batch ``start_batch``; returns its seconds.
 
@@ -136,7 +137,7 @@ def hebbian_epoch(
     x, y = data.train.x, data.train.y
     order = rng.permutation(len(x))
     starts = list(range(0, len(x), batch_size))
-    order_dev = ops.asarray(order, dtype="int64") if resident is not None else None
+    order_dev: Any = ops.asarray(order, dtype="int64") if resident is not None else None
     t0 = time.perf_counter()
     shown = Progress(
         range(start_batch, len(starts)),
@@ -274,7 +275,9 @@ class Training:
         self.run_dir.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
         self.run_dir.write_json("metrics.json", self.metrics)
 
-    def save(self, phase_index: int, epoch: int, batch: int, rng_state: dict, sgd: dict | None = None) -> None:
+    def save(
+        self, phase_index: int, epoch: int, batch: int, rng_state: Mapping[str, Any], sgd: dict | None = None
+    ) -> None:
         """Checkpoint: training resumes at ``phase_index``, ``epoch``, ``batch`` with ``rng_state``."""
         phases = self.spec.phases
         state = {
@@ -334,7 +337,9 @@ class Training:
             }
             self.record_epoch(record, phase_index, epoch + 1)
 
-    def _mid_epoch_checkpoint(self, phase_index: int, epoch: int, rng_state: dict, batches_done: int) -> None:
+    def _mid_epoch_checkpoint(
+        self, phase_index: int, epoch: int, rng_state: Mapping[str, Any], batches_done: int
+    ) -> None:
         self.save(phase_index, epoch, batches_done, rng_state)
 
     def sgd_phase(self, phase_index: int, sgd_state: dict | None) -> None:

@@ -229,7 +229,7 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
             return ()
         inner = typing.get_args(tp)[0]
         return tuple(_convert(inner, v, f"{path}[{i}]", problems) for i, v in enumerate(value))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return parse_table(tp, value, path, problems)
     ok = {
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -494,7 +494,9 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
     return dataclasses.replace(layer, name=name, train=train, hebbian=hebbian)
 
 
-def _parse_hebbian(raw: Any, path: str, registry: Registry, problems: list[str], layer: LayerSpec | None):
+def _parse_hebbian(
+    raw: Any, path: str, registry: Registry, problems: list[str], layer: LayerSpec | None
+) -> HebbianLayerSpec | None:
     raw = dict(raw) if isinstance(raw, dict) else raw
     if not isinstance(raw, dict):
         problems.append(f"{path}: expected a table, got {_describe(raw)}")

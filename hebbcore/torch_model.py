@@ -39,6 +39,14 @@ class _HebbianMixin:
     n_classes: int = 0
     rule_state: dict | None = None  # the rule's state, made on the first step
     steps: int = 0
+    weight: nn.Parameter  # the module's kernels, (K, C, kh, kw) or (K, D)
+
+    def _similarity(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(dot, cosine)`` of every kernel with every input patch."""
+        raise NotImplementedError
+
+    def _stride(self) -> int:
+        raise NotImplementedError
 
     def attach_rule(self, rule, aggregation, lr: float, n_classes: int) -> _HebbianMixin:
         """Give the module a learning rule (a LearningRule and an Aggregation instance)."""
@@ -190,6 +198,7 @@ def _trains_by_sgd(node: Node, net: Network) -> bool:
 
 def _module_for(node: Node, net: Network) -> nn.Module:
     l, ins = node.spec, node.in_shape
+    m: nn.Module
     if l.type == "conv":
         if node.cosine:
             m = HebbianConv2d(ins[0], l.out_channels, l.kernel_size, node.stride)
@@ -221,7 +230,8 @@ def _module_for(node: Node, net: Network) -> nn.Module:
     else:  # pragma: no cover
         raise AssertionError(l.type)
     if node.rule is not None and isinstance(m, _HebbianMixin):  # a response = "linear" layer is a plain nn module
-        m.attach_rule(node.rule, node.aggregation, node.spec.hebbian.lr, net.n_classes)
+        lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
+        m.attach_rule(node.rule, node.aggregation, lr, net.n_classes)
     return m
 
 
@@ -265,10 +275,10 @@ def _accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device, batch: in
     return correct / len(x)
 
 
-def scores(module: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+def scores(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The module's class scores; a Hebbian (cosine) output layer answers unclamped, as
     :meth:`hebbcore.network.Network.scores` does."""
-    last = module[-1]
+    last = module[-1] if isinstance(module, nn.Sequential) and len(module) else None
     if isinstance(last, _HebbianMixin):
         return last._similarity(module[:-1](x))[1]
     return module(x)
@@ -303,13 +313,13 @@ class SgdPhase:
         torch.manual_seed(seed)
         self.module = build_module(net).to(self.device)
         self.params = [p for p in self.module.parameters() if p.requires_grad]
-        self.train_module = self.module
+        self.train_module: nn.Module = self.module
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             self.train_module = DistributedDataParallel(self.module)
         cfg = self.cfg
-        self.opt = make_optimizer(cfg, self.params) if self.params else None
+        self.opt: Any = make_optimizer(cfg, self.params) if self.params else None  # None: nothing to train
         self.gen = torch.Generator().manual_seed(seed)
         self.epoch, self.batch = 1, 0
         self.gen_at_epoch_start = self.gen.get_state()

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# lab scripts timing real work: CI runs them in a bounded step of their own (pytest -m slow)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
