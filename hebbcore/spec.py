@@ -42,7 +42,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import HebbcoreError, SpecError
 from .plugin_manager import Registry, did_you_mean
@@ -95,15 +95,16 @@ class LayerSpec:
     stride: int = 0  # conv: 0 means 1; pool: 0 means kernel_size
     padding: int = 0  # pad: zeros added on each side of H and W
     train: str = ""  # conv/linear: default "hebbian" if [layers.hebbian] is given else "sgd"
-    response: str = "auto"  # conv/linear: "cosine" (clamped at 0), "linear" (w·x + b); auto: cosine iff hebbian
+    # conv/linear: "cosine" (clamped at 0), "linear" (w·x + b); auto: cosine iff hebbian
+    response: Literal["auto", "cosine", "linear"] = "auto"
     hebbian: HebbianLayerSpec | None = None
     # conv/linear initial weights, with s = init_scale / sqrt(fan_in): "uniform" in [-s, s] and a bias in
     # [-1/sqrt(fan_in), 1/sqrt(fan_in)] (torch's default when init_scale = 1); "normal": N(0, s²), zero bias.
     # A Hebbian layer has no bias (nothing would train it): response "linear" passes w·x up.
-    init: str = "uniform"
+    init: Literal["uniform", "normal"] = "uniform"
     init_scale: float = 1.0
     power: float = 1.0  # triangle: max(0, x − channel mean) ** power
-    mode: str = "max"  # pool: "max" or "avg" (mean over each window)
+    mode: Literal["max", "avg"] = "max"  # pool: "max" or "avg" (mean over each window)
     eps: float = 1e-5
     momentum: float = 0.1
     p: float = 0.5
@@ -166,7 +167,7 @@ class SgdPhaseSpec:
     lr_decay_after: int = 10
     lr_decay: float = 0.5
     lr_milestones: tuple[int, ...] = ()  # decay once after each of these epochs (replaces lr_decay_after)
-    optimizer: str = "sgd"
+    optimizer: Literal["sgd", "adam"] = "sgd"
     keep_best: bool = True
     train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
     hflip: bool = False  # mirror each training image left-right with probability 1/2, per epoch
@@ -178,16 +179,13 @@ class SgdPhaseSpec:
         return self.lr * self.lr_decay ** max(0, epoch - self.lr_decay_after)
 
 
-OPTIMIZERS = ("sgd", "adam")
-
-
 @dataclass(frozen=True)
 class RunSpec:
     layers: tuple[LayerSpec, ...]
     name: str = "run"
     seed: int = 0
     init_weights: str = ""  # optional .npz of initial weights, arrays named "<layer>.weight" / "<layer>.bias"
-    phases: tuple[str, ...] = ("hebbian", "sgd")  # order of the training phases
+    phases: tuple[Literal["hebbian", "sgd"], ...] = ("hebbian", "sgd")  # order of the training phases
     data: DataSpec = field(default_factory=DataSpec)
     hebbian: HebbianPhaseSpec = field(default_factory=HebbianPhaseSpec)
     sgd: SgdPhaseSpec = field(default_factory=SgdPhaseSpec)
@@ -202,6 +200,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
     if origin is tuple:
         return f"array of {_type_name(typing.get_args(tp)[0])}"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
     if dataclasses.is_dataclass(tp):
         return "table"
     return {int: "integer", float: "number", str: "string", bool: "boolean"}.get(tp, getattr(tp, "__name__", str(tp)))
@@ -222,6 +222,13 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
         return _convert(inner, value, path, problems)
     if tp is Any:
+        return value
+    if origin is typing.Literal:  # an enum option: the value must be one of the listed ones
+        choices = typing.get_args(tp)
+        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+            hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+            problems.append(f"{path}: expected {_type_name(tp)}, got {_describe(value)}{hint}")
+            return None
         return value
     if origin is tuple:
         if not isinstance(value, list):
@@ -252,8 +259,9 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
 def parse_table(cls: type, table: Any, path: str, problems: list[str], allowed: tuple[str, ...] | None = None) -> Any:
     """Build dataclass ``cls`` from a TOML table, appending every problem to ``problems``.
 
-    ``allowed`` limits which fields the table may set (others are reported).
-    Returns None when the table cannot be built.
+    ``allowed`` limits which fields the table may set (others are reported). A field whose value
+    is wrong keeps its default, so the caller's further checks still run; the caller raises when
+    ``problems`` is not empty. Returns None when a required field is missing or wrong.
     """
     prefix = f"{path}." if path else ""
     if not isinstance(table, dict):
@@ -268,15 +276,21 @@ def parse_table(cls: type, table: Any, path: str, problems: list[str], allowed: 
             where = f" for a {table.get('type')!r} layer" if allowed is not None and key in fields else ""
             problems.append(f"{prefix}{key}: unknown key{where}{hint}")
     kwargs: dict[str, Any] = {}
-    before = len(problems)
+    buildable = True
     for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if name in table and name in settable:
-            kwargs[name] = _convert(hints[name], table[name], f"{prefix}{name}", problems)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            before = len(problems)
+            value = _convert(hints[name], table[name], f"{prefix}{name}", problems)
+            if len(problems) == before or dataclasses.is_dataclass(value):  # a sub-table keeps its good fields
+                kwargs[name] = value
+            elif required:
+                buildable = False
+            # else: the default stands in, so the checks that need the table still run and report too
+        elif required:
             problems.append(f"{prefix}{name}: missing (expected {_type_name(hints[name])})")
-    if len(problems) > before:
-        return None
-    return cls(**kwargs)
+            buildable = False
+    return cls(**kwargs) if buildable else None
 
 
 def parse_options(options_cls: type, raw: Any, path: str, problems: list[str]) -> Any:
@@ -330,11 +344,6 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec", against_da
                     f"got {getattr(spec, phase).train_acc_images}"
                 )
         _check_sgd_schedule(spec.sgd, top.get("sgd"), problems)
-        for i, ph in enumerate(spec.phases):
-            if ph not in ("hebbian", "sgd"):
-                problems.append(
-                    f"phases[{i}]: expected 'hebbian' or 'sgd', got {ph!r}{did_you_mean(ph, ('hebbian', 'sgd'))}"
-                )
         if spec.init_weights and not Path(spec.init_weights).is_file():
             problems.append(f"init_weights: file {spec.init_weights!r} does not exist")
         if not 0 <= spec.seed < 2**63:
@@ -411,11 +420,6 @@ def _check_sgd_schedule(sgd: SgdPhaseSpec, raw: Any, problems: list[str]) -> Non
     ):
         if not ok:
             problems.append(f"sgd.{key}: expected {expected}, got {getattr(sgd, key)}")
-    if sgd.optimizer not in OPTIMIZERS:
-        problems.append(
-            f"sgd.optimizer: expected one of {', '.join(map(repr, OPTIMIZERS))}, got {sgd.optimizer!r}"
-            f"{did_you_mean(sgd.optimizer, OPTIMIZERS)}"
-        )
     ms = sgd.lr_milestones
     if ms:
         if any(m < 1 for m in ms) or any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
@@ -450,17 +454,6 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
             problems.append(f"{shown}.{req}: missing (a {ltype!r} layer needs it)")
         elif layer is not None and getattr(layer, req) < 1:
             problems.append(f"{shown}.{req}: expected >= 1, got {getattr(layer, req)}")
-    if layer is not None and layer.response not in ("auto", "cosine", "linear"):
-        problems.append(f"{shown}.response: expected 'auto', 'cosine' or 'linear', got {layer.response!r}")
-    if layer is not None and layer.init not in ("uniform", "normal"):
-        problems.append(
-            f"{shown}.init: expected 'uniform' or 'normal', got {layer.init!r}"
-            f"{did_you_mean(layer.init, ('uniform', 'normal'))}"
-        )
-    if layer is not None and layer.mode not in ("max", "avg"):
-        problems.append(
-            f"{shown}.mode: expected 'max' or 'avg', got {layer.mode!r}{did_you_mean(layer.mode, ('max', 'avg'))}"
-        )
     for key in ("init_scale", "power"):
         if layer is not None and not getattr(layer, key) > 0:
             problems.append(f"{shown}.{key}: expected > 0, got {getattr(layer, key)}")

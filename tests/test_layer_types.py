@@ -70,7 +70,8 @@ def test_weight_init_options(registry, numpy_ops):
     bound = 1 / np.sqrt(fan_in)
     assert 1.8 * bound < abs(c.params["weight"]).max() <= 2 * bound  # uniform in ±2/sqrt(fan_in)
     assert abs(c.params["bias"]).max() <= bound  # the bias keeps torch's default range
-    with pytest.raises(SpecError, match=r"\(c\)\.init: expected 'uniform' or 'normal', got 'norml' \(did you mean"):
+    bad_init = r"\(c\)\.init: expected one of 'uniform', 'normal', got string 'norml' \(did you mean 'normal'"
+    with pytest.raises(SpecError, match=bad_init):
         parse_spec({"layers": [dict(layers[0], init="norml")]}, registry)
     with pytest.raises(SpecError, match=r"init_scale: expected > 0, got -1"):
         parse_spec({"layers": [dict(layers[0], init_scale=-1.0)]}, registry)
@@ -79,7 +80,7 @@ def test_weight_init_options(registry, numpy_ops):
 
 
 def test_spec_errors(registry, numpy_ops):
-    with pytest.raises(SpecError, match=r"\(p\)\.mode: expected 'max' or 'avg', got 'mean'"):
+    with pytest.raises(SpecError, match=r"\(p\)\.mode: expected one of 'max', 'avg', got string 'mean'"):
         parse_spec({"layers": [{"name": "p", "type": "pool", "kernel_size": 2, "mode": "mean"}]}, registry)
     with pytest.raises(SpecError, match=r"layers\[0\] \(p\)\.padding: missing"):
         parse_spec({"layers": [{"name": "p", "type": "pad"}]}, registry)

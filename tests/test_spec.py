@@ -95,20 +95,24 @@ def test_rule_option_validation(registry):
 
 
 def test_teacher_competition_values(registry, numpy_ops):
-    """Rule options that depend on the data (kernels vs classes) are checked when the network is built."""
+    """An enum option is checked when the spec is parsed; options that depend on the data (kernels vs
+    classes) when the network is built (or at load, against the spec's own data source)."""
     from hebbcore.network import Network
 
     text = GOOD.replace(
         'rule = "wta"', 'rule = "teacher"\n[layers.hebbian.options]\ncompetition = "masked"\ngroups_per_class = 2'
     )
-    spec = loads_spec(text, registry)
     with pytest.raises(SpecError) as info:
-        Network(spec, (1, 8, 8), 2, numpy_ops, registry)
+        loads_spec(text, registry)
     assert "\n" not in str(info.value)
     assert any(
-        "options.competition: expected one of 'none', 'wta', 'masked_wta', got 'masked'" in p
+        "options.competition: expected one of 'none', 'wta', 'masked_wta', got string 'masked' "
+        "(did you mean 'masked_wta'?)" in p
         for p in info.value.problems
     ), info.value.problems
+    spec = loads_spec(text.replace('"masked"', '"masked_wta"').replace("class = 2", "class = 3"), registry)
+    with pytest.raises(SpecError, match="teacher groups need 2 classes x 3"):
+        Network(spec, (1, 8, 8), 2, numpy_ops, registry)
 
 
 @pytest.mark.parametrize("modes", ["HHHHHH", "GGGGGG", "HGRGHG"])
@@ -122,7 +126,7 @@ def test_sgd_optimizer_and_schedule_validation(registry):
     text = GOOD + '\n[sgd]\nepochs = 3\noptimizer = "adamm"\nlr_milestones = [5, 2]\nlr_decay_after = 4\n'
     problems, _ = problems_of(text, registry)
     joined = " | ".join(problems)
-    assert "sgd.optimizer: expected one of 'sgd', 'adam', got 'adamm' (did you mean 'adam'?)" in joined
+    assert "sgd.optimizer: expected one of 'sgd', 'adam', got string 'adamm' (did you mean 'adam'?)" in joined
     assert "sgd.lr_milestones: expected increasing epochs >= 1, got [5, 2]" in joined
     assert "sgd.lr_decay_after: not used with sgd.lr_milestones" in joined
 

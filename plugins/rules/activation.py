@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from hebbcore.interfaces import HebbianContext
 
-ACTIVATIONS = ("linear", "relu", "cosine")
+#: The response a rule reads (a spec option, checked at load as a Literal).
+Activation = Literal["linear", "relu", "cosine"]
 
 
 def activation(ctx: HebbianContext, kind: str):
@@ -20,10 +23,6 @@ def activation(ctx: HebbianContext, kind: str):
     if kind == "relu":
         return ctx.ops.relu(ctx.dot)
     return ctx.ops.relu(ctx.similarity)
-
-
-def check_activation(kind: str, key: str = "activation") -> list[str]:
-    return [] if kind in ACTIVATIONS else [f"options.{key}: expected one of {ACTIVATIONS}, got {kind!r}"]
 
 
 def positive(value: float, key: str) -> list[str]:

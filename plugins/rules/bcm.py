@@ -34,7 +34,7 @@ import numpy as np
 
 from hebbcore.interfaces import LearningRule
 
-from .activation import activation, check_activation
+from .activation import Activation, activation
 from .plain import hebb_sums
 
 
@@ -42,7 +42,7 @@ from .plain import hebb_sums
 class BcmOptions:
     """``activation``: ``"relu"``, ``"linear"`` or ``"cosine"``; ``tau`` in (0, 1]: the threshold's averaging rate."""
 
-    activation: str = "relu"
+    activation: Activation = "relu"
     tau: float = 0.1
 
 
@@ -54,7 +54,7 @@ class BCM(LearningRule):
 
     @classmethod
     def check(cls, options, layer):
-        problems = check_activation(options.activation)
+        problems = []
         if not 0 < options.tau <= 1:
             problems.append(f"options.tau: expected 0 < tau <= 1, got {options.tau}")
         return problems

@@ -33,6 +33,7 @@ conv weight-gradient. ``c`` is signed: use ``aggregation = "mean"``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from hebbcore.interfaces import LearningRule
 
@@ -44,7 +45,7 @@ class ChlOptions:
     """``groups_per_class``: kernels per class (layer size = classes × groups); ``free``: ``"cosine"`` or ``"dot"``."""
 
     groups_per_class: int = 1
-    free: str = "cosine"
+    free: Literal["cosine", "dot"] = "cosine"
 
 
 class ContrastiveHebbian(LearningRule):
@@ -64,8 +65,6 @@ class ContrastiveHebbian(LearningRule):
                 f"{layer.n_classes * options.groups_per_class} kernels, "
                 f"but the layer has {layer.out_features}"
             )
-        if options.free not in ("cosine", "dot"):
-            problems.append(f"options.free: expected 'cosine' or 'dot', got {options.free!r}")
         return problems
 
     def targets(self, ctx):

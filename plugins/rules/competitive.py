@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from hebbcore.interfaces import LearningRule, Winners
 
-from .plain import UpdateOptions, check_update, update_sums_for
+from .plain import UpdateOptions, update_sums_for
 
 
 class WinnerTakesAll(LearningRule):
     name = "wta"
     Options = UpdateOptions
     coefficients = "binary"
-
-    @classmethod
-    def check(cls, options, layer):
-        return check_update(options.update)
 
     def post_synaptic(self, ctx):
         return Winners(ctx.ops.argmax(ctx.similarity, axis=1), int(ctx.dot.shape[1]))

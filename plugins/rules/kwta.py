@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from hebbcore.interfaces import LearningRule
 
-from .plain import check_update, update_sums_for
+from .plain import Update, update_sums_for
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class KwtaOptions:
     """``k``: winners per position (1 ≤ k ≤ kernels); ``update``: ``"decay"`` or ``"hebb"``."""
 
     k: int = 2
-    update: str = "decay"
+    update: Update = "decay"
 
 
 class KWinnersTakeAll(LearningRule):
@@ -39,7 +39,7 @@ class KWinnersTakeAll(LearningRule):
 
     @classmethod
     def check(cls, options, layer):
-        problems = check_update(options.update)
+        problems = []
         if not 1 <= options.k <= layer.out_features:
             problems.append(
                 f"options.k: expected 1 <= k <= {layer.out_features} (the layer's kernels), got {options.k}"

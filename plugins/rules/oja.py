@@ -21,14 +21,14 @@ from dataclasses import dataclass
 
 from hebbcore.interfaces import LearningRule
 
-from .activation import activation, check_activation, squared_sum
+from .activation import Activation, activation, squared_sum
 
 
 @dataclass(frozen=True)
 class OjaOptions:
     """``activation``: ``"linear"`` (y = w·x), ``"relu"`` or ``"cosine"`` (see ``activation.py``)."""
 
-    activation: str = "linear"
+    activation: Activation = "linear"
 
 
 class Oja(LearningRule):
@@ -37,10 +37,6 @@ class Oja(LearningRule):
     coefficients = "signed"
     separable = False  # d_p = x_p − y_p·w
     aggregation = "mean"
-
-    @classmethod
-    def check(cls, options, layer):
-        return check_activation(options.activation)
 
     def post_synaptic(self, ctx):
         return activation(ctx, self.options.activation)

@@ -32,7 +32,7 @@ import numpy as np
 
 from hebbcore.interfaces import HebbianContext, LearningRule
 
-from .activation import activation, check_activation
+from .activation import Activation, activation
 
 
 def sanger_sums(ctx: HebbianContext, y, lower):
@@ -47,14 +47,14 @@ def sanger_sums(ctx: HebbianContext, y, lower):
 class SangerOptions:
     """``activation``: ``"linear"`` (y = w·x), ``"relu"`` or ``"cosine"``."""
 
-    activation: str = "linear"
+    activation: Activation = "linear"
 
 
 @dataclass(frozen=True)
 class HpcaOptions:
     """``activation``: ``"relu"`` (y = max(0, w·x)), ``"linear"`` (= Sanger) or ``"cosine"``."""
 
-    activation: str = "relu"
+    activation: Activation = "relu"
 
 
 class Sanger(LearningRule):
@@ -63,10 +63,6 @@ class Sanger(LearningRule):
     coefficients = "signed"
     separable = False  # d_p = x_p − Σ_j y_pj·w_j
     aggregation = "mean"
-
-    @classmethod
-    def check(cls, options, layer):
-        return check_activation(options.activation)
 
     def _lower_on(self, ops):
         """The ``K×K`` lower-triangular ones on ``ops``'s device."""

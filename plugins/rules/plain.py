@@ -10,10 +10,12 @@ clamped at 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from hebbcore.interfaces import HebbianContext, LearningRule
 
-UPDATES = ("decay", "hebb")
+#: Δw = η·y·(x − w) or η·y·x (a spec option, checked at load as a Literal).
+Update = Literal["decay", "hebb"]
 
 
 def hebb_sums(ctx: HebbianContext, y):
@@ -29,10 +31,6 @@ def decay_sums(ctx: HebbianContext, y):
 
 def update_sums_for(update: str):
     return decay_sums if update == "decay" else hebb_sums
-
-
-def check_update(update: str) -> list[str]:
-    return [] if update in UPDATES else [f"options.update: expected one of {UPDATES}, got {update!r}"]
 
 
 class Hebb(LearningRule):
@@ -59,4 +57,4 @@ class Decay(LearningRule):
 class UpdateOptions:
     """``update``: ``"decay"`` (Δw = η·y·(x − w)) or ``"hebb"`` (Δw = η·y·x)."""
 
-    update: str = "decay"
+    update: Update = "decay"

@@ -29,6 +29,7 @@ is exact).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from hebbcore.interfaces import LearningRule
 
@@ -41,7 +42,7 @@ NORM_EPS = 1e-10
 @dataclass(frozen=True)
 class SoftHebbOptions:
     temperature: float = 1.0
-    response: str = "dot"
+    response: Literal["dot", "cosine"] = "dot"
     normalize: bool = True
     adaptive_lr: bool = True
     radius: float = 1.0
@@ -67,10 +68,7 @@ class SoftHebb(LearningRule):
 
     @classmethod
     def check(cls, options, layer):
-        problems = positive(options.temperature, "temperature") + positive(options.radius, "radius")
-        if options.response not in ("dot", "cosine"):
-            problems.append(f"options.response: expected 'dot' or 'cosine', got {options.response!r}")
-        return problems
+        return positive(options.temperature, "temperature") + positive(options.radius, "radius")
 
     def _u(self, ctx):
         return ctx.dot if self.options.response == "dot" else ctx.similarity
