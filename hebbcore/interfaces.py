@@ -211,9 +211,23 @@ class LearningRule(ABC):
         A rule with one winner per sample and position may return :class:`Winners` instead.
         """
 
-    @abstractmethod
-    def update_sums(self, ctx: HebbianContext, y: Array) -> tuple[Array, Array]:
-        """``(Σ_p y_p·d_p, Σ_p y_p)``: summed update directions (shaped like ``w``) and coefficient sums ``(K,)``."""
+    def update_sums(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[Array, Array]:
+        """``(Σ_p c_p·d_p, Σ_p c_p)``: summed update directions (shaped like ``w``) and coefficient sums ``(K,)``.
+
+        The default is the common form ``d_p = x_p − (β_p / c_p)·w``: ``Σ_p c_p·x_p − (Σ_p β_p)·w`` with
+        ``Σ_p β_p`` from :meth:`decay_sum` (plain Hebb, Hebb with decay, WTA, Oja, ...). A rule whose
+        update is not of this form overrides this method.
+        """
+        coefficient_sum = ctx.coefficient_sum(coefficient)
+        hebb = ctx.input_correlation(coefficient)
+        beta = self.decay_sum(ctx, coefficient, coefficient_sum)
+        return (hebb if beta is None else hebb - ctx.per_kernel(beta) * ctx.w), coefficient_sum
+
+    def decay_sum(self, ctx: HebbianContext, coefficient: Array | Winners, coefficient_sum: Array) -> Array | None:
+        """``Σ_p β_p`` per kernel ``(K,)``, the weight-decay term of the default :meth:`update_sums`; None for none.
+
+        Default: ``coefficient_sum`` (``β = c``: Hebb with decay, ``Δw_p = η·c_p·(x_p − w)``)."""
+        return coefficient_sum
 
 
 class Aggregation(ABC):

@@ -35,7 +35,6 @@ import numpy as np
 from hebbcore.interfaces import LearningRule
 
 from .activation import Activation, activation
-from .plain import hebb_sums
 
 
 @dataclass(frozen=True)
@@ -79,5 +78,5 @@ class BCM(LearningRule):
         theta = ctx.expand_per_sample(ctx.state["theta"].reshape(1, -1))
         return y * (y - theta)
 
-    def update_sums(self, ctx, y):
-        return hebb_sums(ctx, y)
+    def decay_sum(self, ctx, coefficient, coefficient_sum):
+        return None  # d_p = x_p

@@ -80,5 +80,5 @@ class ContrastiveHebbian(LearningRule):
         free = ctx.ops.relu(ctx.similarity) if self.options.free == "cosine" else ctx.dot
         return self.targets(ctx) - free
 
-    def update_sums(self, ctx, y):
-        return ctx.input_correlation(y), ctx.coefficient_sum(y)
+    def decay_sum(self, ctx, coefficient, coefficient_sum):
+        return None  # d_p = x_p

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hebbcore.interfaces import LearningRule, Winners
 
-from .plain import UpdateOptions, update_sums_for
+from .plain import UpdateOptions, decay_for
 
 
 class WinnerTakesAll(LearningRule):
@@ -20,5 +20,5 @@ class WinnerTakesAll(LearningRule):
     def post_synaptic(self, ctx):
         return Winners(ctx.ops.argmax(ctx.similarity, axis=1), int(ctx.dot.shape[1]))
 
-    def update_sums(self, ctx, y):
-        return update_sums_for(self.options.update)(ctx, y)
+    def decay_sum(self, ctx, coefficient, coefficient_sum):
+        return decay_for(self.options.update, coefficient_sum)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from hebbcore.interfaces import LearningRule
 
-from .plain import Update, update_sums_for
+from .plain import Update, decay_for
 
 
 @dataclass(frozen=True)
@@ -49,5 +49,5 @@ class KWinnersTakeAll(LearningRule):
     def post_synaptic(self, ctx):
         return ctx.ops.top_k_mask(ctx.similarity, self.options.k, axis=1)
 
-    def update_sums(self, ctx, y):
-        return update_sums_for(self.options.update)(ctx, y)
+    def decay_sum(self, ctx, coefficient, coefficient_sum):
+        return decay_for(self.options.update, coefficient_sum)

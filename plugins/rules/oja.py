@@ -41,6 +41,5 @@ class Oja(LearningRule):
     def post_synaptic(self, ctx):
         return activation(ctx, self.options.activation)
 
-    def update_sums(self, ctx, y):
-        yy = squared_sum(ctx, y, y)
-        return ctx.input_correlation(y) - ctx.per_kernel(yy) * ctx.w, ctx.coefficient_sum(y)
+    def decay_sum(self, ctx, coefficient, coefficient_sum):
+        return squared_sum(ctx, coefficient, coefficient)  # Σ_p y_p²: d_p = x_p − y_p·w

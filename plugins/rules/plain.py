@@ -12,25 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from hebbcore.interfaces import HebbianContext, LearningRule
+from hebbcore.interfaces import LearningRule
 
 #: Δw = η·y·(x − w) or η·y·x (a spec option, checked at load as a Literal).
 Update = Literal["decay", "hebb"]
 
 
-def hebb_sums(ctx: HebbianContext, y):
-    """``(Σ_p y_p·x_p, Σ_p y_p)``: the sums of plain Hebb, ``d_p = x_p``."""
-    return ctx.input_correlation(y), ctx.coefficient_sum(y)
-
-
-def decay_sums(ctx: HebbianContext, y):
-    """``(Σ_p y_p·(x_p − w), Σ_p y_p)``: the sums of Hebb with decay, ``d_p = x_p − w``."""
-    coef = ctx.coefficient_sum(y)
-    return ctx.input_correlation(y) - ctx.per_kernel(coef) * ctx.w, coef
-
-
-def update_sums_for(update: str):
-    return decay_sums if update == "decay" else hebb_sums
+def decay_for(update: str, coefficient_sum):
+    """The ``decay_sum`` of a rule with an ``update`` option: ``Σ_p c_p`` for ``"decay"``, none for ``"hebb"``."""
+    return coefficient_sum if update == "decay" else None
 
 
 class Hebb(LearningRule):
@@ -39,18 +29,15 @@ class Hebb(LearningRule):
     def post_synaptic(self, ctx):
         return ctx.ops.relu(ctx.similarity)
 
-    def update_sums(self, ctx, y):
-        return hebb_sums(ctx, y)
+    def decay_sum(self, ctx, coefficient, coefficient_sum):
+        return None  # Δw_p = η·y_p·x_p: no decay term
 
 
 class Decay(LearningRule):
     name = "decay"
 
     def post_synaptic(self, ctx):
-        return ctx.ops.relu(ctx.similarity)
-
-    def update_sums(self, ctx, y):
-        return decay_sums(ctx, y)
+        return ctx.ops.relu(ctx.similarity)  # the default update_sums is Hebb with decay
 
 
 @dataclass(frozen=True)

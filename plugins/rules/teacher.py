@@ -23,7 +23,7 @@ import numpy as np
 
 from hebbcore.interfaces import LearningRule, Winners
 
-from .plain import Update, update_sums_for
+from .plain import Update, decay_for
 
 
 @dataclass(frozen=True)
@@ -92,5 +92,5 @@ class Teacher(LearningRule):
             return Winners(ops.argmax(masked, axis=1), int(ctx.dot.shape[1]))
         return ops.broadcast_to(allowed + always, tuple(ctx.dot.shape))
 
-    def update_sums(self, ctx, y):
-        return update_sums_for(self.options.update)(ctx, y)
+    def decay_sum(self, ctx, coefficient, coefficient_sum):
+        return decay_for(self.options.update, coefficient_sum)
