@@ -223,8 +223,8 @@ class TorchOps(Ops):
     def avg_pool2d(self, x, kernel_size, stride):
         return self.F.avg_pool2d(x, kernel_size, stride)
 
-    def pad2d(self, x, padding):
-        return self.F.pad(x, (padding,) * 4)
+    def pad2d(self, x, padding, mode="zeros"):
+        return self.F.pad(x, (padding,) * 4, mode={"zeros": "constant"}.get(mode, mode))
 
     def batch_moments(self, x):
         dims = (0,) if x.ndim == 2 else (0, 2, 3)

@@ -95,6 +95,8 @@ def infer_shapes(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) ->
         elif l.type == "pad":
             if len(shape) != 3:
                 raise SpecError([f"{where}: a pad layer needs (C, H, W) input, got shape {shape}"])
+            if l.mode == "reflect" and l.padding >= min(shape[1], shape[2]):
+                raise SpecError([f"{where}: reflect padding {l.padding} needs an input larger than it, got {shape}"])
             out = (shape[0], shape[1] + 2 * l.padding, shape[2] + 2 * l.padding)
         else:  # relu, triangle, batchnorm, dropout keep the shape
             out = shape
@@ -276,7 +278,7 @@ class Network:
             y = ops.relu(x - ops.sum(x, axis=1).reshape((x.shape[0], 1) + tuple(x.shape[2:])) * (1.0 / c))
             return y if l.power == 1.0 else y**l.power
         if l.type == "pad":
-            return ops.pad2d(x, l.padding)
+            return ops.pad2d(x, l.padding, l.mode or "zeros")
         if l.type == "flatten":
             return x.reshape(x.shape[0], -1)
         if l.type == "dropout":

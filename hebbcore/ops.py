@@ -256,10 +256,12 @@ class Ops:
             out = xs * 1.0 if out is None else out + xs
         return out * (1.0 / (kernel_size * kernel_size))
 
-    def pad2d(self, x: Array, padding: int) -> Array:
-        """``x`` ``(N, C, H, W)`` with ``padding`` zeros added before and after H and W."""
+    def pad2d(self, x: Array, padding: int, mode: str = "zeros") -> Array:
+        """``x`` ``(N, C, H, W)`` with ``padding`` values added before and after H and W: zeros, the mirror
+        image without the edge (``"reflect"``) or copies of the edge (``"replicate"``), as torch's ``F.pad``."""
         p = padding
-        return self.xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        xp_mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}[mode]
+        return self.xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode=xp_mode)
 
     def batch_moments(self, x: Array) -> tuple[Array, Array]:
         """Per-channel mean and biased variance over all axes but 1."""

@@ -60,7 +60,7 @@ LAYER_FIELDS: dict[str, tuple[str, ...]] = {
     "batchnorm": ("eps", "momentum", "train"),
     "relu": (),
     "triangle": ("power",),
-    "pad": ("padding",),
+    "pad": ("padding", "mode"),
     "flatten": (),
     "dropout": ("p",),
 }
@@ -71,6 +71,8 @@ REQUIRED_FIELDS = {
     "pad": ("padding",),
 }
 TRAINABLE = ("conv", "linear")
+#: The modes of the layer types that have one; the first is the default.
+MODES = {"pool": ("max", "avg"), "pad": ("zeros", "reflect", "replicate")}
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class LayerSpec:
     out_features: int = 0
     kernel_size: int = 0
     stride: int = 0  # conv: 0 means 1; pool: 0 means kernel_size
-    padding: int = 0  # pad: zeros added on each side of H and W
+    padding: int = 0  # pad: values added on each side of H and W (see mode)
     train: str = ""  # conv/linear: default "hebbian" if [layers.hebbian] is given else "sgd"
     # conv/linear: "cosine" (clamped at 0), "linear" (w·x + b); auto: cosine iff hebbian
     response: Literal["auto", "cosine", "linear"] = "auto"
@@ -104,7 +106,9 @@ class LayerSpec:
     init: Literal["uniform", "normal"] = "uniform"
     init_scale: float = 1.0
     power: float = 1.0  # triangle: max(0, x − channel mean) ** power
-    mode: Literal["max", "avg"] = "max"  # pool: "max" or "avg" (mean over each window)
+    # pool: "max" (default) or "avg" (mean over each window); pad: "zeros" (default), "reflect" (mirror without
+    # repeating the edge, as SoftHebb pads) or "replicate" (repeat the edge)
+    mode: str = ""  # checked per type against MODES (a Literal cannot depend on the layer's type)
     eps: float = 1e-5
     momentum: float = 0.1
     p: float = 0.5
@@ -484,7 +488,15 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
     elif ltype == "batchnorm" and train and train not in ("sgd", "frozen"):
         problems.append(f"{shown}.train: a batchnorm layer is 'sgd' or 'frozen', got {train!r}")
     name = layer.name or f"{ltype}{i + 1}"
-    return dataclasses.replace(layer, name=name, train=train, hebbian=hebbian)
+    mode = layer.mode
+    if ltype in MODES:
+        mode = mode or MODES[ltype][0]
+        if mode not in MODES[ltype]:
+            problems.append(
+                f"{shown}.mode: a {ltype} layer's mode is one of {', '.join(map(repr, MODES[ltype]))}, "
+                f"got {mode!r}{did_you_mean(mode, MODES[ltype])}"
+            )
+    return dataclasses.replace(layer, name=name, train=train, hebbian=hebbian, mode=mode)
 
 
 def _parse_hebbian(

@@ -219,7 +219,8 @@ def _module_for(node: Node, net: Network) -> nn.Module:
     elif l.type == "triangle":
         return Triangle(l.power)
     elif l.type == "pad":
-        return nn.ZeroPad2d(l.padding)
+        pad = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}.get(l.mode, nn.ZeroPad2d)
+        return pad(l.padding)
     elif l.type == "flatten":
         return nn.Flatten()
     elif l.type == "dropout":

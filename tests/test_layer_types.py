@@ -80,7 +80,7 @@ def test_weight_init_options(registry, numpy_ops):
 
 
 def test_spec_errors(registry, numpy_ops):
-    with pytest.raises(SpecError, match=r"\(p\)\.mode: expected one of 'max', 'avg', got string 'mean'"):
+    with pytest.raises(SpecError, match=r"\(p\)\.mode: a pool layer's mode is one of 'max', 'avg', got 'mean'"):
         parse_spec({"layers": [{"name": "p", "type": "pool", "kernel_size": 2, "mode": "mean"}]}, registry)
     with pytest.raises(SpecError, match=r"layers\[0\] \(p\)\.padding: missing"):
         parse_spec({"layers": [{"name": "p", "type": "pad"}]}, registry)
@@ -182,3 +182,56 @@ def test_relu_after_a_clamped_layer_is_the_identity(registry, numpy_ops):
     relu2 = net.nodes[4]
     h = net.forward(x, upto=4)
     assert h.min() < 0 and net.layer_forward(relu2, h, False).min() == 0
+
+
+def pad_layers(mode):
+    return [
+        {"name": "p", "type": "pad", "padding": 2, **({"mode": mode} if mode else {})},
+        {"name": "c", "type": "conv", "out_channels": 2, "kernel_size": 3, "train": "random"},
+    ]
+
+
+@pytest.mark.parametrize("backend", [pytest.param(("numpy", "cpu"), id="numpy-cpu"), *backend_params()])
+@pytest.mark.parametrize("mode", ["", "zeros", "reflect", "replicate"])
+def test_pad_modes_match_torch_pad(registry, backend, mode):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    ops = make_ops(registry, *backend)
+    net = make_net(registry, ops, pad_layers(mode), shape=(3, 5, 6))
+    assert net.nodes[0].spec.mode == (mode or "zeros")  # the resolved spec names the default
+    x = np.random.default_rng(1).normal(size=(2, 3, 5, 6)).astype(np.float32)
+    ref = F.pad(torch.from_numpy(x), (2, 2, 2, 2), mode={"": "constant", "zeros": "constant"}.get(mode, mode))
+    assert_close(ops.to_numpy(net.forward(ops.asarray(x), upto=1)), ref.numpy(), what=f"pad {mode}")
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate"])
+def test_pad_modes_in_the_torch_module(registry, numpy_ops, mode):
+    torch = pytest.importorskip("torch")
+    from hebbcore.torch_model import build_module
+
+    net = make_net(registry, numpy_ops, pad_layers(mode), shape=(3, 5, 6))
+    x = np.random.default_rng(2).normal(size=(2, 3, 5, 6)).astype(np.float32)
+    got = build_module(net)(torch.from_numpy(x)).detach().numpy()
+    assert_close(got, net.forward(x), what=mode)
+
+
+def test_pad_and_pool_modes_are_checked(registry, numpy_ops):
+    with pytest.raises(
+        SpecError,
+        match=r"\(p\)\.mode: a pad layer's mode is one of 'zeros', 'reflect', 'replicate', "
+        r"got 'max'",
+    ):
+        parse_spec({"layers": pad_layers("max")}, registry)
+    with pytest.raises(SpecError, match=r"\(q\)\.mode: a pool layer's mode is one of 'max', 'avg', got 'reflect'"):
+        parse_spec(
+            {
+                "layers": [
+                    {"name": "q", "type": "pool", "kernel_size": 2, "mode": "reflect"},
+                    {"name": "c", "type": "conv", "out_channels": 2, "kernel_size": 1},
+                ]
+            },
+            registry,
+        )
+    with pytest.raises(SpecError, match="reflect padding 2 needs an input larger than it"):
+        make_net(registry, numpy_ops, pad_layers("reflect"), shape=(3, 2, 6))
