@@ -162,9 +162,11 @@ def _plot(run_dir: str) -> int:
     if not (Path(run_dir) / "metrics.json").is_file():
         raise DataError(f"{run_dir!r} is not a run directory (no metrics.json)")
     try:
-        from .plots import write_run_plots
-    except ImportError as exc:
-        raise HebbcoreError(f"plots need matplotlib (pip install matplotlib): {exc}") from None
+        import matplotlib  # noqa: F401  # plots.py imports it only when drawing
+    except ImportError:
+        raise HebbcoreError("hebbcore plot needs matplotlib: pip install 'hebbcore[plots]'") from None
+    from .plots import write_run_plots
+
     for p in write_run_plots(run_dir):
         print(p)
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -293,9 +294,24 @@ class Training:
 
     def record_epoch(self, record: dict, phase_index: int, next_epoch: int, sgd: dict | None = None) -> None:
         self.metrics["epochs"].append(record)
+        self.announce(record)
         self.save(phase_index, next_epoch, 0, self.rng.bit_generator.state, sgd)
         if self.shard.rank == 0:
             self.registry.pm.hook.hebbcore_epoch_end(run_dir=str(self.run_dir.path), record=record)
+
+    def announce(self, record: dict) -> None:
+        """One line per epoch on stderr when it is not a terminal (nohup, SLURM, CI), where no bar is drawn."""
+        if self.progress is False or self.shard.rank != 0 or sys.stderr.isatty():
+            return
+        total = getattr(self.spec, record["phase"]).epochs
+        parts = [f"{record['phase']} epoch {record['epoch']}/{total}"]
+        if record.get("images_per_s"):
+            parts.append(f"{record['images_per_s']:.0f} img/s")
+        accuracies = [(k[:-4], record.get(k)) for k in ("train_acc", "val_acc", "test_acc")]
+        parts += [f"{name} {100 * acc:.2f}%" for name, acc in accuracies if acc is not None]
+        if record.get("seconds") and record["epoch"] < total:
+            parts.append(f"phase ETA {_duration(record['seconds'] * (total - record['epoch']))}")
+        print(f"{self.spec.name}: " + ", ".join(parts), file=sys.stderr, flush=True)
 
     def train(self) -> RunResult:
         for phase_index, phase in enumerate(self.spec.phases):
@@ -379,6 +395,12 @@ class Training:
         metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.save(len(self.spec.phases), 1, 0, self.rng.bit_generator.state)
         write_plots(self.run_dir.path)
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(minutes, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def confusion_matrix(pred: np.ndarray, true: np.ndarray, n_classes: int) -> np.ndarray:

@@ -595,16 +595,55 @@ def load_spec(path: str | Path, registry: Registry, against_data: bool = True) -
         raise SpecError(["file does not exist"], str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], str(path)) from None
-    return loads_spec(text, registry, source=str(path), against_data=against_data)
+    return loads_spec(text, registry, source=str(path), against_data=against_data, base_dir=path.parent)
 
 
-def loads_spec(text: str, registry: Registry, source: str = "spec", against_data: bool = False) -> RunSpec:
+#: Options of data sources and transforms that name files or folders (resolved like ``init_weights``).
+PATH_OPTIONS = ("path", "root", "cache_dir")
+
+
+def resolve_paths(table: dict, base_dir: Path) -> dict:
+    """``table`` with its relative file paths made absolute against ``base_dir``, the spec file's folder.
+
+    The paths are ``init_weights`` and the :data:`PATH_OPTIONS` of the data source and the transforms; ``~``
+    is expanded; values of the wrong type are left for the checks to report. ``table`` comes fresh from the
+    TOML reader, and its transform tables are changed in place."""
+
+    def absolute(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            return value
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else (base_dir / p).resolve())
+
+    table = dict(table)
+    if "init_weights" in table:
+        table["init_weights"] = absolute(table["init_weights"])
+    data = table.get("data")
+    if isinstance(data, dict):
+        data = table["data"] = dict(data)
+        tables = (
+            [data] + [t for t in data.get("transforms", []) if isinstance(t, dict)]
+            if isinstance(data.get("transforms", []), list)
+            else [data]
+        )
+        for owner in tables:
+            options = owner.get("options")
+            if isinstance(options, dict):
+                owner["options"] = {k: absolute(v) if k in PATH_OPTIONS else v for k, v in options.items()}
+    return table
+
+
+def loads_spec(
+    text: str, registry: Registry, source: str = "spec", against_data: bool = False, base_dir: Path | None = None
+) -> RunSpec:
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"not valid TOML: {exc}"], source) from None
     except RecursionError:
         raise SpecError(["not valid TOML: arrays or tables nested too deeply"], source) from None
+    if base_dir is not None:
+        table = resolve_paths(table, base_dir)
     try:
         return parse_spec(table, registry, source, against_data)
     except RecursionError:

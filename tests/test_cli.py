@@ -149,3 +149,30 @@ def test_example_spec_runs(tmp_path):
     res = hebbcore("run", REPO / "examples" / "tiny.toml", "--out", tmp_path / "tiny", "--no-progress")
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "tiny" / "metrics.json").read_text())["final"]["test_acc"] > 0.5
+
+
+def test_without_a_terminal_each_epoch_is_one_line(tmp_path):
+    res = hebbcore("run", REPO / "examples" / "tiny.toml", "--out", tmp_path / "o")  # stderr is a pipe here
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["tiny: hebbian epoch 1/2", "tiny: hebbian epoch 2/2"]
+    assert "img/s" in lines[0] and "val " in lines[0] and "phase ETA" in lines[0]
+    quiet = hebbcore("run", REPO / "examples" / "tiny.toml", "--out", tmp_path / "q", "--no-progress")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_plot_without_matplotlib_is_one_line(tmp_path):
+    assert hebbcore("run", REPO / "examples" / "tiny.toml", "--out", tmp_path / "o", "--no-progress").returncode == 0
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from hebbcore.cli import main; "
+        f"sys.exit(main(['plot', {str(tmp_path / 'o')!r}]))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 1 and res.stderr.strip() == (
+        "hebbcore: error: hebbcore plot needs matplotlib: pip install 'hebbcore[plots]'"
+    )
+
+
+def test_version():
+    res = hebbcore("--version")
+    assert res.returncode == 0 and res.stdout.strip().startswith("hebbcore 0.")

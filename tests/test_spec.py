@@ -201,3 +201,21 @@ def test_use_rule_takes_the_rules_aggregation_and_refuses_a_wrong_one():
     assert HebbianConv2d(3, 4, 3).use_rule("wta").aggregation.name == "weighted_mean"
     with pytest.raises(SpecError, match="signed coefficients"):
         HebbianConv2d(3, 4, 3).use_rule("krotov", aggregation="weighted_mean")
+
+
+def test_paths_in_a_spec_file_are_relative_to_its_folder(tmp_path, registry, monkeypatch):
+    import numpy as np
+
+    from hebbcore.spec import load_spec
+
+    folder = tmp_path / "specs"
+    (folder / "data").mkdir(parents=True)
+    np.savez(folder / "data" / "d.npz", x=np.zeros((20, 1, 4, 4), np.float32), y=np.arange(20) % 2)
+    (folder / "s.toml").write_text(
+        '[data]\nsource = "npz"\n[data.options]\npath = "data/d.npz"\n'
+        '[[layers]]\nname = "c"\ntype = "conv"\nout_channels = 2\nkernel_size = 2\n'
+    )
+    monkeypatch.chdir(tmp_path)  # not the spec's folder
+    spec = load_spec("specs/s.toml", registry)
+    assert spec.data.options.path == str(folder / "data" / "d.npz")
+    assert f'path = "{folder / "data" / "d.npz"}"' in dumps_toml(spec_to_table(spec))  # validate shows it absolute

@@ -15,7 +15,12 @@ import numpy as np
 from hebbcore.network import Network
 from hebbcore.plugin_manager import default_registry
 from hebbcore.runner import load_dataset
-from hebbcore.spec import load_spec
+from hebbcore.spec import parse_spec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def main(results: Path, names: list[str]) -> None:
@@ -25,7 +30,9 @@ def main(results: Path, names: list[str]) -> None:
     print("| --- | ---: | ---: | ---: |")
     data = None
     for name in names:
-        spec = load_spec(results / name / "spec.toml", registry, against_data=False)
+        table = tomllib.loads((results / name / "spec.toml").read_text())
+        table.pop("init_weights", None)  # the run's own weights.npz is loaded below
+        spec = parse_spec(table, registry, name)
         data = data or load_dataset(spec, registry)
         net = Network(spec, data.input_shape, data.n_classes, ops, registry)
         net.load_npz(str(results / name / "weights.npz"))
