@@ -86,3 +86,25 @@ def assert_close(actual, expected, rtol=1e-4, atol=1e-5, what=""):
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=what)
+
+
+def rank_envs(world: int = 2) -> list[dict[str, str]]:
+    """The environments torchrun would give ``world`` processes on this machine (a free port, one thread each)."""
+    import os
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return [
+        {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "RANK": str(r),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(r),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        for r in range(world)
+    ]

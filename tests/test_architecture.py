@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -15,8 +17,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
-LINT = shutil.which("lint-imports")
-needs_linter = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[dev]')")
+LINTER = importlib.util.find_spec("importlinter") is not None
+needs_linter = pytest.mark.skipif(not LINTER, reason="import-linter is not installed (pip install -e '.[dev]')")
+#: lint-imports, run by this interpreter (a console-script shim may need a PATH the test does not give it)
+LINT = [
+    sys.executable,
+    "-c",
+    "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+]
 
 
 def contracts() -> list[dict]:
@@ -26,11 +34,11 @@ def contracts() -> list[dict]:
 def lint(root: Path) -> subprocess.CompletedProcess:
     """lint-imports on the three packages under ``root`` (laid out as installed)."""
     return subprocess.run(
-        [LINT, "--config", str(REPO / "pyproject.toml")],
+        [*LINT, "--config", str(REPO / "pyproject.toml")],
         cwd=root,
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(root), "PATH": str(Path(sys.executable).parent)},
+        env={**os.environ, "PYTHONPATH": str(root)},
         timeout=120,
     )
 

@@ -10,7 +10,6 @@ import pickle
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import rank_envs
 
 SPEC = """
 name = "{name}"
@@ -296,27 +296,11 @@ def test_resume_removes_temporaries_a_kill_left(tmp_path):
 # ------------------------------------------------------------------------------------------- distributed
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_stalled_worker_ends_the_others_naming_its_rank(tmp_path):
     pytest.importorskip("torch", reason="torch.distributed")
     spec = write_spec(tmp_path, spec_text(n_train=4000, epochs=50))
-    port = _free_port()
     procs = []
-    for rank in range(2):
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": "1",
-            "RANK": str(rank),
-            "WORLD_SIZE": "2",
-            "LOCAL_RANK": str(rank),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
+    for env in rank_envs(2):
         procs.append(
             subprocess.Popen(
                 [

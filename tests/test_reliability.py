@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+from conftest import rank_envs
 
 from hebbcore.errors import HebbcoreError
 from hebbcore.rundir import RunDir
@@ -168,12 +167,6 @@ def test_nan_stops_with_layer_and_step_and_keeps_last_checkpoint(tmp_path):
     assert metrics["final"] is None
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_two_processes_equal_one_process(tmp_path, backend):
     spec = tmp_path / "s.toml"
@@ -184,18 +177,8 @@ def test_two_processes_equal_one_process(tmp_path, backend):
     )
     single = tmp_path / "single"
     finish(cli("run", spec, "--out", single, "--backend", backend, "--device", "cpu", "--no-progress"))
-    port = _free_port()
     procs = []
-    for rank in range(2):
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": "1",
-            "RANK": str(rank),
-            "WORLD_SIZE": "2",
-            "LOCAL_RANK": str(rank),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
+    for env in rank_envs(2):
         procs.append(
             cli(
                 "run",

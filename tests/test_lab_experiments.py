@@ -1,0 +1,705 @@
+"""The lab's experiment manager: manifests, resumable runs, the feature cache, reports, committed specs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hebbcore import hookimpl
+from hebbcore.errors import DataError, SpecError
+from hebbcore.interfaces import Split
+from hebbcore.spec import dumps_toml, parse_spec
+from hebbcore_plugins.data import cifar10 as c10
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_REAL = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
+
+
+def real_root() -> Path | None:
+    env = os.environ.get("HEBBCORE_CIFAR10")
+    if env:
+        return Path(env)
+    return DEFAULT_REAL if DEFAULT_REAL.is_dir() else None
+
+
+REAL = real_root()
+needs_real = pytest.mark.skipif(
+    REAL is None, reason=f"no real CIFAR-10: $HEBBCORE_CIFAR10 is unset and {DEFAULT_REAL} does not exist"
+)
+
+
+def small_options(**kw) -> c10.Cifar10Options:
+    return c10.Cifar10Options(**{"root": str(REAL), **kw})
+
+
+# ------------------------------------------------------------------------------------------- experiments
+
+
+def tiny_layers(modes: dict) -> list[dict]:
+    conv = {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "train": modes["conv1"]}
+    if modes["conv1"] == "hebbian":
+        conv["hebbian"] = {"rule": "wta"}
+    clf = {"name": "clf", "type": "linear", "out_features": 10, "train": modes["clf"]}
+    if modes["clf"] == "hebbian":
+        clf["hebbian"] = {"rule": "teacher"}
+    return [
+        conv,
+        {"name": "relu1", "type": "relu"},
+        {"name": "pool1", "type": "pool", "kernel_size": 2},
+        {"name": "bn1", "type": "batchnorm"},
+        {"name": "flat", "type": "flatten"},
+        clf,
+    ]
+
+
+def write_experiments(folder: Path, probe_hebbian_epochs: int = 1) -> None:
+    data = {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50, "size": 8}}
+    sgd = {"epochs": 2, "batch_size": 32, "lr": 0.01}
+    specs = {
+        "parent": {
+            "name": "parent",
+            "phases": ["sgd"],
+            "data": data,
+            "sgd": sgd,
+            "layers": tiny_layers({"conv1": "sgd", "clf": "sgd"}),
+        },
+        "probe": {
+            "name": "probe",
+            "phases": ["hebbian"],
+            "data": data,
+            "sgd": {"epochs": 0},
+            "hebbian": {"epochs": probe_hebbian_epochs},
+            "init_weights": "placeholder.npz",
+            "layers": tiny_layers({"conv1": "frozen", "clf": "hebbian"}),
+        },
+        "never": {"name": "never", "data": data, "sgd": sgd, "layers": tiny_layers({"conv1": "sgd", "clf": "sgd"})},
+    }
+    for name, s in specs.items():
+        if name == "probe":
+            s = dict(s)
+            del s["init_weights"]
+        (folder / f"{name}.toml").write_text(dumps_toml(s))
+    manifest = {
+        "experiment": [
+            {"name": "parent", "spec": "parent.toml", "paper": 50.0, "table": "Table 1", "row": "net, layer 1"},
+            {
+                "name": "probe",
+                "spec": "probe.toml",
+                "paper": 40.0,
+                "table": "Table 1",
+                "row": "probe, layer 1",
+                "init_from": "parent",
+                "init_layers": ["conv1"],
+            },
+            {"name": "alias", "same_as": "parent", "paper": 50.0, "table": "Table 2", "row": "the same run"},
+            {"name": "never", "spec": "never.toml", "paper": 60.0, "table": "Table 2", "row": "not run"},
+        ]
+    }
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+
+
+def test_experiments_run_resume_and_report(tmp_path, registry):
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    rows, wanted = ex.collect([folder / "probe.toml"])
+    assert ex.order_with_dependencies(rows, wanted) == ["parent", "probe"]
+    logs = []
+    runner = ex.ExperimentRunner(registry, backend="numpy", progress=False, log=logs.append)
+    assert runner.run(rows, wanted) == {"parent": "done", "probe": "done"}
+    res = folder / "results"
+    probe = json.loads((res / "probe" / "metrics.json").read_text())
+    assert probe["experiment"]["feature_cache"]["trains_from"] == "clf"  # conv1..flat computed once
+    assert probe["final"]["test_acc"] is not None
+    with np.load(res / "probe" / "weights.npz") as f:  # the whole network, frozen layers included
+        with np.load(res / "parent" / "weights.npz") as g:
+            np.testing.assert_array_equal(f["conv1.weight"], g["conv1.weight"])
+            np.testing.assert_array_equal(f["bn1.running_mean"], g["bn1.running_mean"])
+        assert "clf.weight" in f.files
+    assert "conv1" in (res / "probe" / "spec.toml").read_text()
+    # resumable: a second call skips both
+    assert runner.run(rows, wanted) == {"parent": "skipped", "probe": "skipped"}
+    # a fresh clone has the parent's metrics but not its (git-ignored) weights: a probe still to do reruns it
+    (res / "parent" / "weights.npz").unlink()
+    assert runner.run(rows, wanted) == {"parent": "skipped", "probe": "skipped"}  # nothing to do: no rerun
+    (res / "probe" / "metrics.json").unlink()
+    assert runner.run(rows, wanted) == {"parent": "done", "probe": "done"}
+    assert any("weights.npz is missing" in m for m in logs)
+    # report: measured rows, the alias, and "not run yet"
+    report = ex.write_report(folder).read_text()
+    assert "not run yet" in report and "`parent (same run)`" in report
+    assert "| probe, layer 1 | `probe` | 40.00 |" in report
+    assert (folder / "kernels_conv1_parent.png").is_file()
+    assert (folder / "accuracy_per_layer.png").is_file()
+    # a fresh clone: the committed grid stays in the report though the weights are not there to redraw it
+    (res / "parent" / "weights.npz").unlink()
+    assert "](kernels_conv1_parent.png)" in ex.write_report(folder).read_text()
+
+
+class _StopAfterFirstEpoch(Exception):
+    pass
+
+
+class _CutEachRunOnce:
+    """A plugin that stops each run at the end of its first epoch, once (like a kill after a checkpoint)."""
+
+    def __init__(self):
+        self.cut: list[str] = []
+
+    @hookimpl
+    def hebbcore_epoch_end(self, run_dir, record):
+        name = Path(run_dir).name
+        if name not in self.cut:
+            self.cut.append(name)
+            raise _StopAfterFirstEpoch(name)
+
+
+def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, registry, capsys):
+    """Cut after one epoch, run again: it continues (plain and cached-features runs), ending where an uncut run does."""
+    from hebbcore.lab import experiments as ex
+    from hebbcore.plugin_manager import default_registry
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder, probe_hebbian_epochs=2)
+    rows, wanted = ex.collect([folder / "probe.toml"])
+    ex.ExperimentRunner(registry, results=tmp_path / "uncut", progress=False, log=lambda m: None).run(rows, wanted)
+
+    cutter = _CutEachRunOnce()
+    cut_registry = default_registry([cutter])
+    logs: list[str] = []
+    runner = ex.ExperimentRunner(cut_registry, results=tmp_path / "cut", progress=False, log=logs.append)
+    for expected in ("parent", "probe"):
+        with pytest.raises(_StopAfterFirstEpoch, match=expected):
+            runner.run(rows, wanted)
+        d = tmp_path / "cut" / expected
+        assert ex.interrupted_position(d) == ("sgd epoch 2" if expected == "parent" else "hebbian epoch 2")
+    assert ex.interrupted_position(tmp_path / "cut" / "probe", {"name": "another spec"}) is None
+    capsys.readouterr()
+    assert ex.main(["run", str(folder / "probe.toml"), "--results", str(tmp_path / "cut"), "--dry-run"]) == 0
+    assert "probe: to run (interrupted at hebbian epoch 2; continues from there)" in capsys.readouterr().out
+    assert runner.run(rows, wanted) == {"parent": "skipped", "probe": "done"}
+    assert any("parent: continuing the interrupted run from its checkpoint (sgd epoch 2)" in m for m in logs)
+    assert any("probe: continuing the interrupted run from its checkpoint (hebbian epoch 2)" in m for m in logs)
+    for name in ("parent", "probe"):
+        a = json.loads((tmp_path / "uncut" / name / "metrics.json").read_text())
+        b = json.loads((tmp_path / "cut" / name / "metrics.json").read_text())
+        assert b["resumed"] and b["experiment"]["resumed_at"] and "resumed_at" not in a["experiment"]
+        assert [e["epoch"] for e in b["epochs"]] == [e["epoch"] for e in a["epochs"]] == [1, 2]
+        assert b["final"]["test_acc"] == a["final"]["test_acc"]
+        with (
+            np.load(tmp_path / "uncut" / name / "weights.npz") as fa,
+            np.load(tmp_path / "cut" / name / "weights.npz") as fb,
+        ):
+            assert fa.files == fb.files
+            for k in fa.files:
+                np.testing.assert_allclose(fb[k], fa[k], rtol=1e-6, atol=1e-7, err_msg=f"{name}: {k}")
+        assert ex.interrupted_position(tmp_path / "cut" / name) is None  # finished
+
+
+def test_force_starts_an_interrupted_run_over(tmp_path, registry):
+    from hebbcore.lab import experiments as ex
+    from hebbcore.plugin_manager import default_registry
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    rows, wanted = ex.collect([folder / "parent.toml"])
+    with pytest.raises(_StopAfterFirstEpoch):
+        ex.ExperimentRunner(default_registry([_CutEachRunOnce()]), progress=False, log=lambda m: None).run(rows, wanted)
+    logs: list[str] = []
+    assert ex.ExperimentRunner(registry, force=True, progress=False, log=logs.append).run(rows, wanted) == {
+        "parent": "done"
+    }
+    assert not any("continuing" in m for m in logs)
+    assert "resumed" not in json.loads((folder / "results" / "parent" / "metrics.json").read_text())
+
+
+def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, registry):
+    """A frozen prefix computed once or on every batch: same weights and accuracy for a Hebbian probe."""
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    rows, wanted = ex.collect([folder / "probe.toml"])
+    ex.ExperimentRunner(registry, progress=False, log=lambda m: None).run(rows, wanted)
+    a = json.loads((folder / "results" / "probe" / "metrics.json").read_text())
+    other = tmp_path / "plain"
+    ex.ExperimentRunner(registry, results=other, progress=False, feature_cache=False, log=lambda m: None).run(
+        rows, wanted
+    )
+    b = json.loads((other / "probe" / "metrics.json").read_text())
+    assert "feature_cache" not in b["experiment"]
+    # BN statistics: running (cached) vs batch (not cached); the teacher classifier only sees
+    # the direction of its input, so the accuracies stay close
+    assert abs(a["final"]["test_acc"] - b["final"]["test_acc"]) <= 0.1
+
+
+def test_experiments_cli_dry_run_and_missing_parent(tmp_path, capsys, registry):
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    assert ex.main(["run", str(folder), "--dry-run"]) == 0
+    assert capsys.readouterr().out.split("\n")[:3] == ["parent: to run", "probe: to run", "never: to run"]
+    rows, _ = ex.collect([folder])
+    with pytest.raises(Exception, match="needs the finished run 'parent'"):
+        ex.ExperimentRunner(registry, log=lambda m: None).run_one(rows["probe"], rows)
+    assert ex.main(["run", str(folder / "parent.toml"), "--sgd-epochs", "1", "--no-progress"]) == 0
+    m = json.loads((folder / "results" / "parent" / "metrics.json").read_text())
+    assert m["experiment"]["overrides"] == {"sgd_epochs": 1} and len(m["epochs"]) == 1
+    assert "python -m hebbcore.experiments run " in (folder / "results" / "parent" / "command.txt").read_text()
+    assert ex.main(["run", str(folder / "probe.toml"), "--no-progress"]) == 0  # starts from the reduced parent
+    m = json.loads((folder / "results" / "probe" / "metrics.json").read_text())
+    assert m["experiment"]["parent_overrides"] == {"sgd_epochs": 1}
+    assert ex.main(["report", str(folder), "--no-plots"]) == 0
+    report = (folder / "REPORT.md").read_text()
+    assert "REDUCED: sgd_epochs=1" in report and "REDUCED parent run: sgd_epochs=1" in report
+
+
+# ------------------------------------------------------------------------------------------- paper specs
+
+
+def test_a_finished_run_whose_spec_changed_is_flagged_not_rerun(tmp_path, capsys, registry):
+    """A changed spec file: dry-run and run name the changed fields, keep the results, fail its dependents."""
+    import tomllib
+
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    assert ex.main(["run", str(folder / "parent.toml"), "--sgd-epochs", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert ex.main(["run", str(folder / "parent.toml"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip() == "parent: done"  # the recorded overrides are not a change
+    before = (folder / "results" / "parent" / "metrics.json").read_text()
+    table = tomllib.loads((folder / "parent.toml").read_text())
+    table["sgd"]["lr"] = 0.02
+    (folder / "parent.toml").write_text(dumps_toml(table))
+    assert ex.main(["run", str(folder / "parent.toml"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip() == "parent: done, spec changed since (sgd)"
+    assert ex.main(["run", str(folder / "probe.toml"), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "parent: finished, but" in out and "changed since in sgd" in out and "--force" in out
+    assert "probe: failed: needs parent, which ran with an older spec" in out
+    assert (folder / "results" / "parent" / "metrics.json").read_text() == before
+    assert not (folder / "results" / "probe" / "metrics.json").exists()
+
+
+def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
+    import tomllib
+
+    from hebbcore.lab import experiments as ex
+
+    folder = REPO / "experiments" / "paper"
+    rows = ex.load_manifest(folder)
+    t2 = [e for e in rows.values() if e.table == "Table 2"]
+    t1 = [e for e in rows.values() if e.table == "Table 1"]
+    assert len(t2) == 27 and len(t1) == 15  # the issue lists 27 Table 2 values and 15 Table 1 values
+    for exp in rows.values():
+        if not exp.spec:
+            continue
+        table = tomllib.loads(exp.spec_path.read_text())
+        assert ("init_weights" in table) == bool(exp.init_from), exp.name
+        table.pop("init_weights", None)
+        spec = parse_spec(table, registry, exp.spec)
+        assert spec.name == exp.name
+        sgd_layers = [l for l in spec.layers if l.trainable and l.train == "sgd"]
+        assert (spec.sgd.epochs > 0) == bool(sgd_layers)
+    # the committed files are what make_specs.py writes
+    import importlib.util
+
+    mod_spec = importlib.util.spec_from_file_location("make_specs", folder / "make_specs.py")
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    spec, meta = mod.table2_spec("GGHGGG", "x")
+    assert meta["init_from"] == "t2_GGHHHH" and meta["init_layers"] == ["conv1", "conv2", "conv3"]
+    written = tomllib.loads((folder / "t2_GGHGGG.toml").read_text())
+    assert written["layers"] == spec["layers"]
+    # where rows come from and their L2, as in the authors' config.py
+    assert mod.origin("GGGHHH")[:2] == ("sgd_L3", ["conv1", "conv2", "conv3"])
+    assert mod.origin("GGGGGH")[0] == "t2_GGGGGG" and mod.origin("HHHGGG")[0] == "t2_HHHHHH"
+    assert mod.origin("GHHGGG")[2] == {"conv1": "G", "conv2": "H", "conv3": "H"}
+    assert mod.origin("GGGGGG") == ("", [], {}) and mod.origin("RRGGGG") == ("", [], {})
+    wd = {
+        m: mod.first_sgd_weight_decay(m)
+        for m in ("HGGGGG", "HHGGGG", "GHGGGG", "HHHGGG", "GGHGGG", "HHHHGG", "GGGHGG", "HHHHHG", "GGGGGG", "RRRGGG")
+    }
+    assert wd == {
+        "HGGGGG": 7e-2,
+        "HHGGGG": 6e-2,
+        "GHGGGG": 6e-2,
+        "HHHGGG": 5e-2,
+        "GGHGGG": 5e-2,
+        "HHHHGG": 5e-4,
+        "GGGHGG": 5e-4,
+        "HHHHHG": 5e-4,
+        "GGGGGG": 0.06,
+        "RRRGGG": 0.06,
+    }
+    shallow = {k: tomllib.loads((folder / f"sgd_L{k}.toml").read_text()) for k in range(1, 5)}
+    assert [t["layers"][-1]["out_features"] for t in shallow.values()] == [10] * 4
+    assert [t["sgd"]["weight_decay"] for t in shallow.values()] == [2e-2, 3e-2, 4e-2, 5e-2]
+    assert [l["name"] for l in shallow[2]["layers"] if l["type"] == "conv"] == ["conv1", "conv2"]
+
+
+def test_feature_cache_extends_a_shallower_prefix(registry):
+    """Features of conv1..flat are derived from cached conv1..pool1 ones, and equal a direct computation."""
+    from hebbcore.lab.experiments import FeatureCache
+    from hebbcore.network import Network
+    from hebbcore.runner import load_dataset, make_backend
+
+    table = {
+        "data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
+        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
+    }
+    spec = parse_spec(table, registry)
+    data = load_dataset(spec, registry)
+    ops = make_backend(registry, "numpy")
+    net = Network(spec, data.input_shape, data.n_classes, ops, registry)
+    cache = FeatureCache(max_entries=3)
+    shallow = cache.features(net, 3, data, "k")
+    assert shallow.train.x.shape == (60, 8, 3, 3) and cache.extended == 0
+    deep = cache.features(net, 5, data, "k")
+    assert cache.extended == 1 and deep.train.x.shape == (60, 72)
+    direct = FeatureCache().features(net, 5, data, "k")
+    np.testing.assert_allclose(deep.test.x, direct.test.x, rtol=1e-5, atol=1e-6)
+    assert cache.features(net, 5, data, "k") is deep and cache.hits == 1
+    assert cache.features(net, 5, data, "other data") is not deep
+
+
+def test_feature_cache_memory_bound(registry):
+    """Features over the bound are not cached (and say why); entries are evicted to keep the total under it."""
+    from hebbcore.lab.experiments import FeatureCache
+    from hebbcore.network import Network
+    from hebbcore.runner import load_dataset, make_backend
+
+    table = {
+        "data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
+        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
+    }
+    spec = parse_spec(table, registry)
+    data = load_dataset(spec, registry)
+    net = Network(spec, data.input_shape, data.n_classes, make_backend(registry, "numpy"), registry)
+    one = 100 * 72 * 4  # bytes of the conv1..flat features of 100 images
+    small = FeatureCache(max_bytes=one - 1)
+    assert small.features(net, 5, data, "k") is None
+    assert "HEBBCORE_FEATURE_CACHE_BYTES" in small.too_large and not small.entries
+    cache = FeatureCache(max_entries=4, max_bytes=one + one // 2)
+    cache.features(net, 5, data, "a")
+    held = []  # what the cache holds while it computes the next entry
+    forward = net.layer_forward
+    net.layer_forward = lambda *a, **k: (
+        held.append(sum(map(FeatureCache.nbytes, cache.entries.values()))),
+        forward(*a, **k),
+    )[1]
+    cache.features(net, 5, data, "b")  # two entries would exceed the bound: the older one goes, before computing
+    assert held and max(held) + one <= cache.max_bytes
+    assert len(cache.entries) == 1 and cache.too_large == ""
+    assert FeatureCache.nbytes(next(iter(cache.entries.values()))) == one
+    cache = mirrored = FeatureCache(max_entries=4, max_bytes=2 * one)  # 100 images + 60 mirrored: one entry only
+    mirrored.features(net, 5, data, "a", mirrored=True)
+    assert FeatureCache.nbytes(next(iter(mirrored.entries.values()))) == one + 60 * 72 * 4
+    held.clear()
+    mirrored.features(net, 5, data, "b", mirrored=True)
+    assert max(held) + one + 60 * 72 * 4 <= mirrored.max_bytes and len(mirrored.entries) == 1
+
+
+def test_report_goal_match_or_beat(tmp_path):
+    """A row's goal decides the target column: within ±2 pp of the paper, or above it."""
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    (folder / "results").mkdir(parents=True)
+    manifest = {
+        "experiment": [
+            {"name": n, "spec": f"{n}.toml", "paper": 50.0, "table": "T", "row": n, **({"goal": g} if g else {})}
+            for n, g in (("close", ""), ("above", "beat"), ("below", "beat"))
+        ]
+    }
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    for name, acc in (("close", 0.49), ("above", 0.51), ("below", 0.49)):
+        (folder / "results" / name).mkdir()
+        (folder / "results" / name / "metrics.json").write_text(
+            json.dumps({"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}})
+        )
+    report = ex.write_report(folder, plots=False).read_text()
+    assert "| close | `close` | 50.00 | 49.00 | -1.00 | yes (±2) |" in report
+    assert "| above | `above` | 50.00 | 51.00 | +1.00 | yes (beat) |" in report
+    assert "| below | `below` | 50.00 | 49.00 | -1.00 | no (beat) |" in report
+    outside = report.split("## Rows outside the target")[1]
+    assert "below" in outside and "above" not in outside and "close" not in outside
+    manifest["experiment"][0]["goal"] = "exceed"
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    with pytest.raises(SpecError, match=r"\(close\).goal: expected one of"):
+        ex.load_manifest(folder)
+
+
+def test_report_summary_and_table_order(tmp_path):
+    """The summary counts rows, finished runs and targets met per table; the paper's tables come first."""
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    (folder / "results").mkdir(parents=True)
+    manifest = {
+        "experiment": [
+            {"name": "extra", "spec": "extra.toml", "table": "Supporting", "row": "extra"},
+            {"name": "t2_ok", "spec": "t2_ok.toml", "paper": 50.0, "table": "Table 2", "row": "t2_ok"},
+            {"name": "t2_far", "spec": "t2_far.toml", "paper": 50.0, "table": "Table 2", "row": "t2_far"},
+            {"name": "t2_small", "spec": "t2_small.toml", "paper": 50.0, "table": "Table 2", "row": "t2_small"},
+            {"name": "t2_todo", "spec": "t2_todo.toml", "paper": 50.0, "table": "Table 2", "row": "t2_todo"},
+            {"name": "t1_ok", "spec": "t1_ok.toml", "paper": 60.0, "table": "Table 1", "row": "t1_ok"},
+        ]
+    }
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    for name, acc, over in (
+        ("extra", 0.7, {}),
+        ("t2_ok", 0.51, {}),
+        ("t2_far", 0.55, {}),
+        ("t2_small", 0.50, {"n_train": 100}),
+        ("t1_ok", 0.6, {}),
+    ):
+        (folder / "results" / name).mkdir()
+        (folder / "results" / name / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "final": {"test_acc": acc},
+                    "epochs": [{"phase": "sgd", "epoch": 1}],
+                    "experiment": {"overrides": over},
+                }
+            )
+        )
+    report = ex.write_report(folder, plots=False).read_text()
+    summary = report.split("## Summary")[1].split("## Table 1")[0]
+    assert "| Table 1 | 1 | 1 | 1 | 1 |" in summary
+    assert "| Table 2 | 4 | 3 | 2 | 1 |" in summary  # t2_small is reduced, t2_todo not run, t2_far misses
+    assert "| Supporting | 1 | 1 | 0 | 0 |" in summary
+    assert report.index("## Table 1") < report.index("## Table 2") < report.index("## Supporting")
+
+
+def test_report_previous_results_column(tmp_path):
+    """``previous`` adds a column with another results folder's accuracies; ``authors_code`` goes to the notes."""
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    manifest = {
+        "experiment": [
+            {"name": "a", "spec": "a.toml", "paper": 50.0, "table": "T", "row": "a"},
+            {"name": "b", "spec": "b.toml", "table": "T", "row": "b", "authors_code": 61.5},
+        ]
+    }
+    folder.mkdir()
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    for sub, name, acc in (("results", "a", 0.49), ("old", "a", 0.40), ("results", "b", 0.60)):
+        (folder / sub / name).mkdir(parents=True)
+        (folder / sub / name / "metrics.json").write_text(
+            json.dumps({"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}})
+        )
+    report = ex.write_report(folder, plots=False, previous=folder / "old").read_text()
+    assert "| row | run | paper % | measured % | Δ pp | target met | old % | notes |" in report
+    assert "| a | `a` | 50.00 | 49.00 | -1.00 | yes (±2) | 40.00 |" in report
+    assert "| b | `b` |  | 60.00 |  |  |  | authors' code: 61.50; sgd 1 ep |" in report
+    assert "old %" not in ex.write_report(folder, plots=False).read_text()
+    with pytest.raises(DataError, match="--previous: .*missing"):
+        ex.write_report(folder, plots=False, previous=folder / "missing")
+
+
+def test_report_seed_spread(tmp_path):
+    """Rows that repeat another with other seeds: mean ± sd in their own section, cited where the row misses."""
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    manifest = {
+        "experiment": [
+            {"name": "a", "spec": "a.toml", "paper": 50.0, "table": "T", "row": "a"},
+            {"name": "a_seed1", "spec": "a1.toml", "paper": 50.0, "table": "Seeds", "row": "a, seed 1", "repeats": "a"},
+            {"name": "a_seed2", "spec": "a2.toml", "paper": 50.0, "table": "Seeds", "row": "a, seed 2", "repeats": "a"},
+            {"name": "b", "spec": "b.toml", "paper": 50.0, "table": "T", "row": "b"},
+            {"name": "b_seed1", "spec": "b1.toml", "paper": 50.0, "table": "Seeds", "row": "b, seed 1", "repeats": "b"},
+        ]
+    }
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    for name, acc in (("a", 0.53), ("a_seed1", 0.51), ("a_seed2", 0.52), ("b", 0.60)):
+        (folder / "results" / name).mkdir(parents=True)
+        (folder / "results" / name / "metrics.json").write_text(
+            json.dumps({"final": {"test_acc": acc}, "epochs": [{"phase": "sgd", "epoch": 1}], "experiment": {}})
+        )
+    report = ex.write_report(folder, plots=False).read_text()
+    spread = report.split("## Seed spread")[1].split("## Rows outside the target")[0]
+    assert "| a | `a` | 50.00 | 3 | 53.00 / 51.00 / 52.00 | 52.00 ± 1.00 | +2.00 | yes |" in spread
+    assert "| b | `b` | 50.00 | 1 | 60.00 | 60.00 | +10.00 |  |" in spread  # b_seed1 not run yet
+    outside = report.split("## Rows outside the target")[1]
+    assert "- a (`a`): +3.00 pp; over 3 seeds 52.00 ± 1.00 (+2.00 pp); see the notes below" in outside
+    assert "- b (`b`): +10.00 pp; see the notes below" in outside
+    assert "seed 1" not in outside and "seed 2" not in outside  # repeats are judged through the spread only
+    manifest["experiment"][1]["repeats"] = "c"
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    with pytest.raises(SpecError, match="refers to 'c', which the manifest does not list"):
+        ex.load_manifest(folder)
+
+
+@pytest.mark.parametrize(
+    "modes, expected",
+    [
+        (("frozen", "sgd"), 5),  # conv1, relu, pool, bn, flatten computed once
+        (("random", "sgd"), 3),  # stops at the batch-norm above a random layer
+        (("sgd", "sgd"), 0),
+        (("frozen", "frozen"), 0),  # nothing trains above
+    ],
+)
+@pytest.mark.parametrize("input_bn", [False, True])
+def test_frozen_prefix_cut(registry, modes, expected, input_bn):
+    from hebbcore.lab.experiments import frozen_prefix_cut
+
+    layers = tiny_layers({"conv1": modes[0], "clf": modes[1]})
+    if input_bn:  # a batch-norm of the input goes with the first trainable layer
+        layers = [{"name": "bn0", "type": "batchnorm"}, {"name": "pad0", "type": "pad", "padding": 1}] + layers
+        expected = expected + 2 if modes[0] == "frozen" and expected else 0
+    spec = parse_spec({"layers": layers, "sgd": {"epochs": 1}}, registry)
+    assert frozen_prefix_cut(spec) == expected
+
+
+def test_frozen_prefix_stops_at_an_sgd_trained_batchnorm(registry):
+    from hebbcore.lab.experiments import frozen_prefix_cut
+
+    layers = tiny_layers({"conv1": "frozen", "clf": "sgd"})
+    layers.insert(5, {"name": "bnf", "type": "batchnorm", "train": "sgd"})  # after the flatten, trained by SGD
+    assert frozen_prefix_cut(parse_spec({"layers": layers, "sgd": {"epochs": 1}}, registry)) == 5
+
+
+def test_frozen_batchnorm_above_a_random_layer(registry):
+    """A frozen batch-norm over a random layer is a fixed feature: cached, and kept at its statistics by SGD."""
+    from hebbcore.lab.experiments import frozen_prefix_cut
+    from hebbcore.network import Network
+    from hebbcore.runner import load_dataset, make_backend
+    from hebbcore.torch_model import SgdPhase
+
+    layers = tiny_layers({"conv1": "random", "clf": "sgd"})
+    layers[3]["train"] = "frozen"
+    data = {"source": "synthetic", "options": {"n_train": 64, "n_val": 16, "n_test": 16, "size": 8}}
+    spec = parse_spec({"layers": layers, "data": data, "sgd": {"epochs": 1, "batch_size": 16}}, registry)
+    assert frozen_prefix_cut(spec) == 5
+    ds = load_dataset(spec, registry)
+    net = Network(spec, ds.input_shape, ds.n_classes, make_backend(registry, "numpy"), registry)
+    before = net.state_dict()
+    SgdPhase(net, ds, seed=0).run(progress=False)
+    after = net.state_dict()
+    for k in ("bn1.running_mean", "bn1.running_var", "bn1.weight", "bn1.bias", "conv1.weight"):
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+    assert not np.array_equal(after["clf.weight"], before["clf.weight"])
+
+
+def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
+    """experiments/rules: every spec parses, and the committed files are what make_specs.py writes."""
+    import shutil
+    import subprocess
+
+    import tomllib
+
+    from hebbcore.lab import experiments as ex
+
+    folder = REPO / "experiments" / "rules"
+    rows = ex.load_manifest(folder)
+    for exp in rows.values():
+        table = tomllib.loads(exp.spec_path.read_text())
+        assert ("init_weights" in table) == bool(exp.init_from), exp.name
+        table.pop("init_weights", None)
+        assert parse_spec(table, registry, exp.spec).name == exp.name
+    copy = tmp_path / "experiments" / "rules"
+    copy.mkdir(parents=True)
+    shutil.copy(folder / "make_specs.py", copy)
+    subprocess.run([sys.executable, str(copy / "make_specs.py")], check=True, capture_output=True)
+    written = sorted(p.name for p in copy.glob("*.toml"))
+    assert written == sorted(p.name for p in folder.glob("*.toml"))
+    for name in written:
+        assert (copy / name).read_text() == (folder / name).read_text(), (
+            f"{name}: rerun experiments/rules/make_specs.py"
+        )
+
+
+def _write_flip_probe(folder: Path, hflip: bool) -> None:
+    """``write_experiments`` plus ``flip``: an SGD linear probe on the parent's frozen conv1 (``sgd.hflip``)."""
+    write_experiments(folder)
+    data = {"source": "synthetic", "options": {"n_train": 200, "n_val": 50, "n_test": 50, "size": 8}}
+    spec = {
+        "name": "flip",
+        "phases": ["sgd"],
+        "data": data,
+        "seed": 3,
+        "sgd": {"epochs": 2, "batch_size": 32, "lr": 0.05, "hflip": hflip},
+        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
+    }
+    (folder / "flip.toml").write_text(dumps_toml(spec))
+    import tomllib
+
+    manifest = tomllib.loads((folder / "experiments.toml").read_text())
+    # clf starts from the parent's too: a network without the cached layers draws other initial weights
+    manifest["experiment"].append(
+        {
+            "name": "flip",
+            "spec": "flip.toml",
+            "table": "Table 1",
+            "row": "flip probe",
+            "init_from": "parent",
+            "init_layers": ["conv1", "clf"],
+        }
+    )
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+
+
+def test_hflip_on_cached_features_equals_flipping_the_images(tmp_path, registry):
+    """``sgd.hflip`` above a cached frozen prefix (features of the mirrored images, computed once) trains the
+    same probe as mirroring the images on every batch; and mirroring changes what is learned."""
+    from hebbcore.lab import experiments as ex
+
+    weights = {}
+    for tag, hflip, cache in (("cached", True, True), ("plain", True, False), ("noflip", False, True)):
+        folder = tmp_path / tag
+        folder.mkdir()
+        _write_flip_probe(folder, hflip)
+        rows, wanted = ex.collect([folder / "flip.toml"])
+        status = ex.ExperimentRunner(registry, progress=False, feature_cache=cache, log=lambda m: None).run(
+            rows, wanted
+        )
+        assert status["flip"] == "done"
+        m = json.loads((folder / "results" / "flip" / "metrics.json").read_text())
+        assert ("feature_cache" in m["experiment"]) == cache
+        with np.load(folder / "results" / "flip" / "weights.npz") as f:
+            weights[tag] = f["clf.weight"]
+    np.testing.assert_allclose(weights["cached"], weights["plain"], rtol=1e-4, atol=1e-5)
+    assert np.abs(weights["cached"] - weights["noflip"]).max() > 1e-3
+
+
+def test_hflip_needs_images(tmp_path, registry):
+    from hebbcore.errors import HebbcoreError
+    from hebbcore.runner import load_dataset, run
+    from hebbcore.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "name": "dense",
+            "phases": ["sgd"],
+            "sgd": {"epochs": 1, "hflip": True},
+            "data": {"source": "synthetic", "options": {"n_train": 64, "n_val": 0, "n_test": 0, "size": 4}},
+            "layers": [
+                {"name": "flat", "type": "flatten"},
+                {"name": "clf", "type": "linear", "out_features": 10, "train": "sgd"},
+            ],
+        },
+        registry,
+    )
+    data = load_dataset(spec, registry)
+    flat = data.replace(train=Split(data.train.x.reshape(len(data.train), -1), data.train.y))
+    with pytest.raises(HebbcoreError, match=r"sgd.hflip: the SGD phase's inputs must be images"):
+        run(spec, registry, backend="numpy", out_dir=tmp_path / "run", progress=False, dataset=flat)

@@ -1,0 +1,109 @@
+"""The transforms: per-channel normalisation and ZCA whitening (fit, apply, disk cache)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hebbcore.interfaces import Dataset, Split
+from hebbcore.spec import parse_spec
+from hebbcore_plugins.data import cifar10 as c10
+from hebbcore_plugins.data.transforms import Normalize, NormalizeOptions, Zca, ZcaOptions, fit_zca
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_REAL = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
+
+
+def real_root() -> Path | None:
+    env = os.environ.get("HEBBCORE_CIFAR10")
+    if env:
+        return Path(env)
+    return DEFAULT_REAL if DEFAULT_REAL.is_dir() else None
+
+
+REAL = real_root()
+needs_real = pytest.mark.skipif(
+    REAL is None, reason=f"no real CIFAR-10: $HEBBCORE_CIFAR10 is unset and {DEFAULT_REAL} does not exist"
+)
+
+
+def small_options(**kw) -> c10.Cifar10Options:
+    return c10.Cifar10Options(**{"root": str(REAL), **kw})
+
+
+# ------------------------------------------------------------------------------------------- transforms
+
+
+def toy_dataset(n=3000, seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    mix = rng.standard_normal((48, 48))
+    x = (rng.standard_normal((n, 48)) @ mix * 3 + 5).reshape(n, 3, 4, 4).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    return Dataset("toy", Split(x[:2000], y[:2000]), Split(x[2000:2500], y[2000:2500]), Split(x[2500:], y[2500:]), 10)
+
+
+def test_normalize_per_channel():
+    d = Normalize().apply(toy_dataset(), NormalizeOptions())
+    assert np.allclose(d.train.x.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+    assert np.allclose(d.train.x.std(axis=(0, 2, 3)), 1, atol=1e-3)
+    assert d.val.x.dtype == np.float32 and d.test.x.shape == (500, 3, 4, 4)
+
+
+def test_zca_whitens_and_caches(tmp_path):
+    data = toy_dataset()
+    opts = ZcaOptions(eps=0.1, cache_dir=str(tmp_path))
+    out = Zca().apply(data, opts)
+    assert Zca.last_cache == "miss"
+    assert len(list((tmp_path / "zca").glob("*.npz"))) == 1
+    flat = out.train.x.reshape(len(out.train.x), -1).astype(np.float64)
+    cov = np.cov(flat, rowvar=False, bias=True)
+    # eigenvalues λ/(λ+eps) with λ ≫ eps: close to the identity
+    assert np.abs(cov - np.eye(48)).max() < 0.05
+    assert np.abs(flat.mean(axis=0)).max() < 1e-3
+    again = Zca().apply(data, opts)
+    assert Zca.last_cache == "hit"
+    np.testing.assert_array_equal(again.test.x, out.test.x)
+    Zca().apply(data, ZcaOptions(eps=0.2, cache_dir=str(tmp_path)))
+    assert Zca.last_cache == "miss"  # eps is part of the key
+    mean, w = fit_zca(data.train.x, 0.1)
+    assert mean.dtype == np.float64 and w.shape == (48, 48) and np.allclose(w, w.T)
+
+
+def test_zca_uncentered_is_the_same_whitening_without_the_mean(tmp_path):
+    """``center = false``: W·x (the old torchvision LinearTransformation), the centred output plus the whitened mean."""
+    data = toy_dataset()
+    centred = Zca().apply(data, ZcaOptions(eps=0.1, cache_dir=str(tmp_path)))
+    plain = Zca().apply(data, ZcaOptions(eps=0.1, cache_dir=str(tmp_path), center=False))
+    assert Zca.last_cache == "hit"  # the same fit
+    mean, w = fit_zca(data.train.x, 0.1)
+    shift = (mean @ w).astype(np.float32)
+    for split in ("train", "test"):
+        a = getattr(centred, split).x.reshape(len(getattr(centred, split).x), -1)
+        b = getattr(plain, split).x.reshape(len(getattr(plain, split).x), -1)
+        np.testing.assert_allclose(b - a, np.broadcast_to(shift, a.shape), atol=1e-4)
+    assert np.abs(shift).max() > 1e-3  # the toy data's mean is not zero, so the two differ
+
+
+def test_zca_cache_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEBBCORE_CACHE", str(tmp_path / "c"))
+    Zca().apply(toy_dataset(n=2600), ZcaOptions())
+    assert len(list((tmp_path / "c" / "zca").glob("*.npz"))) == 1
+
+
+def test_transforms_in_a_spec(registry):
+    table = {
+        "data": {
+            "source": "synthetic",
+            "options": {"n_train": 50, "n_val": 10, "n_test": 10, "size": 8},
+            "transforms": [{"name": "normalize"}, {"name": "zca", "options": {"eps": 0.1, "cache": False}}],
+        },
+        "layers": [{"type": "flatten"}, {"type": "linear", "out_features": 10}],
+    }
+    spec = parse_spec(table, registry)
+    from hebbcore.runner import load_dataset
+
+    d = load_dataset(spec, registry)
+    assert d.train.x.shape == (50, 3, 8, 8) and np.isfinite(d.test.x).all()
