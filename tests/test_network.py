@@ -121,3 +121,48 @@ def test_the_torch_module_of_a_bias_free_layer_matches(registry, numpy_ops):
     assert module.c.bias is None
     x = np.random.default_rng(4).standard_normal((2, 2, 7, 7)).astype(np.float32)
     np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), net.forward(x), rtol=1e-4, atol=1e-5)
+
+
+BN_NET = """
+[data]
+source = "synthetic"
+[[layers]]
+name = "c"
+type = "conv"
+out_channels = 4
+kernel_size = 3
+train = "random"
+[[layers]]
+name = "bn"
+type = "batchnorm"
+momentum = 0.3
+[[layers]]
+name = "h"
+type = "conv"
+out_channels = 3
+kernel_size = 2
+[layers.hebbian]
+rule = "wta"
+"""
+
+
+def test_batchnorm_running_statistics_match_torch(registry, numpy_ops):
+    """The Hebbian phase updates a batch-norm's running mean and (unbiased) variance as torch's does in training."""
+    torch = pytest.importorskip("torch")
+    net = Network(loads_spec(BN_NET, registry), (2, 6, 6), 3, numpy_ops, registry)
+    ref = torch.nn.BatchNorm2d(4, momentum=0.3, eps=1e-5).train()
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = (rng.standard_normal((5, 2, 6, 6)) * 2 + 1).astype(np.float32)
+        net.hebbian_step(x, None)
+        ref(torch.from_numpy(np.asarray(net.forward(x, upto=1))))
+    p = net.nodes[1].params
+    np.testing.assert_allclose(p["running_mean"], ref.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p["running_var"], ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    from hebbcore.runner import confusion_matrix
+
+    cm = confusion_matrix(np.array([1, 1, 2, 0]), np.array([0, 1, 1, 0]), 3)  # predicted, true
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 1], [0, 0, 0]]  # cm[true, predicted]
