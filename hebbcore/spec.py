@@ -353,13 +353,13 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec", against_da
         if not 0 <= spec.seed < 2**63:
             problems.append(f"seed: expected 0 <= seed < 2**63, got {spec.seed}")
         problems += [f"name: {p}" for p in check_path_name(spec.name)]
-    if problems:
+    complete = spec is not None and len(layers) == len(raw_layers) and data.options is not None
+    if complete:
+        spec = dataclasses.replace(spec, layers=tuple(layers), data=data)
+        if against_data:  # even after other problems, so that every problem is reported at once
+            problems += check_against_data(spec, registry)
+    if problems or spec is None:
         raise SpecError(problems, source)
-    spec = dataclasses.replace(spec, layers=tuple(layers), data=data)
-    if against_data:
-        problems = check_against_data(spec, registry)
-        if problems:
-            raise SpecError(problems, source)
     return spec
 
 

@@ -3,6 +3,8 @@
 from hebbcore import hookimpl
 
 from .cifar10 import Cifar10
+from .cifar100 import Cifar100
+from .mnist import FashionMnist, Mnist
 from .npz import NpzSource
 from .synthetic import SyntheticGratings
 from .transforms import Normalize, Zca
@@ -10,7 +12,7 @@ from .transforms import Normalize, Zca
 
 @hookimpl
 def hebbcore_register_datasets():
-    return [SyntheticGratings, NpzSource, Cifar10]
+    return [SyntheticGratings, NpzSource, Cifar10, Cifar100, Mnist, FashionMnist]
 
 
 @hookimpl

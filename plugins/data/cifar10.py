@@ -22,7 +22,6 @@ official pixels and labels are fine.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import shutil
@@ -36,6 +35,8 @@ import numpy as np
 
 from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
+
+from .fetch import md5_of
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -82,16 +83,8 @@ def default_root(options: Cifar10Options) -> tuple[Path, str]:
     return cache_root() / "cifar10", "the cache folder"
 
 
-def md5_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def extract_archive(archive: Path, dest: Path, expected_md5: str = ARCHIVE_MD5) -> Path:
-    """Check the archive's md5, then extract it into ``dest``; returns the ``cifar-10-batches-py`` folder.
+def extract_archive(archive: Path, dest: Path, expected_md5: str = ARCHIVE_MD5, folder: str = FOLDER) -> Path:
+    """Check the archive's md5, then extract it into ``dest``; returns its ``folder`` (``cifar-10-batches-py``).
 
     Raises :class:`DataError` on a checksum mismatch (the archive is left in
     place for inspection) or an unreadable archive. Members that would land
@@ -116,10 +109,10 @@ def extract_archive(archive: Path, dest: Path, expected_md5: str = ARCHIVE_MD5) 
                 tar.extractall(tmp, members=members)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise DataError(f"archive {str(archive)!r} cannot be extracted ({exc.__class__.__name__}: {exc})") from None
-        src = tmp / FOLDER
+        src = tmp / folder
         if not src.is_dir():
-            raise DataError(f"archive {str(archive)!r} holds no {FOLDER}/ folder")
-        final = dest / FOLDER
+            raise DataError(f"archive {str(archive)!r} holds no {folder}/ folder")
+        final = dest / folder
         if final.exists():
             shutil.rmtree(final)
         os.replace(src, final)
@@ -223,7 +216,7 @@ def to_images(data: np.ndarray) -> np.ndarray:
     return data.reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255.0)
 
 
-def _take(n_opt: int, total: int) -> int:
+def take(n_opt: int, total: int) -> int:
     return total if n_opt == 0 else (0 if n_opt < 0 else min(n_opt, total))
 
 
@@ -246,7 +239,7 @@ class Cifar10(DataSource):
     @classmethod
     def describe(cls, options: Cifar10Options) -> DataInfo:
         split = min(max(options.train_split, 1), 50000)
-        n = _take(options.n_train, split) + _take(options.n_val, 50000 - split) + _take(options.n_test, 10000)
+        n = take(options.n_train, split) + take(options.n_val, 50000 - split) + take(options.n_test, 10000)
         return DataInfo((3, 32, 32), 10, n)
 
     def locate(self, options: Cifar10Options) -> Path:
@@ -266,9 +259,9 @@ class Cifar10(DataSource):
         if not 1 <= split <= 50000:
             raise DataError(f"data.options.train_split: expected 1..50000 training images, got {split}")
         folder = self.locate(options)
-        n_tr = _take(options.n_train, split)
-        n_va = _take(options.n_val, 50000 - split)
-        n_te = _take(options.n_test, 10000)
+        n_tr = take(options.n_train, split)
+        n_va = take(options.n_val, 50000 - split)
+        n_te = take(options.n_test, 10000)
         # read only the batches the requested rows need
         need_rows = [(0, n_tr), (split, split + n_va)]
         parts, labels = [], []
