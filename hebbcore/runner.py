@@ -15,6 +15,7 @@ A run directory holds, each written atomically and refreshed after every epoch:
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import sys
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, HebbcoreError
-from .interfaces import Dataset
+from .interfaces import Dataset, Split
 from .network import Network
 from .plugin_manager import Registry
 from .progress import Progress
@@ -363,7 +364,22 @@ class Training:
             from .torch_model import SgdPhase
         except ImportError as exc:
             raise HebbcoreError(f"the SGD phase needs torch (pip install torch): {exc}") from None
-        trainer = SgdPhase(self.net, self.data, self.spec.seed, rank=self.shard.rank, world=self.shard.world)
+        data, cfg = self.data, self.spec.sgd
+        if cfg.labels_per_class or cfg.label_fraction:  # a label-scarce probe: the Hebbian phase saw every image
+            idx = label_subset(data.train.y, data.n_classes, cfg.labels_per_class, cfg.label_fraction, self.spec.seed)
+            mirrored = data.train_mirrored
+            data = data.replace(
+                train=Split(data.train.x[idx], data.train.y[idx]),
+                train_mirrored=None if mirrored is None else Split(mirrored.x[idx], mirrored.y[idx]),
+            )
+            self.metrics["sgd_labels"] = {
+                "per_class": cfg.labels_per_class or None,
+                "fraction": cfg.label_fraction or None,
+                "images": len(idx),
+                "seed": self.spec.seed,
+                "indices_sha256": hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest(),
+            }
+        trainer = SgdPhase(self.net, data, self.spec.seed, rank=self.shard.rank, world=self.shard.world)
         if sgd_state is not None:
             trainer.load_state(sgd_state)
         trainer.run(
@@ -395,6 +411,18 @@ class Training:
         metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.save(len(self.spec.phases), 1, 0, self.rng.bit_generator.state)
         write_plots(self.run_dir.path)
+
+
+def label_subset(y: np.ndarray, n_classes: int, per_class: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a class-stratified labelled subset of ``y``: ``per_class`` images of each class (all of
+    a smaller class) or ``round(fraction · count)`` of each (at least one), drawn by ``seed``."""
+    rng = np.random.default_rng([seed, 0x1ABE15])  # its own stream: the Hebbian phase's order is unchanged
+    chosen = []
+    for c in range(n_classes):
+        members = np.flatnonzero(y == c)
+        k = min(per_class, len(members)) if per_class else max(1, round(fraction * len(members))) if len(members) else 0
+        chosen.append(rng.permutation(members)[:k])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
 def _duration(seconds: float) -> str:

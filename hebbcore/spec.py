@@ -175,6 +175,9 @@ class SgdPhaseSpec:
     keep_best: bool = True
     train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
     hflip: bool = False  # mirror each training image left-right with probability 1/2, per epoch
+    crop_padding: int = 0  # random crop: pad by this many zeros, take a random crop of the image's size, per epoch
+    labels_per_class: int = 0  # label-scarce probe: train on this many labelled images per class (0: all)
+    label_fraction: float = 0.0  # or on this fraction of each class (0: all); drawn by seed, recorded
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of 1-based ``epoch``."""
@@ -415,6 +418,16 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
 
 
 def _check_sgd_schedule(sgd: SgdPhaseSpec, raw: Any, problems: list[str]) -> None:
+    if sgd.crop_padding < 0:
+        problems.append(f"sgd.crop_padding: expected >= 0, got {sgd.crop_padding}")
+    if sgd.labels_per_class < 0:
+        problems.append(f"sgd.labels_per_class: expected >= 1 (0: every label), got {sgd.labels_per_class}")
+    if not 0 <= sgd.label_fraction <= 1:
+        problems.append(
+            f"sgd.label_fraction: expected 0 < label_fraction <= 1 (0: every label), got {sgd.label_fraction}"
+        )
+    if sgd.labels_per_class and sgd.label_fraction:
+        problems.append("sgd.labels_per_class / sgd.label_fraction: give one of the two")
     for key, ok, expected in (
         ("lr", sgd.lr > 0, "> 0"),
         ("momentum", 0 <= sgd.momentum < 1, "0 <= momentum < 1"),

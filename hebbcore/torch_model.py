@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import TrainingDiverged
+from .errors import HebbcoreError, TrainingDiverged
 from .interfaces import HebbianContext, check_hflip_inputs
 from .network import COS_EPS, Network, Node
 from .progress import Progress
@@ -373,6 +373,11 @@ class SgdPhase:
         y_train = torch.from_numpy(self.data.train.y).to(device)
         n = len(x_train)
         x_mirrored = None  # with hflip: the inputs of the mirrored images (None: flip the images themselves)
+        if cfg.crop_padding and (x_train.ndim != 4 or self.data.train_mirrored is not None):
+            raise HebbcoreError(
+                f"sgd.crop_padding: the SGD phase's inputs must be images (N, C, H, W), not features of frozen "
+                f"layers (shape {tuple(x_train.shape)[1:]}); crop before those layers or set crop_padding = 0"
+            )
         if cfg.hflip:
             if self.data.train_mirrored is not None:
                 x_mirrored = torch.from_numpy(self.data.train_mirrored.x).to(device)
@@ -386,6 +391,8 @@ class SgdPhase:
             self.gen.set_state(self.gen_at_epoch_start)
             order = torch.randperm(n, generator=self.gen).to(device)
             mirror = (torch.rand(n, generator=self.gen) < 0.5).to(device) if cfg.hflip else None
+            pad = cfg.crop_padding
+            crop = torch.randint(0, 2 * pad + 1, (n, 2), generator=self.gen).to(device) if pad else None
             starts = list(range(0, n, cfg.batch_size))
             self.train_module.train()
             for node in self.net.nodes:  # a batch-norm SGD does not train keeps its statistics, as at inference
@@ -406,6 +413,8 @@ class SgdPhase:
                 if mirror is not None:
                     flip = mirror[idx].view((-1,) + (1,) * (xb.ndim - 1))
                     xb = torch.where(flip, x_mirrored[idx] if x_mirrored is not None else xb.flip(-1), xb)
+                if crop is not None:
+                    xb = random_crops(xb, crop[idx], pad)
                 loss = F.cross_entropy(self.train_module(xb), y_train[idx])
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -459,6 +468,17 @@ class SgdPhase:
             self.module.load_state_dict(self.best_state)
             copy_back(self.module, self.net)
         return self.best or {}
+
+
+def random_crops(x: torch.Tensor, offsets: torch.Tensor, padding: int) -> torch.Tensor:
+    """Each image of ``x`` ``(N, C, H, W)``, zero-padded by ``padding``, cropped back to ``H × W`` at its
+    ``offsets[i] = (top, left)`` in ``[0, 2·padding]``."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    rows = offsets[:, :1] + torch.arange(h, device=x.device)
+    cols = offsets[:, 1:] + torch.arange(w, device=x.device)
+    i, ch = torch.arange(n, device=x.device), torch.arange(c, device=x.device)
+    return padded[i[:, None, None, None], ch[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def _cpu(state: dict) -> dict:

@@ -127,7 +127,7 @@ class ExperimentRunner:
         }
         if exp.init_from and self._parent_reduced:
             info["parent_overrides"] = self._parent_reduced  # the weights it starts from come from a REDUCED run
-        cut = frozen_prefix_cut(spec) if self.cache is not None else 0
+        cut = frozen_prefix_cut(spec) if self.cache is not None and not spec.sgd.crop_padding else 0
         feats = None
         if cut:
             ops = make_backend(self.registry, self.backend, self.device)

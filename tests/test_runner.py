@@ -1,0 +1,134 @@
+"""The runner's SGD-phase data: label-scarce subsets and random crops (seeded, resumable), per-epoch lines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hebbcore.errors import HebbcoreError
+from hebbcore.interfaces import Dataset, Split
+from hebbcore.rundir import RunDir
+from hebbcore.runner import label_subset, run
+from hebbcore.spec import loads_spec
+
+torch = pytest.importorskip("torch", reason="the SGD phase needs torch")
+
+SPEC = """
+name = "probe"
+seed = 4
+[data]
+source = "synthetic"
+[data.options]
+n_train = 300
+n_val = 40
+n_test = 40
+size = 10
+n_classes = 5
+[hebbian]
+epochs = 1
+batch_size = 32
+[sgd]
+epochs = 2
+batch_size = 16
+lr = 0.05
+{sgd}
+[[layers]]
+name = "conv1"
+type = "conv"
+out_channels = 6
+kernel_size = 3
+[layers.hebbian]
+rule = "wta"
+[[layers]]
+name = "flat"
+type = "flatten"
+[[layers]]
+name = "fc"
+type = "linear"
+out_features = 5
+train = "sgd"
+"""
+
+
+def test_label_subset_is_stratified_and_seeded():
+    y = np.repeat(np.arange(4), [10, 20, 3, 7])
+    idx = label_subset(y, 4, per_class=5, fraction=0.0, seed=1)
+    assert np.bincount(y[idx], minlength=4).tolist() == [5, 5, 3, 5]  # a class smaller than N gives all it has
+    assert np.array_equal(idx, np.sort(idx)) and len(set(idx)) == len(idx)
+    assert np.array_equal(idx, label_subset(y, 4, 5, 0.0, seed=1))
+    assert not np.array_equal(idx, label_subset(y, 4, 5, 0.0, seed=2))
+    frac = label_subset(y, 4, 0, 0.1, seed=1)
+    assert np.bincount(y[frac], minlength=4).tolist() == [1, 2, 1, 1]  # round(0.1·n), at least one
+
+
+def test_a_label_scarce_probe_trains_on_the_subset_only(tmp_path, registry, monkeypatch):
+    import hebbcore.torch_model as tm
+
+    seen = {}
+    original = tm.SgdPhase.__init__
+
+    def spy(self, net, data, *a, **k):
+        seen["labels"] = data.train.y.copy()
+        original(self, net, data, *a, **k)
+
+    monkeypatch.setattr(tm.SgdPhase, "__init__", spy)
+    spec = loads_spec(SPEC.format(sgd="labels_per_class = 4"), registry)
+    result = run(spec, registry, out_dir=tmp_path, progress=False)
+    assert np.bincount(seen["labels"], minlength=5).tolist() == [4] * 5
+    rec = result.metrics["sgd_labels"]
+    assert rec["per_class"] == 4 and rec["images"] == 20 and rec["seed"] == 4 and len(rec["indices_sha256"]) == 64
+    assert result.metrics["n_train"] == 300  # the Hebbian phase saw every image
+
+
+def crop_reference(x, offsets, p):
+    padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    h, w = x.shape[2:]
+    return np.stack([padded[i, :, t : t + h, s : s + w] for i, (t, s) in enumerate(offsets)])
+
+
+def test_random_crops_match_a_loop():
+    from hebbcore.torch_model import random_crops
+
+    x = np.random.default_rng(0).normal(size=(6, 3, 7, 5)).astype(np.float32)
+    offsets = np.random.default_rng(1).integers(0, 7, size=(6, 2))
+    got = random_crops(torch.from_numpy(x), torch.from_numpy(offsets), 3).numpy()
+    np.testing.assert_array_equal(got, crop_reference(x, offsets, 3))
+
+
+class Stop(BaseException):
+    pass
+
+
+def test_random_crops_are_seeded_and_resume_exactly(tmp_path, registry, monkeypatch):
+    spec = loads_spec(SPEC.format(sgd="crop_padding = 2"), registry)
+    plain = run(loads_spec(SPEC.format(sgd=""), registry), registry, out_dir=tmp_path / "plain", progress=False)
+    a = run(spec, registry, out_dir=tmp_path / "a", progress=False)
+    assert not np.allclose(a.network.state_dict()["fc.weight"], plain.network.state_dict()["fc.weight"])
+    original = RunDir.save_checkpoint
+    saves = {"n": 0}
+
+    def stop_in_the_sgd_phase(self, *args):
+        original(self, *args)
+        saves["n"] += 1
+        if saves["n"] == 4:  # hebbian epoch end, phase end, then SGD mid-epoch checkpoints
+            raise Stop
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", stop_in_the_sgd_phase)
+    with pytest.raises(Stop):
+        run(spec, registry, out_dir=tmp_path / "b", progress=False, checkpoint_every=5)
+    monkeypatch.setattr(RunDir, "save_checkpoint", original)
+    b = run(spec, registry, out_dir=tmp_path / "b", progress=False, checkpoint_every=5, resume=True)
+    for k, v in a.network.state_dict().items():
+        np.testing.assert_array_equal(b.network.state_dict()[k], v, err_msg=k)
+
+
+def test_crops_need_images(tmp_path, registry):
+    empty = Split(np.zeros((0, 10), np.float32), np.zeros(0, np.int64))
+    flat = Dataset("flat", Split(np.zeros((20, 10), np.float32), np.arange(20) % 5), empty, empty, 5)
+    spec = loads_spec(
+        SPEC.format(sgd="crop_padding = 2").split("[[layers]]")[0]
+        + '[[layers]]\nname = "fc"\ntype = "linear"\nout_features = 5\ntrain = "sgd"\n',
+        registry,
+    )
+    with pytest.raises(HebbcoreError, match="sgd.crop_padding: the SGD phase's inputs must be images"):
+        run(spec, registry, out_dir=tmp_path, progress=False, dataset=flat)
