@@ -64,7 +64,7 @@ SGD_FULL = {
 }  # per-epoch train accuracy on a 5k sample (the final record: all 40k)
 SGD_PROBE = dict(SGD_FULL, weight_decay=5e-4)
 HEBBIAN = {"epochs": 2, "batch_size": 64}
-RESULTS = "experiments/paper/results"
+RESULTS = "results"  # relative to the spec files: a spec file's paths resolve against its folder
 
 # ------------------------------------------------------------------------------------------- paper values
 

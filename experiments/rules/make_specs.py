@@ -29,7 +29,7 @@ from hebbcore.models import PAPER_TRAINABLE, paper_net  # noqa: E402
 from hebbcore.spec import dumps_toml  # noqa: E402
 
 NAMES = [t[0] for t in PAPER_TRAINABLE]  # conv1 .. fc6
-RESULTS = "experiments/rules/results"
+RESULTS = "results"  # relative to the spec files: a spec file's paths resolve against its folder
 DATA = {"source": "cifar10", "transforms": [{"name": "zca", "options": {"eps": 0.1}}]}
 HEBBIAN = {"epochs": 2, "batch_size": 64}
 SGD_PROBE = {
