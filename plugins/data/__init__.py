@@ -4,6 +4,7 @@ from hebbcore import hookimpl
 
 from .cifar10 import Cifar10
 from .cifar100 import Cifar100
+from .image_folder import ImageFolder
 from .mnist import FashionMnist, Mnist
 from .npz import NpzSource
 from .synthetic import SyntheticGratings
@@ -12,7 +13,7 @@ from .transforms import Normalize, Zca
 
 @hookimpl
 def hebbcore_register_datasets():
-    return [SyntheticGratings, NpzSource, Cifar10, Cifar100, Mnist, FashionMnist]
+    return [SyntheticGratings, NpzSource, Cifar10, Cifar100, Mnist, FashionMnist, ImageFolder]
 
 
 @hookimpl
