@@ -73,7 +73,8 @@ class HebbianContext:
         x: the layer input, ``(N, C, H, W)`` or ``(N, D)``.
         w: the weights, ``(K, C, kh, kw)`` or ``(K, D)``.
         dot: ``w_k · x_p`` for every kernel and position, ``(N, K, Ho, Wo)`` or ``(N, K)``.
-        similarity: cosine similarity ``dot / (‖w_k‖·‖x_p‖)``, same shape as ``dot``.
+        similarity: cosine similarity ``dot / (‖w_k‖·‖x_p‖)``, same shape as ``dot``; computed on first use
+            (the core may pass a function), so a rule that never reads it costs no patch norms.
         labels: integer class labels ``(N,)`` on the backend (None when unlabeled).
         n_classes: number of classes of the task.
         stride: conv stride (1 for linear layers).
@@ -89,19 +90,25 @@ class HebbianContext:
         x: Array,
         w: Array,
         dot: Array,
-        similarity: Array,
+        similarity: Array | Callable[[], Array],
         labels: Array | None,
         n_classes: int,
         stride: int = 1,
         reducer: Callable[[Array], Array] | None = None,
     ):
         self.ops, self.kind, self.x, self.w = ops, kind, x, w
-        self.dot, self.similarity, self.labels = dot, similarity, labels
+        self.dot, self._similarity, self.labels = dot, similarity, labels
         self.n_classes, self.stride = n_classes, stride
         self.reducer = reducer
         self.state: dict[str, Array] = {}
         self.cache: dict[str, Any] = {}
         self.total_positions: int | None = None  # P summed over processes, once asked for
+
+    @property
+    def similarity(self) -> Array:
+        if callable(self._similarity):  # computed once, on first use
+            self._similarity = self._similarity()
+        return self._similarity
 
     def reduce(self, a: Array) -> Array:
         """``a`` summed over every process of data-parallel training (``a`` itself in one process)."""

@@ -16,8 +16,10 @@ returns host copies named ``"<layer>.<param>"`` (``weight``, ``bias``,
 
 from __future__ import annotations
 
+import functools
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,16 +250,24 @@ class Network:
     # ------------------------------------------------------------------ forward
     def similarity(self, node: Node, x: Array) -> tuple[Array, Array]:
         """``(dot, cosine)`` of a Hebbian layer's kernels with every input patch."""
+        dot = self.dot_of(node, x)
+        return dot, self.cosine_of(node, x, dot)
+
+    def dot_of(self, node: Node, x: Array) -> Array:
+        """``w_k · x_p`` for every kernel and input patch (a convolution, or a matrix product)."""
+        w = node.params["weight"]
+        return self.ops.conv2d(x, w, node.stride) if node.spec.type == "conv" else self.ops.linear(x, w)
+
+    def cosine_of(self, node: Node, x: Array, dot: Array) -> Array:
+        """The cosine similarity from ``dot``: patch norms by a convolution of ``x²``, kernel norms."""
         ops, w = self.ops, node.params["weight"]
         if node.spec.type == "conv":
-            dot = ops.conv2d(x, w, node.stride)
             xn = ops.sqrt(ops.patch_sq_norms(x, tuple(w.shape[2:]), node.stride))
             wn = ops.sqrt(ops.sum(w * w, axis=(1, 2, 3))).reshape(1, -1, 1, 1)
         else:
-            dot = ops.linear(x, w)
             xn = ops.sqrt(ops.sum(x * x, axis=1)).reshape(-1, 1)
             wn = ops.sqrt(ops.sum(w * w, axis=1)).reshape(1, -1)
-        return dot, ops.cosine(dot, wn, xn, COS_EPS)
+        return ops.cosine(dot, wn, xn, COS_EPS)
 
     def layer_forward(self, node: Node, x: Array, batch_stats: bool) -> Array:
         ops, l = self.ops, node.spec
@@ -344,12 +354,19 @@ class Network:
             if node.rule is None:
                 x = self.layer_forward(node, x, batch_stats=True)
                 continue
-            dot, cos = self.similarity(node, x)
-            x_next = self.ops.relu(cos) if node.cosine else self._linear_response(node, dot)
+            dot = self.dot_of(node, x)
+            if node.cosine:  # the response is the cosine: needed anyway
+                cos: Array | Callable[[], Array] = self.cosine_of(node, x, dot)
+                x_next = self.ops.relu(cos)
+            else:  # a linear response: the cosine only if the rule reads it
+                cos = functools.partial(self.cosine_of, node, x, dot)
+                x_next = self._linear_response(node, dot)
             self.hebbian_update(node, x, dot, cos, labels)
             x = x_next
 
-    def hebbian_update(self, node: Node, x: Array, dot: Array, cos: Array, labels: Array | None) -> Array:
+    def hebbian_update(
+        self, node: Node, x: Array, dot: Array, cos: Array | Callable[[], Array], labels: Array | None
+    ) -> Array:
         """Apply the rule and aggregation of ``node`` to its response; returns the update applied."""
         w = node.params["weight"]
         ctx = HebbianContext(
