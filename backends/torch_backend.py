@@ -78,6 +78,9 @@ class TorchOps(Ops):
     def isfinite_all(self, a) -> bool:
         return bool(self.torch.isfinite(a).all())
 
+    def amax(self, a, axis):
+        return a.amax(dim=axis, keepdim=True)
+
     def argmax(self, a, axis):
         if a.device.type == "cpu" and a.dtype in self._host_dtypes:  # numpy's is faster here (see one_hot_argmax)
             return self.torch.from_numpy(self._host.argmax(a.detach().numpy(), axis))

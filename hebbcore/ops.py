@@ -79,6 +79,10 @@ class Ops:
     def argmax(self, a: Array, axis: int) -> Array:
         return a.argmax(axis=axis)
 
+    def amax(self, a: Array, axis: int) -> Array:
+        """The largest value along ``axis``, which is kept with length 1 (broadcasts against ``a``)."""
+        return a.max(axis=axis, keepdims=True)
+
     def one_hot_argmax(self, a: Array, axis: int = 1) -> Array:
         """1.0 where ``a`` is largest along ``axis`` (first one on ties), 0.0 elsewhere."""
         if not a.size:

@@ -9,7 +9,8 @@ a weighted average with the step coefficients as weights.
 from __future__ import annotations
 
 import numpy as np
-from conftest import assert_close
+import pytest
+from conftest import assert_close, backend_params, make_ops
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -212,3 +213,22 @@ def test_wta_converges_to_mean_of_won_patches(registry, numpy_ops):
     net.hebbian_step(x, None)
     patches = x.reshape(3, 1, 2, 2, 2, 2).transpose(0, 2, 4, 1, 3, 5).reshape(-1, 1, 2, 2)
     assert_close(net.nodes[0].params["weight"][0], patches.mean(0), what="mean of patches")
+
+
+@pytest.mark.parametrize("backend", [pytest.param(("numpy", "cpu"), id="numpy-cpu"), *backend_params()])
+@pytest.mark.parametrize("ties", ["lowest", "all"])
+def test_wta_ties_lowest_or_all_match_a_loop(registry, backend, ties):
+    """Two identical kernels tie exactly at every position: the lowest index wins, or both learn (Lagani's code)."""
+    spec = conv_net(registry, 3, 2, 1, {"rule": "wta", "lr": 0.5, "options": {"ties": ties}})
+    ops = make_ops(registry, *backend)
+    net = Network(spec, (1, 3, 3), 10, ops, registry)
+    w = np.stack([np.ones((1, 2, 2)), np.ones((1, 2, 2)), -np.ones((1, 2, 2))]).astype(np.float32)
+    net.nodes[0].params["weight"] = ops.asarray(w)
+    x = np.random.default_rng(0).uniform(0.1, 1.0, (2, 1, 3, 3)).astype(np.float32)  # positive: kernels 0, 1 tie
+    patches = [x[n, :, i : i + 2, j : j + 2] for n in range(2) for i in range(2) for j in range(2)]
+    winners = [0, 1] if ties == "all" else [0]
+    expected = w.astype(np.float64).copy()
+    for k in winners:  # weighted_mean of 0/1 coefficients: the mean step over the won positions
+        expected[k] += 0.5 * np.mean([p - w[k] for p in patches], axis=0)
+    net.hebbian_step(ops.asarray(x), None)
+    np.testing.assert_allclose(ops.to_numpy(net.nodes[0].params["weight"]), expected, rtol=1e-5, atol=1e-6)

@@ -47,6 +47,7 @@ CASES = [
     ("kwta", {"k": 3, "update": "hebb"}, "mean"),
     ("softhebb", {"temperature": 0.5}, "sum"),
     ("softhebb", {"response": "cosine", "normalize": False, "adaptive_lr": False, "temperature": 0.2}, "mean"),
+    ("softhebb", {"power_lr": 0.75, "anti_hebbian": False, "temperature": 0.7}, "sum"),
     ("krotov", {}, "sum"),
     ("krotov", {"p": 3.0, "k": 3, "delta": 0.3, "radius": 1.5, "normalize": False}, "mean"),
     ("bcm", {}, "mean"),
@@ -120,7 +121,7 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
             y = e / e.sum()
             win = int(np.argmax(u))
             for q in range(k):
-                c[q] = y[q] if q == win else -y[q]
+                c[q] = y[q] if q == win or not opts.get("anti_hebbian", True) else -y[q]
                 d[q] = v - u[q] * W[q]
         elif rule == "krotov":
             p, kk = opts.get("p", 2.0), opts.get("k", 2)
@@ -159,7 +160,7 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
         if opts.get("normalize", True):
             num = num / max(np.abs(num).max(), 1e-30)
         if rule == "softhebb" and opts.get("adaptive_lr", True):
-            rate = np.sqrt(np.abs(np.linalg.norm(W, axis=1) - opts.get("radius", 1.0)) + 1e-10)
+            rate = (np.abs(np.linalg.norm(W, axis=1) - opts.get("radius", 1.0)) + 1e-10) ** opts.get("power_lr", 0.5)
             num = num * rate[:, None]
     if agg == "weighted_mean":  # the paper's: Σ c·Δw_p / Σ|c| = Σ c²·d / Σ|c|
         num_w = sum((c * c)[:, None] * d for c, d in steps)
@@ -203,7 +204,7 @@ def competition_score(rule, opts, net, x):
     dot, cos = (ops.to_numpy(a) for a in net.similarity(node, xb))
     if rule == "kwta":
         return cos, [opts.get("k", 2) - 1]
-    if rule == "softhebb":
+    if rule == "softhebb" and opts.get("anti_hebbian", True):  # without it the winner does not matter
         return (dot if opts.get("response", "dot") == "dot" else cos), [0]
     if rule == "krotov":
         kk = opts.get("k", 2)

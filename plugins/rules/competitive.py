@@ -7,17 +7,33 @@ learns with ``Δw = η·(x − w)`` (``update = "decay"``, default) or ``η·x``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from hebbcore.interfaces import LearningRule, Winners
 
-from .plain import UpdateOptions, decay_for
+from .plain import Update, decay_for
+
+
+@dataclass(frozen=True)
+class WtaOptions:
+    """``update``: ``"decay"`` (Δw = η·y·(x − w)) or ``"hebb"``; ``ties``: on an exact tie for the largest
+    similarity, the lowest kernel index wins (``"lowest"``, every backend alike) or every tied kernel learns
+    (``"all"``, as Lagani's HebbianPCA/neurolab code does)."""
+
+    update: Update = "decay"
+    ties: Literal["lowest", "all"] = "lowest"
 
 
 class WinnerTakesAll(LearningRule):
     name = "wta"
-    Options = UpdateOptions
+    Options = WtaOptions
     coefficients = "binary"
 
     def post_synaptic(self, ctx):
+        if self.options.ties == "all":  # every kernel at the maximum wins: a dense 0/1 coefficient
+            s = ctx.similarity
+            return ctx.ops.where(s >= ctx.ops.amax(s, axis=1), s * 0.0 + 1.0, s * 0.0)
         return Winners(ctx.ops.argmax(ctx.similarity, axis=1), int(ctx.dot.shape[1]))
 
     def decay_sum(self, ctx, coefficient, coefficient_sum):

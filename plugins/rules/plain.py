@@ -9,7 +9,6 @@ clamped at 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from hebbcore.interfaces import LearningRule
@@ -38,10 +37,3 @@ class Decay(LearningRule):
 
     def post_synaptic(self, ctx):
         return ctx.ops.relu(ctx.similarity)  # the default update_sums is Hebb with decay
-
-
-@dataclass(frozen=True)
-class UpdateOptions:
-    """``update``: ``"decay"`` (Δw = η·y·(x − w)) or ``"hebb"`` (Δw = η·y·x)."""
-
-    update: Update = "decay"

@@ -12,10 +12,13 @@ each sample and position:
     y'_k = +y_k for the winner k* = argmax_k u_k,  −y_k for every other kernel
     D_k  = Σ_p y'_pk · (x_p − u_pk · w_k)
     Δw_k = η · ρ_k · D_k / max|D|               (``normalize``; else D_k)
-    ρ_k  = |‖w_k‖ − R|^½                         (``adaptive_lr``; else 1; R = ``radius``)
+    ρ_k  = |‖w_k‖ − R|^q                         (``adaptive_lr``; else 1; R = ``radius``, q = ``power_lr``, ½)
 
 as in the authors' code: the update is divided by its largest magnitude, and a
-kernel's rate shrinks as its norm reaches ``R``. So ``c_p = y'_pk``,
+kernel's rate shrinks as its norm reaches ``R``. With ``anti_hebbian = false`` every
+kernel learns with ``y'_k = +y_k`` (the authors' "soft" variant, no anti-Hebbian term).
+SoftHebb's ``hard`` mode is the ``krotov`` rule with ``delta = 0``; its ``t_invert``
+is ``1 / temperature``. So ``c_p = y'_pk``,
 ``d_p = ρ_k (x_p − u_pk w_k) / max|D|``; the sums are one conv weight-gradient and
 ``Σ_p y'_pk u_pk``. ``y'`` is signed and the update already normalised: use
 ``aggregation = "sum"``.
@@ -46,6 +49,8 @@ class SoftHebbOptions:
     normalize: bool = True
     adaptive_lr: bool = True
     radius: float = 1.0
+    power_lr: float = 0.5  # the adaptive rate's power: ρ_k = |‖w_k‖ − R|^power_lr (the authors' CNN preset: 0.75)
+    anti_hebbian: bool = True  # False: the authors' "soft" variant, where the losers learn Hebbian too (y' = y)
 
 
 def kernel_norms(ctx):
@@ -68,7 +73,8 @@ class SoftHebb(LearningRule):
 
     @classmethod
     def check(cls, options, layer):
-        return positive(options.temperature, "temperature") + positive(options.radius, "radius")
+        return positive(options.temperature, "temperature") + positive(options.radius, "radius") + \
+            positive(options.power_lr, "power_lr")  # fmt: skip
 
     def _u(self, ctx):
         return ctx.dot if self.options.response == "dot" else ctx.similarity
@@ -76,6 +82,8 @@ class SoftHebb(LearningRule):
     def post_synaptic(self, ctx):
         ops, u = ctx.ops, self._u(ctx)
         y = ops.softmax(u * (1.0 / self.options.temperature), axis=1)
+        if not self.options.anti_hebbian:
+            return y
         sign = ops.one_hot_argmax(u, axis=1) * 2.0 - 1.0  # +1 for the winner, -1 for the losers
         return y * sign
 
@@ -84,6 +92,6 @@ class SoftHebb(LearningRule):
         if self.options.normalize:
             d = max_normalized(ctx, d)
         if self.options.adaptive_lr:
-            rate = (abs(kernel_norms(ctx) - self.options.radius) + NORM_EPS) ** 0.5
+            rate = (abs(kernel_norms(ctx) - self.options.radius) + NORM_EPS) ** self.options.power_lr
             d = d * ctx.per_kernel(rate)
         return d, ctx.coefficient_sum(y)
