@@ -340,7 +340,7 @@ class Training:
                 checkpoint=functools.partial(self._mid_epoch_checkpoint, phase_index, epoch, rng_state),
                 checkpoint_every=self.checkpoint_every, resident=resident,
             )  # fmt: skip
-            evaluate = self.shard.rank == 0
+            evaluate = self.shard.rank == 0 and self.output_learnt_by_hebbian_phase()
             head = data.train_head(cfg.train_acc_images)
             record = {
                 "phase": "hebbian",
@@ -353,6 +353,12 @@ class Training:
                 **({"train_acc_images": len(head)} if cfg.train_acc_images else {}),
             }
             self.record_epoch(record, phase_index, epoch + 1)
+
+    def output_learnt_by_hebbian_phase(self) -> bool:
+        """False when the output layer is an SGD layer that a later phase trains: its accuracies after a Hebbian
+        epoch are those of an untrained classifier, not worth an evaluation pass over three splits."""
+        out = self.net.nodes[-1]
+        return not (out.spec.trainable and out.mode == "sgd" and "sgd" in self.spec.phases and self.spec.sgd.epochs)
 
     def _mid_epoch_checkpoint(
         self, phase_index: int, epoch: int, rng_state: Mapping[str, Any], batches_done: int

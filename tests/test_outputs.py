@@ -85,9 +85,14 @@ def test_train_accuracy_on_a_sample_per_epoch(registry, tmp_path):
     }
     metrics = run(parse_spec(table, registry), registry, out_dir=tmp_path / "r", progress=False).metrics
     hebb, *sgd = metrics["epochs"]
-    assert hebb["train_acc_images"] == 7 and round(hebb["train_acc"] * 7, 6).is_integer()
+    # the SGD classifier is untrained after the Hebbian epoch: no evaluation pass is spent on it
+    assert hebb["train_acc"] is None and hebb["val_acc"] is None and hebb["test_acc"] is None
     assert [e["train_acc_images"] for e in sgd] == [9, 9]
     assert all(round(e["train_acc"] * 9, 6).is_integer() for e in sgd)
     assert round(metrics["final"]["train_acc"] * 200, 6).is_integer()
+    table["layers"][2] = {"name": "clf", "type": "linear", "out_features": 10, "hebbian": {"rule": "teacher"}}
+    hebbian_only = run(parse_spec(table, registry), registry, out_dir=tmp_path / "h", progress=False).metrics
+    (hebb,) = hebbian_only["epochs"]
+    assert hebb["train_acc_images"] == 7 and round(hebb["train_acc"] * 7, 6).is_integer()
     with pytest.raises(Exception, match="sgd.train_acc_images: expected >= 0"):
         parse_spec({**table, "sgd": {"train_acc_images": -1}}, registry)
