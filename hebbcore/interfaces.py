@@ -192,6 +192,8 @@ class LearningRule(ABC):
     separable: ClassVar[bool] = True
     #: The aggregation the rule's published update means; a spec or ``use_rule`` that names none gets it.
     aggregation: ClassVar[str] = "weighted_mean"
+    #: True when the rule reads ``ctx.labels`` (a teacher signal): it cannot learn from unlabeled images.
+    needs_labels: ClassVar[bool] = False
 
     def __init__(self, options: Any, layer: LayerInfo):
         self.options = options
@@ -289,6 +291,8 @@ class Dataset:
     #: The frozen layers' output for the left-right mirror image of each training image (same order), when the
     #: splits hold such features rather than images and an SGD phase mirrors its inputs (``sgd.hflip``).
     train_mirrored: Split | None = None
+    #: Images without labels (``y`` is -1), which a Hebbian phase with ``data = "unlabeled"`` learns from.
+    unlabeled: Split | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -309,7 +313,8 @@ class DataInfo:
 
     input_shape: tuple[int, ...]  # one sample's shape, (C, H, W) or (D,)
     n_classes: int
-    n_samples: int  # train + val + test samples it will hold in memory
+    n_samples: int  # train + val + test (+ unlabeled) samples it will hold in memory
+    n_unlabeled: int = 0  # images without labels, which only a Hebbian phase can learn from
 
 
 class DataSource(ABC):

@@ -331,11 +331,16 @@ class Training:
 
     def hebbian_phase(self, phase_index: int, first_epoch: int, start_batch: int) -> None:
         cfg, net, data = self.spec.hebbian, self.net, self.data
-        resident = device_resident(self.ops, data.train.x, data.train.y)
+        learn = data  # the images the Hebbian layers learn from; accuracies are still the labelled splits
+        if cfg.data == "unlabeled":
+            if data.unlabeled is None or not len(data.unlabeled):
+                raise DataError(f"hebbian.data = 'unlabeled': the dataset {data.name!r} holds no unlabeled images")
+            learn = data.replace(train=data.unlabeled)
+        resident = device_resident(self.ops, learn.train.x, learn.train.y)
         for epoch in range(first_epoch, cfg.epochs + 1):
             rng_state = self.rng.bit_generator.state
             seconds = hebbian_epoch(
-                net, data, cfg.batch_size, self.rng, epoch, cfg.epochs, cfg.check_every, self.progress,
+                net, learn, cfg.batch_size, self.rng, epoch, cfg.epochs, cfg.check_every, self.progress,
                 start_batch=start_batch if epoch == first_epoch else 0, shard=self.shard,
                 checkpoint=functools.partial(self._mid_epoch_checkpoint, phase_index, epoch, rng_state),
                 checkpoint_every=self.checkpoint_every, resident=resident,
@@ -349,7 +354,7 @@ class Training:
                 "val_acc": accuracy(net, data.val.x, data.val.y) if evaluate else None,
                 "test_acc": accuracy(net, data.test.x, data.test.y) if evaluate else None,
                 "seconds": seconds,
-                "images_per_s": len(data.train) / seconds,
+                "images_per_s": len(learn.train) / seconds,
                 **({"train_acc_images": len(head)} if cfg.train_acc_images else {}),
             }
             self.record_epoch(record, phase_index, epoch + 1)

@@ -144,6 +144,7 @@ class HebbianPhaseSpec:
     batch_size: int = 64
     check_every: int = 50  # batches between NaN/inf checks of the weights
     train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
+    data: Literal["train", "unlabeled"] = "train"  # the images it learns from (unlabeled: the source's extra ones)
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,15 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
         return [f"data: {exc}"]
     if info is None:
         return []
+    if spec.hebbian.data == "unlabeled":
+        if not info.n_unlabeled:
+            problems.append(f"hebbian.data: 'unlabeled', but the {spec.data.source!r} source gives no unlabeled images "
+                            f"with these options")  # fmt: skip
+        for i, layer in enumerate(spec.layers):
+            rule_cls = registry.tables["rule"].get(layer.hebbian.rule) if layer.hebbian is not None else None
+            if layer.train == "hebbian" and rule_cls is not None and rule_cls.needs_labels:
+                problems.append(f"layers[{i}] ({layer.name}).hebbian.rule: {rule_cls.name!r} needs labels, but "
+                                f"hebbian.data = 'unlabeled'")  # fmt: skip
     try:
         shapes = infer_shapes(spec.layers, info.input_shape)
     except SpecError as exc:

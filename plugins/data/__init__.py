@@ -7,13 +7,14 @@ from .cifar100 import Cifar100
 from .image_folder import ImageFolder
 from .mnist import FashionMnist, Mnist
 from .npz import NpzSource
+from .stl10 import Stl10
 from .synthetic import SyntheticGratings
 from .transforms import Normalize, Zca
 
 
 @hookimpl
 def hebbcore_register_datasets():
-    return [SyntheticGratings, NpzSource, Cifar10, Cifar100, Mnist, FashionMnist, ImageFolder]
+    return [SyntheticGratings, NpzSource, Cifar10, Cifar100, Mnist, FashionMnist, ImageFolder, Stl10]
 
 
 @hookimpl

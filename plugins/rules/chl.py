@@ -53,6 +53,7 @@ class ContrastiveHebbian(LearningRule):
     Options = ChlOptions
     coefficients = "signed"
     aggregation = "mean"
+    needs_labels = True
 
     @classmethod
     def check(cls, options, layer):

@@ -53,6 +53,7 @@ class Teacher(LearningRule):
     name = "teacher"
     Options = TeacherOptions
     coefficients = "binary"
+    needs_labels = True
 
     @classmethod
     def check(cls, options, layer):

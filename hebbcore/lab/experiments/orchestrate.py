@@ -127,7 +127,8 @@ class ExperimentRunner:
         }
         if exp.init_from and self._parent_reduced:
             info["parent_overrides"] = self._parent_reduced  # the weights it starts from come from a REDUCED run
-        cut = frozen_prefix_cut(spec) if self.cache is not None and not spec.sgd.crop_padding else 0
+        cached = self.cache is not None and not spec.sgd.crop_padding and spec.hebbian.data == "train"
+        cut = frozen_prefix_cut(spec) if cached else 0  # crops and unlabeled images need the images themselves
         feats = None
         if cut:
             ops = make_backend(self.registry, self.backend, self.device)
