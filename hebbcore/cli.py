@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -182,6 +183,10 @@ def _resume(args: argparse.Namespace, registry) -> int:
         raise UsageError("--out and --resume name different directories; --resume continues in place")
     if args.overwrite:
         raise UsageError("--overwrite and --resume contradict each other: --resume continues the run in place")
+    if not args.distributed or os.environ.get("RANK", "0") == "0":  # rank 0 owns the directory
+        from .rundir import RunDir
+
+        RunDir(out).ensure_free()  # before reading its spec.toml, which a running run may not have written yet
     spec = load_spec(args.spec or out / "spec.toml", registry)
     backend = args.backend
     if backend is None:

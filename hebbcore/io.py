@@ -62,6 +62,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         tmp = None
+        with contextlib.suppress(OSError):  # make the rename itself durable (not on every platform)
+            dirfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
     except OSError as exc:
         raise WriteError(
             f"cannot write {str(path)!r}: {describe_os_error(exc)}; the files already written are intact"

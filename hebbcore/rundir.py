@@ -19,10 +19,10 @@ same directory fails at once, naming the holder's pid.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-import shutil
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +52,9 @@ LEGACY_CHECKPOINT = "checkpoint.pkl"
 LOCK = ".lock"
 META = "__meta__"
 FORMAT = "hebbcore-checkpoint/1"
-#: The files one run writes; ``overwrite`` removes them (and ``plots/``) before a new run starts.
+#: The plots a run draws (``hebbcore.plots``); ``overwrite`` removes them too.
+PLOT_FILES = ("kernels_*.png", "learning_curves.png", "confusion.png")
+#: The files one run writes; ``overwrite`` removes them (and :data:`PLOT_FILES`) before a new run starts.
 RUN_FILES = (CHECKPOINT, LEGACY_CHECKPOINT, "weights.npz", "metrics.json", "metrics.csv", "spec.toml", "command.txt")
 
 
@@ -140,7 +142,10 @@ def dumps_checkpoint(state: dict) -> bytes:
 def loads_checkpoint(data: bytes | Path, source: str) -> dict:
     """The state :func:`dumps_checkpoint` wrote; :class:`DataError` naming ``source`` if it is anything else."""
     try:
-        with np.load(data if isinstance(data, Path) else io.BytesIO(data), allow_pickle=False) as f:
+        loaded = np.load(data if isinstance(data, Path) else io.BytesIO(data), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("an .npy array, not an .npz archive")
+        with loaded as f:
             arrays = {k: f[k] for k in f.files}
         meta = json.loads(arrays.pop(META).tobytes().decode("utf-8"))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -149,7 +154,8 @@ def loads_checkpoint(data: bytes | Path, source: str) -> dict:
         if not isinstance(state, dict):
             raise ValueError("no state table")
         return state
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, EOFError, zipfile.BadZipFile,
+            UnicodeDecodeError, RecursionError) as exc:  # fmt: skip  # a garbled document: whatever it trips on
         raise DataError(
             f"checkpoint {source!r} is unreadable ({exc.__class__.__name__}: {exc}); "
             f"start the run again without --resume"
@@ -215,6 +221,13 @@ class RunDir:
         self._lock_fd = fd
         self.remove_temporaries()
 
+    def ensure_free(self) -> None:
+        """Raise :class:`RunDirBusy` now if another process holds the directory (a probe: the lock is not kept)."""
+        if fcntl is None or not (self.path / LOCK).exists():
+            return
+        with self.locked():
+            pass
+
     def _release(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -240,17 +253,21 @@ class RunDir:
                 return name
         return None
 
-    def prepare_fresh(self, overwrite: bool) -> None:
-        """Make the directory ready for a new run: refuse one holding a run unless ``overwrite``."""
-        if not self.enabled:
-            return
-        found = self.holds_run()
+    def refuse_if_taken(self, overwrite: bool) -> str | None:
+        """:class:`RunDirTaken` when the directory holds a run and ``overwrite`` is off; else the file found."""
+        found = self.holds_run() if self.enabled else None
         if found and not overwrite:
             raise RunDirTaken(
                 f"run directory {str(self.path)!r} already holds a run ({found}); resume it with "
                 f"--resume {str(self.path)}, replace it with --overwrite, or choose another --out"
             )
-        if found:
+        return found
+
+    def prepare_fresh(self, overwrite: bool) -> None:
+        """Make the directory ready for a new run: refuse one holding a run unless ``overwrite``."""
+        if not self.enabled:
+            return
+        if self.refuse_if_taken(overwrite):
             for name in RUN_FILES:
                 try:
                     (self.path / name).unlink()
@@ -258,7 +275,10 @@ class RunDir:
                     pass
                 except OSError as exc:
                     raise WriteError(f"cannot replace {str(self.path / name)!r}: {describe_os_error(exc)}") from None
-            shutil.rmtree(self.path / "plots", ignore_errors=True)
+            for pattern in PLOT_FILES:  # only what a run draws: a folder of the user's own stays
+                for plot in (self.path / "plots").glob(pattern):
+                    with contextlib.suppress(FileNotFoundError):
+                        plot.unlink()
 
     def read_metrics(self) -> dict | None:
         try:
@@ -297,8 +317,8 @@ class RunDir:
             saved = self.load_checkpoint()
         except HebbcoreError:
             return None
-        if spec_table is not None and saved.get("spec") != spec_table:
-            return None
+        if (spec_table is not None and saved.get("spec") != spec_table) or saved.get("phase") == "done":
+            return None  # another spec's checkpoint, or a finished run's: nothing to continue
         where = f"{saved.get('phase')} epoch {saved.get('epoch')}"
         return where + (f", batch {saved['batch']}" if saved.get("batch") else "")
 

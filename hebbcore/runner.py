@@ -189,6 +189,8 @@ def run(
     shard = shard or Shard()
     run_dir = out_dir if isinstance(out_dir, RunDir) else RunDir(out_dir, enabled=shard.rank == 0)
     with run_dir.locked():
+        if not resume:  # refuse before the data loads, which can take a while
+            run_dir.refuse_if_taken(overwrite)
         training = Training(spec, registry, backend, run_dir, device, dataset, shard, progress, checkpoint_every)
         training.start(resume, overwrite)
         return training.train()
@@ -248,8 +250,13 @@ class Training:
                 self.rng.bit_generator.state = saved["rng_at_epoch_start"]
                 self.position = {k: int(saved[k]) for k in self.position}
                 self.metrics = saved["metrics"]
-            except (KeyError, TypeError, ValueError) as exc:
+                if not isinstance(self.metrics, dict):
+                    raise TypeError("metrics is not a table")
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise DataError(f"cannot resume: {source!r} lacks or garbles {exc}; start the run again") from None
+            if self.position["phase_index"] >= len(spec.phases) and self.metrics.get("final"):
+                raise HebbcoreError(f"cannot resume {str(out)!r}: the run is finished; train it again with "
+                                    f"--overwrite")  # fmt: skip
             self.sgd_state = saved.get("sgd")
             self.metrics.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             self.metrics.setdefault("segments", []).append(_segment(ops, self.shard, self.position))
@@ -392,7 +399,11 @@ class Training:
             }
         trainer = SgdPhase(self.net, data, self.spec.seed, rank=self.shard.rank, world=self.shard.world)
         if sgd_state is not None:
-            trainer.load_state(sgd_state)
+            try:
+                trainer.load_state(sgd_state)
+            except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+                source = str(self.run_dir.path / CHECKPOINT)
+                raise DataError(f"cannot resume: {source!r} holds a garbled SGD state ({exc}); start again") from None
         trainer.run(
             on_epoch=functools.partial(self._sgd_epoch_end, phase_index, trainer),
             checkpoint=functools.partial(self._sgd_checkpoint, phase_index, trainer),

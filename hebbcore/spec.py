@@ -479,7 +479,7 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
     for req in REQUIRED_FIELDS.get(ltype, ()):
         if req not in raw:
             problems.append(f"{shown}.{req}: missing (a {ltype!r} layer needs it)")
-        elif layer is not None and getattr(layer, req) < 1:
+        elif layer is not None and getattr(layer, req) < 1 and getattr(layer, req) == raw[req]:  # not a stand-in
             problems.append(f"{shown}.{req}: expected >= 1, got {getattr(layer, req)}")
     for key in ("init_scale", "power"):
         if layer is not None and not getattr(layer, key) > 0:

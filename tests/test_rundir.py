@@ -168,10 +168,14 @@ def test_lock_is_reentrant_and_removes_temporaries(tmp_path):
 def test_a_directory_holding_a_run_is_refused_unless_overwrite(tmp_path):
     atomic_write_text(tmp_path / "metrics.json", "{}")
     (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "learning_curves.png").write_bytes(b"png")
+    (tmp_path / "plots" / "kernels_conv1.png").write_bytes(b"png")
+    (tmp_path / "plots" / "mine.png").write_bytes(b"a user's own file")
     with pytest.raises(RunDirTaken, match="already holds a run \\(metrics.json\\).*--overwrite"):
         RunDir(tmp_path).prepare_fresh(overwrite=False)
     RunDir(tmp_path).prepare_fresh(overwrite=True)
-    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "plots").exists()
+    assert not (tmp_path / "metrics.json").exists()
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["mine.png"]  # only what a run draws goes
 
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])

@@ -219,3 +219,10 @@ def test_paths_in_a_spec_file_are_relative_to_its_folder(tmp_path, registry, mon
     spec = load_spec("specs/s.toml", registry)
     assert spec.data.options.path == str(folder / "data" / "d.npz")
     assert f'path = "{folder / "data" / "d.npz"}"' in dumps_toml(spec_to_table(spec))  # validate shows it absolute
+
+
+def test_a_wrong_required_value_is_reported_once(registry):
+    text = '[[layers]]\nname = "c"\ntype = "conv"\nout_channels = "x"\nkernel_size = 3\n'
+    with pytest.raises(SpecError) as err:
+        loads_spec(text, registry)
+    assert err.value.problems == ["layers[0] (c).out_channels: expected integer, got string 'x'"]

@@ -14,7 +14,7 @@ from hebbcore.errors import HebbcoreError, SpecError
 from hebbcore.interfaces import Dataset
 from hebbcore.plugin_manager import Registry
 from hebbcore.rundir import RunDir
-from hebbcore.spec import RunSpec, dumps_toml, parse_spec, spec_to_table
+from hebbcore.spec import RunSpec, dumps_toml, parse_spec, resolve_paths, spec_to_table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,7 +83,7 @@ class ExperimentRunner:
             raise SpecError(["file does not exist"], str(exp.spec_path)) from None
         except tomllib.TOMLDecodeError as exc:
             raise SpecError([f"not valid TOML: {exc}"], str(exp.spec_path)) from None
-        table = self.overrides.apply(table)
+        table = self.overrides.apply(resolve_paths(table, exp.spec_path.parent))  # as hebbcore run reads the file
         out = self.results_dir(exp)
         if exp.init_from:
             parent = self.results_dir(rows[exp.init_from])

@@ -10,7 +10,7 @@ from pathlib import Path
 from hebbcore.errors import DataError, HebbcoreError
 from hebbcore.io import atomic_save_npz
 from hebbcore.rundir import RunDir
-from hebbcore.spec import parse_spec, spec_to_table
+from hebbcore.spec import parse_spec, resolve_paths, spec_to_table
 
 from .manifest import Overrides
 
@@ -50,7 +50,8 @@ def stale_fields(spec_file: Path, run_dir: Path, registry) -> list[str]:
         return []
     try:
         info = (read_metrics(run_dir) or {}).get("experiment") or {}
-        now = Overrides(**(info.get("overrides") or {})).apply(tomllib.loads(spec_file.read_text(encoding="utf-8")))
+        table = resolve_paths(tomllib.loads(spec_file.read_text(encoding="utf-8")), spec_file.parent)
+        now = Overrides(**(info.get("overrides") or {})).apply(table)
         then = tomllib.loads(recorded.read_text(encoding="utf-8"))
         for t in (now, then):
             t.pop("init_weights", None)
