@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -14,27 +13,8 @@ from hebbcore import hookimpl
 from hebbcore.errors import DataError, SpecError
 from hebbcore.interfaces import Split
 from hebbcore.spec import dumps_toml, parse_spec
-from hebbcore_plugins.data import cifar10 as c10
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_REAL = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
-
-
-def real_root() -> Path | None:
-    env = os.environ.get("HEBBCORE_CIFAR10")
-    if env:
-        return Path(env)
-    return DEFAULT_REAL if DEFAULT_REAL.is_dir() else None
-
-
-REAL = real_root()
-needs_real = pytest.mark.skipif(
-    REAL is None, reason=f"no real CIFAR-10: $HEBBCORE_CIFAR10 is unset and {DEFAULT_REAL} does not exist"
-)
-
-
-def small_options(**kw) -> c10.Cifar10Options:
-    return c10.Cifar10Options(**{"root": str(REAL), **kw})
 
 
 # ------------------------------------------------------------------------------------------- experiments

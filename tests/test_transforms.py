@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
-import pytest
 
 from hebbcore.interfaces import Dataset, Split
 from hebbcore.spec import parse_spec
-from hebbcore_plugins.data import cifar10 as c10
 from hebbcore_plugins.data.transforms import Normalize, NormalizeOptions, Zca, ZcaOptions, fit_zca
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_REAL = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
-
-
-def real_root() -> Path | None:
-    env = os.environ.get("HEBBCORE_CIFAR10")
-    if env:
-        return Path(env)
-    return DEFAULT_REAL if DEFAULT_REAL.is_dir() else None
-
-
-REAL = real_root()
-needs_real = pytest.mark.skipif(
-    REAL is None, reason=f"no real CIFAR-10: $HEBBCORE_CIFAR10 is unset and {DEFAULT_REAL} does not exist"
-)
-
-
-def small_options(**kw) -> c10.Cifar10Options:
-    return c10.Cifar10Options(**{"root": str(REAL), **kw})
-
 
 # ------------------------------------------------------------------------------------------- transforms
 

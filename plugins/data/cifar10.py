@@ -37,6 +37,7 @@ from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
 from .fetch import md5_of
+from .splits import check_splits, find_root, take
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -59,10 +60,6 @@ class Cifar10Options:
     n_test: int = 0  # 0: all 10,000; else the first n; -1: none
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("HEBBCORE_CACHE") or Path.home() / ".cache" / "hebbcore")
-
-
 def resolve_folder(root: str | os.PathLike) -> Path:
     """The ``cifar-10-batches-py`` folder for a root that is it or holds it."""
     root = Path(root).expanduser()
@@ -75,12 +72,7 @@ def resolve_folder(root: str | os.PathLike) -> Path:
 
 def default_root(options: Cifar10Options) -> tuple[Path, str]:
     """(root, where it came from) following the precedence in the module docstring."""
-    if options.root:
-        return Path(options.root).expanduser(), "data.options.root"
-    env = os.environ.get(ENV_ROOT)
-    if env:
-        return Path(env).expanduser(), f"${ENV_ROOT}"
-    return cache_root() / "cifar10", "the cache folder"
+    return find_root(options.root, ENV_ROOT, "cifar10")
 
 
 def extract_archive(archive: Path, dest: Path, expected_md5: str = ARCHIVE_MD5, folder: str = FOLDER) -> Path:
@@ -216,25 +208,13 @@ def to_images(data: np.ndarray) -> np.ndarray:
     return data.reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255.0)
 
 
-def take(n_opt: int, total: int) -> int:
-    return total if n_opt == 0 else (0 if n_opt < 0 else min(n_opt, total))
-
-
 class Cifar10(DataSource):
     name = "cifar10"
     Options = Cifar10Options
 
     @classmethod
     def check(cls, options: Cifar10Options) -> list[str]:
-        problems = []
-        if not 1 <= options.train_split <= 50000:
-            problems.append(f"train_split: expected 1..50000 training images, got {options.train_split}")
-        if options.n_train < 0:
-            problems.append(f"n_train: expected >= 1 (0: all of train_split), got {options.n_train}")
-        for k in ("n_val", "n_test"):
-            if getattr(options, k) < -1:
-                problems.append(f"{k}: expected >= 0 (0: all) or -1 (none), got {getattr(options, k)}")
-        return problems
+        return check_splits(options, 50000)
 
     @classmethod
     def describe(cls, options: Cifar10Options) -> DataInfo:

@@ -8,7 +8,6 @@ is work as for ``cifar10`` (``$HEBBCORE_CIFAR100``; ``download = true`` fetches 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,8 +17,9 @@ import numpy as np
 from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
-from .cifar10 import BatchUnpickler, cache_root, extract_archive, take, to_images
+from .cifar10 import BatchUnpickler, extract_archive, to_images
 from .fetch import fetch
+from .splits import check_splits, find_root, take
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
@@ -75,15 +75,7 @@ class Cifar100(DataSource):
 
     @classmethod
     def check(cls, options: Cifar100Options) -> list[str]:
-        problems = []
-        if not 1 <= options.train_split <= N_TRAIN:
-            problems.append(f"train_split: expected 1..{N_TRAIN} training images, got {options.train_split}")
-        if options.n_train < 0:
-            problems.append(f"n_train: expected >= 1 (0: all of train_split), got {options.n_train}")
-        for k in ("n_val", "n_test"):
-            if getattr(options, k) < -1:
-                problems.append(f"{k}: expected >= 0 (0: all) or -1 (none), got {getattr(options, k)}")
-        return problems
+        return check_splits(options, N_TRAIN)
 
     @classmethod
     def describe(cls, options: Cifar100Options) -> DataInfo:
@@ -92,12 +84,7 @@ class Cifar100(DataSource):
         return DataInfo((3, 32, 32), 100 if options.label == "fine" else 20, n)
 
     def locate(self, options: Cifar100Options) -> Path:
-        if options.root:
-            root, origin = Path(options.root).expanduser(), "data.options.root"
-        elif os.environ.get(ENV_ROOT):
-            root, origin = Path(os.environ[ENV_ROOT]).expanduser(), f"${ENV_ROOT}"
-        else:
-            root, origin = cache_root() / "cifar100", "the cache folder"
+        root, origin = find_root(options.root, ENV_ROOT, "cifar100")
         folder = root if (root / "train").is_file() or root.name == FOLDER else root / FOLDER
         if (folder / "train").is_file():
             return folder

@@ -13,7 +13,6 @@ official files are downloaded there and their md5 checked.
 from __future__ import annotations
 
 import gzip
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,8 @@ import numpy as np
 from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
-from .cifar10 import cache_root, take
 from .fetch import fetch
+from .splits import check_splits, find_root, take
 
 FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -76,15 +75,7 @@ class IdxImages(DataSource):
 
     @classmethod
     def check(cls, options: MnistOptions) -> list[str]:
-        problems = []
-        if not 1 <= options.train_split <= N_TRAIN:
-            problems.append(f"train_split: expected 1..{N_TRAIN} training images, got {options.train_split}")
-        if options.n_train < 0:
-            problems.append(f"n_train: expected >= 1 (0: all of train_split), got {options.n_train}")
-        for k in ("n_val", "n_test"):
-            if getattr(options, k) < -1:
-                problems.append(f"{k}: expected >= 0 (0: all) or -1 (none), got {getattr(options, k)}")
-        return problems
+        return check_splits(options, N_TRAIN)
 
     @classmethod
     def describe(cls, options: MnistOptions) -> DataInfo:
@@ -93,12 +84,7 @@ class IdxImages(DataSource):
         return DataInfo((1, 28, 28), 10, n)
 
     def locate(self, options: MnistOptions) -> Path:
-        if options.root:
-            folder, origin = Path(options.root).expanduser(), "data.options.root"
-        elif os.environ.get(self.env_root):
-            folder, origin = Path(os.environ[self.env_root]).expanduser(), f"${self.env_root}"
-        else:
-            folder, origin = cache_root() / self.name, "the cache folder"
+        folder, origin = find_root(options.root, self.env_root, self.name)
         missing = [f for f in FILES.values() if not ((folder / f).is_file() or (folder / f"{f}.gz").is_file())]
         if not missing:
             return folder

@@ -12,7 +12,6 @@ Where the data is: ``[data.options] root``, ``$HEBBCORE_STL10``, then ``~/.cache
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import numpy as np
 from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
-from .cifar10 import cache_root, extract_archive, take
+from .cifar10 import extract_archive
 from .fetch import fetch
+from .splits import check_splits, find_root, take
 
 URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
 ARCHIVE_MD5 = "91f7769df0f17e558f3565bffb0c7dfb"
@@ -70,15 +70,7 @@ class Stl10(DataSource):
 
     @classmethod
     def check(cls, options: Stl10Options) -> list[str]:
-        problems = []
-        if not 1 <= options.train_split <= N_TRAIN:
-            problems.append(f"train_split: expected 1..{N_TRAIN} training images, got {options.train_split}")
-        if options.n_train < 0:
-            problems.append(f"n_train: expected >= 1 (0: all of train_split), got {options.n_train}")
-        for k in ("n_val", "n_test", "unlabeled"):
-            if getattr(options, k) < -1:
-                problems.append(f"{k}: expected >= 0 or -1, got {getattr(options, k)}")
-        return problems
+        return check_splits(options, N_TRAIN, ("n_val", "n_test", "unlabeled"))
 
     @classmethod
     def describe(cls, options: Stl10Options) -> DataInfo:
@@ -88,12 +80,7 @@ class Stl10(DataSource):
         return DataInfo((3, SIDE, SIDE), 10, labelled + n_unlabeled, n_unlabeled=n_unlabeled)
 
     def locate(self, options: Stl10Options) -> Path:
-        if options.root:
-            root, origin = Path(options.root).expanduser(), "data.options.root"
-        elif os.environ.get(ENV_ROOT):
-            root, origin = Path(os.environ[ENV_ROOT]).expanduser(), f"${ENV_ROOT}"
-        else:
-            root, origin = cache_root() / "stl10", "the cache folder"
+        root, origin = find_root(options.root, ENV_ROOT, "stl10")
         folder = root if (root / "train_X.bin").is_file() or root.name == FOLDER else root / FOLDER
         if (folder / "train_X.bin").is_file():
             return folder
