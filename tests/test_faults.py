@@ -201,8 +201,8 @@ def test_two_concurrent_runs_the_second_fails_at_once_naming_the_first(tmp_path)
     )
     try:
         deadline = time.time() + 60
-        while not (out / ".lock").exists() or not (out / ".lock").read_text().strip():
-            assert time.time() < deadline and first.poll() is None, "the first run never took the lock"
+        while not (out / "metrics.json").exists():  # it holds the lock and has started writing
+            assert time.time() < deadline and first.poll() is None, "the first run never started"
             time.sleep(0.05)
         t0 = time.time()
         for args in (("run", spec, "--out", out, "--overwrite"), ("run", "--resume", out)):
