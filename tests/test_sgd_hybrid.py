@@ -138,3 +138,29 @@ def test_the_optimizer_the_spec_names_is_the_one_that_steps(registry):
         )
         net = Network(spec, (3, 12, 12), 10, registry.get("backend", "numpy")(), registry)
         assert type(SgdPhase(net, data=None, seed=0).opt) is cls
+
+
+def test_a_batchnorm_trains_with_the_sgd_layer_below_it_even_above_a_hebbian_one(registry, tmp_path):
+    """conv1 (Hebbian) → bn1 → conv2 (SGD) → bn2 → fc (SGD): bn2 follows conv2 and learns in the SGD phase;
+    bn1 follows the Hebbian conv1 and keeps the statistics the Hebbian phase gave it."""
+    table = {
+        "seed": 1,
+        "data": {"source": "synthetic", "options": {"n_train": 120, "n_val": 20, "n_test": 20, "size": 10}},
+        "hebbian": {"epochs": 1, "batch_size": 20},
+        "sgd": {"epochs": 1, "batch_size": 20, "lr": 0.05},
+        "layers": [
+            {"name": "conv1", "type": "conv", "out_channels": 6, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+            {"name": "bn1", "type": "batchnorm"},
+            {"name": "conv2", "type": "conv", "out_channels": 5, "kernel_size": 3, "train": "sgd"},
+            {"name": "bn2", "type": "batchnorm"},
+            {"name": "flat", "type": "flatten"},
+            {"name": "fc", "type": "linear", "out_features": 10, "train": "sgd"},
+        ],
+    }
+    hebbian_only = run(parse_spec({**table, "phases": ["hebbian"]}, registry), registry, out_dir=tmp_path / "h",
+                       progress=False).network.state_dict()  # fmt: skip
+    both = run(parse_spec(table, registry), registry, out_dir=tmp_path / "b", progress=False).network.state_dict()
+    for k in ("bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"):
+        np.testing.assert_array_equal(both[k], hebbian_only[k], err_msg=k)  # untouched by the SGD phase
+    for k in ("bn2.weight", "bn2.running_mean", "bn2.running_var"):
+        assert not np.allclose(both[k], hebbian_only[k]), k  # learnt in the SGD phase
