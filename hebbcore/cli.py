@@ -82,6 +82,15 @@ def _parser(registry) -> argparse.ArgumentParser:
     )
     v = sub.add_parser("validate", help="check a spec and print it resolved")
     v.add_argument("spec")
+    for p_ in (r, v):
+        p_.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            dest="settings",
+            help="override a spec value, e.g. --set hebbian.epochs=1 --set layers.conv1.hebbian.lr=0.05 (repeatable)",
+        )
     pl = sub.add_parser("plot", help="(re)draw a run's kernel grid, learning curves and confusion matrix")
     pl.add_argument("run_dir", help="a run directory (with metrics.json and weights.npz)")
     sub.add_parser("plugins", help="list everything registered: rules, aggregations, backends, datasets, ...")
@@ -147,7 +156,7 @@ def _dispatch(args: argparse.Namespace, registry) -> int:
         return _resume(args, registry)
     if args.spec is None:
         raise UsageError("a spec path is needed (or --resume DIR)")
-    spec = load_spec(args.spec, registry)
+    spec = load_spec(args.spec, registry, overrides=args.settings)
     if args.command == "validate":
         sys.stdout.write(dumps_toml(spec_to_table(spec)))
         return 0
@@ -183,6 +192,8 @@ def _resume(args: argparse.Namespace, registry) -> int:
         raise UsageError("--out and --resume name different directories; --resume continues in place")
     if args.overwrite:
         raise UsageError("--overwrite and --resume contradict each other: --resume continues the run in place")
+    if args.settings:
+        raise UsageError("--set and --resume contradict each other: a run resumes with the spec it started with")
     if not args.distributed or os.environ.get("RANK", "0") == "0":  # rank 0 owns the directory
         from .rundir import RunDir
 

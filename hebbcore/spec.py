@@ -40,6 +40,7 @@ import math
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -607,18 +608,101 @@ def _check_last_layer(layers: list[LayerSpec], problems: list[str]) -> None:
         problems.append("layers: the graph has no conv or linear layer")
 
 
-def load_spec(path: str | Path, registry: Registry, against_data: bool = True) -> RunSpec:
+def load_spec(
+    path: str | Path, registry: Registry, against_data: bool = True, overrides: Sequence[str] = ()
+) -> RunSpec:
     """Read and validate a TOML spec file; :class:`SpecError` names the file and every problem.
 
-    Checks it against its data source too (see :func:`parse_spec`)."""
+    ``extends = "base.toml"`` (relative to the file) deep-merges the file onto its base, recursively;
+    ``overrides`` are ``"key.path=value"`` settings applied last (``hebbcore run --set``), a layer named
+    by its name (``layers.conv1.hebbian.lr=0.05``). Checks it against its data source too (see
+    :func:`parse_spec`)."""
     path = Path(path)
+    table, chain = read_spec_table(path)
+    source = " extends ".join(map(str, chain))
+    problems: list[str] = []
+    for setting in overrides:
+        problems += apply_setting(table, setting)
+    if problems:
+        raise SpecError(problems, source)
+    try:
+        return parse_spec(table, registry, source, against_data)
+    except RecursionError:
+        raise SpecError(["arrays or tables nested too deeply"], source) from None
+
+
+#: Deepest chain of ``extends`` a spec may have.
+MAX_EXTENDS = 16
+
+
+def read_spec_table(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list[Path]]:
+    """The TOML table of ``path`` merged onto the files it ``extends``, its paths absolute; and the chain."""
+    where = " extends ".join(map(str, (*seen, path)))
+    if path.resolve() in [p.resolve() for p in seen]:
+        raise SpecError([f"extends {str(path)!r} again: a cycle"], where)
+    if len(seen) >= MAX_EXTENDS:
+        raise SpecError([f"more than {MAX_EXTENDS} levels of extends"], where)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(["file does not exist"], str(path)) from None
+        raise SpecError(["file does not exist"], where) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], str(path)) from None
-    return loads_spec(text, registry, source=str(path), against_data=against_data, base_dir=path.parent)
+        raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], where) from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([f"not valid TOML: {exc}"], where) from None
+    except RecursionError:
+        raise SpecError(["not valid TOML: arrays or tables nested too deeply"], where) from None
+    table = resolve_paths(table, path.parent)
+    base = table.pop("extends", None)
+    if base is None:
+        return table, [path]
+    if not isinstance(base, str) or not base:
+        raise SpecError([f"extends: expected the path of a spec file, got {_describe(base)}"], where)
+    base_path = Path(base).expanduser()
+    base_path = base_path if base_path.is_absolute() else path.parent / base_path
+    base_table, chain = read_spec_table(base_path, (*seen, path))
+    return deep_merge(base_table, table), [path, *chain]
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``: tables merge key by key; any other value (arrays of layers included) replaces."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_setting(table: dict, setting: str) -> list[str]:
+    """Apply one ``key.path=value`` (the value TOML, or else a bare string) to ``table``; problems, if any."""
+    key, sep, raw = setting.partition("=")
+    parts = [p.strip() for p in key.strip().split(".")]
+    if not sep or not all(parts):
+        return [f"--set {setting!r}: expected key.path=value"]
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word is a string: --set data.source=cifar10
+    node: Any = table
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):  # [[layers]]: by name
+            named = {str(item.get("name")): item for item in node if isinstance(item, dict)}
+            if part not in named:
+                hint = did_you_mean(part, named)
+                return [f"--set {key.strip()}: no layer named {part!r}{hint}; layers: {', '.join(named)}"]
+            node = named[part]
+        else:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, (dict, list)):
+                return [f"--set {key.strip()}: {'.'.join(parts[: i + 1])} is a value, not a table"]
+            node = child
+    if isinstance(node, list):
+        return [f"--set {key.strip()}: name a layer's field (layers.<name>.<field>)"]
+    node[parts[-1]] = value
+    return []
 
 
 #: Options of data sources and transforms that name files or folders (resolved like ``init_weights``).

@@ -226,3 +226,66 @@ def test_a_wrong_required_value_is_reported_once(registry):
     with pytest.raises(SpecError) as err:
         loads_spec(text, registry)
     assert err.value.problems == ["layers[0] (c).out_channels: expected integer, got string 'x'"]
+
+
+BASE_SPEC = """
+name = "base"
+[data]
+source = "npz"
+[data.options]
+path = "d.npz"
+[hebbian]
+epochs = 2
+[[layers]]
+name = "conv1"
+type = "conv"
+out_channels = 8
+kernel_size = 3
+[layers.hebbian]
+rule = "wta"
+"""
+
+
+def test_extends_merges_tables_and_resolves_each_files_paths(tmp_path, registry):
+    import numpy as np
+
+    from hebbcore.spec import load_spec
+
+    (tmp_path / "base").mkdir()
+    np.savez(tmp_path / "base" / "d.npz", x=np.zeros((20, 1, 6, 6), np.float32), y=np.arange(20) % 2)
+    (tmp_path / "base" / "base.toml").write_text(BASE_SPEC)
+    (tmp_path / "child.toml").write_text('extends = "base/base.toml"\nname = "child"\n[hebbian]\nbatch_size = 8\n')
+    spec = load_spec(tmp_path / "child.toml", registry)
+    assert (spec.name, spec.hebbian.epochs, spec.hebbian.batch_size) == ("child", 2, 8)  # table merged key by key
+    assert spec.data.options.path == str(tmp_path / "base" / "d.npz")  # the base's path, against the base's folder
+    assert spec.layers[0].out_channels == 8
+
+
+def test_settings_override_values_and_layers_by_name(tmp_path, registry):
+    from hebbcore.spec import load_spec
+
+    (tmp_path / "s.toml").write_text(BASE_SPEC.replace('source = "npz"', 'source = "synthetic"').replace(
+        '[data.options]\npath = "d.npz"\n', ""))  # fmt: skip
+    spec = load_spec(tmp_path / "s.toml", registry,
+                     overrides=["hebbian.epochs=1", "layers.conv1.hebbian.lr=0.05", "data.options.n_train=50",
+                                "layers.conv1.hebbian.rule=kwta"])  # fmt: skip
+    assert spec.hebbian.epochs == 1 and spec.data.options.n_train == 50
+    assert spec.layers[0].hebbian.lr == 0.05 and spec.layers[0].hebbian.rule == "kwta"  # a bare word is a string
+    with pytest.raises(SpecError, match="no layer named 'conv2' \\(did you mean 'conv1'\\?\\)"):
+        load_spec(tmp_path / "s.toml", registry, overrides=["layers.conv2.out_channels=3"])
+    with pytest.raises(SpecError, match="hebbian.epoch: unknown key \\(did you mean 'epochs'\\?\\)"):
+        load_spec(tmp_path / "s.toml", registry, overrides=["hebbian.epoch=3"])
+    with pytest.raises(SpecError, match="expected key.path=value"):
+        load_spec(tmp_path / "s.toml", registry, overrides=["hebbian.epochs"])
+
+
+def test_extends_chains_are_shown_and_cycles_refused(tmp_path, registry):
+    from hebbcore.spec import load_spec
+
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(SpecError, match="a.toml extends .*b.toml extends .*a.toml: extends .* again: a cycle"):
+        load_spec(tmp_path / "a.toml", registry)
+    (tmp_path / "c.toml").write_text('extends = "missing.toml"\nname = "c"\n')
+    with pytest.raises(SpecError, match="c.toml extends .*missing.toml: file does not exist"):
+        load_spec(tmp_path / "c.toml", registry)
