@@ -93,6 +93,10 @@ def _parser(registry) -> argparse.ArgumentParser:
         )
     pl = sub.add_parser("plot", help="(re)draw a run's kernel grid, learning curves and confusion matrix")
     pl.add_argument("run_dir", help="a run directory (with metrics.json and weights.npz)")
+    ex = sub.add_parser("export", help="write a run's network as a torch state dict or safetensors file")
+    ex.add_argument("run_dir", help="a run directory (spec.toml and weights.npz)")
+    ex.add_argument("--format", choices=("torch", "safetensors"), default="torch")
+    ex.add_argument("--out", default=None, help="the file (default RUN/model.pt or RUN/model.safetensors)")
     sub.add_parser("plugins", help="list everything registered: rules, aggregations, backends, datasets, ...")
     for name in registry.names("command"):
         cls = registry.get("command", name)
@@ -142,6 +146,8 @@ def _dispatch(args: argparse.Namespace, registry) -> int:
 
     if args.command == "plot":
         return _plot(args.run_dir)
+    if args.command == "export":
+        return _export(args, registry)
     if args.command == "plugins":
         for kind in ("rule", "aggregation", "backend", "dataset", "transform", "logger", "command"):
             entries = [f"{n} ({registry.origin[(kind, n)]})" for n in registry.names(kind)]
@@ -179,6 +185,39 @@ def _plot(run_dir: str) -> int:
 
     for p in write_run_plots(run_dir):
         print(p)
+    return 0
+
+
+def _export(args: argparse.Namespace, registry) -> int:
+    import io
+    from pathlib import Path
+
+    from .errors import DataError
+    from .io import atomic_write_bytes
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "spec.toml").is_file() or not (run_dir / "weights.npz").is_file():
+        raise DataError(f"{str(run_dir)!r} is not a run directory (no spec.toml and weights.npz)")
+    try:
+        import torch
+
+        from .torch_model import load_run
+    except ImportError:
+        raise HebbcoreError("hebbcore export needs torch: pip install 'hebbcore[torch]'") from None
+    state = {k: v.contiguous() for k, v in load_run(str(run_dir), registry).state_dict().items()}
+    out = Path(args.out or run_dir / ("model.pt" if args.format == "torch" else "model.safetensors"))
+    if args.format == "safetensors":
+        try:
+            from safetensors.torch import save
+        except ImportError:
+            raise HebbcoreError("--format safetensors needs safetensors: pip install safetensors") from None
+        data = save(state)
+    else:
+        buf = io.BytesIO()
+        torch.save(state, buf)  # tensors only: torch.load(..., weights_only=True) reads it without running code
+        data = buf.getvalue()
+    atomic_write_bytes(out, data)
+    print(out)
     return 0
 
 

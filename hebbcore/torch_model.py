@@ -248,6 +248,32 @@ class Triangle(nn.Module):
         return y if self.power == 1.0 else y**self.power
 
 
+def load_run(run_dir: str, registry: Any = None) -> nn.Sequential:
+    """The network a finished (or checkpointed) run trained, as a ``torch.nn.Sequential`` to fine-tune or embed.
+
+    Built from the run's ``spec.toml`` and ``weights.npz``; Hebbian layers keep their rules (``hebbian_step``).
+    """
+    from pathlib import Path
+
+    from .network import read_npz
+    from .plugin_manager import default_registry
+    from .runner import load_dataset
+    from .spec import load_spec
+
+    registry = registry or default_registry()
+    spec = load_spec(Path(run_dir) / "spec.toml", registry, against_data=False)
+    info = registry.get("dataset", spec.data.source).describe(spec.data.options)
+    if info is None:  # a source that only knows its shapes once loaded
+        data = load_dataset(spec, registry)
+        shape, n_classes = data.input_shape, data.n_classes
+    else:
+        shape, n_classes = info.input_shape, info.n_classes
+    net = Network(spec, shape, n_classes, default_registry().get("backend", "numpy")(), registry)
+    net.load_state_dict(read_npz(Path(run_dir) / "weights.npz", "weights of the run"), strict=True,
+                        source=str(Path(run_dir) / "weights.npz"))  # fmt: skip
+    return build_module(net)
+
+
 def copy_back(module: nn.Module, net: Network) -> None:
     """Copy the module's parameters and buffers back into the network."""
     arrays = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,34 @@ def test_plot_without_matplotlib_is_one_line(tmp_path):
 def test_version():
     res = hebbcore("--version")
     assert res.returncode == 0 and res.stdout.strip().startswith("hebbcore 0.")
+
+
+@pytest.mark.parametrize("fmt", ["torch", "safetensors"])
+def test_export_gives_a_module_state_that_computes_the_run(tmp_path, fmt):
+    torch = pytest.importorskip("torch")
+    if fmt == "safetensors":
+        pytest.importorskip("safetensors", reason="--format safetensors needs safetensors")
+    out = tmp_path / "o"
+    assert hebbcore("run", REPO / "examples" / "tiny.toml", "--out", out, "--no-progress").returncode == 0
+    res = hebbcore("export", out, "--format", fmt)
+    assert res.returncode == 0, res.stderr
+    path = Path(res.stdout.strip())
+    if fmt == "torch":
+        state = torch.load(path, weights_only=True)
+    else:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    from hebbcore.network import Network
+    from hebbcore.plugin_manager import default_registry
+    from hebbcore.spec import load_spec
+    from hebbcore.torch_model import load_run
+
+    module = load_run(str(out))
+    module.load_state_dict(state)  # a user's fresh model takes the exported state
+    registry = default_registry()
+    net = Network(load_spec(out / "spec.toml", registry), (3, 16, 16), 10, registry.get("backend", "numpy")(), registry)
+    net.load_npz(str(out / "weights.npz"))
+    x = np.random.default_rng(0).normal(size=(4, 3, 16, 16)).astype(np.float32)
+    module.eval()
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), net.forward(x), rtol=1e-4, atol=1e-5)
