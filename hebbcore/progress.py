@@ -1,17 +1,20 @@
-"""A dependency-free progress bar that stays silent when stderr is not a terminal."""
+"""The progress bar of an epoch on a terminal (tqdm), silent where stderr is not one (the runner then prints one
+line per epoch instead)."""
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class Progress(Generic[T]):
-    """Wrap an iterable; draws ``desc  37/625 [####    ]  1234 img/s`` on a TTY."""
+    """Wrap the batches of an epoch; on a TTY, tqdm draws ``desc 37%|####  | 231/625 [00:04<00:07, 1234 img/s]``.
+
+    ``postfix`` (a dict) is shown after the bar, e.g. the last epoch's accuracy.
+    """
 
     def __init__(
         self,
@@ -20,31 +23,20 @@ class Progress(Generic[T]):
         desc: str = "",
         unit_scale: int = 1,
         enabled: bool | None = None,
-        stream=None,
+        stream: Any = None,
+        postfix: dict | None = None,
     ):
-        self.iterable = iterable
-        self.total = total
-        self.desc = desc
-        self.unit_scale = unit_scale
+        self.iterable, self.total, self.desc, self.unit_scale = iterable, total, desc, unit_scale
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.postfix = ""
+        self.postfix = postfix or {}
 
     def __iter__(self) -> Iterator[T]:
-        start = last = time.perf_counter()
-        for i, item in enumerate(self.iterable, 1):
-            yield item
-            now = time.perf_counter()
-            if self.enabled and (now - last > 0.2 or i == self.total):
-                last = now
-                rate = i * self.unit_scale / max(now - start, 1e-9)
-                width = 24
-                filled = int(width * i / max(self.total, 1))
-                self.stream.write(
-                    f"\r{self.desc} {i}/{self.total} [{'#' * filled}{' ' * (width - filled)}]"
-                    f" {rate:,.0f} img/s {self.postfix}\x1b[K"
-                )
-                self.stream.flush()
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+        if not self.enabled:
+            yield from self.iterable
+            return
+        from tqdm import tqdm
+
+        bar = tqdm(self.iterable, total=self.total, desc=self.desc, unit="img", unit_scale=self.unit_scale,
+                   file=self.stream, leave=False, dynamic_ncols=True, postfix=self.postfix or None)  # fmt: skip
+        yield from bar

@@ -128,6 +128,7 @@ def hebbian_epoch(
     checkpoint=None,
     checkpoint_every: int = 0,
     resident: Any = None,
+    postfix: dict | None = None,
 ) -> float:
     """One Hebbian epoch over the shuffled training split from batch ``start_batch``; returns its seconds.
 
@@ -147,6 +148,7 @@ def hebbian_epoch(
         f"hebbian epoch {epoch}/{epochs}",
         batch_size,
         progress,
+        postfix=postfix,
     )
     for b in shown:
         if resident is not None:
@@ -350,7 +352,7 @@ class Training:
                 net, learn, cfg.batch_size, self.rng, epoch, cfg.epochs, cfg.check_every, self.progress,
                 start_batch=start_batch if epoch == first_epoch else 0, shard=self.shard,
                 checkpoint=functools.partial(self._mid_epoch_checkpoint, phase_index, epoch, rng_state),
-                checkpoint_every=self.checkpoint_every, resident=resident,
+                checkpoint_every=self.checkpoint_every, resident=resident, postfix=self.last_accuracy(),
             )  # fmt: skip
             evaluate = self.shard.rank == 0 and self.output_learnt_by_hebbian_phase()
             head = data.train_head(cfg.train_acc_images)
@@ -365,6 +367,14 @@ class Training:
                 **({"train_acc_images": len(head)} if cfg.train_acc_images else {}),
             }
             self.record_epoch(record, phase_index, epoch + 1)
+
+    def last_accuracy(self) -> dict:
+        """The last epoch's validation (or train) accuracy, for the bar."""
+        for record in reversed(self.metrics.get("epochs", [])):
+            for key in ("val_acc", "train_acc"):
+                if record.get(key) is not None:
+                    return {key[:-4]: f"{100 * record[key]:.1f}%"}
+        return {}
 
     def output_learnt_by_hebbian_phase(self) -> bool:
         """False when the output layer is an SGD layer that a later phase trains: its accuracies after a Hebbian
