@@ -81,3 +81,30 @@ def test_transforms_in_a_spec(registry):
 
     d = load_dataset(spec, registry)
     assert d.train.x.shape == (50, 3, 8, 8) and np.isfinite(d.test.x).all()
+
+
+def test_the_zca_cache_keeps_at_most_its_limit_and_says_so_once(tmp_path, capsys, monkeypatch):
+    import os
+    import time
+
+    from hebbcore_plugins.data import transforms as tr
+
+    monkeypatch.setattr(tr, "MAX_CACHED", 2)
+    monkeypatch.setattr(tr.Zca, "announced", False)
+    folder = tmp_path / "zca"
+    folder.mkdir()
+    for i, name in enumerate(("a.npz", "b.npz")):  # two older entries
+        (folder / name).write_bytes(b"x")
+        os.utime(folder / name, (time.time() - 100 + i, time.time() - 100 + i))
+    data = toy_dataset(n=2600)
+    Zca().apply(data, ZcaOptions(cache_dir=str(tmp_path)))
+    Zca().apply(toy_dataset(n=2600, seed=1), ZcaOptions(cache_dir=str(tmp_path)))
+    assert (
+        sorted(p.name for p in folder.glob("*.npz"))
+        == sorted(  # the two just written; a and b pruned
+            p.name for p in folder.glob("*.npz") if p.name not in ("a.npz", "b.npz")
+        )
+        and len(list(folder.glob("*.npz"))) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("cached the ZCA whitening") == 1 and "$HEBBCORE_CACHE moves the cache" in err

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,18 @@ def data_key(x: np.ndarray, eps: float) -> str:
     return h.hexdigest()[:32]
 
 
+#: Whitening matrices kept in the cache folder (about 73 MB each for CIFAR-sized images); the oldest go first.
+MAX_CACHED = 8
+
+
+def prune_cache(folder: Path, keep: Path, limit: int = MAX_CACHED) -> None:
+    """Delete the oldest cached whitenings beyond ``limit`` (never ``keep``, the one just written)."""
+    entries = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [p for p in entries if p != keep][max(limit - 1, 0) :]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
 def fit_zca(x: np.ndarray, eps: float, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """``(mean (D,), W (D, D))`` of ZCA whitening fitted on ``x`` (N, ...), in float64."""
     flat = x.reshape(len(x), -1)
@@ -115,6 +128,7 @@ class Zca(Transform):
 
     #: set by :meth:`apply`: "hit", "miss" (fitted and written) or "off"
     last_cache: str = ""
+    announced: bool = False
 
     def fitted(self, x: np.ndarray, options: ZcaOptions) -> tuple[np.ndarray, np.ndarray]:
         if not options.cache:
@@ -134,6 +148,12 @@ class Zca(Transform):
         mean, w = fit_zca(x, options.eps)
         with contextlib.suppress(WriteError):  # a read-only cache only costs the refit next time
             atomic_save_npz(path, {"mean": mean, "w": w})
+            prune_cache(path.parent, keep=path, limit=MAX_CACHED)
+            if not Zca.announced:  # once per process: where the disk went, and how to get it back
+                Zca.announced = True
+                print(f"hebbcore: cached the ZCA whitening ({path.stat().st_size / 2**20:.0f} MB) in {path.parent}; "
+                      f"at most {MAX_CACHED} are kept; $HEBBCORE_CACHE moves the cache, deleting the folder clears it",
+                      file=sys.stderr)  # fmt: skip
         Zca.last_cache = "miss"
         return mean, w
 
