@@ -1,0 +1,35 @@
+"""Mean ± sd test accuracy per label fraction of the finished runs in ``results/`` (a Markdown table).
+
+    python experiments/label_scarce/summary.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    runs: dict[tuple[str, int], list[float]] = {}
+    for metrics in sorted((HERE / "results").glob("*_p*_s*/metrics.json")):
+        m = json.loads(metrics.read_text())
+        if not m.get("final"):
+            continue
+        kind, pct, _ = metrics.parent.name.rsplit("_", 2)
+        runs.setdefault((kind, int(pct[1:])), []).append(100 * m["final"]["test_acc"])
+    print("| labels | Hebbian conv1 + probe % | SGD from scratch % |")
+    print("| ---: | ---: | ---: |")
+    for pct in sorted({p for _, p in runs}):
+        cells = []
+        for kind in ("hebbian_probe", "sgd_scratch"):
+            acc = runs.get((kind, pct), [])
+            sd = f" ± {statistics.stdev(acc):.2f}" if len(acc) > 1 else ""
+            cells.append(f"{statistics.mean(acc):.2f}{sd} ({len(acc)} seeds)" if acc else "not run yet")
+        print(f"| {pct} % | {cells[0]} | {cells[1]} |")
+
+
+if __name__ == "__main__":
+    main()
