@@ -1,6 +1,6 @@
 """Mean ± sd test accuracy per label fraction of the finished runs in ``results/`` (a Markdown table).
 
-    python experiments/label_scarce/summary.py
+python experiments/label_scarce/summary.py
 """
 
 from __future__ import annotations
