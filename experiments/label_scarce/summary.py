@@ -27,7 +27,8 @@ def main() -> None:
         for kind in ("hebbian_probe", "sgd_scratch"):
             acc = runs.get((kind, pct), [])
             sd = f" ± {statistics.stdev(acc):.2f}" if len(acc) > 1 else ""
-            cells.append(f"{statistics.mean(acc):.2f}{sd} ({len(acc)} seeds)" if acc else "not run yet")
+            seeds = f"{len(acc)} seed{'s' if len(acc) > 1 else ''}"
+            cells.append(f"{statistics.mean(acc):.2f}{sd} ({seeds})" if acc else "not run yet")
         print(f"| {pct} % | {cells[0]} | {cells[1]} |")
 
 
