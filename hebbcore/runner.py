@@ -75,7 +75,7 @@ class Shard:
 
 
 class Checkpointer:
-    """Saves where training stands through the run directory, and reads it back on resume.
+    """Saves where training stands through the run directory (which also reads it back on resume).
 
     A checkpoint records the phase, the epoch, the batches done in it, the RNG
     state at the epoch's start, the weights, the rules' state and the metrics;
@@ -94,9 +94,6 @@ class Checkpointer:
         weights = net.state_dict()
         state = {**state, "net": weights, "rule_state": net.rule_state_dict(), "metrics": metrics}
         self.run_dir.save_checkpoint(state, weights, metrics, metrics_csv(metrics))
-
-    def load(self) -> dict:
-        return self.run_dir.load_checkpoint()
 
 
 #: Largest training split (bytes of images) kept resident on a GPU backend's device (env HEBBCORE_DEVICE_DATA_BYTES).

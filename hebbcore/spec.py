@@ -625,10 +625,7 @@ def load_spec(
         problems += apply_setting(table, setting)
     if problems:
         raise SpecError(problems, source)
-    try:
-        return parse_spec(table, registry, source, against_data)
-    except RecursionError:
-        raise SpecError(["arrays or tables nested too deeply"], source) from None
+    return _parse_guarded(table, registry, source, against_data)
 
 
 #: Deepest chain of ``extends`` a spec may have.
@@ -648,13 +645,7 @@ def read_spec_table(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list
         raise SpecError(["file does not exist"], where) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], where) from None
-    try:
-        table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError([f"not valid TOML: {exc}"], where) from None
-    except RecursionError:
-        raise SpecError(["not valid TOML: arrays or tables nested too deeply"], where) from None
-    table = resolve_paths(table, path.parent)
+    table = resolve_paths(_toml_table(text, where), path.parent)
     base = table.pop("extends", None)
     if base is None:
         return table, [path]
@@ -740,17 +731,21 @@ def resolve_paths(table: dict, base_dir: Path) -> dict:
     return table
 
 
-def loads_spec(
-    text: str, registry: Registry, source: str = "spec", against_data: bool = False, base_dir: Path | None = None
-) -> RunSpec:
+def loads_spec(text: str, registry: Registry, source: str = "spec", against_data: bool = False) -> RunSpec:
+    """Validate a spec given as TOML text (paths in it stay as written); see :func:`load_spec` for files."""
+    return _parse_guarded(_toml_table(text, source), registry, source, against_data)
+
+
+def _toml_table(text: str, source: str) -> dict:
     try:
-        table = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"not valid TOML: {exc}"], source) from None
     except RecursionError:
         raise SpecError(["not valid TOML: arrays or tables nested too deeply"], source) from None
-    if base_dir is not None:
-        table = resolve_paths(table, base_dir)
+
+
+def _parse_guarded(table: dict, registry: Registry, source: str, against_data: bool) -> RunSpec:
     try:
         return parse_spec(table, registry, source, against_data)
     except RecursionError:

@@ -25,8 +25,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ import numpy as np
 from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
+from . import fetch
 from .fetch import md5_of
 from .splits import check_splits, find_root, take
 
@@ -76,41 +75,8 @@ def default_root(options: Cifar10Options) -> tuple[Path, str]:
 
 
 def extract_archive(archive: Path, dest: Path, expected_md5: str = ARCHIVE_MD5, folder: str = FOLDER) -> Path:
-    """Check the archive's md5, then extract it into ``dest``; returns its ``folder`` (``cifar-10-batches-py``).
-
-    Raises :class:`DataError` on a checksum mismatch (the archive is left in
-    place for inspection) or an unreadable archive. Members that would land
-    outside ``dest`` are refused.
-    """
-    got = md5_of(archive)
-    if got != expected_md5:
-        raise DataError(
-            f"downloaded archive {str(archive)!r} has md5 {got}, expected {expected_md5}: "
-            f"corrupt or incomplete download; delete it and retry"
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".cifar10-extract-", dir=dest))
-    try:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                members = tar.getmembers()
-                for m in members:
-                    target = (tmp / m.name).resolve()
-                    if not str(target).startswith(str(tmp.resolve())) or m.issym() or m.islnk():
-                        raise DataError(f"archive {str(archive)!r}: refusing member {m.name!r}")
-                tar.extractall(tmp, members=members)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DataError(f"archive {str(archive)!r} cannot be extracted ({exc.__class__.__name__}: {exc})") from None
-        src = tmp / folder
-        if not src.is_dir():
-            raise DataError(f"archive {str(archive)!r} holds no {folder}/ folder")
-        final = dest / folder
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(src, final)
-        return final
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """The official CIFAR-10 archive checked and extracted (:func:`fetch.extract_archive`)."""
+    return fetch.extract_archive(archive, dest, expected_md5, folder)
 
 
 def download(dest: Path, url: str = URL) -> Path:  # pragma: no cover - needs the network

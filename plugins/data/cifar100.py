@@ -17,9 +17,9 @@ import numpy as np
 from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
-from .cifar10 import BatchUnpickler, extract_archive, to_images
-from .fetch import fetch
-from .splits import check_splits, find_root, take
+from .cifar10 import BatchUnpickler, to_images
+from .fetch import locate_release
+from .splits import check_splits, take
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
@@ -84,18 +84,8 @@ class Cifar100(DataSource):
         return DataInfo((3, 32, 32), 100 if options.label == "fine" else 20, n)
 
     def locate(self, options: Cifar100Options) -> Path:
-        root, origin = find_root(options.root, ENV_ROOT, "cifar100")
-        folder = root if (root / "train").is_file() or root.name == FOLDER else root / FOLDER
-        if (folder / "train").is_file():
-            return folder
-        if options.download:  # pragma: no cover - needs the network
-            archive = fetch(URL, folder.parent / "cifar-100-python.tar.gz", ARCHIVE_MD5,
-                            f"download it by hand and set ${ENV_ROOT} to the folder holding {FOLDER}/")  # fmt: skip
-            return extract_archive(archive, folder.parent, ARCHIVE_MD5, FOLDER)
-        raise DataError(
-            f"CIFAR-100 not found: {str(folder)!r} (from {origin}) has no 'train'; set [data.options] root or "
-            f"${ENV_ROOT} to the folder holding {FOLDER}/, or set download = true"
-        )
+        return locate_release(options.root, ENV_ROOT, "cifar100", FOLDER, "train", options.download, URL, ARCHIVE_MD5,
+                              "CIFAR-100", shown="'train'")  # fmt: skip
 
     def load(self, options: Cifar100Options, seed: int) -> Dataset:
         folder = self.locate(options)

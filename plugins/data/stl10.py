@@ -20,9 +20,8 @@ import numpy as np
 from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
-from .cifar10 import extract_archive
-from .fetch import fetch
-from .splits import check_splits, find_root, take
+from .fetch import locate_release
+from .splits import check_splits, take
 
 URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
 ARCHIVE_MD5 = "91f7769df0f17e558f3565bffb0c7dfb"
@@ -80,18 +79,8 @@ class Stl10(DataSource):
         return DataInfo((3, SIDE, SIDE), 10, labelled + n_unlabeled, n_unlabeled=n_unlabeled)
 
     def locate(self, options: Stl10Options) -> Path:
-        root, origin = find_root(options.root, ENV_ROOT, "stl10")
-        folder = root if (root / "train_X.bin").is_file() or root.name == FOLDER else root / FOLDER
-        if (folder / "train_X.bin").is_file():
-            return folder
-        if options.download:  # pragma: no cover - needs the network
-            archive = fetch(URL, folder.parent / "stl10_binary.tar.gz", ARCHIVE_MD5,
-                            f"download it by hand and set ${ENV_ROOT} to the folder holding {FOLDER}/")  # fmt: skip
-            return extract_archive(archive, folder.parent, ARCHIVE_MD5, FOLDER)
-        raise DataError(
-            f"STL-10 not found: {str(folder)!r} (from {origin}) has no train_X.bin; set [data.options] root or "
-            f"${ENV_ROOT} to the folder holding {FOLDER}/, or set download = true"
-        )
+        return locate_release(options.root, ENV_ROOT, "stl10", FOLDER, "train_X.bin", options.download, URL,
+                              ARCHIVE_MD5, "STL-10")  # fmt: skip
 
     def load(self, options: Stl10Options, seed: int) -> Dataset:
         folder = self.locate(options)
