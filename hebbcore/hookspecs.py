@@ -26,6 +26,11 @@ def hebbcore_register_rules() -> list[type]:
 
 
 @hookspec
+def hebbcore_register_layers() -> list[type]:
+    """Return :class:`hebbcore.layers.Layer` subclasses (``[[layers]] type = "..."``)."""
+
+
+@hookspec
 def hebbcore_register_aggregations() -> list[type]:
     """Return :class:`hebbcore.interfaces.Aggregation` subclasses (``aggregation = "..."``)."""
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,28 +28,26 @@ import numpy as np
 
 from .errors import DataError, SpecError, TrainingDiverged
 from .interfaces import HebbianContext, LayerInfo
+from .layers import ForwardContext, Layer, LayerShapeError, WeightLayer
 from .ops import Array, Ops
 from .plugin_manager import Registry
 from .spec import LayerSpec, RunSpec
 from .step import hebbian_delta
 
-COS_EPS = 1e-8
+_INFERENCE = ForwardContext()
 
 
 @dataclass
 class Node:
-    """One layer with its resolved shapes, its parameters and (Hebbian layers) its rule."""
+    """One layer: its spec, its :class:`hebbcore.layers.Layer`, its parameters and (Hebbian layers) its rule."""
 
     spec: LayerSpec
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
+    layer: Layer
     params: dict[str, Any] = field(default_factory=dict)
     rule: Any = None
     aggregation: Any = None
     #: The rule's state (``LearningRule.init_state``), advanced by every Hebbian step and checkpointed.
     rule_state: dict[str, Any] = field(default_factory=dict)
-    #: A ``relu`` whose input is already clamped at 0 (it follows a cosine layer or a relu): the identity.
-    clamped_input: bool = False
 
     @property
     def name(self) -> str:
@@ -60,51 +58,36 @@ class Node:
         return self.spec.train
 
     @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.layer.in_shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.layer.out_shape
+
+    @property
     def cosine(self) -> bool:
         """True when the layer responds with clamped cosine similarity (Hebbian layers)."""
-        return self.spec.cosine
+        return isinstance(self.layer, WeightLayer) and self.layer.cosine
 
     @property
     def stride(self) -> int:
-        if self.spec.type == "pool":
-            return self.spec.stride or self.spec.kernel_size
-        return self.spec.stride or 1
+        return int(getattr(self.layer, "stride", 1))
 
 
-def infer_shapes(layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]) -> list[tuple[tuple, tuple]]:
-    """(in_shape, out_shape) per layer (per-sample shapes); SpecError naming the first layer that does not fit."""
-    shapes, shape = [], tuple(input_shape)
+def build_layers(layers: Sequence[LayerSpec], input_shape: tuple[int, ...]) -> list[Layer]:
+    """The :class:`hebbcore.layers.Layer` of each spec, bottom-up (each knows its in and out shapes);
+    :class:`SpecError` naming the first layer whose input does not fit."""
+    built: list[Layer] = []
+    shape = tuple(input_shape)
     for i, l in enumerate(layers):
-        where = f"layers[{i}] ({l.name})"
-        if l.type in ("conv", "pool"):
-            if len(shape) != 3:
-                raise SpecError([f"{where}: a {l.type} layer needs (C, H, W) input, got shape {shape}"])
-            c, h, w = shape
-            k = l.kernel_size
-            s = l.stride or (k if l.type == "pool" else 1)
-            if k > h or k > w:
-                raise SpecError([f"{where}: kernel_size {k} is larger than its input {h}x{w}"])
-            ho, wo = (h - k) // s + 1, (w - k) // s + 1
-            out: tuple[int, ...] = (l.out_channels if l.type == "conv" else c, ho, wo)
-        elif l.type == "linear":
-            if len(shape) != 1:
-                raise SpecError(
-                    [f"{where}: a linear layer needs flat input; add a 'flatten' layer before it (input shape {shape})"]
-                )
-            out = (l.out_features,)
-        elif l.type == "flatten":
-            out = (int(np.prod(shape)),)
-        elif l.type == "pad":
-            if len(shape) != 3:
-                raise SpecError([f"{where}: a pad layer needs (C, H, W) input, got shape {shape}"])
-            if l.mode == "reflect" and l.padding >= min(shape[1], shape[2]):
-                raise SpecError([f"{where}: reflect padding {l.padding} needs an input larger than it, got {shape}"])
-            out = (shape[0], shape[1] + 2 * l.padding, shape[2] + 2 * l.padding)
-        else:  # relu, triangle, batchnorm, dropout keep the shape
-            out = shape
-        shapes.append((shape, out))
-        shape = out
-    return shapes
+        try:
+            layer = l.layer_cls(l.options, shape, l.train, built[-1] if built else None)
+        except LayerShapeError as exc:
+            raise SpecError([f"layers[{i}] ({l.name}): {exc}"]) from None
+        built.append(layer)
+        shape = layer.out_shape
+    return built
 
 
 class Network:
@@ -124,24 +107,19 @@ class Network:
         rng = np.random.default_rng(spec.seed)
         self.nodes: list[Node] = []
         problems: list[str] = []
-        shapes = infer_shapes(spec.layers, input_shape)
-        for i, (lspec, (ins, outs)) in enumerate(zip(spec.layers, shapes, strict=True)):
-            node = Node(lspec, ins, outs)
-            self._init_params(node, rng)
-            if lspec.trainable and lspec.train == "hebbian":
+        for i, (lspec, layer) in enumerate(zip(spec.layers, build_layers(spec.layers, input_shape), strict=True)):
+            node = Node(lspec, layer, dict(layer.init_params(ops, rng)))
+            if isinstance(layer, WeightLayer) and lspec.train == "hebbian":
                 h = lspec.hebbian
                 assert h is not None  # the loader fills it in for every Hebbian layer
                 rule_cls = registry.get("rule", h.rule)
-                info = LayerInfo(lspec.name, lspec.type, outs[0], n_classes)
+                info = LayerInfo(lspec.name, layer.kind, layer.n_kernels, n_classes)
                 for p in rule_cls.check(h.options, info):
                     problems.append(f"layers[{i}] ({lspec.name}).hebbian.{p}")
                 node.rule = rule_cls(h.options, info) if not problems else None
                 node.aggregation = registry.get("aggregation", h.aggregation or rule_cls.aggregation)()
                 if node.rule is not None:
                     node.rule_state = dict(node.rule.init_state(ops))
-            if self.nodes and lspec.type == "relu":
-                prev = self.nodes[-1]
-                node.clamped_input = prev.spec.type == "relu" or (prev.spec.type in ("conv", "linear") and prev.cosine)
             self.nodes.append(node)
         if problems:
             raise SpecError(problems, source)
@@ -150,36 +128,6 @@ class Network:
         self._hebbian_top = last_hebbian[-1] if last_hebbian else -1
 
     # ------------------------------------------------------------------ parameters
-    def _init_params(self, node: Node, rng: np.random.Generator) -> None:
-        l, ops = node.spec, self.ops
-        shape: tuple[int, ...]
-        if l.type == "conv":
-            fan_in = node.in_shape[0] * l.kernel_size**2
-            shape = (l.out_channels, node.in_shape[0], l.kernel_size, l.kernel_size)
-        elif l.type == "linear":
-            fan_in = node.in_shape[0]
-            shape = (l.out_features, fan_in)
-        elif l.type == "batchnorm":
-            c = node.in_shape[0]
-            node.params = {
-                "weight": ops.asarray(np.ones(c)),
-                "bias": ops.asarray(np.zeros(c)),
-                "running_mean": ops.asarray(np.zeros(c)),
-                "running_var": ops.asarray(np.ones(c)),
-            }
-            return
-        else:
-            return
-        bound = 1.0 / np.sqrt(fan_in)  # torch's default (kaiming-uniform, a=sqrt(5)) when init_scale = 1
-        if l.init == "normal":
-            node.params["weight"] = ops.asarray(rng.normal(0.0, l.init_scale * bound, size=shape))
-            bias = np.zeros(shape[0])
-        else:
-            node.params["weight"] = ops.asarray(rng.uniform(-l.init_scale * bound, l.init_scale * bound, size=shape))
-            bias = rng.uniform(-bound, bound, size=shape[0])
-        if not node.cosine and l.train != "hebbian":  # a Hebbian layer's bias would be one nothing trains
-            node.params["bias"] = ops.asarray(bias)
-
     def state_dict(self) -> dict[str, np.ndarray]:
         return {f"{n.name}.{k}": self.ops.to_numpy(v) for n in self.nodes for k, v in n.params.items()}
 
@@ -255,69 +203,20 @@ class Network:
 
     def dot_of(self, node: Node, x: Array) -> Array:
         """``w_k · x_p`` for every kernel and input patch (a convolution, or a matrix product)."""
-        w = node.params["weight"]
-        return self.ops.conv2d(x, w, node.stride) if node.spec.type == "conv" else self.ops.linear(x, w)
+        return self._weights(node).dot(self.ops, node.params["weight"], x)
 
     def cosine_of(self, node: Node, x: Array, dot: Array) -> Array:
-        """The cosine similarity from ``dot``: patch norms by a convolution of ``x²``, kernel norms."""
-        ops, w = self.ops, node.params["weight"]
-        if node.spec.type == "conv":
-            xn = ops.sqrt(ops.patch_sq_norms(x, tuple(w.shape[2:]), node.stride))
-            wn = ops.sqrt(ops.sum(w * w, axis=(1, 2, 3))).reshape(1, -1, 1, 1)
-        else:
-            xn = ops.sqrt(ops.sum(x * x, axis=1)).reshape(-1, 1)
-            wn = ops.sqrt(ops.sum(w * w, axis=1)).reshape(1, -1)
-        return ops.cosine(dot, wn, xn, COS_EPS)
+        """The cosine similarity from ``dot`` (patch norms by a convolution of ``x²``, kernel norms)."""
+        return self._weights(node).similarity(self.ops, node.params["weight"], x, dot)
+
+    @staticmethod
+    def _weights(node: Node) -> WeightLayer:
+        assert isinstance(node.layer, WeightLayer), node.name
+        return node.layer
 
     def layer_forward(self, node: Node, x: Array, batch_stats: bool) -> Array:
-        ops, l = self.ops, node.spec
-        if l.type in ("conv", "linear"):
-            if node.cosine:
-                return ops.relu(self.similarity(node, x)[1])
-            w = node.params["weight"]
-            dot = ops.conv2d(x, w, node.stride) if l.type == "conv" else ops.linear(x, w)
-            return self._linear_response(node, dot)
-        if l.type == "pool":
-            if l.mode == "avg":
-                return ops.avg_pool2d(x, l.kernel_size, node.stride)
-            return ops.max_pool2d(x, l.kernel_size, node.stride)
-        if l.type == "relu":
-            return x if node.clamped_input else ops.relu(x)
-        if l.type == "triangle":
-            c = x.shape[1]
-            y = ops.relu(x - ops.sum(x, axis=1).reshape((x.shape[0], 1) + tuple(x.shape[2:])) * (1.0 / c))
-            return y if l.power == 1.0 else y**l.power
-        if l.type == "pad":
-            return ops.pad2d(x, l.padding, l.mode or "zeros")
-        if l.type == "flatten":
-            return x.reshape(x.shape[0], -1)
-        if l.type == "dropout":
-            return x  # identity outside the SGD phase
-        if l.type == "batchnorm":
-            p = node.params
-            if batch_stats:
-                mean, var = ops.batch_moments(x)
-                n = x.shape[0] * (1 if x.ndim == 2 else x.shape[2] * x.shape[3])
-                if self.reducer is not None:  # synchronised batch-norm over the processes
-                    counts = self.reducer(ops.asarray([n]))
-                    total = counts.reshape(())
-                    mean_all = self.reducer(mean * n) / total
-                    var = self.reducer((var + mean * mean) * n) / total - mean_all * mean_all
-                    mean, n = mean_all, int(ops.to_numpy(counts)[0])
-                m = l.momentum
-                p["running_mean"] = (1 - m) * p["running_mean"] + m * mean
-                p["running_var"] = (1 - m) * p["running_var"] + m * var * (n / max(n - 1, 1))
-            else:
-                mean, var = p["running_mean"], p["running_var"]
-            return ops.batch_norm(x, mean, var, p["weight"], p["bias"], l.eps)
-        raise AssertionError(l.type)
-
-    def _linear_response(self, node: Node, dot: Array) -> Array:
-        """``w·x + b`` from an already computed ``dot`` (a layer with ``response = "linear"``; no ``b`` if Hebbian)."""
-        b = node.params.get("bias")
-        if b is None:
-            return dot
-        return dot + (b.reshape(1, -1, 1, 1) if node.spec.type == "conv" else b.reshape(1, -1))
+        ctx = ForwardContext(batch_stats, self.reducer) if batch_stats else _INFERENCE
+        return node.layer.forward(self.ops, node.params, x, ctx)
 
     def forward(self, x: Array, upto: int | None = None) -> Array:
         """Inference (batch-norm with running statistics); ``upto``: stop after that many layers."""
@@ -360,7 +259,7 @@ class Network:
                 x_next = self.ops.relu(cos)
             else:  # a linear response: the cosine only if the rule reads it
                 cos = functools.partial(self.cosine_of, node, x, dot)
-                x_next = self._linear_response(node, dot)
+                x_next = self._weights(node).linear_response(node.params, dot)
             self.hebbian_update(node, x, dot, cos, labels)
             x = x_next
 
@@ -369,9 +268,8 @@ class Network:
     ) -> Array:
         """Apply the rule and aggregation of ``node`` to its response; returns the update applied."""
         w = node.params["weight"]
-        ctx = HebbianContext(
-            self.ops, node.spec.type, x, w, dot, cos, labels, self.n_classes, node.stride, reducer=self.reducer
-        )
+        kind = self._weights(node).kind
+        ctx = HebbianContext(self.ops, kind, x, w, dot, cos, labels, self.n_classes, node.stride, reducer=self.reducer)
         lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
         delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, lr, node.rule_state)
         node.params["weight"] = w + delta

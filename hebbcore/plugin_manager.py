@@ -12,6 +12,7 @@ import pluggy
 from . import PROJECT, hookspecs
 from .errors import PluginError
 from .interfaces import Aggregation, Command, DataSource, LearningRule, Logger, Transform
+from .layers import Layer
 from .ops import Ops
 
 
@@ -42,6 +43,7 @@ def make_plugin_manager(plugins: Iterable[Any] = (), entry_points: bool = True) 
 _KINDS = {
     "rule": ("hebbcore_register_rules", LearningRule),
     "aggregation": ("hebbcore_register_aggregations", Aggregation),
+    "layer": ("hebbcore_register_layers", Layer),
     "backend": ("hebbcore_register_backends", Ops),
     "dataset": ("hebbcore_register_datasets", DataSource),
     "transform": ("hebbcore_register_transforms", Transform),

@@ -25,23 +25,14 @@ def available_memory() -> int | None:
         return None
 
 
-def run_memory(
-    layers: Sequence[Any],
-    shapes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
-    n_samples: int,
-    input_shape: tuple[int, ...],
-    batch_size: int,
-) -> dict[str, int]:
+def run_memory(layers: Sequence[Any], n_samples: int, input_shape: tuple[int, ...], batch_size: int) -> dict[str, int]:
     """Bytes a run holds at once: parameters (float64 while drawn), the data (float32), one batch's responses.
 
-    ``shapes``: ``(in_shape, out_shape)`` per layer, as :func:`hebbcore.network.infer_shapes` gives.
+    ``layers``: the :class:`hebbcore.layers.Layer` of each layer, as :func:`hebbcore.network.build_layers`
+    gives.
     """
-    params = 0
-    for layer, (ins, outs) in zip(layers, shapes, strict=True):
-        if layer.type in ("conv", "linear"):
-            fan_in = ins[0] * (layer.kernel_size**2 if layer.type == "conv" else 1)
-            params += outs[0] * (fan_in + 1)
-    activations = sum(math.prod(outs) for _, outs in shapes) * batch_size
+    params = sum(layer.parameter_count() for layer in layers)
+    activations = sum(math.prod(layer.out_shape) for layer in layers) * batch_size
     return {
         "parameters": params * 8,
         "data": n_samples * math.prod(input_shape) * 4,

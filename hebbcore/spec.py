@@ -53,28 +53,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TRAIN_MODES = ("hebbian", "sgd", "frozen", "random")
-LAYER_FIELDS: dict[str, tuple[str, ...]] = {
-    "conv": ("out_channels", "kernel_size", "stride", "train", "response", "init", "init_scale", "hebbian"),
-    "linear": ("out_features", "train", "response", "init", "init_scale", "hebbian"),
-    "pool": ("kernel_size", "stride", "mode"),
-    "batchnorm": ("eps", "momentum", "train"),
-    "relu": (),
-    "triangle": ("power",),
-    "pad": ("padding", "mode"),
-    "flatten": (),
-    "dropout": ("p",),
-}
-REQUIRED_FIELDS = {
-    "conv": ("out_channels", "kernel_size"),
-    "linear": ("out_features",),
-    "pool": ("kernel_size",),
-    "pad": ("padding",),
-}
-TRAINABLE = ("conv", "linear")
-#: The modes of the layer types that have one; the first is the default.
-MODES = {"pool": ("max", "avg"), "pad": ("zeros", "reflect", "replicate")}
-
 
 @dataclass(frozen=True)
 class HebbianLayerSpec:
@@ -88,40 +66,26 @@ class HebbianLayerSpec:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One node of the (sequential) layer graph. Which fields apply depends on ``type``."""
+    """One node of the (sequential) layer graph.
+
+    ``options`` holds the layer type's own keys (its :attr:`hebbcore.layers.Layer.Options`), written flat in
+    the ``[[layers]]`` table beside ``type``, ``name``, ``train`` and ``hebbian``. ``train``: for a layer with
+    weights ``hebbian`` (the default when ``[layers.hebbian]`` is given), ``sgd`` (the default otherwise),
+    ``frozen`` (keeps ``init_weights``) or ``random`` (keeps its random initial weights).
+    """
 
     type: str
     name: str = ""
-    out_channels: int = 0
-    out_features: int = 0
-    kernel_size: int = 0
-    stride: int = 0  # conv: 0 means 1; pool: 0 means kernel_size
-    padding: int = 0  # pad: values added on each side of H and W (see mode)
-    train: str = ""  # conv/linear: default "hebbian" if [layers.hebbian] is given else "sgd"
-    # conv/linear: "cosine" (clamped at 0), "linear" (w·x + b); auto: cosine iff hebbian
-    response: Literal["auto", "cosine", "linear"] = "auto"
+    train: str = ""
     hebbian: HebbianLayerSpec | None = None
-    # conv/linear initial weights, with s = init_scale / sqrt(fan_in): "uniform" in [-s, s] and a bias in
-    # [-1/sqrt(fan_in), 1/sqrt(fan_in)] (torch's default when init_scale = 1); "normal": N(0, s²), zero bias.
-    # A Hebbian layer has no bias (nothing would train it): response "linear" passes w·x up.
-    init: Literal["uniform", "normal"] = "uniform"
-    init_scale: float = 1.0
-    power: float = 1.0  # triangle: max(0, x − channel mean) ** power
-    # pool: "max" (default) or "avg" (mean over each window); pad: "zeros" (default), "reflect" (mirror without
-    # repeating the edge, as SoftHebb pads) or "replicate" (repeat the edge)
-    mode: str = ""  # checked per type against MODES (a Literal cannot depend on the layer's type)
-    eps: float = 1e-5
-    momentum: float = 0.1
-    p: float = 0.5
+    options: Any = None
+    #: The registered :class:`hebbcore.layers.Layer` class of ``type``, filled in by the loader.
+    layer_cls: Any = field(default=None, repr=False, compare=False)
 
     @property
     def trainable(self) -> bool:
-        return self.type in TRAINABLE
-
-    @property
-    def cosine(self) -> bool:
-        """True when the layer responds with its cosine similarity clamped at 0 (no bias)."""
-        return self.trainable and (self.response == "cosine" or (self.response == "auto" and self.train == "hebbian"))
+        """True for a layer with weights (a :class:`hebbcore.layers.WeightLayer`)."""
+        return bool(self.layer_cls is not None and self.layer_cls.trainable)
 
 
 @dataclass(frozen=True)
@@ -387,7 +351,8 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
     Run at load time, so ``hebbcore validate`` refuses what ``hebbcore run`` would.
     """
     from .interfaces import LayerInfo
-    from .network import infer_shapes
+    from .layers import WeightLayer
+    from .network import build_layers
     from .resources import memory_problem, run_memory
 
     source_cls = registry.tables["dataset"][spec.data.source]
@@ -410,19 +375,19 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
                 problems.append(f"layers[{i}] ({layer.name}).hebbian.rule: {rule_cls.name!r} needs labels, but "
                                 f"hebbian.data = 'unlabeled'")  # fmt: skip
     try:
-        shapes = infer_shapes(spec.layers, info.input_shape)
+        built = build_layers(spec.layers, info.input_shape)
     except SpecError as exc:
         return exc.problems
-    for i, (layer, (_, outs)) in enumerate(zip(spec.layers, shapes, strict=True)):
-        if layer.trainable and layer.train == "hebbian" and layer.hebbian is not None:
+    for i, (layer, lay) in enumerate(zip(spec.layers, built, strict=True)):
+        if isinstance(lay, WeightLayer) and layer.train == "hebbian" and layer.hebbian is not None:
             rule_cls = registry.tables["rule"].get(layer.hebbian.rule)
             if rule_cls is not None and layer.hebbian.options is not None:
-                lay = LayerInfo(layer.name, layer.type, outs[0], info.n_classes)
+                about = LayerInfo(layer.name, lay.kind, lay.out_shape[0], info.n_classes)
                 problems += [
-                    f"layers[{i}] ({layer.name}).hebbian.{p}" for p in rule_cls.check(layer.hebbian.options, lay)
+                    f"layers[{i}] ({layer.name}).hebbian.{p}" for p in rule_cls.check(layer.hebbian.options, about)
                 ]
     batch = max(spec.hebbian.batch_size, spec.sgd.batch_size, 1000)  # 1000: the evaluation batch
-    memory = memory_problem(run_memory(spec.layers, shapes, info.n_samples, info.input_shape, batch))
+    memory = memory_problem(run_memory(built, info.n_samples, info.input_shape, batch))
     if memory:
         problems.append(memory)
     return problems
@@ -456,76 +421,68 @@ def _check_sgd_schedule(sgd: SgdPhaseSpec, raw: Any, problems: list[str]) -> Non
             problems.append("sgd.lr_decay_after: not used with sgd.lr_milestones (give one of the two)")
 
 
+#: Keys every layer table may have besides its type's options (``train`` and ``hebbian`` where they apply).
+_LAYER_KEYS = ("type", "name", "train", "hebbian")
+
+
 def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> LayerSpec | None:
     path = f"layers[{i}]"
     if not isinstance(raw, dict):
         problems.append(f"{path}: expected a table, got {_describe(raw)}")
         return None
+    types_ = registry.tables["layer"]
     ltype = raw.get("type")
-    if not isinstance(ltype, str) or ltype not in LAYER_FIELDS:
+    if not isinstance(ltype, str) or ltype not in types_:
         problems.append(
-            f"{path}.type: expected one of {', '.join(LAYER_FIELDS)}, got {ltype!r}"
-            f"{did_you_mean(ltype, LAYER_FIELDS) if isinstance(ltype, str) else ''}"
+            f"{path}.type: expected one of {', '.join(types_)}, got {ltype!r}"
+            f"{did_you_mean(ltype, types_) if isinstance(ltype, str) else ''}"
         )
         return None
-    shown = f"layers[{i}]" if "name" not in raw else f"layers[{i}] ({raw['name']})"
-    raw = dict(raw)
-    heb_raw = raw.pop("hebbian", None)
-    allowed = ("type", "name") + tuple(f for f in LAYER_FIELDS[ltype] if f != "hebbian")
+    cls = types_[ltype]
+    name = raw.get("name", "")
+    shown = f"{path} ({name})" if "name" in raw else path
     before = len(problems)
-    extra = ("hebbian",) if (heb_raw is not None and "hebbian" in LAYER_FIELDS[ltype]) else ()
-    if heb_raw is not None and not extra:
-        problems.append(f"{shown}.hebbian: unknown key for a {ltype!r} layer")
-    layer = parse_table(LayerSpec, raw, shown, problems, allowed=allowed)
-    for req in REQUIRED_FIELDS.get(ltype, ()):
+    fields = [f.name for f in dataclasses.fields(cls.Options)]
+    own = ("type", "name") + (("train",) if cls.train_modes else ()) + (("hebbian",) if cls.trainable else ())
+    any_layer = set(_LAYER_KEYS).union(*({f.name for f in dataclasses.fields(c.Options)} for c in types_.values()))
+    for key in raw:
+        if key in own or key in fields:
+            continue
+        known = f" for a {ltype!r} layer" if key in any_layer else did_you_mean(key, [*own, *fields])
+        problems.append(f"{shown}.{key}: unknown key{known}")
+    name = _convert(str, name, f"{shown}.name", problems) or ""
+    train = ""
+    if "train" in own and "train" in raw:
+        train = _convert(str, raw["train"], f"{shown}.train", problems) or ""
+    options = parse_table(cls.Options, {k: v for k, v in raw.items() if k in fields}, shown, problems)
+    for req in cls.required:
         if req not in raw:
             problems.append(f"{shown}.{req}: missing (a {ltype!r} layer needs it)")
-        elif layer is not None and getattr(layer, req) < 1 and getattr(layer, req) == raw[req]:  # not a stand-in
-            problems.append(f"{shown}.{req}: expected >= 1, got {getattr(layer, req)}")
-    for key in ("init_scale", "power"):
-        if layer is not None and not getattr(layer, key) > 0:
-            problems.append(f"{shown}.{key}: expected > 0, got {getattr(layer, key)}")
-    if layer is not None and layer.stride < 0:
-        problems.append(f"{shown}.stride: expected >= 1, got {layer.stride}")
-    if layer is not None and ltype == "batchnorm":
-        if not layer.eps > 0:
-            problems.append(f"{shown}.eps: expected > 0, got {layer.eps}")
-        if not 0 <= layer.momentum <= 1:
-            problems.append(f"{shown}.momentum: expected 0 <= momentum <= 1, got {layer.momentum}")
-    if layer is not None and ltype == "dropout" and not 0 <= layer.p < 1:
-        problems.append(f"{shown}.p: expected 0 <= p < 1, got {layer.p}")
-    hebbian = None
-    if extra:
-        hebbian = _parse_hebbian(heb_raw, f"{shown}.hebbian", registry, problems, layer)
-    if layer is None or len(problems) > before:
+        elif options is not None and getattr(options, req) < 1 and getattr(options, req) == raw[req]:  # no stand-in
+            problems.append(f"{shown}.{req}: expected >= 1, got {getattr(options, req)}")
+    if options is not None:
+        problems += [f"{shown}.{p}" for p in cls.check(options)]
+    heb_raw = raw.get("hebbian") if cls.trainable else None
+    hebbian = _parse_hebbian(heb_raw, f"{shown}.hebbian", registry, problems) if heb_raw is not None else None
+    if options is None or len(problems) > before:
         return None
-    train = layer.train
-    if ltype in TRAINABLE:
+    if cls.trainable:
         train = train or ("hebbian" if heb_raw is not None else "sgd")
-        if train not in TRAIN_MODES:
+        if train not in cls.train_modes:
             problems.append(
-                f"{shown}.train: expected one of {', '.join(TRAIN_MODES)}, got {train!r}"
-                f"{did_you_mean(train, TRAIN_MODES)}"
+                f"{shown}.train: expected one of {', '.join(cls.train_modes)}, got {train!r}"
+                f"{did_you_mean(train, cls.train_modes)}"
             )
         if train == "hebbian" and hebbian is None:
-            hebbian = _parse_hebbian({}, f"{shown}.hebbian", registry, problems, layer)
-    elif ltype == "batchnorm" and train and train not in ("sgd", "frozen"):
-        problems.append(f"{shown}.train: a batchnorm layer is 'sgd' or 'frozen', got {train!r}")
-    name = layer.name or f"{ltype}{i + 1}"
-    mode = layer.mode
-    if ltype in MODES:
-        mode = mode or MODES[ltype][0]
-        if mode not in MODES[ltype]:
-            problems.append(
-                f"{shown}.mode: a {ltype} layer's mode is one of {', '.join(map(repr, MODES[ltype]))}, "
-                f"got {mode!r}{did_you_mean(mode, MODES[ltype])}"
-            )
-    return dataclasses.replace(layer, name=name, train=train, hebbian=hebbian, mode=mode)
+            hebbian = _parse_hebbian({}, f"{shown}.hebbian", registry, problems)
+    elif train and train not in cls.train_modes:
+        problems.append(
+            f"{shown}.train: a {ltype} layer's train is one of {', '.join(map(repr, cls.train_modes))}, got {train!r}"
+        )
+    return LayerSpec(ltype, name or f"{ltype}{i + 1}", train, hebbian, options, cls)
 
 
-def _parse_hebbian(
-    raw: Any, path: str, registry: Registry, problems: list[str], layer: LayerSpec | None
-) -> HebbianLayerSpec | None:
+def _parse_hebbian(raw: Any, path: str, registry: Registry, problems: list[str]) -> HebbianLayerSpec | None:
     raw = dict(raw) if isinstance(raw, dict) else raw
     if not isinstance(raw, dict):
         problems.append(f"{path}: expected a table, got {_describe(raw)}")
@@ -757,13 +714,21 @@ def _parse_guarded(table: dict, registry: Registry, source: str, against_data: b
 
 def spec_to_table(spec: RunSpec) -> dict:
     """The resolved spec as a plain TOML-ready table (every default filled in); loads back to ``spec``."""
-    table = _strip_none(dataclasses.asdict(spec))
-    table["layers"] = [
-        {k: v for k, v in layer.items() if k in ("type", "name") + LAYER_FIELDS[layer["type"]]}
-        for layer in table["layers"]
-    ]
+    table = _strip_none(dataclasses.asdict(dataclasses.replace(spec, layers=())))
+    table["layers"] = [_layer_table(layer) for layer in spec.layers]
     sgd = table["sgd"]  # one of the two schedules, as parse_spec demands
     sgd.pop("lr_decay_after" if sgd["lr_milestones"] else "lr_milestones")
+    return table
+
+
+def _layer_table(layer: LayerSpec) -> dict:
+    """A layer's table as a spec writes it: its type's options flat beside ``type`` and ``name``."""
+    table = {"type": layer.type, "name": layer.name}
+    if layer.train:
+        table["train"] = layer.train
+    table.update(_strip_none(dataclasses.asdict(layer.options)))
+    if layer.hebbian is not None:
+        table["hebbian"] = _strip_none(dataclasses.asdict(layer.hebbian))
     return table
 
 

@@ -22,7 +22,8 @@ from torch import nn
 
 from .errors import HebbcoreError, TrainingDiverged
 from .interfaces import HebbianContext, check_hflip_inputs
-from .network import COS_EPS, Network, Node
+from .layers import COS_EPS, WeightLayer
+from .network import Network, Node
 from .progress import Progress
 from .step import hebbian_delta
 
@@ -188,7 +189,7 @@ def build_module(net: Network) -> nn.Sequential:
 def _trains_by_sgd(node: Node, net: Network) -> bool:
     if node.spec.trainable:
         return node.mode == "sgd"
-    if node.spec.type == "batchnorm":
+    if node.layer.running_stats:  # a batch norm: as given, else as the layer with weights below it
         if node.mode:
             return node.mode == "sgd"
         below = [n for n in net.nodes[: net.nodes.index(node)] if n.spec.trainable]
@@ -197,55 +198,19 @@ def _trains_by_sgd(node: Node, net: Network) -> bool:
 
 
 def _module_for(node: Node, net: Network) -> nn.Module:
-    l, ins = node.spec, node.in_shape
-    m: nn.Module
-    if l.type == "conv":
-        if node.cosine:
-            m = HebbianConv2d(ins[0], l.out_channels, l.kernel_size, node.stride)
-        else:
-            m = nn.Conv2d(ins[0], l.out_channels, l.kernel_size, stride=node.stride, bias="bias" in node.params)
-    elif l.type == "linear":
-        m = (
-            HebbianLinear(ins[0], l.out_features)
-            if node.cosine
-            else nn.Linear(ins[0], l.out_features, bias="bias" in node.params)
-        )
-    elif l.type == "pool":
-        if l.mode == "avg":
-            return nn.AvgPool2d(l.kernel_size, node.stride)
-        return nn.MaxPool2d(l.kernel_size, node.stride)
-    elif l.type == "relu":
-        return nn.ReLU()
-    elif l.type == "triangle":
-        return Triangle(l.power)
-    elif l.type == "pad":
-        pad = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}.get(l.mode, nn.ZeroPad2d)
-        return pad(l.padding)
-    elif l.type == "flatten":
-        return nn.Flatten()
-    elif l.type == "dropout":
-        return nn.Dropout(l.p)
-    elif l.type == "batchnorm":
-        cls = nn.BatchNorm2d if len(ins) == 3 else nn.BatchNorm1d
-        return cls(ins[0], eps=l.eps, momentum=l.momentum)
-    else:  # pragma: no cover
-        raise AssertionError(l.type)
-    if node.rule is not None and isinstance(m, _HebbianMixin):  # a response = "linear" layer is a plain nn module
+    """The layer's own module, or a Hebbian module for a layer that responds with its cosine similarity."""
+    layer = node.layer
+    if not (isinstance(layer, WeightLayer) and layer.cosine):
+        return layer.torch_module()
+    m: _HebbianMixin
+    if layer.kind == "conv":
+        m = HebbianConv2d(layer.in_shape[0], layer.n_kernels, int(layer.weight_shape[2]), layer.stride)
+    else:
+        m = HebbianLinear(layer.in_shape[0], layer.n_kernels)
+    if node.rule is not None:
         lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
         m.attach_rule(node.rule, node.aggregation, lr, net.n_classes)
     return m
-
-
-class Triangle(nn.Module):
-    """``max(0, x − mean over channels) ** power``: the "triangle" of Coates et al. (2011) that SoftHebb uses."""
-
-    def __init__(self, power: float = 1.0):
-        super().__init__()
-        self.power = power
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(x - x.mean(dim=1, keepdim=True))
-        return y if self.power == 1.0 else y**self.power
 
 
 def load_run(run_dir: str, registry: Any = None) -> nn.Sequential:
@@ -422,7 +387,7 @@ class SgdPhase:
             starts = list(range(0, n, cfg.batch_size))
             self.train_module.train()
             for node in self.net.nodes:  # a batch-norm SGD does not train keeps its statistics, as at inference
-                if node.spec.type == "batchnorm" and not _trains_by_sgd(node, self.net):
+                if node.layer.running_stats and not _trains_by_sgd(node, self.net):
                     getattr(self.module, node.name).eval()
             t0 = time.perf_counter()
             shown = Progress(

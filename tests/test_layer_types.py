@@ -80,7 +80,7 @@ def test_weight_init_options(registry, numpy_ops):
 
 
 def test_spec_errors(registry, numpy_ops):
-    with pytest.raises(SpecError, match=r"\(p\)\.mode: a pool layer's mode is one of 'max', 'avg', got 'mean'"):
+    with pytest.raises(SpecError, match=r"\(p\)\.mode: expected one of 'max', 'avg', got string 'mean'"):
         parse_spec({"layers": [{"name": "p", "type": "pool", "kernel_size": 2, "mode": "mean"}]}, registry)
     with pytest.raises(SpecError, match=r"layers\[0\] \(p\)\.padding: missing"):
         parse_spec({"layers": [{"name": "p", "type": "pad"}]}, registry)
@@ -150,37 +150,42 @@ def test_linear_response_hebbian_layer_under_an_sgd_top(registry, tmp_path):
 
 
 def test_relu_after_a_clamped_layer_is_the_identity(registry, numpy_ops):
-    """A relu whose input a cosine layer (``relu(cos)``) or another relu already clamped is skipped; one after a
-    linear-response layer is not; the step and the forward pass are the same as with every relu applied."""
+    """A relu whose input a cosine layer (``relu(cos)``) or another relu already clamped, directly or through a
+    pool, is skipped; one after a linear-response layer is not; the step and the forward pass are the same as
+    with every relu applied."""
     layers = [
         {"name": "conv1", "type": "conv", "out_channels": 6, "kernel_size": 3, "hebbian": {"rule": "wta"}},
         {"name": "relu1", "type": "relu"},
         {"name": "relu1b", "type": "relu"},
+        {"name": "pool1", "type": "pool", "kernel_size": 2, "stride": 1},
+        {"name": "relu1c", "type": "relu"},
         {"name": "conv2", "type": "conv", "out_channels": 5, "kernel_size": 3, "train": "sgd"},
         {"name": "relu2", "type": "relu"},
         {"name": "flat", "type": "flatten"},
         {"name": "fc", "type": "linear", "out_features": 4, "hebbian": {"rule": "teacher"}},
     ]
     net, ref = make_net(registry, numpy_ops, layers), make_net(registry, numpy_ops, layers)
-    assert {n.name: n.clamped_input for n in net.nodes if n.spec.type == "relu"} == {
+    assert {n.name: n.layer.identity for n in net.nodes if n.spec.type == "relu"} == {
         "relu1": True,
         "relu1b": True,
+        "relu1c": True,
         "relu2": False,
     }
     for n in ref.nodes:
-        n.clamped_input = False
+        if n.spec.type == "relu":
+            n.layer.identity = False
     rng = np.random.default_rng(1)
     x = rng.normal(size=(5, 3, 8, 8)).astype(np.float32)
     labels = rng.integers(0, 4, size=5)
-    assert net.nodes[3].params["weight"].min() < 0  # the SGD conv's output has negative values for relu2 to clamp
+    assert net.nodes[5].params["weight"].min() < 0  # the SGD conv's output has negative values for relu2 to clamp
     np.testing.assert_array_equal(net.forward(x), ref.forward(x))
     net.hebbian_step(x, labels)
     ref.hebbian_step(x, labels)
     for a, b in zip(net.nodes, ref.nodes, strict=True):
         for k in a.params:
             np.testing.assert_array_equal(a.params[k], b.params[k])
-    relu2 = net.nodes[4]
-    h = net.forward(x, upto=4)
+    relu2 = net.nodes[6]
+    h = net.forward(x, upto=6)
     assert h.min() < 0 and net.layer_forward(relu2, h, False).min() == 0
 
 
@@ -199,7 +204,7 @@ def test_pad_modes_match_torch_pad(registry, backend, mode):
 
     ops = make_ops(registry, *backend)
     net = make_net(registry, ops, pad_layers(mode), shape=(3, 5, 6))
-    assert net.nodes[0].spec.mode == (mode or "zeros")  # the resolved spec names the default
+    assert net.nodes[0].spec.options.mode == (mode or "zeros")  # the resolved spec names the default
     x = np.random.default_rng(1).normal(size=(2, 3, 5, 6)).astype(np.float32)
     ref = F.pad(torch.from_numpy(x), (2, 2, 2, 2), mode={"": "constant", "zeros": "constant"}.get(mode, mode))
     assert_close(ops.to_numpy(net.forward(ops.asarray(x), upto=1)), ref.numpy(), what=f"pad {mode}")
@@ -219,11 +224,10 @@ def test_pad_modes_in_the_torch_module(registry, numpy_ops, mode):
 def test_pad_and_pool_modes_are_checked(registry, numpy_ops):
     with pytest.raises(
         SpecError,
-        match=r"\(p\)\.mode: a pad layer's mode is one of 'zeros', 'reflect', 'replicate', "
-        r"got 'max'",
+        match=r"\(p\)\.mode: expected one of 'zeros', 'reflect', 'replicate', got string 'max'",
     ):
         parse_spec({"layers": pad_layers("max")}, registry)
-    with pytest.raises(SpecError, match=r"\(q\)\.mode: a pool layer's mode is one of 'max', 'avg', got 'reflect'"):
+    with pytest.raises(SpecError, match=r"\(q\)\.mode: expected one of 'max', 'avg', got string 'reflect'"):
         parse_spec(
             {
                 "layers": [

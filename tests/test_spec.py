@@ -258,7 +258,7 @@ def test_extends_merges_tables_and_resolves_each_files_paths(tmp_path, registry)
     spec = load_spec(tmp_path / "child.toml", registry)
     assert (spec.name, spec.hebbian.epochs, spec.hebbian.batch_size) == ("child", 2, 8)  # table merged key by key
     assert spec.data.options.path == str(tmp_path / "base" / "d.npz")  # the base's path, against the base's folder
-    assert spec.layers[0].out_channels == 8
+    assert spec.layers[0].options.out_channels == 8
 
 
 def test_settings_override_values_and_layers_by_name(tmp_path, registry):

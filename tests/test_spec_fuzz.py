@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hebbcore.errors import SpecError
-from hebbcore.spec import LAYER_FIELDS, RunSpec, loads_spec, parse_spec
+from hebbcore.plugin_manager import default_registry
+from hebbcore.spec import RunSpec, loads_spec, parse_spec
+
+LAYER_TYPES = default_registry().tables["layer"]
 
 KEYS = sorted(
     {
@@ -41,7 +46,7 @@ KEYS = sorted(
         "weight_decay",
         "check_every",
     }
-    | {f for fs in LAYER_FIELDS.values() for f in fs}
+    | {f.name for cls in LAYER_TYPES.values() for f in dataclasses.fields(cls.Options)}
     | {"strid", "hebian", "ruel", ""}
 )
 WORDS = [
@@ -82,7 +87,7 @@ values = st.recursive(
     max_leaves=12,
 )
 layer = st.fixed_dictionaries(
-    {"type": st.sampled_from(list(LAYER_FIELDS)) | scalars},
+    {"type": st.sampled_from(sorted(LAYER_TYPES)) | scalars},
     optional={
         k: values
         for k in (

@@ -120,7 +120,7 @@ def floor_step(net: Network, x) -> None:
     for node in net.nodes[: net._hebbian_top + 1]:
         out = net.layer_forward(node, x, batch_stats=True)
         if node.rule is not None:
-            if node.spec.type == "conv":
+            if node.layer.kind == "conv":
                 ops.conv2d_weight_sums(x, out, tuple(node.params["weight"].shape[2:]), node.stride)
             else:
                 ops.linear_weight_sums(x, out)

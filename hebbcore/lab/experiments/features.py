@@ -52,11 +52,11 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
             if l.train not in ("frozen", "random"):
                 break
             below = l.train
-        elif l.type == "batchnorm":
+        elif l.layer_cls.running_stats:
             # an SGD-trained batch-norm is not a fixed feature; one above a random layer is, when frozen itself
             if l.train == "sgd" or (below != "frozen" and l.train != "frozen"):
                 break
-        elif l.type not in ("relu", "triangle", "pad", "pool", "flatten"):
+        elif not l.layer_cls.fixed:
             break
         cut = i + 1
     if not any(l.trainable and l.train in ("hebbian", "sgd") for l in spec.layers[cut:]):
