@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
             path.mkdir()
             for name, folder in PACKAGES.items():
                 (path / name).symlink_to(tree / folder, target_is_directory=True)
+            stub_missing_plugins(tree)
             env = {
                 **os.environ,
                 "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -53,6 +54,20 @@ def main(argv: list[str]) -> int:
             return subprocess.run(command, cwd=path, env=env).returncode
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+
+
+def stub_missing_plugins(tree: Path) -> None:
+    """An empty module for each entry-point plugin of the installed hebbcore that the revision lacks (a plugin
+    package added since), so the old library loads its entry points instead of refusing the new one."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="hebbcore"):
+        top, _, rest = ep.value.partition(":")[0].partition(".")
+        if top not in PACKAGES or not rest:
+            continue
+        target = tree / PACKAGES[top] / Path(*rest.split("."))
+        if not target.with_suffix(".py").exists() and not target.is_dir():
+            target.with_suffix(".py").write_text('"""Stub: this plugin does not exist at this revision."""\n')
 
 
 if __name__ == "__main__":
