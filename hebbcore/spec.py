@@ -36,10 +36,6 @@ key path and a did-you-mean, and raised together as one
 from __future__ import annotations
 
 import dataclasses
-import math
-import sys
-import types
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +43,27 @@ from typing import Any, Literal
 
 from .errors import HebbcoreError, SpecError
 from .plugin_manager import Registry, did_you_mean
+from .settings import convert, describe, parse_options, parse_table
+from .specfile import apply_setting, dumps_toml, read_spec_table, resolve_paths, toml_table
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+__all__ = [  # dumps_toml and resolve_paths: re-exported, the spec's public API
+    "RunSpec",
+    "LayerSpec",
+    "HebbianLayerSpec",
+    "DataSpec",
+    "TransformSpec",
+    "HebbianPhaseSpec",
+    "SgdPhaseSpec",
+    "parse_spec",
+    "load_spec",
+    "loads_spec",
+    "spec_to_table",
+    "dumps_toml",
+    "resolve_paths",
+    "parse_options",
+    "check_path_name",
+    "check_against_data",
+]
 
 
 @dataclass(frozen=True)
@@ -164,113 +176,7 @@ class RunSpec:
     sgd: SgdPhaseSpec = field(default_factory=SgdPhaseSpec)
 
 
-# ---------------------------------------------------------------------------- generic table -> dataclass
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
-    if origin is tuple:
-        return f"array of {_type_name(typing.get_args(tp)[0])}"
-    if origin is typing.Literal:
-        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
-    if dataclasses.is_dataclass(tp):
-        return "table"
-    return {int: "integer", float: "number", str: "string", bool: "boolean"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _describe(value: Any) -> str:
-    name = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
-    return (
-        f"{name.get(type(value), type(value).__name__)} {value!r}"
-        if not isinstance(value, (dict, list))
-        else name[type(value)]
-    )
-
-
-def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(inner, value, path, problems)
-    if tp is Any:
-        return value
-    if origin is typing.Literal:  # an enum option: the value must be one of the listed ones
-        choices = typing.get_args(tp)
-        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
-            hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
-            problems.append(f"{path}: expected {_type_name(tp)}, got {_describe(value)}{hint}")
-            return None
-        return value
-    if origin is tuple:
-        if not isinstance(value, list):
-            problems.append(f"{path}: expected an {_type_name(tp)}, got {_describe(value)}")
-            return ()
-        inner = typing.get_args(tp)[0]
-        return tuple(_convert(inner, v, f"{path}[{i}]", problems) for i, v in enumerate(value))
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return parse_table(tp, value, path, problems)
-    ok = {
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-        bool: isinstance(value, bool),
-    }.get(tp)
-    if ok is None:
-        raise TypeError(f"unsupported spec field type {tp!r}")
-    if not ok:
-        problems.append(f"{path}: expected {_type_name(tp)}, got {_describe(value)}")
-        return None
-    if tp is float:
-        value = float(value)
-        if not math.isfinite(value):
-            problems.append(f"{path}: expected a finite number, got {value}")
-    return value
-
-
-def parse_table(cls: type, table: Any, path: str, problems: list[str], allowed: tuple[str, ...] | None = None) -> Any:
-    """Build dataclass ``cls`` from a TOML table, appending every problem to ``problems``.
-
-    ``allowed`` limits which fields the table may set (others are reported). A field whose value
-    is wrong keeps its default, so the caller's further checks still run; the caller raises when
-    ``problems`` is not empty. Returns None when a required field is missing or wrong.
-    """
-    prefix = f"{path}." if path else ""
-    if not isinstance(table, dict):
-        problems.append(f"{path or 'spec'}: expected a table, got {_describe(table)}")
-        return None
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    settable = set(fields) if allowed is None else set(allowed)
-    for key in table:
-        if key not in settable:
-            hint = did_you_mean(key, settable)
-            where = f" for a {table.get('type')!r} layer" if allowed is not None and key in fields else ""
-            problems.append(f"{prefix}{key}: unknown key{where}{hint}")
-    kwargs: dict[str, Any] = {}
-    buildable = True
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if name in table and name in settable:
-            before = len(problems)
-            value = _convert(hints[name], table[name], f"{prefix}{name}", problems)
-            if len(problems) == before or dataclasses.is_dataclass(value):  # a sub-table keeps its good fields
-                kwargs[name] = value
-            elif required:
-                buildable = False
-            # else: the default stands in, so the checks that need the table still run and report too
-        elif required:
-            problems.append(f"{prefix}{name}: missing (expected {_type_name(hints[name])})")
-            buildable = False
-    return cls(**kwargs) if buildable else None
-
-
-def parse_options(options_cls: type, raw: Any, path: str, problems: list[str]) -> Any:
-    """A plugin's Options dataclass from the raw ``options`` table (``{}`` when absent)."""
-    return parse_table(options_cls, {} if raw is None else raw, path, problems)
-
-
+# ---------------------------------------------------------------------------- the run spec
 # ---------------------------------------------------------------------------- the run spec
 
 
@@ -428,7 +334,7 @@ _LAYER_KEYS = ("type", "name", "train", "hebbian")
 def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> LayerSpec | None:
     path = f"layers[{i}]"
     if not isinstance(raw, dict):
-        problems.append(f"{path}: expected a table, got {_describe(raw)}")
+        problems.append(f"{path}: expected a table, got {describe(raw)}")
         return None
     types_ = registry.tables["layer"]
     ltype = raw.get("type")
@@ -450,10 +356,10 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
             continue
         known = f" for a {ltype!r} layer" if key in any_layer else did_you_mean(key, [*own, *fields])
         problems.append(f"{shown}.{key}: unknown key{known}")
-    name = _convert(str, name, f"{shown}.name", problems) or ""
+    name = convert(str, name, f"{shown}.name", problems) or ""
     train = ""
     if "train" in own and "train" in raw:
-        train = _convert(str, raw["train"], f"{shown}.train", problems) or ""
+        train = convert(str, raw["train"], f"{shown}.train", problems) or ""
     options = parse_table(cls.Options, {k: v for k, v in raw.items() if k in fields}, shown, problems)
     for req in cls.required:
         if req not in raw:
@@ -485,7 +391,7 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
 def _parse_hebbian(raw: Any, path: str, registry: Registry, problems: list[str]) -> HebbianLayerSpec | None:
     raw = dict(raw) if isinstance(raw, dict) else raw
     if not isinstance(raw, dict):
-        problems.append(f"{path}: expected a table, got {_describe(raw)}")
+        problems.append(f"{path}: expected a table, got {describe(raw)}")
         return None
     options_raw = raw.pop("options", None)
     spec = parse_table(HebbianLayerSpec, raw, path, problems)
@@ -518,7 +424,7 @@ def _parse_hebbian(raw: Any, path: str, registry: Registry, problems: list[str])
 
 def _parse_data(raw: Any, registry: Registry, problems: list[str]) -> DataSpec:
     if not isinstance(raw, dict):
-        problems.append(f"data: expected a table, got {_describe(raw)}")
+        problems.append(f"data: expected a table, got {describe(raw)}")
         return DataSpec()
     raw = dict(raw)
     options_raw = raw.pop("options", None)
@@ -585,121 +491,9 @@ def load_spec(
     return _parse_guarded(table, registry, source, against_data)
 
 
-#: Deepest chain of ``extends`` a spec may have.
-MAX_EXTENDS = 16
-
-
-def read_spec_table(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list[Path]]:
-    """The TOML table of ``path`` merged onto the files it ``extends``, its paths absolute; and the chain."""
-    where = " extends ".join(map(str, (*seen, path)))
-    if path.resolve() in [p.resolve() for p in seen]:
-        raise SpecError([f"extends {str(path)!r} again: a cycle"], where)
-    if len(seen) >= MAX_EXTENDS:
-        raise SpecError([f"more than {MAX_EXTENDS} levels of extends"], where)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(["file does not exist"], where) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], where) from None
-    table = resolve_paths(_toml_table(text, where), path.parent)
-    base = table.pop("extends", None)
-    if base is None:
-        return table, [path]
-    if not isinstance(base, str) or not base:
-        raise SpecError([f"extends: expected the path of a spec file, got {_describe(base)}"], where)
-    base_path = Path(base).expanduser()
-    base_path = base_path if base_path.is_absolute() else path.parent / base_path
-    base_table, chain = read_spec_table(base_path, (*seen, path))
-    return deep_merge(base_table, table), [path, *chain]
-
-
-def deep_merge(base: dict, top: dict) -> dict:
-    """``top`` over ``base``: tables merge key by key; any other value (arrays of layers included) replaces."""
-    out = dict(base)
-    for k, v in top.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def apply_setting(table: dict, setting: str) -> list[str]:
-    """Apply one ``key.path=value`` (the value TOML, or else a bare string) to ``table``; problems, if any."""
-    key, sep, raw = setting.partition("=")
-    parts = [p.strip() for p in key.strip().split(".")]
-    if not sep or not all(parts):
-        return [f"--set {setting!r}: expected key.path=value"]
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word is a string: --set data.source=cifar10
-    node: Any = table
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):  # [[layers]]: by name
-            named = {str(item.get("name")): item for item in node if isinstance(item, dict)}
-            if part not in named:
-                hint = did_you_mean(part, named)
-                return [f"--set {key.strip()}: no layer named {part!r}{hint}; layers: {', '.join(named)}"]
-            node = named[part]
-        else:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, (dict, list)):
-                return [f"--set {key.strip()}: {'.'.join(parts[: i + 1])} is a value, not a table"]
-            node = child
-    if isinstance(node, list):
-        return [f"--set {key.strip()}: name a layer's field (layers.<name>.<field>)"]
-    node[parts[-1]] = value
-    return []
-
-
-#: Options of data sources and transforms that name files or folders (resolved like ``init_weights``).
-PATH_OPTIONS = ("path", "root", "cache_dir")
-
-
-def resolve_paths(table: dict, base_dir: Path) -> dict:
-    """``table`` with its relative file paths made absolute against ``base_dir``, the spec file's folder.
-
-    The paths are ``init_weights`` and the :data:`PATH_OPTIONS` of the data source and the transforms; ``~``
-    is expanded; values of the wrong type are left for the checks to report. ``table`` comes fresh from the
-    TOML reader, and its transform tables are changed in place."""
-
-    def absolute(value: Any) -> Any:
-        if not isinstance(value, str) or not value:
-            return value
-        p = Path(value).expanduser()
-        return str(p if p.is_absolute() else (base_dir / p).resolve())
-
-    table = dict(table)
-    if "init_weights" in table:
-        table["init_weights"] = absolute(table["init_weights"])
-    data = table.get("data")
-    if isinstance(data, dict):
-        data = table["data"] = dict(data)
-        tables = (
-            [data] + [t for t in data.get("transforms", []) if isinstance(t, dict)]
-            if isinstance(data.get("transforms", []), list)
-            else [data]
-        )
-        for owner in tables:
-            options = owner.get("options")
-            if isinstance(options, dict):
-                owner["options"] = {k: absolute(v) if k in PATH_OPTIONS else v for k, v in options.items()}
-    return table
-
-
 def loads_spec(text: str, registry: Registry, source: str = "spec", against_data: bool = False) -> RunSpec:
     """Validate a spec given as TOML text (paths in it stay as written); see :func:`load_spec` for files."""
-    return _parse_guarded(_toml_table(text, source), registry, source, against_data)
-
-
-def _toml_table(text: str, source: str) -> dict:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError([f"not valid TOML: {exc}"], source) from None
-    except RecursionError:
-        raise SpecError(["not valid TOML: arrays or tables nested too deeply"], source) from None
+    return _parse_guarded(toml_table(text, source), registry, source, against_data)
 
 
 def _parse_guarded(table: dict, registry: Registry, source: str, against_data: bool) -> RunSpec:
@@ -738,46 +532,3 @@ def _strip_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_strip_none(v) for v in obj]
     return obj
-
-
-def dumps_toml(table: dict) -> str:
-    """Serialise a table of scalars, arrays, sub-tables and arrays of tables as TOML."""
-    lines: list[str] = []
-    _dump_table(table, [], lines)
-    return "\n".join(lines).strip() + "\n"
-
-
-def _scalar(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def _is_table_array(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
-
-
-def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else _scalar(k)
-
-
-def _dump_table(table: dict, path: list[str], lines: list[str]) -> None:
-    for k, v in table.items():
-        if not isinstance(v, dict) and not _is_table_array(v):
-            lines.append(f"{_key(k)} = {_scalar(v)}")
-    for k, v in table.items():
-        if isinstance(v, dict):
-            lines.append("")
-            lines.append("[" + ".".join(map(_key, path + [k])) + "]")
-            _dump_table(v, path + [k], lines)
-        elif _is_table_array(v):
-            for item in v:
-                lines.append("")
-                lines.append("[[" + ".".join(map(_key, path + [k])) + "]]")
-                _dump_table(item, path + [k], lines)

@@ -550,6 +550,16 @@ def test_frozen_prefix_cut(registry, modes, expected, input_bn):
     assert frozen_prefix_cut(spec) == expected
 
 
+@pytest.mark.parametrize(("phases", "expected"), [(["sgd"], 5), (["hebbian", "sgd"], 0)])
+def test_a_hebbian_layer_without_a_hebbian_phase_is_a_fixed_feature(registry, phases, expected):
+    """A probe of Hebbian weights (``init_weights``, no Hebbian phase) caches them like frozen ones."""
+    from hebbcore.lab.experiments import frozen_prefix_cut
+
+    layers = tiny_layers({"conv1": "hebbian", "clf": "sgd"})
+    spec = parse_spec({"layers": layers, "phases": phases, "sgd": {"epochs": 1}}, registry)
+    assert frozen_prefix_cut(spec) == expected
+
+
 def test_frozen_prefix_stops_at_an_sgd_trained_batchnorm(registry):
     from hebbcore.lab.experiments import frozen_prefix_cut
 

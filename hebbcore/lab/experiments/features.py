@@ -42,16 +42,20 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
     as at inference, as for any fixed feature extractor). It stops at
     a batch-norm above a ``random`` layer unless that batch-norm is ``frozen``
     (its statistics must still be learned), at a batch-norm with ``train =
-    "sgd"``, at dropout, and at the first layer that trains.
+    "sgd"``, at dropout, and at the first layer that trains. A ``hebbian`` layer
+    is as ``frozen`` when the spec has no Hebbian phase (a probe of weights a
+    Hebbian run learned, given by ``init_weights``).
     """
+    hebbian_phase = "hebbian" in spec.phases and spec.hebbian.epochs > 0
+    fixed = {"frozen": "frozen", "random": "random", **({} if hebbian_phase else {"hebbian": "frozen"})}
     first = next((l for l in spec.layers if l.trainable), None)
     # a batch-norm of the input (below every trainable layer) is as frozen as the first trainable layer
-    cut, below = 0, "frozen" if first is not None and first.train == "frozen" else ""
+    cut, below = 0, "frozen" if first is not None and fixed.get(first.train) == "frozen" else ""
     for i, l in enumerate(spec.layers):
         if l.trainable:
-            if l.train not in ("frozen", "random"):
+            if l.train not in fixed:
                 break
-            below = l.train
+            below = fixed[l.train]
         elif l.layer_cls.running_stats:
             # an SGD-trained batch-norm is not a fixed feature; one above a random layer is, when frozen itself
             if l.train == "sgd" or (below != "frozen" and l.train != "frozen"):
@@ -59,7 +63,8 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
         elif not l.layer_cls.fixed:
             break
         cut = i + 1
-    if not any(l.trainable and l.train in ("hebbian", "sgd") for l in spec.layers[cut:]):
+    trained = ("sgd", "hebbian") if hebbian_phase else ("sgd",)
+    if not any(l.trainable and l.train in trained for l in spec.layers[cut:]):
         return 0
     if not any(l.trainable for l in spec.layers[:cut]):
         return 0

@@ -36,6 +36,8 @@ class Experiment:
     row: str = ""
     init_from: str = ""
     init_layers: tuple[str, ...] = ()
+    #: ``"key.path=value"`` settings applied to the spec, as ``hebbcore run --set`` does (a layer by its name).
+    set: tuple[str, ...] = ()
     goal: str = "match"
     repeats: str = ""
     extra: dict = field(default_factory=dict)
@@ -64,6 +66,7 @@ def load_manifest(folder: str | Path) -> OrderedDict[str, Experiment]:
             continue
         kw = {k: v for k, v in row.items() if k in known}
         kw["init_layers"] = tuple(kw.get("init_layers", ()))
+        kw["set"] = tuple(kw.get("set", ()))
         exp = Experiment(folder=folder, extra={k: v for k, v in row.items() if k not in known}, **kw)
         problems += [f"experiment[{i}].name: {p}" for p in check_path_name(exp.name)]
         if not exp.spec and not exp.same_as:

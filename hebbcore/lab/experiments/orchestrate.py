@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -14,16 +13,11 @@ from hebbcore.errors import HebbcoreError, SpecError
 from hebbcore.interfaces import Dataset
 from hebbcore.plugin_manager import Registry
 from hebbcore.rundir import RunDir
-from hebbcore.spec import RunSpec, dumps_toml, parse_spec, resolve_paths, spec_to_table
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+from hebbcore.spec import RunSpec, dumps_toml, parse_spec, spec_to_table
+from hebbcore.specfile import apply_setting, read_spec_table
 
 from .features import FeatureCache, frozen_prefix_cut
-from .manifest import Experiment, Overrides, order_with_dependencies
+from .manifest import MANIFEST, Experiment, Overrides, order_with_dependencies
 from .report import _pct
 from .results import git_commit, interrupted_position, is_done, read_metrics, stale_fields, write_init_weights
 
@@ -77,13 +71,11 @@ class ExperimentRunner:
     def prepare(self, exp: Experiment, rows: dict[str, Experiment]) -> RunSpec:
         """The spec of ``exp`` with its init weights written and the overrides applied."""
         self._parent_reduced = {}
-        try:
-            table = tomllib.loads(exp.spec_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SpecError(["file does not exist"], str(exp.spec_path)) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError([f"not valid TOML: {exc}"], str(exp.spec_path)) from None
-        table = self.overrides.apply(resolve_paths(table, exp.spec_path.parent))  # as hebbcore run reads the file
+        table = read_spec_table(exp.spec_path)[0]  # as hebbcore run reads the file (extends)
+        problems = [p for setting in exp.set for p in apply_setting(table, setting)]
+        if problems:
+            raise SpecError(problems, f"{MANIFEST} ({exp.name}).set")
+        table = self.overrides.apply(table)
         out = self.results_dir(exp)
         if exp.init_from:
             parent = self.results_dir(rows[exp.init_from])
