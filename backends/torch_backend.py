@@ -20,10 +20,10 @@ class TorchOps(Ops):
     name = "torch"
     xp = None
     #: The winners' patches are copied by numpy (one thread) when torch has at most this many threads, else by
-    #: torch's own copy, which uses them all (docs/benchmarks.md, 2026-12-02 Intel Xeon section).
+    #: torch's own copy, which uses them all (measured in commit e516acb: ``benchmarks/winner_sums.py``).
     host_copy_max_threads: ClassVar[int] = 1
     #: The winners' patch rows copied (then added to their winners' sums) at a time on the CPU: a chunk that
-    #: the copy leaves in cache for ``index_add_`` (docs/benchmarks.md, 2026-12-02 Zen 5 section).
+    #: the copy leaves in cache for ``index_add_`` (measured in commit c3c9e66: ``benchmarks/winner_sums.py``).
     winner_rows_max_bytes: ClassVar[int] = 4 << 20
 
     def __init__(self, device: str | None = None):

@@ -7,8 +7,7 @@ as blocks are freed, but never above 32 MiB, and freed memory at the top of the 
 the kernel above a *trim threshold* (twice the mmap threshold). The next step then touches every page of its
 arrays again, one page fault per 4 KiB page. On the 2-core VM this was measured on, a batch-64 Hebbian step of
 the paper's net page-faulted ~5,000 (numpy) and 15,000–32,000 (torch) times; without them the step took
-13–16 % (numpy) and 20–34 % (torch) less time (``benchmarks/step_faults.py``; ``docs/benchmarks.md``, section
-"2026-12-02, Intel Xeon: page faults").
+13–16 % (numpy) and 20–34 % (torch) less time (``benchmarks/step_faults.py``, in commit c57f730).
 
 :func:`tune_malloc` fixes both thresholds (``mallopt``) so that blocks up to
 :data:`MMAP_THRESHOLD_BYTES` come from the heap and up to :data:`TRIM_THRESHOLD_BYTES` of free heap is
