@@ -386,7 +386,7 @@ class Training:
 
     def sgd_phase(self, phase_index: int, sgd_state: dict | None) -> None:
         try:
-            from .torch_model import SgdPhase
+            from .sgd import SgdPhase
         except ImportError as exc:
             raise HebbcoreError(f"the SGD phase needs torch (pip install torch): {exc}") from None
         data, cfg = self.data, self.spec.sgd

@@ -11,8 +11,6 @@ they can sit inside a user's own model.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,11 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import HebbcoreError, TrainingDiverged
-from .interfaces import HebbianContext, check_hflip_inputs
+from .errors import TrainingDiverged
+from .interfaces import HebbianContext
 from .layers import COS_EPS, WeightLayer
 from .network import Network, Node
-from .progress import Progress
 from .step import hebbian_delta
 
 #: Hebbian steps between NaN/inf checks of a module's weights (the first step is checked too).
@@ -255,18 +252,6 @@ def torch_device_for(net: Network) -> torch.device:
     return torch.device("cpu")
 
 
-def _accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray, device, batch: int = 1000) -> float | None:
-    if len(x) == 0:
-        return None
-    module.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            xb = torch.from_numpy(x[i : i + batch]).to(device)
-            correct += int((scores(module, xb).argmax(1).cpu().numpy() == y[i : i + batch]).sum())
-    return correct / len(x)
-
-
 def scores(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The module's class scores; a Hebbian (cosine) output layer answers unclamped, as
     :meth:`hebbcore.network.Network.scores` does."""
@@ -274,210 +259,3 @@ def scores(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(last, _HebbianMixin):
         return last._similarity(module[:-1](x))[1]
     return module(x)
-
-
-def make_optimizer(cfg, params):
-    """The torch optimizer the ``[sgd]`` section names (``optimizer``: ``"sgd"`` or ``"adam"``)."""
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(
-        params,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.nesterov and cfg.momentum > 0,
-        weight_decay=cfg.weight_decay,
-    )
-
-
-class SgdPhase:
-    """The SGD phase: cross-entropy on the network output, the ``[sgd]`` optimizer on the ``sgd`` layers.
-
-    Resumable: :meth:`state` captures model, optimizer, RNG states, the best
-    epoch so far and the position in the current epoch; :meth:`run` continues
-    from a state. With ``keep_best`` the weights of the best validation epoch
-    are copied back into the network at the end.
-    """
-
-    def __init__(self, net: Network, data, seed: int, rank: int = 0, world: int = 1):
-        self.net, self.data, self.cfg = net, data, net.spec.sgd
-        self.device = torch_device_for(net)
-        self.rank, self.world = rank, world
-        torch.manual_seed(seed)
-        self.module = build_module(net).to(self.device)
-        self.params = [p for p in self.module.parameters() if p.requires_grad]
-        self.train_module: nn.Module = self.module
-        if world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.train_module = DistributedDataParallel(self.module)
-        cfg = self.cfg
-        self.opt: Any = make_optimizer(cfg, self.params) if self.params else None  # None: nothing to train
-        self.gen = torch.Generator().manual_seed(seed)
-        self.epoch, self.batch = 1, 0
-        self.gen_at_epoch_start = self.gen.get_state()
-        self.best: dict | None = None
-        self.best_state: dict | None = None
-        self.loss_sum = 0.0
-        self.seconds = 0.0
-
-    # resumable state ---------------------------------------------------------------
-    def state(self) -> dict:
-        return {
-            "module": _cpu(self.module.state_dict()),
-            "opt": self.opt.state_dict() if self.opt else None,
-            "gen_at_epoch_start": self.gen_at_epoch_start,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "best": self.best,
-            "best_state": self.best_state,
-            "loss_sum": self.loss_sum,
-            "seconds": self.seconds,
-        }
-
-    def load_state(self, st: dict) -> None:
-        self.module.load_state_dict(st["module"])
-        if self.opt and st["opt"]:
-            self.opt.load_state_dict(st["opt"])
-        self.gen_at_epoch_start = st["gen_at_epoch_start"]
-        self.gen.set_state(st["gen_at_epoch_start"])
-        torch.set_rng_state(st["torch_rng"])
-        if st["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(st["cuda_rng"])
-        self.epoch, self.batch = st["epoch"], st["batch"]
-        self.best, self.best_state = st["best"], st["best_state"]
-        self.loss_sum, self.seconds = st["loss_sum"], st["seconds"]
-
-    # training ---------------------------------------------------------------------
-    def run(
-        self,
-        on_epoch: Callable[[dict], None] | None = None,
-        checkpoint: Callable[[], None] | None = None,
-        checkpoint_every: int = 0,
-        progress: bool | None = None,
-    ) -> dict:
-        cfg, device = self.cfg, self.device
-        if not self.params:
-            return {}
-        x_train = torch.from_numpy(self.data.train.x).to(device)
-        y_train = torch.from_numpy(self.data.train.y).to(device)
-        n = len(x_train)
-        x_mirrored = None  # with hflip: the inputs of the mirrored images (None: flip the images themselves)
-        if cfg.crop_padding and (x_train.ndim != 4 or self.data.train_mirrored is not None):
-            raise HebbcoreError(
-                f"sgd.crop_padding: the SGD phase's inputs must be images (N, C, H, W), not features of frozen "
-                f"layers (shape {tuple(x_train.shape)[1:]}); crop before those layers or set crop_padding = 0"
-            )
-        if cfg.hflip:
-            if self.data.train_mirrored is not None:
-                x_mirrored = torch.from_numpy(self.data.train_mirrored.x).to(device)
-            else:
-                check_hflip_inputs(tuple(x_train.shape))
-        while self.epoch <= cfg.epochs:
-            epoch = self.epoch
-            lr = cfg.lr_at(epoch)
-            for g in self.opt.param_groups:
-                g["lr"] = lr
-            self.gen.set_state(self.gen_at_epoch_start)
-            order = torch.randperm(n, generator=self.gen).to(device)
-            mirror = (torch.rand(n, generator=self.gen) < 0.5).to(device) if cfg.hflip else None
-            pad = cfg.crop_padding
-            crop = torch.randint(0, 2 * pad + 1, (n, 2), generator=self.gen).to(device) if pad else None
-            starts = list(range(0, n, cfg.batch_size))
-            self.train_module.train()
-            for node in self.net.nodes:  # a batch-norm SGD does not train keeps its statistics, as at inference
-                if node.layer.running_stats and not _trains_by_sgd(node, self.net):
-                    getattr(self.module, node.name).eval()
-            t0 = time.perf_counter()
-            shown = Progress(
-                range(self.batch, len(starts)),
-                len(starts) - self.batch,
-                f"sgd epoch {epoch}/{cfg.epochs}",
-                cfg.batch_size,
-                progress,
-            )
-            acc = torch.zeros((), device=device)  # summed loss, read back only at checkpoints
-            for b in shown:
-                idx = order[starts[b] : starts[b] + cfg.batch_size][self.rank :: self.world]
-                xb = x_train[idx]
-                if mirror is not None:
-                    flip = mirror[idx].view((-1,) + (1,) * (xb.ndim - 1))
-                    xb = torch.where(flip, x_mirrored[idx] if x_mirrored is not None else xb.flip(-1), xb)
-                if crop is not None:
-                    xb = random_crops(xb, crop[idx], pad)
-                loss = F.cross_entropy(self.train_module(xb), y_train[idx])
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt.step()
-                acc += loss.detach() * len(idx)
-                self.batch = b + 1
-                if checkpoint and checkpoint_every and self.batch % checkpoint_every == 0 and self.batch < len(starts):
-                    self.loss_sum += float(acc)
-                    acc.zero_()
-                    if not math.isfinite(self.loss_sum):
-                        raise TrainingDiverged(
-                            f"SGD phase: the loss became NaN or inf in epoch {epoch}, batch {self.batch}; lower sgd.lr"
-                        )
-                    self.seconds += time.perf_counter() - t0
-                    checkpoint()
-                    t0 = time.perf_counter()
-            self.loss_sum += float(acc)
-            self.seconds += time.perf_counter() - t0
-            loss_value = self.loss_sum * self.world / n
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(f"SGD phase: the loss became NaN or inf in epoch {epoch}; lower sgd.lr")
-            evaluate = self.rank == 0
-            head = self.data.train_head(cfg.train_acc_images)
-            record = {
-                "phase": "sgd",
-                "epoch": epoch,
-                "lr": lr,
-                "loss": loss_value,
-                "train_acc": _accuracy(self.module, head.x, head.y, device) if evaluate else None,
-                "val_acc": _accuracy(self.module, self.data.val.x, self.data.val.y, device) if evaluate else None,
-                "test_acc": _accuracy(self.module, self.data.test.x, self.data.test.y, device) if evaluate else None,
-                "seconds": self.seconds,
-                "images_per_s": n / self.seconds,
-            }
-            if cfg.train_acc_images:
-                record["train_acc_images"] = len(head)
-            score = record["val_acc"] if record["val_acc"] is not None else record["train_acc"]
-            best_score = (
-                None
-                if self.best is None
-                else (self.best["val_acc"] if self.best["val_acc"] is not None else self.best["train_acc"])
-            )
-            if score is not None and (best_score is None or score > best_score):
-                self.best, self.best_state = record, _cpu(self.module.state_dict())
-            copy_back(self.module, self.net)
-            self.epoch, self.batch, self.loss_sum, self.seconds = epoch + 1, 0, 0.0, 0.0
-            self.gen_at_epoch_start = self.gen.get_state()
-            if on_epoch:
-                on_epoch(record)
-        if cfg.keep_best and self.best_state is not None:
-            self.module.load_state_dict(self.best_state)
-            copy_back(self.module, self.net)
-        return self.best or {}
-
-
-def random_crops(x: torch.Tensor, offsets: torch.Tensor, padding: int) -> torch.Tensor:
-    """Each image of ``x`` ``(N, C, H, W)``, zero-padded by ``padding``, cropped back to ``H × W`` at its
-    ``offsets[i] = (top, left)`` in ``[0, 2·padding]``."""
-    n, c, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4)
-    rows = offsets[:, :1] + torch.arange(h, device=x.device)
-    cols = offsets[:, 1:] + torch.arange(w, device=x.device)
-    i, ch = torch.arange(n, device=x.device), torch.arange(c, device=x.device)
-    return padded[i[:, None, None, None], ch[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def _cpu(state: dict) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-
-def train_sgd(
-    net: Network, data, seed: int, on_epoch: Callable[[dict], None] | None = None, progress: bool | None = None
-) -> dict:
-    """Run a whole SGD phase (no checkpoints); returns the best epoch's record."""
-    return SgdPhase(net, data, seed).run(on_epoch=on_epoch, progress=progress)

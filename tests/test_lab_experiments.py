@@ -573,7 +573,7 @@ def test_frozen_batchnorm_above_a_random_layer(registry):
     from hebbcore.lab.experiments import frozen_prefix_cut
     from hebbcore.network import Network
     from hebbcore.runner import load_dataset, make_backend
-    from hebbcore.torch_model import SgdPhase
+    from hebbcore.sgd import SgdPhase
 
     layers = tiny_layers({"conv1": "random", "clf": "sgd"})
     layers[3]["train"] = "frozen"

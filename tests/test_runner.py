@@ -62,7 +62,7 @@ def test_label_subset_is_stratified_and_seeded():
 
 
 def test_a_label_scarce_probe_trains_on_the_subset_only(tmp_path, registry, monkeypatch):
-    import hebbcore.torch_model as tm
+    import hebbcore.sgd as tm
 
     seen = {}
     original = tm.SgdPhase.__init__
@@ -87,7 +87,7 @@ def crop_reference(x, offsets, p):
 
 
 def test_random_crops_match_a_loop():
-    from hebbcore.torch_model import random_crops
+    from hebbcore.sgd import random_crops
 
     x = np.random.default_rng(0).normal(size=(6, 3, 7, 5)).astype(np.float32)
     offsets = np.random.default_rng(1).integers(0, 7, size=(6, 2))

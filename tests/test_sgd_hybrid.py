@@ -129,7 +129,7 @@ def test_adam_with_milestones_trains_and_logs_the_schedule(registry, tmp_path):
 
 
 def test_the_optimizer_the_spec_names_is_the_one_that_steps(registry):
-    from hebbcore.torch_model import SgdPhase
+    from hebbcore.sgd import SgdPhase
 
     for name, cls in (("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)):
         spec = parse_spec(

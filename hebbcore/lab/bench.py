@@ -210,7 +210,8 @@ def sgd_epoch_fn(registry: Registry, device, x: np.ndarray, y: np.ndarray, batch
     import torch
     import torch.nn.functional as F
 
-    from hebbcore.torch_model import build_module, make_optimizer
+    from hebbcore.sgd import make_optimizer
+    from hebbcore.torch_model import build_module
 
     spec = bench_spec("GGGGGG", registry, batch_size, seed)
     host = Network(spec, INPUT_SHAPE, N_CLASSES, registry.get("backend", "numpy")(), registry)
