@@ -7,7 +7,7 @@ For each conv layer of the paper's net (batch 64), the fastest of ``--repeats`` 
 ``Ops.conv2d`` (its bounded chunks, no product), one ``matmul`` of the whole batch's patches with the kernels
 (and its GFLOP/s), the whole ``NumpyOps.conv2d``, and torch's ``conv2d`` on the same input for comparison.
 The first line names numpy's BLAS kernels and the ``OPENBLAS_*`` variables that chose them
-(``hebbcore.lab.bench.numpy_blas``): OpenBLAS reads ``OPENBLAS_CORETYPE`` when numpy is first imported, so
+(``hebbcore.lab.machine.numpy_blas``): OpenBLAS reads ``OPENBLAS_CORETYPE`` when numpy is first imported, so
 compare kernels by running the script under each setting.
 """
 
@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=9)
     args = ap.parse_args()
     from hebbcore.allocator import tune_malloc
-    from hebbcore.lab.bench import blas_line, numpy_blas
+    from hebbcore.lab.machine import blas_line, numpy_blas
     from hebbcore_backends.numpy_backend import NumpyOps
 
     tune_malloc()  # as hebbcore bench and run do

@@ -119,7 +119,7 @@ def test_cli_bench_writes_json(tmp_path, capsys):
 
 
 _BLAS_OF_CHILD = (
-    "import json, numpy; from hebbcore.lab.bench import numpy_blas, blas_line; "
+    "import json, numpy; from hebbcore.lab.machine import numpy_blas, blas_line; "
     "b = numpy_blas(); print(json.dumps([b, blas_line(b)]))"
 )
 

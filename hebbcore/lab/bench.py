@@ -34,13 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import gc
 import json
 import os
-import platform
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +50,9 @@ from hebbcore.network import Network
 from hebbcore.ops import Ops
 from hebbcore.plugin_manager import Registry, default_registry
 from hebbcore.spec import RunSpec, parse_spec
+
+from .machine import blas_line, machine_info, versions
+from .memory import peak_step_memory
 
 INPUT_SHAPE = (3, 32, 32)
 N_CLASSES = 10
@@ -245,91 +245,6 @@ def sgd_epoch_fn(registry: Registry, device, x: np.ndarray, y: np.ndarray, batch
     return warm, epoch, _TorchSync(torch, device)
 
 
-# ---------------------------------------------------------------------------- peak memory
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence C-level stderr (the torch profiler's banner lines) for the duration."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-
-
-def peak_step_memory(ops: Ops, step: Callable[[], None]) -> tuple[int | None, str]:
-    """``(bytes, method)``: the peak allocated during ``step()`` above what was allocated before it."""
-    gc.collect()
-    torch = getattr(ops, "torch", None)
-    if torch is not None:
-        dev = ops.dev
-        if dev.type == "cuda":
-            ops.synchronize()
-            torch.cuda.reset_peak_memory_stats(dev)
-            base = torch.cuda.memory_allocated(dev)
-            step()
-            ops.synchronize()
-            return int(torch.cuda.max_memory_allocated(dev) - base), "torch.cuda.max_memory_allocated"
-        if dev.type == "cpu":
-            from torch.profiler import ProfilerActivity, profile
-
-            with _quiet_stderr():
-                with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                    step()
-                events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-            total = peak = 0
-            for e in sorted(events, key=lambda e: e.start_ns()):
-                total += e.nbytes()
-                peak = max(peak, total)
-            return int(peak), "torch.profiler memory events (CPU allocator)"
-        return None, f"no peak-memory method for torch device {dev}"
-    xp = getattr(ops, "xp", None)
-    if xp is np:
-        started = not tracemalloc.is_tracing()
-        if started:
-            tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            step()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            if started:
-                tracemalloc.stop()
-        return int(peak - base), "tracemalloc (numpy allocations)"
-    if xp is not None and getattr(xp, "__name__", "") == "cupy":
-        from cupy.cuda import memory_hook
-
-        class PeakHook(memory_hook.MemoryHook):
-            name = "HebbcorePeakHook"
-
-            def __init__(self):
-                self.current = self.peak = 0
-
-            def malloc_postprocess(self, **kw):
-                self.current += kw["mem_size"]
-                self.peak = max(self.peak, self.current)
-
-            def free_postprocess(self, **kw):
-                self.current -= kw["mem_size"]
-
-        ops.synchronize()
-        hook = PeakHook()
-        with hook:
-            step()
-            ops.synchronize()
-        return int(hook.peak), "cupy memory-pool hook"
-    return None, f"no peak-memory method for backend {ops.name!r}"
-
-
 # ---------------------------------------------------------------------------- one target
 def _rate(n: int, seconds: list[float]) -> dict:
     best = min(seconds)
@@ -423,130 +338,6 @@ def bench_target(
 
 
 # ---------------------------------------------------------------------------- the whole run
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version(), "numpy": np.__version__}
-    for mod in ("torch", "cupy"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # not installed or broken
-            out[mod] = None
-    return out
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-_CORENAME_SYMBOLS = (
-    "openblas_get_corename",
-    "openblas_get_corename64_",
-    "scipy_openblas_get_corename",
-    "scipy_openblas_get_corename64_",
-)
-
-
-def _openblas_core() -> str | None:
-    """The kernel set (e.g. ``"SkylakeX"``, ``"Haswell"``) of an OpenBLAS loaded in this process (Linux), or None."""
-    import ctypes
-
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
-            paths = {line.split(None, 5)[5].strip() for line in f if "openblas" in line and line.count(" ") >= 5}
-    except OSError:
-        return None
-    for path in sorted(p for p in paths if ".so" in os.path.basename(p)):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _CORENAME_SYMBOLS:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.restype = ctypes.c_char_p
-                core = fn()
-                return core.decode(errors="replace").strip() if core else None
-    return None
-
-
-def numpy_blas() -> dict:
-    """numpy's BLAS as this process runs it: library, version, the OpenBLAS kernels in use and the
-    ``OPENBLAS_*`` variables that can force them (``OPENBLAS_CORETYPE`` overrides OpenBLAS's own choice)."""
-    info: dict[str, Any] = {
-        "openblas_core": _openblas_core(),
-        "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")},
-    }
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        info["name"], info["version"] = blas.get("name"), blas.get("version")
-    except Exception:  # older numpy, or a build that does not say
-        pass
-    return info
-
-
-def blas_line(blas: dict) -> str | None:
-    """One line saying which kernels numpy's matrix products ran, and whether the environment forced them."""
-    core = blas.get("openblas_core")
-    if core is None:
-        return None
-    forced = blas.get("env", {}).get("OPENBLAS_CORETYPE")
-    how = (
-        f"forced by OPENBLAS_CORETYPE={forced} in the environment; unset it to let OpenBLAS choose"
-        if forced
-        else "OpenBLAS's own choice"
-    )
-    library = " ".join(filter(None, ("OpenBLAS", blas.get("version"))))
-    return f"numpy BLAS: {library}, {core} kernels ({how})"
-
-
-def machine_info(targets: list[Target]) -> dict:
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "hostname": platform.node(),
-    }
-    with contextlib.suppress(OSError):  # no load average on some platforms
-        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
-    threads = {
-        k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
-    }
-    if threads:
-        info["thread_env"] = threads
-    from hebbcore.allocator import malloc_tuning
-
-    info["malloc_tuning"] = malloc_tuning()
-    info["numpy_blas"] = numpy_blas()
-    try:
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
-        if any(str(t.device).startswith("cuda") for t in targets) and torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-            info["torch_cudnn"] = torch.backends.cudnn.version()
-            info["torch_allow_tf32"] = {
-                "cudnn": torch.backends.cudnn.allow_tf32,
-                "matmul": torch.backends.cuda.matmul.allow_tf32,
-            }
-    except Exception:
-        pass
-    if "gpu" not in info and any(str(t.device).startswith("cuda") for t in targets):
-        try:
-            import cupy
-
-            name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
-            info["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
-        except Exception:
-            pass
-    return info
-
-
 def run_bench(
     targets: list[Target],
     registry: Registry | None = None,
@@ -565,7 +356,7 @@ def run_bench(
         "command": command or "hebbcore.lab.bench.run_bench",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(targets),
-        "versions": _versions(),
+        "versions": versions(),
         "settings": {
             "net": "paper_net (Amato et al. 2019), Hebbian HHHHHH / SGD GGGGGG",
             "teacher_competition": next(l for l in paper_net("HHHHHH") if l["name"] == "conv2")["hebbian"]["options"][
