@@ -20,16 +20,16 @@ def main() -> None:
             continue
         kind, pct, _ = metrics.parent.name.rsplit("_", 2)
         runs.setdefault((kind, int(pct[1:])), []).append(100 * m["final"]["test_acc"])
-    print("| labels | Hebbian conv1 + probe % | SGD from scratch % |")
-    print("| ---: | ---: | ---: |")
+    print("| labels | Hebbian conv1 (WTA) + probe % | Hebbian conv1 (HPCA) + probe % | SGD from scratch % |")
+    print("| ---: | ---: | ---: | ---: |")
     for pct in sorted({p for _, p in runs}):
         cells = []
-        for kind in ("hebbian_probe", "sgd_scratch"):
+        for kind in ("hebbian_probe", "hpca_probe", "sgd_scratch"):
             acc = runs.get((kind, pct), [])
             sd = f" ± {statistics.stdev(acc):.2f}" if len(acc) > 1 else ""
             seeds = f"{len(acc)} seed{'s' if len(acc) > 1 else ''}"
             cells.append(f"{statistics.mean(acc):.2f}{sd} ({seeds})" if acc else "not run yet")
-        print(f"| {pct} % | {cells[0]} | {cells[1]} |")
+        print(f"| {pct} % | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":
