@@ -271,6 +271,9 @@ class TorchOps(Ops):
             cache[key] = self.torch.full((), float(value), dtype=dtype, device=self.dev)
         return cache[key]
 
+    def solve(self, a, b):
+        return self.torch.linalg.solve(a, b)
+
     def cosine(self, dot, w_norm, x_norm, eps):
         den = self.torch.empty_like(dot)  # the memory layout of dot
         self.torch.addcmul(self._scalar(eps, dot.dtype), w_norm, x_norm, out=den)

@@ -48,6 +48,7 @@ class LayerInfo:
     kind: str  # "conv" or "linear"
     out_features: int  # number of kernels K
     n_classes: int
+    in_features: int = 0  # one kernel's size: C·kh·kw (conv) or D (linear); 0 where unknown
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: no element-wise __eq__

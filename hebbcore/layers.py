@@ -158,6 +158,11 @@ class WeightLayer(Layer):
         raise NotImplementedError
 
     @property
+    def fan_in(self) -> int:
+        """One kernel's size: ``C·kh·kw`` (conv) or ``D`` (linear)."""
+        return int(np.prod(self.weight_shape[1:]))
+
+    @property
     def cosine(self) -> bool:
         """True when the layer responds with its cosine similarity clamped at 0."""
         response = self.options.response
@@ -176,7 +181,7 @@ class WeightLayer(Layer):
 
     def init_params(self, ops: Ops, rng: np.random.Generator) -> dict[str, Array]:
         shape = self.weight_shape
-        bound = _fan_in_bound(int(np.prod(shape[1:])))  # torch's default (kaiming-uniform, a=sqrt(5))
+        bound = _fan_in_bound(self.fan_in)  # torch's default (kaiming-uniform, a=sqrt(5))
         scale = self.options.init_scale * bound
         if self.options.init == "normal":
             params = {"weight": ops.asarray(rng.normal(0.0, scale, size=shape))}

@@ -373,6 +373,10 @@ class Ops:
         return xp.where(y < tiny, xp.zeros((), dtype=y.dtype), y)
 
     # ------------------------------------------------------------------ fused response
+    def solve(self, a: Array, b: Array) -> Array:
+        """``x`` with ``a @ x = b`` for a square, well-conditioned ``a`` ``(D, D)`` and ``b`` ``(D, K)``."""
+        return self.xp.linalg.solve(a, b)
+
     def cosine(self, dot: Array, w_norm: Array, x_norm: Array, eps: float) -> Array:
         """``dot / (w_norm · x_norm + eps)`` (norms broadcast against ``dot``), in the memory layout of ``dot``.
 

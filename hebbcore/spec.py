@@ -288,7 +288,7 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
         if isinstance(lay, WeightLayer) and layer.train == "hebbian" and layer.hebbian is not None:
             rule_cls = registry.tables["rule"].get(layer.hebbian.rule)
             if rule_cls is not None and layer.hebbian.options is not None:
-                about = LayerInfo(layer.name, lay.kind, lay.out_shape[0], info.n_classes)
+                about = LayerInfo(layer.name, lay.kind, lay.out_shape[0], info.n_classes, lay.fan_in)
                 problems += [
                     f"layers[{i}] ({layer.name}).hebbian.{p}" for p in rule_cls.check(layer.hebbian.options, about)
                 ]

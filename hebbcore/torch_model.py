@@ -70,9 +70,9 @@ class _HebbianMixin:
         rule_cls = registry.get("rule", rule)
         problems: list[str] = []
         opts = parse_options(rule_cls.Options, options, "options", problems)
-        info = LayerInfo(
-            type(self).__name__, "conv" if self.weight.ndim == 4 else "linear", int(self.weight.shape[0]), n_classes
-        )
+        kind = "conv" if self.weight.ndim == 4 else "linear"
+        shape = tuple(self.weight.shape)
+        info = LayerInfo(type(self).__name__, kind, shape[0], n_classes, int(np.prod(shape[1:])))
         if opts is not None:
             problems += rule_cls.check(opts, info)
         agg_cls = registry.get("aggregation", aggregation or rule_cls.aggregation)

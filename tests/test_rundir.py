@@ -203,6 +203,7 @@ RULES = {
     "bcm": ("mean", "tau = 0.5"),
     "teacher": ("weighted_mean", 'groups_per_class = 2\ncompetition = "masked_wta"'),
     "chl": ("mean", "groups_per_class = 2"),
+    "ridge": ("sum", "l2 = 0.01"),
 }
 
 RULE_SPEC = """
@@ -234,6 +235,39 @@ lr = 0.05
 """
 
 
+#: A classifier's rule (ridge: dense, one output per class) learns on fixed random conv features.
+CLASSIFIER_RULES = {"ridge"}
+CLASSIFIER_LAYERS = """
+[[layers]]
+name = "conv1"
+type = "conv"
+out_channels = 4
+kernel_size = 3
+train = "random"
+[[layers]]
+name = "flat"
+type = "flatten"
+[[layers]]
+name = "fc"
+type = "linear"
+out_features = 4
+response = "linear"
+[layers.hebbian]
+rule = "{rule}"
+aggregation = "{agg}"
+lr = 1.0
+[layers.hebbian.options]
+{opts}
+"""
+
+
+def rule_spec(rule):
+    agg, opts = RULES[rule]
+    if rule in CLASSIFIER_RULES:
+        return RULE_SPEC[: RULE_SPEC.index("[[layers]]")] + CLASSIFIER_LAYERS.format(rule=rule, agg=agg, opts=opts)
+    return RULE_SPEC.format(rule=rule, agg=agg, opts=opts)
+
+
 class Stop(BaseException):
     """A stop right after a checkpoint reached the disk, as a SIGKILL at that moment would leave it."""
 
@@ -247,8 +281,7 @@ def test_every_registered_rule_is_covered(registry):
 def test_stop_and_resume_gives_the_uninterrupted_weights_for_every_rule(
     tmp_path, registry, monkeypatch, rule, stop_after
 ):
-    agg, opts = RULES[rule]
-    spec = loads_spec(RULE_SPEC.format(rule=rule, agg=agg, opts=opts), registry, against_data=True)
+    spec = loads_spec(rule_spec(rule), registry, against_data=True)
     ref = run(spec, registry, out_dir=tmp_path / "ref", progress=False)
     saves = {"n": 0}
     original = RunDir.save_checkpoint

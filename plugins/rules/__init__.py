@@ -10,6 +10,7 @@ from .kwta import KWinnersTakeAll
 from .oja import Oja
 from .pca import HebbianPCA, Sanger
 from .plain import Decay, Hebb
+from .ridge import Ridge
 from .softhebb import SoftHebb
 from .teacher import Teacher
 
@@ -29,4 +30,5 @@ def hebbcore_register_rules():
         KrotovHopfield,
         BCM,
         ContrastiveHebbian,
+        Ridge,
     ]
