@@ -97,6 +97,19 @@ def _parser(registry) -> argparse.ArgumentParser:
     ex.add_argument("run_dir", help="a run directory (spec.toml and weights.npz)")
     ex.add_argument("--format", choices=("torch", "safetensors"), default="torch")
     ex.add_argument("--out", default=None, help="the file (default RUN/model.pt or RUN/model.safetensors)")
+    t = sub.add_parser("tune", help="search hyper-parameters of a spec with Optuna (pruning, SQLite, workers)")
+    t.add_argument("spec", help="path of the TOML run spec to tune")
+    t.add_argument("--space", required=True, help='TOML search space: [params."key.path"] tables (see docs)')
+    t.add_argument("--trials", type=int, required=True, help="finished trials (complete or pruned) to reach")
+    t.add_argument("--out", default=None, help="folder of the trials, study.db and best.toml (default runs/tune/NAME)")
+    t.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///OUT/study.db)")
+    t.add_argument("--study", default=None, help="study name (default: the spec's name)")
+    t.add_argument("--workers", type=int, default=1, help="processes working on the study at once")
+    t.add_argument("--backend", default="numpy", help="array backend of every trial")
+    t.add_argument("--device", default=None, help="device of the backend")
+    t.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    t.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a spec value for every trial, as hebbcore run --set")  # fmt: skip
     sub.add_parser("plugins", help="list everything registered: rules, aggregations, backends, datasets, ...")
     for name in registry.names("command"):
         cls = registry.get("command", name)
@@ -153,6 +166,8 @@ def _dispatch(args: argparse.Namespace, registry) -> int:
             entries = [f"{n} ({registry.origin[(kind, n)]})" for n in registry.names(kind)]
             print(f"{kind}s: {', '.join(entries) or '(none)'}")
         return 0
+    if args.command == "tune":
+        return _tune(args, registry)
     if args.command in registry.tables["command"]:
         return registry.get("command", args.command)().run(args, registry)
     if args.command == "run":
@@ -168,6 +183,26 @@ def _dispatch(args: argparse.Namespace, registry) -> int:
         return 0
     out = args.out or f"runs/{spec.name}"
     return _run(args, registry, spec, out, resume=False, backend=args.backend or "numpy")
+
+
+def _tune(args: argparse.Namespace, registry) -> int:
+    from pathlib import Path
+
+    from .spec import load_spec
+    from .tune import TuneJob, tune
+
+    if args.trials < 1 or args.workers < 1:
+        raise UsageError(f"--trials and --workers: expected >= 1, got {args.trials} and {args.workers}")
+    spec = load_spec(args.spec, registry, overrides=args.settings)
+    out = Path(args.out or f"runs/tune/{spec.name}").resolve()
+    job = TuneJob(
+        spec=str(Path(args.spec).resolve()), space=str(Path(args.space).resolve()), out=str(out),
+        storage=args.storage or f"sqlite:///{out / 'study.db'}", study=args.study or spec.name, trials=args.trials,
+        backend=args.backend, device=args.device, seed=args.seed, overrides=tuple(args.settings),
+    )  # fmt: skip
+    best = tune(job, workers=args.workers)
+    print(f"{job.study}: best trial {best['number']}, {best['value']:.4f}, {best['params']} -> {out / 'best.toml'}")
+    return 0
 
 
 def _plot(run_dir: str) -> int:

@@ -140,10 +140,10 @@ def dumps_toml(table: dict) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def _scalar(v: Any) -> str:
+def toml_value(v: Any) -> str:
     """One value as TOML (tomli-w's escaping and number formats); on one line, as a spec writes arrays."""
     if isinstance(v, list):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return tomli_w.dumps({"v": v}).removeprefix("v = ").rstrip("\n")
 
 
@@ -152,13 +152,13 @@ def _is_table_array(v: Any) -> bool:
 
 
 def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else _scalar(k)
+    return k if k.replace("_", "").replace("-", "").isalnum() else toml_value(k)
 
 
 def _dump_table(table: dict, path: list[str], lines: list[str]) -> None:
     for k, v in table.items():
         if not isinstance(v, dict) and not _is_table_array(v):
-            lines.append(f"{_key(k)} = {_scalar(v)}")
+            lines.append(f"{_key(k)} = {toml_value(v)}")
     for k, v in table.items():
         if isinstance(v, dict):
             lines.append("")

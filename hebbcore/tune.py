@@ -1,0 +1,299 @@
+"""``hebbcore tune``: a hyper-parameter search over any spec key, on Optuna.
+
+A search space is a TOML file of the keys to vary, each written as ``hebbcore run --set`` writes it (a layer by
+its name)::
+
+    metric = "val_acc"                       # what a trial maximises: its final val_acc (or train_acc)
+
+    [params."layers.conv1.hebbian.lr"]
+    type = "float"                           # float | int | categorical
+    low = 0.01
+    high = 1.0
+    log = true
+
+    [params."layers.conv1.hebbian.rule"]
+    type = "categorical"
+    choices = ["wta", "kwta"]
+
+Each trial is a run of the spec with the trial's values (its own run directory, ``trial_NNNN``); every epoch's
+``metric`` is reported to Optuna, which prunes trials that fall behind (median pruner). The study lives in a
+database: by default SQLite, ``study.db`` beside the trials; ``--storage`` takes any URL Optuna supports, so
+several machines can share one study. Rerunning the command continues the study until ``--trials`` trials have
+finished; a trial whose process died is retried once. ``--workers N`` runs N processes on the study at once.
+At the end the best trial's resolved spec is written to ``best.toml``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import typing
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from . import hookimpl
+from .errors import HebbcoreError, SpecError
+from .io import atomic_write_text
+from .plugin_manager import Registry, default_registry
+from .settings import convert, describe, parse_table
+from .spec import RunSpec, dumps_toml, load_spec, spec_to_table
+from .specfile import toml_table, toml_value
+
+#: Seconds between a running trial's heartbeats; a trial silent for GRACE_S is failed (and retried once).
+HEARTBEAT_S = 10
+GRACE_S = 60
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched key: ``float`` or ``int`` in ``[low, high]`` (``log``: sampled in log scale), or one of
+    ``choices``."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    params: dict[str, Param]
+    metric: Literal["val_acc", "train_acc"] = "val_acc"
+
+
+def load_space(path: str | Path, spec_path: str | Path, registry: Registry) -> SearchSpace:
+    """Read and check a search space against the spec: every key must exist and every bound or choice must
+    give a valid spec; :class:`SpecError` lists every problem with its key."""
+    path = Path(path)
+    try:
+        table = toml_table(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        raise SpecError(["file does not exist"], str(path)) from None
+    except OSError as exc:
+        raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], str(path)) from None
+    problems: list[str] = []
+    for key in set(table) - {"params", "metric"}:
+        problems.append(f"{key}: unknown key (expected 'params' or 'metric')")
+    metric = convert(typing.get_type_hints(SearchSpace)["metric"], table.get("metric", "val_acc"), "metric", problems)
+    raw = table.get("params")
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"params: expected a table of at least one key to search, got {describe(raw)}")
+        raw = {}
+    params: dict[str, Param] = {}
+    for key, value in raw.items():
+        p = parse_table(Param, value, f"params.{key!r}", problems)
+        if p is None:
+            continue
+        before = len(problems)
+        problems += [f"params.{key!r}.{m}" for m in _param_problems(p)]
+        if len(problems) == before:
+            params[key] = p
+            problems += [f"params.{key!r}: {m}" for m in _check_against_spec(key, p, spec_path, registry)]
+    if problems:
+        raise SpecError(problems, str(path))
+    return SearchSpace(params, metric)
+
+
+def _param_problems(p: Param) -> list[str]:
+    if p.type == "categorical":
+        return [] if p.choices else ["choices: expected at least one value"]
+    if p.low is None or p.high is None:
+        return [f"low, high: a {p.type} parameter needs both"]
+    problems = [] if p.low < p.high else [f"low: expected low < high, got {p.low} >= {p.high}"]
+    if p.log and p.low <= 0:
+        problems.append(f"low: a log-scale parameter needs low > 0, got {p.low}")
+    if p.type == "int" and (p.low != int(p.low) or p.high != int(p.high)):
+        problems.append(f"low, high: an int parameter needs whole bounds, got {p.low}, {p.high}")
+    return problems
+
+
+def _check_against_spec(key: str, p: Param, spec_path: str | Path, registry: Registry) -> list[str]:
+    """The spec with each bound (or choice) set loads, so a trial never fails on a typo."""
+    values = list(p.choices) if p.type == "categorical" else [_typed(p, p.low), _typed(p, p.high)]
+    for value in values:
+        try:
+            load_spec(spec_path, registry, against_data=False, overrides=[f"{key}={toml_value(value)}"])
+        except SpecError as exc:
+            return [f"with {toml_value(value)}: {'; '.join(exc.problems)}"]
+    return []
+
+
+def _typed(p: Param, value: float | None) -> Any:
+    return int(value) if p.type == "int" and value is not None else value
+
+
+def _suggest(trial: Any, key: str, p: Param) -> Any:
+    if p.type == "categorical":
+        return trial.suggest_categorical(key, list(p.choices))
+    if p.type == "int":
+        return trial.suggest_int(key, int(p.low or 0), int(p.high or 0), log=p.log)
+    return trial.suggest_float(key, float(p.low or 0), float(p.high or 0), log=p.log)
+
+
+@dataclass(frozen=True)
+class TuneJob:
+    """Everything a worker process needs (plain values: it builds its own registry)."""
+
+    spec: str
+    space: str
+    out: str
+    storage: str
+    study: str
+    trials: int
+    backend: str = "numpy"
+    device: str | None = None
+    seed: int = 0
+    overrides: tuple[str, ...] = ()
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise HebbcoreError("hebbcore tune needs Optuna: pip install 'hebbcore[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def open_study(job: TuneJob, create: bool = True) -> Any:
+    """The job's Optuna study (created when missing), with heartbeats so a dead worker's trial is retried."""
+    optuna = _optuna()
+    storage: Any = job.storage
+    if storage.startswith(("sqlite", "postgresql", "mysql")):
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; hebbcore relies on them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9 renamed the retry
+                stale = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                retry = {"heartbeat_stale_trial_callback": stale}
+            else:
+                retry = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
+            storage = optuna.storages.RDBStorage(
+                job.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry
+            )
+    sampler = optuna.samplers.TPESampler(seed=job.seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if not create:
+        return optuna.load_study(study_name=job.study, storage=storage, sampler=sampler, pruner=pruner)
+    return optuna.create_study(
+        study_name=job.study, storage=storage, sampler=sampler, pruner=pruner, direction="maximize",
+        load_if_exists=True,
+    )  # fmt: skip
+
+
+class _Reporter:
+    """Reports each epoch's metric to the trial (a ``hebbcore_epoch_end`` hook); raises TrialPruned when told."""
+
+    def __init__(self, trial: Any, metric: str, pruned: type[BaseException]):
+        self.trial, self.metric, self.pruned, self.step = trial, metric, pruned, 0
+
+    @hookimpl
+    def hebbcore_epoch_end(self, run_dir: str, record: dict[str, Any]) -> None:
+        value = record.get(self.metric)
+        if value is None:
+            return
+        self.step += 1
+        self.trial.report(float(value), self.step)
+        if self.trial.should_prune():
+            raise self.pruned(f"pruned at epoch {self.step} ({self.metric} {value:.4f})")
+
+
+def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
+    from .runner import run
+
+    optuna = _optuna()
+
+    def objective(trial: Any) -> float:
+        values = {key: _suggest(trial, key, p) for key, p in space.params.items()}
+        name = f"{job.study}_t{trial.number:04d}"
+        settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in values.items()), f"name={toml_value(name)}"]
+        spec = load_spec(job.spec, registry, overrides=settings)
+        trial.set_user_attr("pid", os.getpid())
+        reporter = _Reporter(trial, space.metric, optuna.TrialPruned)
+        registry.pm.register(reporter)
+        try:
+            result = run(spec, registry, backend=job.backend, device=job.device, progress=False,
+                         out_dir=Path(job.out) / f"trial_{trial.number:04d}", overwrite=True)  # fmt: skip
+        finally:
+            registry.pm.unregister(reporter)
+        value = result.metrics["final"].get(space.metric)
+        if value is None:
+            raise HebbcoreError(f"trial {trial.number}: the run has no {space.metric} (a validation split is needed)")
+        return float(value)
+
+    return objective
+
+
+def work(job: TuneJob) -> None:
+    """One worker: run trials of the study until ``job.trials`` have finished (complete or pruned)."""
+    optuna = _optuna()
+    registry = default_registry()
+    space = load_space(job.space, job.spec, registry)
+    study = open_study(job, create=False)
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    if len(study.get_trials(deepcopy=False, states=done)) >= job.trials:
+        return
+    study.optimize(
+        _objective(job, space, registry),
+        callbacks=[optuna.study.MaxTrialsCallback(job.trials, states=done)],
+        catch=(),
+    )
+
+
+def _work_in_child(job: TuneJob) -> None:  # a spawned worker: errors are reported, not raised as tracebacks
+    try:
+        work(job)
+    except HebbcoreError as exc:
+        print(f"hebbcore tune: worker {os.getpid()}: error: {exc}", flush=True)
+        raise SystemExit(1) from None
+
+
+def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
+    """Run the study with ``workers`` processes; returns the best trial's number, value and params, and writes
+    ``best.toml`` (its resolved spec) and ``trials.csv`` into ``job.out``."""
+    optuna = _optuna()
+    registry = default_registry()
+    load_space(job.space, job.spec, registry)  # every problem before any process starts
+    Path(job.out).mkdir(parents=True, exist_ok=True)
+    study = open_study(job)
+    children = []
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch or sqlite state
+        children = [ctx.Process(target=_work_in_child, args=(job,)) for _ in range(workers - 1)]
+        for child in children:
+            child.start()
+    try:
+        work(job)
+    finally:
+        for child in children:
+            child.join()
+    failed = [c.exitcode for c in children if c.exitcode]
+    if failed:
+        raise HebbcoreError(f"{len(failed)} tuning worker(s) failed (exit codes {failed}); see their lines above")
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise HebbcoreError(f"study {job.study!r}: no trial completed")
+    best = study.best_trial
+    write_results(job, study, registry)
+    return {"number": best.number, "value": best.value, "params": best.params}
+
+
+def write_results(job: TuneJob, study: Any, registry: Registry) -> None:
+    best = study.best_trial
+    settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in best.params.items())]
+    spec: RunSpec = load_spec(job.spec, registry, against_data=False, overrides=settings)
+    header = f"# The best trial ({best.number}, {study.best_trial.value:.4f}) of study {job.study!r}.\n"
+    atomic_write_text(Path(job.out) / "best.toml", header + dumps_toml(spec_to_table(spec)))
+    keys = sorted({k for t in study.trials for k in t.params})
+    lines = [",".join(["number", "state", "value", *keys])]
+    for t in study.trials:
+        cells = [str(t.number), t.state.name, "" if t.value is None else repr(t.value)]
+        lines.append(",".join(cells + [_csv(t.params.get(k, "")) for k in keys]))
+    atomic_write_text(Path(job.out) / "trials.csv", "\n".join(lines) + "\n")
+
+
+def _csv(value: Any) -> str:
+    text = str(value)
+    return f'"{text}"' if "," in text else text

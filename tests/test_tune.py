@@ -1,0 +1,143 @@
+"""hebbcore tune: the search space is checked against the spec; a study on Optuna (SQLite) runs, resumes,
+prunes and shares its trials between worker processes; best.toml is the best trial's spec."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hebbcore.cli import main
+from hebbcore.errors import SpecError
+from hebbcore.spec import load_spec
+
+optuna = pytest.importorskip("optuna")
+
+SPEC = """
+name = "tiny_tune"
+seed = 0
+[data]
+source = "synthetic"
+[data.options]
+n_train = 200
+n_val = 80
+n_test = 40
+size = 8
+n_classes = 4
+[hebbian]
+epochs = 1
+batch_size = 50
+[sgd]
+epochs = 2
+lr = 0.01
+[[layers]]
+name = "conv1"
+type = "conv"
+out_channels = 4
+kernel_size = 3
+[layers.hebbian]
+rule = "wta"
+[[layers]]
+name = "flat"
+type = "flatten"
+[[layers]]
+name = "fc"
+type = "linear"
+out_features = 4
+"""
+
+SPACE = """
+[params."layers.conv1.hebbian.lr"]
+type = "float"
+low = 0.01
+high = 0.5
+log = true
+[params."sgd.lr"]
+type = "float"
+low = 0.001
+high = 0.1
+[params."layers.conv1.out_channels"]
+type = "categorical"
+choices = [3, 5]
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "s.toml").write_text(SPEC)
+    (tmp_path / "space.toml").write_text(SPACE)
+    return tmp_path
+
+
+def study_of(out):
+    return optuna.load_study(study_name="tiny_tune", storage=f"sqlite:///{out / 'study.db'}")
+
+
+def test_every_problem_of_a_space_is_named_before_a_trial_runs(files, registry):
+    from hebbcore.tune import load_space
+
+    (files / "bad.toml").write_text(
+        'metric = "test_acc"\n'
+        '[params."layers.conv1.hebbian.lrr"]\ntype = "float"\nlow = 0.1\nhigh = 0.2\n'
+        '[params."sgd.lr"]\ntype = "float"\nlow = 0.5\nhigh = 0.1\n'
+        '[params."sgd.momentum"]\ntype = "float"\nlow = 0.0\nhigh = 0.5\nlog = true\n'
+        '[params."layers.fc.out_features"]\ntype = "categorical"\nchoices = []\n'
+        '[params."sgd.epochs"]\ntype = "integer"\nlow = 1\nhigh = 3\n'
+        '[params."sgd.batch_size"]\ntype = "int"\nlow = 0\nhigh = 8\n'
+    )
+    with pytest.raises(SpecError) as err:
+        load_space(files / "bad.toml", files / "s.toml", registry)
+    text = str(err.value)
+    assert "\n" not in text
+    for needle in (
+        "params.'layers.conv1.hebbian.lrr': with 0.1: layers[0] (conv1).hebbian.lrr: unknown key (did you mean 'lr'?)",
+        "params.'sgd.lr'.low: expected low < high, got 0.5 >= 0.1",
+        "params.'sgd.momentum'.low: a log-scale parameter needs low > 0, got 0.0",
+        "params.'layers.fc.out_features'.choices: expected at least one value",
+        "params.'sgd.epochs'.type: expected one of 'float', 'int', 'categorical', got string 'integer'",
+        "params.'sgd.batch_size': with 0: sgd.batch_size: expected >= 1, got 0",
+        "metric: expected one of 'val_acc', 'train_acc', got string 'test_acc'",
+    ):
+        assert needle in text, (needle, text)
+
+
+def test_a_study_runs_resumes_and_writes_the_best_spec(files, registry, capsys):
+    out = files / "out"
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out)]
+    assert main([*argv, "--trials", "3"]) == 0
+    trials = study_of(out).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    for t in trials:  # each trial is a run of the spec with its values; its value is the run's final val_acc
+        run = out / f"trial_{t.number:04d}"
+        spec = load_spec(run / "spec.toml", registry, against_data=False)
+        assert spec.layers[0].hebbian.lr == pytest.approx(t.params["layers.conv1.hebbian.lr"])
+        assert spec.layers[0].options.out_channels == t.params["layers.conv1.out_channels"]
+        assert t.value == json.loads((run / "metrics.json").read_text())["final"]["val_acc"]
+    best = max(trials, key=lambda t: t.value)
+    spec = load_spec(out / "best.toml", registry, against_data=False)
+    assert spec.sgd.lr == pytest.approx(best.params["sgd.lr"])
+    assert f"best trial {best.number}" in capsys.readouterr().out
+    assert main([*argv, "--trials", "4"]) == 0  # the same command continues the study to 4 trials
+    assert [t.state.name for t in study_of(out).trials][:3] == ["COMPLETE"] * 3
+    assert study_of(out).trials[3].state.name in ("COMPLETE", "PRUNED")  # the median pruner starts after 3
+    assert len((out / "trials.csv").read_text().splitlines()) == 5
+
+
+def test_a_trial_told_to_prune_stops_and_is_recorded(files, monkeypatch, capsys):
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    out = files / "out"
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out), "--trials", "2"]
+    assert main(argv) == 1  # nothing completed: one line, no traceback
+    assert "no trial completed" in capsys.readouterr().err
+    trials = study_of(out).trials
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert list(trials[0].intermediate_values) == [1]  # stopped after its first reported epoch
+
+
+def test_worker_processes_share_one_study(files):
+    out = files / "out"
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out)]
+    assert main([*argv, "--trials", "4", "--workers", "2"]) == 0
+    finished = [t for t in study_of(out).trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) >= 4  # each worker stops once 4 have finished (one may be running its last then)
+    assert len({t.number for t in finished}) == len(finished)
