@@ -48,6 +48,7 @@ CASES = [
     ("softhebb", {"temperature": 0.5}, "sum"),
     ("softhebb", {"response": "cosine", "normalize": False, "adaptive_lr": False, "temperature": 0.2}, "mean"),
     ("softhebb", {"power_lr": 0.75, "anti_hebbian": False, "temperature": 0.7}, "sum"),
+    ("softhebb", {"lebesgue_p": 3.0, "temperature": 0.5}, "sum"),
     ("krotov", {}, "sum"),
     ("krotov", {"p": 3.0, "k": 3, "delta": 0.3, "radius": 1.5, "normalize": False}, "mean"),
     ("bcm", {}, "mean"),
@@ -116,7 +117,9 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
             for q in range(k):
                 d[q] = v - W[q] if opts.get("update", "decay") == "decay" else v
         elif rule == "softhebb":
-            u = dot if opts.get("response", "dot") == "dot" else cos
+            lp = opts.get("lebesgue_p", 2.0)  # the authors' currents: Σ_i sign(w_i)|w_i|^(p-1) v_i
+            lcur = np.array([np.sum(np.sign(W[q]) * np.abs(W[q]) ** (lp - 1) * v) for q in range(k)])
+            u = lcur if opts.get("response", "dot") == "dot" else cos
             e = np.exp((u - u.max()) / opts.get("temperature", 1.0))
             y = e / e.sum()
             win = int(np.argmax(u))
@@ -160,7 +163,9 @@ def loop_update(rule, opts, agg, lr, x, w, kind, ksize=1, stride=1, labels=None,
         if opts.get("normalize", True):
             num = num / max(np.abs(num).max(), 1e-30)
         if rule == "softhebb" and opts.get("adaptive_lr", True):
-            rate = (np.abs(np.linalg.norm(W, axis=1) - opts.get("radius", 1.0)) + 1e-10) ** opts.get("power_lr", 0.5)
+            lp = opts.get("lebesgue_p", 2.0)
+            norm = (np.abs(W) ** lp).sum(axis=1) ** (1 / lp)
+            rate = (np.abs(norm - opts.get("radius", 1.0)) + 1e-10) ** opts.get("power_lr", 0.5)
             num = num * rate[:, None]
     if agg == "weighted_mean":  # the paper's: Σ c·Δw_p / Σ|c| = Σ c²·d / Σ|c|
         num_w = sum((c * c)[:, None] * d for c, d in steps)
@@ -393,6 +398,8 @@ def test_primitives_against_loops(numpy_ops):
         ("krotov", {"k": 1}, "options.k"),
         ("krotov", {"p": 1.5}, "options.p"),
         ("softhebb", {"response": "tanh"}, "options.response"),
+        ("softhebb", {"lebesgue_p": 1.5}, "options.lebesgue_p"),
+        ("softhebb", {"lebesgue_p": 3.0, "response": "cosine"}, "options.lebesgue_p"),
         ("oja", {"activation": "sigmoid"}, "options.activation"),
         ("bcm", {"tau": 0.0}, "options.tau"),
         ("chl", {"groups_per_class": 2}, "kernels"),

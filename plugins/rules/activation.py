@@ -32,3 +32,25 @@ def positive(value: float, key: str) -> list[str]:
 def squared_sum(ctx: HebbianContext, a, b):
     """``Σ_p a_p·b_p`` per kernel: shape ``(K,)``."""
     return ctx.coefficient_sum(a * b)
+
+
+def lebesgue_currents(ctx: HebbianContext, p: float):
+    """``I_pk = ⟨w_k, x_p⟩_p = Σ_i sign(w_ki)|w_ki|^{p−1} x_pi`` shaped like ``ctx.dot`` (``ctx.dot`` itself for
+    ``p = 2``): Krotov and Hopfield's currents, SoftHebb's ``lebesgue_p``. One forward product per step, cached."""
+    if p == 2:
+        return ctx.dot
+    key = ("lebesgue_currents", p)
+    if key not in ctx.cache:
+        w = ctx.w
+        wp = w * abs(w) ** (p - 2)
+        ctx.cache[key] = ctx.ops.linear(ctx.x, wp) if ctx.kind == "linear" else ctx.ops.conv2d(ctx.x, wp, ctx.stride)
+    return ctx.cache[key]
+
+
+def lebesgue_norms(ctx: HebbianContext, p: float):
+    """``‖w_k‖_p = (Σ_i |w_ki|^p)^{1/p}`` per kernel: shape ``(K,)``."""
+    w = ctx.w
+    axes = tuple(range(1, w.ndim))
+    if p == 2:
+        return ctx.ops.sqrt(ctx.ops.sum(w * w, axis=axes))
+    return ctx.ops.sum(abs(w) ** p, axis=axes) ** (1.0 / p)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from hebbcore.interfaces import LearningRule
 
-from .activation import positive, squared_sum
+from .activation import lebesgue_currents, positive, squared_sum
 from .softhebb import max_normalized
 
 
@@ -66,16 +66,7 @@ class KrotovHopfield(LearningRule):
 
     def currents(self, ctx):
         """``I_pk = ⟨w_k, x_p⟩_p`` shaped like ``ctx.dot``."""
-        p = self.options.p
-        if p == 2:
-            return ctx.dot
-        if "krotov.currents" not in ctx.cache:  # one forward convolution per step, read twice
-            w = ctx.w
-            wp = w * abs(w) ** (p - 2)
-            ctx.cache["krotov.currents"] = (
-                ctx.ops.linear(ctx.x, wp) if ctx.kind == "linear" else ctx.ops.conv2d(ctx.x, wp, ctx.stride)
-            )
-        return ctx.cache["krotov.currents"]
+        return lebesgue_currents(ctx, self.options.p)
 
     def post_synaptic(self, ctx):
         ops = ctx.ops

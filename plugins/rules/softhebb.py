@@ -6,13 +6,14 @@ without feedback", ICLR 2023 (arXiv:2209.11883), building on T. Moraitis et al.,
 networks", Neuromorph. Comput. Eng. 2:044017, 2022.
 
 With ``u_k = w_k·x`` (``response = "dot"``) or the cosine similarity (``"cosine"``) at
-each sample and position:
+each sample and position (with ``lebesgue_p = p ≠ 2``, the authors' Lebesgue-norm currents
+``u_k = Σ_i sign(w_ki)|w_ki|^{p−1} x_i``, as the ``krotov`` rule's, and ``‖w_k‖`` below the ``p``-norm):
 
     y_k  = softmax_k(u / τ)                     (τ = ``temperature``)
     y'_k = +y_k for the winner k* = argmax_k u_k,  −y_k for every other kernel
     D_k  = Σ_p y'_pk · (x_p − u_pk · w_k)
     Δw_k = η · ρ_k · D_k / max|D|               (``normalize``; else D_k)
-    ρ_k  = |‖w_k‖ − R|^q                         (``adaptive_lr``; else 1; R = ``radius``, q = ``power_lr``, ½)
+    ρ_k  = |‖w_k‖_p − R|^q                       (``adaptive_lr``; else 1; R = ``radius``, q = ``power_lr``, ½)
 
 as in the authors' code: the update is divided by its largest magnitude, and a
 kernel's rate shrinks as its norm reaches ``R``. With ``anti_hebbian = false`` every
@@ -36,7 +37,7 @@ from typing import Literal
 
 from hebbcore.interfaces import LearningRule
 
-from .activation import positive, squared_sum
+from .activation import lebesgue_currents, lebesgue_norms, positive, squared_sum
 
 MAX_EPS = 1e-30
 NORM_EPS = 1e-10
@@ -51,12 +52,7 @@ class SoftHebbOptions:
     radius: float = 1.0
     power_lr: float = 0.5  # the adaptive rate's power: ρ_k = |‖w_k‖ − R|^power_lr (the authors' CNN preset: 0.75)
     anti_hebbian: bool = True  # False: the authors' "soft" variant, where the losers learn Hebbian too (y' = y)
-
-
-def kernel_norms(ctx):
-    """``‖w_k‖`` per kernel: shape ``(K,)``."""
-    w = ctx.w
-    return ctx.ops.sqrt(ctx.ops.sum(w * w, axis=tuple(range(1, w.ndim))))
+    lebesgue_p: float = 2.0  # the norm of the currents and of the adaptive rate's radius (the authors' lebesgue_p)
 
 
 def max_normalized(ctx, d):
@@ -73,11 +69,18 @@ class SoftHebb(LearningRule):
 
     @classmethod
     def check(cls, options, layer):
-        return positive(options.temperature, "temperature") + positive(options.radius, "radius") + \
+        problems = positive(options.temperature, "temperature") + positive(options.radius, "radius") + \
             positive(options.power_lr, "power_lr")  # fmt: skip
+        if options.lebesgue_p < 2:
+            problems.append(f"options.lebesgue_p: expected >= 2, got {options.lebesgue_p}")
+        elif options.lebesgue_p != 2 and options.response == "cosine":
+            problems.append("options.lebesgue_p: the Lebesgue-norm currents replace w·x; use response = 'dot'")
+        return problems
 
     def _u(self, ctx):
-        return ctx.dot if self.options.response == "dot" else ctx.similarity
+        if self.options.response == "cosine":
+            return ctx.similarity
+        return lebesgue_currents(ctx, self.options.lebesgue_p)
 
     def post_synaptic(self, ctx):
         ops, u = ctx.ops, self._u(ctx)
@@ -92,6 +95,7 @@ class SoftHebb(LearningRule):
         if self.options.normalize:
             d = max_normalized(ctx, d)
         if self.options.adaptive_lr:
-            rate = (abs(kernel_norms(ctx) - self.options.radius) + NORM_EPS) ** self.options.power_lr
+            norms = lebesgue_norms(ctx, self.options.lebesgue_p)
+            rate = (abs(norms - self.options.radius) + NORM_EPS) ** self.options.power_lr
             d = d * ctx.per_kernel(rate)
         return d, ctx.coefficient_sum(y)
