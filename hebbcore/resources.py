@@ -25,18 +25,28 @@ def available_memory() -> int | None:
         return None
 
 
-def run_memory(layers: Sequence[Any], n_samples: int, input_shape: tuple[int, ...], batch_size: int) -> dict[str, int]:
-    """Bytes a run holds at once: parameters (float64 while drawn), the data (float32), one batch's responses.
+#: Images per batch when a run evaluates (``hebbcore.runner.accuracy``).
+EVAL_BATCH = 1000
+
+
+def run_memory(
+    layers: Sequence[Any], n_samples: int, input_shape: tuple[int, ...], hebbian_batch: int, sgd_batch: int
+) -> dict[str, int]:
+    """Bytes a run holds at once: parameters (float64 while drawn), the data (float32) and the largest of the
+    responses alive at once: a forward pass keeps one layer's input and output (evaluation, the Hebbian step,
+    with a few temporaries of that size), the SGD phase's autograd every layer's output.
 
     ``layers``: the :class:`hebbcore.layers.Layer` of each layer, as :func:`hebbcore.network.build_layers`
     gives.
     """
     params = sum(layer.parameter_count() for layer in layers)
-    activations = sum(math.prod(layer.out_shape) for layer in layers) * batch_size
+    widest = max((math.prod(layer.in_shape) + math.prod(layer.out_shape) for layer in layers), default=0)
+    every = sum(math.prod(layer.out_shape) for layer in layers)
+    activations = max(EVAL_BATCH * widest, 3 * hebbian_batch * widest, 3 * sgd_batch * every)
     return {
         "parameters": params * 8,
         "data": n_samples * math.prod(input_shape) * 4,
-        "activations": activations * 4 * 3,
+        "activations": activations * 4,
     }
 
 

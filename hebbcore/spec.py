@@ -292,8 +292,8 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
                 problems += [
                     f"layers[{i}] ({layer.name}).hebbian.{p}" for p in rule_cls.check(layer.hebbian.options, about)
                 ]
-    batch = max(spec.hebbian.batch_size, spec.sgd.batch_size, 1000)  # 1000: the evaluation batch
-    memory = memory_problem(run_memory(built, info.n_samples, info.input_shape, batch))
+    sgd_batch = spec.sgd.batch_size if "sgd" in spec.phases and spec.sgd.epochs else 0
+    memory = memory_problem(run_memory(built, info.n_samples, info.input_shape, spec.hebbian.batch_size, sgd_batch))
     if memory:
         problems.append(memory)
     return problems

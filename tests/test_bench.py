@@ -28,14 +28,19 @@ def test_parse_targets():
 
 def _check_record(rec, n_images, with_sgd):
     assert rec["n_images"] == n_images and rec["batch_size"] == 4
-    for kind in ("hebbian", "floor") + (("sgd",) if with_sgd else ()):
+    for kind in ("hebbian", "forward", "floor") + (("sgd",) if with_sgd else ()):
         r = rec[kind]
         assert set(r) == {"seconds", "images_per_s", "all_seconds"}
         assert len(r["all_seconds"]) == 2 and r["seconds"] == min(r["all_seconds"]) > 0
         assert r["images_per_s"] == pytest.approx(n_images / r["seconds"])
     assert isinstance(rec["peak_step_bytes"], int) and rec["peak_step_bytes"] > 0
     assert isinstance(rec["peak_step_method"], str)
-    assert set(rec["ratios"]) == {"hebbian_vs_floor"} | ({"hebbian_vs_sgd"} if with_sgd else set())
+    assert set(rec["ratios"]) == {"hebbian_vs_forward", "hebbian_vs_floor"} | (
+        {"hebbian_vs_sgd"} if with_sgd else set()
+    )
+    assert rec["ratios"]["hebbian_vs_forward"] == pytest.approx(
+        rec["hebbian"]["images_per_s"] / rec["forward"]["images_per_s"]
+    )
     assert all(isinstance(v, bool) for v in rec["targets_met"].values())
     assert "peak_step_under_1GiB" in rec["targets_met"]
 
@@ -64,6 +69,22 @@ def test_unavailable_backend_is_reported_not_raised(registry):
     result = run_bench([Target("numpy", "cuda")], registry, n_images=4, batch_size=4, warmup=0, log=lambda s: None)
     assert "error" in result["results"][0]
     assert "error" in format_table(result)
+
+
+def test_forward_step_is_the_hebbian_layers_forward_pass(registry):
+    """The forward-only column runs the Hebbian layers' forward pass (batch statistics), no update."""
+    from hebbcore.lab.bench import INPUT_SHAPE, N_CLASSES, bench_spec, forward_step
+    from hebbcore.network import Network
+
+    ops = registry.get("backend", "numpy")()
+    net = Network(bench_spec("HGGGGG", registry, 4, 0), INPUT_SHAPE, N_CLASSES, ops, registry)
+    before = {k: v.copy() for k, v in net.state_dict().items() if k.endswith("weight")}
+    seen = []
+    original = net.layer_forward
+    net.layer_forward = lambda node, x, batch_stats: seen.append((node.name, batch_stats)) or original(node, x, True)
+    forward_step(net, np.random.default_rng(0).standard_normal((3, *INPUT_SHAPE), dtype=np.float32))
+    assert seen == [("conv1", True)]  # only conv1 is Hebbian in HGGGGG: nothing above it runs
+    assert all(np.array_equal(before[k], net.state_dict()[k]) for k in before)
 
 
 def test_floor_step_leaves_weights_alone(registry):
@@ -158,3 +179,18 @@ def test_numpy_blas_names_the_kernels_and_what_forced_them():
 def test_cli_bench_rejects_bad_skip(capsys):
     assert main(["bench", "--skip", "everything"]) == 2
     assert "bench" in capsys.readouterr().err
+
+
+def test_the_softhebb_comparison_times_both_steps(registry):
+    pytest.importorskip("torch")
+    from hebbcore.lab.bench import bench_target
+
+    rec = bench_target(Target("numpy", "cpu"), registry, 8, batch_size=4, warmup=1, repeats=2, seed=0,
+                       skip=("floor", "sgd", "memory"), log=lambda s: None, softhebb_images=20)  # fmt: skip
+    sh = rec["softhebb"]
+    assert sh["n_images"] == 20 and sh["batch_size"] == 10 and sh["plain_device"] == "cpu"
+    for kind in ("hebbcore", "plain"):
+        assert len(sh[kind]["all_seconds"]) == 2 and sh[kind]["images_per_s"] == pytest.approx(20 / sh[kind]["seconds"])
+    assert sh["ratio"] == pytest.approx(sh["hebbcore"]["images_per_s"] / sh["plain"]["images_per_s"])
+    assert rec["targets_met"]["softhebb_ge_1x_plain_pytorch"] == (sh["ratio"] >= 1.0)
+    assert "SoftHebb net (batch 10, 20 images)" in format_table({"results": [rec], "comparisons": {}})

@@ -138,6 +138,7 @@ BUILTIN_CASES = [
     ({"type": "batchnorm"}, (3, 5, 5)),
     ({"type": "batchnorm", "eps": 0.01}, (6,)),
     ({"type": "relu"}, (2, 4, 4)),
+    ({"type": "relu", "power": 4.5}, (6,)),
     ({"type": "triangle", "power": 2.0}, (3, 4, 4)),
     ({"type": "pad", "padding": 2, "mode": "reflect"}, (2, 5, 5)),
     ({"type": "flatten"}, (2, 3, 3)),

@@ -127,6 +127,13 @@ def floor_step(net: Network, x) -> None:
         x = out
 
 
+def forward_step(net: Network, x) -> None:
+    """The forward pass of the Hebbian layers and those between them (batch-norm with batch statistics): the
+    least a local rule can do, since it must see every response once."""
+    for node in net.nodes[: net._hebbian_top + 1]:
+        x = net.layer_forward(node, x, batch_stats=True)
+
+
 class _DeviceEpoch:
     """A data set on one backend's device and the batches of one epoch, gathered on the device."""
 
@@ -167,6 +174,14 @@ def hebbian_epoch_fn(net: Network, data: _DeviceEpoch, check_every: int) -> Call
             if check_every and b % check_every == 0:
                 net.check_finite(f"bench batch {b}")
         net.check_finite("the end of the bench epoch")
+
+    return epoch
+
+
+def forward_epoch_fn(net: Network, data: _DeviceEpoch) -> Callable[[], None]:
+    def epoch():
+        for xb, _ in data.batches():
+            forward_step(net, xb)
 
     return epoch
 
@@ -261,8 +276,12 @@ def bench_target(
     seed: int = 0,
     skip: tuple[str, ...] = (),
     log: Callable[[str], None] = print,
+    softhebb_images: int = 0,
 ) -> dict:
-    """Measure one backend/device; every failure to run is reported in the record, not raised."""
+    """Measure one backend/device; every failure to run is reported in the record, not raised.
+
+    ``softhebb_images``: also time SoftHebb's network, hebbcore's step against a plain PyTorch one, on that
+    many images (0: not)."""
     rec: dict[str, Any] = {
         "backend": target.backend,
         "device": target.device,
@@ -285,6 +304,10 @@ def bench_target(
     for xb, yb in data.warm_batches(warmup):
         net.hebbian_step(xb, yb)
     runs["hebbian"] = (hebbian_epoch_fn(net, data, spec.hebbian.check_every), ops)
+    if "forward" not in skip:
+        for xb, _ in data.warm_batches(warmup):
+            forward_step(net, xb)
+        runs["forward"] = (forward_epoch_fn(net, data), ops)
     if "floor" not in skip:
         for xb, _ in data.warm_batches(warmup):
             floor_step(net, xb)
@@ -311,18 +334,27 @@ def bench_target(
     for kind, s in seconds.items():
         rec[kind] = _rate(n_images, s)
 
+    if softhebb_images:
+        from .bench_softhebb import softhebb_comparison
+
+        rec["softhebb"] = softhebb_comparison(ops, registry, softhebb_images, repeats, warmup, seed, log)
+
     if "memory" not in skip:
         xb, yb = data.x[:64], data.y[:64]
         peak, method = peak_step_memory(ops, lambda: net.hebbian_step(xb, yb))
         rec["peak_step_bytes"], rec["peak_step_method"], rec["peak_step_batch"] = peak, method, int(xb.shape[0])
 
     ratios: dict[str, float] = {}
+    if "forward" in seconds:
+        ratios["hebbian_vs_forward"] = rec["hebbian"]["images_per_s"] / rec["forward"]["images_per_s"]
     if "floor" in seconds:
         ratios["hebbian_vs_floor"] = rec["hebbian"]["images_per_s"] / rec["floor"]["images_per_s"]
     if "sgd" in seconds:
         ratios["hebbian_vs_sgd"] = rec["hebbian"]["images_per_s"] / rec["sgd"]["images_per_s"]
     rec["ratios"] = ratios
     checks: dict[str, bool] = {}
+    if "hebbian_vs_forward" in ratios:
+        checks["hebbian_ge_0.9x_forward"] = ratios["hebbian_vs_forward"] >= TARGET_HEBBIAN_VS_FLOOR
     if "hebbian_vs_floor" in ratios:
         checks["hebbian_ge_0.9x_floor"] = ratios["hebbian_vs_floor"] >= TARGET_HEBBIAN_VS_FLOOR
     if "hebbian_vs_sgd" in ratios:
@@ -333,6 +365,8 @@ def bench_target(
         epoch_50k = DEFAULT_GPU_IMAGES / rec["hebbian"]["images_per_s"]
         rec["hebbian_cifar10_epoch_s"] = epoch_50k
         checks["cifar10_epoch_under_5s"] = epoch_50k < TARGET_GPU_EPOCH_S
+    if "target_met" in rec.get("softhebb", {}):
+        checks[f"softhebb_ge_{rec['softhebb']['target']:g}x_plain_pytorch"] = rec["softhebb"]["target_met"]
     rec["targets_met"] = checks
     return rec
 
@@ -349,6 +383,7 @@ def run_bench(
     skip: tuple[str, ...] = (),
     command: str | None = None,
     log: Callable[[str], None] = print,
+    softhebb_images: int = 0,
 ) -> dict:
     """Benchmark every target; returns the JSON-ready result (see the module docstring)."""
     registry = registry or default_registry()
@@ -370,12 +405,15 @@ def run_bench(
             "seed": seed,
             "skip": list(skip),
             "n_images": n_images,
+            "softhebb_images": softhebb_images,
         },
         "results": [],
     }
     for t in targets:
         n = n_images or (DEFAULT_GPU_IMAGES if str(t.device or "").startswith("cuda") else DEFAULT_CPU_IMAGES)
-        result["results"].append(bench_target(t, registry, n, batch_size, warmup, repeats, seed, skip, log))
+        result["results"].append(
+            bench_target(t, registry, n, batch_size, warmup, repeats, seed, skip, log, softhebb_images)
+        )
     result["comparisons"] = compare(result["results"])
     with contextlib.suppress(OSError):
         result["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
@@ -400,8 +438,10 @@ def format_table(result: dict) -> str:
         "device",
         "images",
         "hebbian img/s",
+        "forward img/s",
         "floor img/s",
         "sgd img/s",
+        "hebb/fwd",
         "hebb/floor",
         "hebb/sgd",
         "peak step MiB",
@@ -413,7 +453,7 @@ def format_table(result: dict) -> str:
 
     for r in result["results"]:
         if "error" in r:
-            rows.append((r["backend"], str(r["device"]), "-", "error (below)", "", "", "", "", ""))
+            rows.append((r["backend"], str(r["device"]), "-", "error (below)", "", "", "", "", "", "", ""))
             continue
         peak = r.get("peak_step_bytes")
         rows.append(
@@ -422,8 +462,10 @@ def format_table(result: dict) -> str:
                 r["device"],
                 str(r["n_images"]),
                 num(r.get("hebbian", {}).get("images_per_s"), ".0f"),
+                num(r.get("forward", {}).get("images_per_s"), ".0f"),
                 num(r.get("floor", {}).get("images_per_s"), ".0f"),
                 num(r.get("sgd", {}).get("images_per_s"), ".0f"),
+                num(r["ratios"].get("hebbian_vs_forward"), ".2f"),
                 num(r["ratios"].get("hebbian_vs_floor"), ".2f"),
                 num(r["ratios"].get("hebbian_vs_sgd"), ".2f"),
                 num(None if peak is None else peak / (1 << 20), ".0f"),
@@ -438,6 +480,13 @@ def format_table(result: dict) -> str:
         if r.get("targets_met"):
             met = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["targets_met"].items())
             lines.append(f"{r['backend']}:{r['device']} targets: {met}")
+        if r.get("softhebb"):
+            sh = r["softhebb"]
+            lines.append(
+                f"{r['backend']}:{r['device']} SoftHebb net (batch {sh['batch_size']}, {sh['n_images']} images): "
+                f"hebbcore {sh['hebbcore']['images_per_s']:.1f} img/s, plain PyTorch ({sh['plain_device']}) "
+                f"{sh['plain']['images_per_s']:.1f} img/s: {sh['ratio']:.2f}x"
+            )
         if r.get("hebbian_cifar10_epoch_s") is not None:
             lines.append(
                 f"{r['backend']}:{r['device']} full CIFAR-10 Hebbian epoch (50,000 images): "
@@ -460,9 +509,10 @@ def format_table(result: dict) -> str:
 def markdown_table(result: dict) -> str:
     """The table of :func:`format_table` as Markdown, for docs/benchmarks.md."""
     lines = [
-        "| backend | device | images | Hebbian epoch img/s | floor img/s | SGD epoch img/s (torch device) "
-        "| Hebbian / floor | Hebbian / SGD | peak batch-64 step MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | device | images | Hebbian epoch img/s | forward-only img/s | floor img/s "
+        "| SGD epoch img/s (torch device) | Hebbian / forward | Hebbian / floor | Hebbian / SGD "
+        "| peak batch-64 step MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def num(v, fmt):
@@ -470,7 +520,7 @@ def markdown_table(result: dict) -> str:
 
     for r in result["results"]:
         if "error" in r:
-            lines.append(f"| {r['backend']} | {r['device']} | – | error: {r['error']} | | | | | |")
+            lines.append(f"| {r['backend']} | {r['device']} | – | error: {r['error']} | | | | | | | |")
             continue
         peak = r.get("peak_step_bytes")
         sgd = r.get("sgd", {})
@@ -478,7 +528,9 @@ def markdown_table(result: dict) -> str:
         lines.append(
             f"| {r['backend']} | {r['device']} | {r['n_images']} "
             f"| {num(r.get('hebbian', {}).get('images_per_s'), '.0f')} "
+            f"| {num(r.get('forward', {}).get('images_per_s'), '.0f')} "
             f"| {num(r.get('floor', {}).get('images_per_s'), '.0f')} | {sgd_s} "
+            f"| {num(r['ratios'].get('hebbian_vs_forward'), '.2f')} "
             f"| {num(r['ratios'].get('hebbian_vs_floor'), '.2f')} "
             f"| {num(r['ratios'].get('hebbian_vs_sgd'), '.2f')} "
             f"| {num(None if peak is None else peak / (1 << 20), '.0f')} |"
@@ -532,7 +584,14 @@ def add_arguments(b) -> None:
         help="interleaved repeats of the three epochs; the fastest of each is reported (default 1)",
     )
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--skip", default="", help="comma list of measurements to skip: floor, sgd, memory")
+    b.add_argument("--skip", default="", help="comma list of measurements to skip: forward, floor, sgd, memory")
+    b.add_argument(
+        "--softhebb",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time SoftHebb's CIFAR-10 network on N images: hebbcore's step against a plain PyTorch one",
+    )
     b.add_argument("--json", default="runs/bench.json", help="where to write the JSON (default runs/bench.json)")
     b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
 
@@ -558,19 +617,22 @@ def _command_of(args) -> str:
     ]
     if args.skip:
         parts += ["--skip", args.skip]
+    if args.softhebb:
+        parts += ["--softhebb", str(args.softhebb)]
     parts += ["--json", args.json] + (["--markdown"] if args.markdown else [])
     return " ".join(parts)
 
 
 def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
-    bad = [s for s in skip if s not in ("floor", "sgd", "memory")]
+    bad = [s for s in skip if s not in ("forward", "floor", "sgd", "memory")]
     if (
         bad
         or args.batch_size < 1
         or (args.images is not None and args.images < 1)
         or args.repeats < 1
         or args.warmup < 0
+        or args.softhebb < 0
     ):
         from hebbcore.errors import SpecError
 
@@ -588,6 +650,7 @@ def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
         skip,
         command=command,
         log=lambda s: print(s, file=sys.stderr, flush=True),
+        softhebb_images=args.softhebb,
     )
     print(format_table(result))
     if args.markdown:

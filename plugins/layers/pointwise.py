@@ -9,28 +9,46 @@ import numpy as np
 from hebbcore.layers import Layer
 
 
+@dataclass(frozen=True)
+class ReLUOptions:
+    power: float = 1.0  # max(0, x) ** power: Krotov and Hopfield's rectified power readout (their n, e.g. 4.5)
+
+
 class ReLU(Layer):
-    """``max(0, x)``; the identity when its input is already non-negative (a cosine layer's, a ReLU's)."""
+    """``max(0, x) ** power``; with ``power = 1`` the identity when its input is already non-negative (a cosine
+    layer's, a ReLU's)."""
 
     name = "relu"
+    Options = ReLUOptions
     fixed = True
 
     def __init__(self, options, in_shape, train="", below=None):
-        #: The input is already >= 0: nothing to compute.
-        self.identity = below is not None and below.nonnegative
+        #: The input is already >= 0 and the power 1: nothing to compute.
+        self.identity = below is not None and below.nonnegative and options.power == 1.0
         super().__init__(options, in_shape, train, below)
+
+    @classmethod
+    def check(cls, options: ReLUOptions) -> list[str]:
+        return [] if options.power > 0 else [f"power: expected > 0, got {options.power}"]
 
     @property
     def nonnegative(self) -> bool:
         return True
 
     def forward(self, ops, params, x, ctx):
-        return x if self.identity else ops.relu(x)
+        if self.identity:
+            return x
+        y = ops.relu(x)
+        return y if self.options.power == 1.0 else y**self.options.power
 
     def torch_module(self):
         from torch import nn
 
-        return nn.ReLU()
+        if self.options.power == 1.0:
+            return nn.ReLU()
+        from .torch_modules import PowerReLU
+
+        return PowerReLU(self.options.power)
 
 
 @dataclass(frozen=True)

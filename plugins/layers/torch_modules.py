@@ -16,3 +16,14 @@ class TriangleModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(x - x.mean(dim=1, keepdim=True))
         return y if self.power == 1.0 else y**self.power
+
+
+class PowerReLU(nn.Module):
+    """``max(0, x) ** power`` (the ``relu`` layer with a ``power``)."""
+
+    def __init__(self, power: float):
+        super().__init__()
+        self.power = power
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) ** self.power
