@@ -126,8 +126,20 @@ def test_real_hebbian_run_end_to_end_through_cli(tmp_path, monkeypatch):
     assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["dataset"] == "cifar10" and (m["n_train"], m["n_val"], m["n_test"]) == (400, 100, 100)
-    assert 0.0 <= m["final"]["test_acc"] <= 1.0 and m["epochs"][0]["phase"] == "hebbian"
-    assert (out / "weights.npz").is_file()
+    assert m["epochs"][0]["phase"] == "hebbian"
+    # the recorded accuracy is that of the saved weights on the first 100 official test images
+    from hebbcore.network import Network
+    from hebbcore.plugin_manager import default_registry
+    from hebbcore.runner import load_dataset
+    from hebbcore.spec import load_spec
+
+    registry = default_registry()
+    resolved = load_spec(out / "spec.toml", registry)
+    data = load_dataset(resolved, registry)
+    net = Network(resolved, data.input_shape, 10, registry.get("backend", "numpy")(), registry)
+    net.load_state_dict(dict(np.load(out / "weights.npz")), strict=True)
+    assert m["final"]["test_acc"] == pytest.approx(float((net.predict(data.test.x) == data.test.y).mean()))
+    assert m["final"]["test_acc"] > 0.1  # above chance (10 classes): the layers learned something
 
 
 # ------------------------------------------------------------------------------------------- errors
