@@ -427,15 +427,24 @@ class Training:
     def finish(self) -> None:
         """Final accuracies, confusion matrix and plots (rank 0)."""
         net, data, metrics = self.net, self.data, self.metrics
+        sgd_ran = "sgd" in self.spec.phases and self.spec.sgd.epochs > 0 and bool(net.sgd_nodes)
+        last = self.spec.sgd if sgd_ran else self.spec.hebbian
+        head = data.train_head(last.train_acc_images)  # as the last phase's epochs measured it
+        predicted = {}  # each split's predictions, computed once (accuracy and confusion matrix)
+        if net.is_classifier:
+            predicted = {k: net.predict(s.x) for k, s in (("val", data.val), ("test", data.test)) if len(s)}
         metrics["final"] = {
-            "train_acc": accuracy(net, data.train.x, data.train.y),
-            "val_acc": accuracy(net, data.val.x, data.val.y),
-            "test_acc": accuracy(net, data.test.x, data.test.y),
+            "train_acc": accuracy(net, head.x, head.y),
+            "val_acc": float((predicted["val"] == data.val.y).mean()) if "val" in predicted else None,
+            "test_acc": float((predicted["test"] == data.test.y).mean()) if "test" in predicted else None,
         }
-        split = data.test if len(data.test) else data.val
-        if net.is_classifier and len(split):
-            metrics["final"]["confusion_split"] = "test" if len(data.test) else "val"
-            metrics["final"]["confusion"] = confusion_matrix(net.predict(split.x), split.y, data.n_classes).tolist()
+        if last.train_acc_images:
+            metrics["final"]["train_acc_images"] = len(head)
+        split = "test" if "test" in predicted else "val"
+        if split in predicted:
+            metrics["final"]["confusion_split"] = split
+            y = data.test.y if split == "test" else data.val.y
+            metrics["final"]["confusion"] = confusion_matrix(predicted[split], y, data.n_classes).tolist()
         metrics["class_names"] = list(data.class_names)
         metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.save(len(self.spec.phases), 1, 0, self.rng.bit_generator.state)

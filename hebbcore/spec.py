@@ -120,7 +120,8 @@ class HebbianPhaseSpec:
     epochs: int = 1
     batch_size: int = 64
     check_every: int = 50  # batches between NaN/inf checks of the weights
-    train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
+    train_acc_images: int = 0  # train accuracy on the first N training images (0: all), each epoch and, for the
+    # last phase run, the final one
     data: Literal["train", "unlabeled"] = "train"  # the images it learns from (unlabeled: the source's extra ones)
 
 
@@ -151,7 +152,8 @@ class SgdPhaseSpec:
     lr_milestones: tuple[int, ...] = ()  # decay once after each of these epochs (replaces lr_decay_after)
     optimizer: Literal["sgd", "adam"] = "sgd"
     keep_best: bool = True
-    train_acc_images: int = 0  # per-epoch train accuracy on the first N training images (0: all); final: all
+    train_acc_images: int = 0  # train accuracy on the first N training images (0: all), each epoch and, for the
+    # last phase run, the final one
     hflip: bool = False  # mirror each training image left-right with probability 1/2, per epoch
     crop_padding: int = 0  # random crop: pad by this many zeros, take a random crop of the image's size, per epoch
     labels_per_class: int = 0  # label-scarce probe: train on this many labelled images per class (0: all)

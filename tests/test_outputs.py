@@ -67,7 +67,8 @@ def test_tensorboard_logging(tmp_path):
 
 
 def test_train_accuracy_on_a_sample_per_epoch(registry, tmp_path):
-    """``train_acc_images`` evaluates each epoch's train accuracy on the first N images; the final record uses all."""
+    """``train_acc_images`` evaluates each epoch's train accuracy on the first N images, and the final one with the
+    last phase's N."""
     pytest.importorskip("torch", reason="the SGD phase needs torch")
     from hebbcore.runner import run
     from hebbcore.spec import parse_spec
@@ -89,10 +90,14 @@ def test_train_accuracy_on_a_sample_per_epoch(registry, tmp_path):
     assert hebb["train_acc"] is None and hebb["val_acc"] is None and hebb["test_acc"] is None
     assert [e["train_acc_images"] for e in sgd] == [9, 9]
     assert all(round(e["train_acc"] * 9, 6).is_integer() for e in sgd)
-    assert round(metrics["final"]["train_acc"] * 200, 6).is_integer()
+    assert metrics["final"]["train_acc_images"] == 9 and round(metrics["final"]["train_acc"] * 9, 6).is_integer()
     table["layers"][2] = {"name": "clf", "type": "linear", "out_features": 10, "hebbian": {"rule": "teacher"}}
     hebbian_only = run(parse_spec(table, registry), registry, out_dir=tmp_path / "h", progress=False).metrics
     (hebb,) = hebbian_only["epochs"]
     assert hebb["train_acc_images"] == 7 and round(hebb["train_acc"] * 7, 6).is_integer()
+    assert hebbian_only["final"]["train_acc_images"] == 7  # no SGD layer: the Hebbian phase was the last
+    table["hebbian"] = {"epochs": 1}  # no limit: the final train accuracy is over all 200 images
+    whole = run(parse_spec(table, registry), registry, out_dir=tmp_path / "w", progress=False).metrics["final"]
+    assert "train_acc_images" not in whole and round(whole["train_acc"] * 200, 6).is_integer()
     with pytest.raises(Exception, match="sgd.train_acc_images: expected >= 0"):
         parse_spec({**table, "sgd": {"train_acc_images": -1}}, registry)

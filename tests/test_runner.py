@@ -132,3 +132,20 @@ def test_crops_need_images(tmp_path, registry):
     )
     with pytest.raises(HebbcoreError, match="sgd.crop_padding: the SGD phase's inputs must be images"):
         run(spec, registry, out_dir=tmp_path, progress=False, dataset=flat)
+
+
+def test_the_final_evaluation_measures_what_the_spec_asks_each_split_once(tmp_path, registry, monkeypatch):
+    """The final train accuracy is over the last phase's train_acc_images (as its epochs were), and the test
+    split's predictions serve both its accuracy and the confusion matrix."""
+    from hebbcore.network import Network
+
+    calls = []
+    original = Network.predict
+    monkeypatch.setattr(Network, "predict", lambda self, x, *a, **k: calls.append(len(x)) or original(self, x, *a, **k))
+    spec = loads_spec(SPEC.format(sgd="train_acc_images = 50"), registry)
+    result = run(spec, registry, out_dir=tmp_path, progress=False)
+    final = result.metrics["final"]
+    assert final["train_acc_images"] == 50
+    assert sorted(calls) == [40, 40, 50], calls  # val, test, train head: once each (epochs evaluate via torch)
+    cm = np.array(final["confusion"])
+    assert cm.sum() == 40 and final["test_acc"] == pytest.approx(np.trace(cm) / 40)
