@@ -232,7 +232,8 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec", against_da
         problems += [f"name: {p}" for p in check_path_name(spec.name)]
     complete = spec is not None and len(layers) == len(raw_layers) and data.options is not None
     if complete:
-        spec = dataclasses.replace(spec, layers=tuple(layers), data=data)
+        assert spec is not None
+        spec = dataclasses.replace(spec, layers=_statistics_default(tuple(layers), spec), data=data)
         if against_data:  # even after other problems, so that every problem is reported at once
             problems += check_against_data(spec, registry)
     if problems or spec is None:
@@ -465,6 +466,25 @@ def _parse_data(raw: Any, registry: Registry, problems: list[str]) -> DataSpec:
             continue
         transforms.append(TransformSpec(name, parse_options(t_cls.Options, t_opts, f"{path}.options", problems)))
     return DataSpec(source=spec.source, options=options, transforms=tuple(transforms))
+
+
+def _statistics_default(layers: tuple[LayerSpec, ...], spec: RunSpec) -> tuple[LayerSpec, ...]:
+    """A batch norm left without ``train`` above the last Hebbian layer, below an SGD layer, trains with the SGD
+    phase it feeds: the Hebbian phase never runs it, so it would otherwise stay the identity in both phases.
+    (Elsewhere it follows the layer with weights below it; see :class:`LayerSpec`.)"""
+    hebbian_phase = "hebbian" in spec.phases and spec.hebbian.epochs > 0
+    sgd_phase = "sgd" in spec.phases and spec.sgd.epochs > 0
+    hebbian = [i for i, l in enumerate(layers) if l.trainable and l.train == "hebbian"]
+    if not (hebbian_phase and sgd_phase and hebbian):
+        return layers
+    out = list(layers)
+    for i in range(hebbian[-1] + 1, len(layers)):
+        layer = layers[i]
+        below = [l for l in layers[:i] if l.trainable]
+        above_sgd = any(l.trainable and l.train == "sgd" for l in layers[i + 1 :])
+        if layer.layer_cls.running_stats and not layer.train and below[-1].train == "hebbian" and above_sgd:
+            out[i] = dataclasses.replace(layer, train="sgd")
+    return tuple(out)
 
 
 def _check_last_layer(layers: list[LayerSpec], problems: list[str]) -> None:

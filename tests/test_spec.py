@@ -1,5 +1,6 @@
 """Spec validation: every problem at once, with key paths and did-you-mean; resolved specs load back."""
 
+import numpy as np
 import pytest
 
 from hebbcore.errors import SpecError
@@ -289,3 +290,34 @@ def test_extends_chains_are_shown_and_cycles_refused(tmp_path, registry):
     (tmp_path / "c.toml").write_text('extends = "missing.toml"\nname = "c"\n')
     with pytest.raises(SpecError, match="c.toml extends .*missing.toml: file does not exist"):
         load_spec(tmp_path / "c.toml", registry)
+
+
+def test_a_batchnorm_between_the_hebbian_layers_and_the_sgd_classifier_trains_with_it(tmp_path, registry):
+    """Left without train above the last Hebbian layer, it would stay the identity in both phases: it trains
+    with the SGD phase it feeds (the resolved spec says so); between Hebbian layers it keeps its statistics."""
+    pytest.importorskip("torch")
+    from hebbcore.runner import run
+
+    table = {
+        "seed": 1,
+        "data": {"source": "synthetic", "options": {"n_train": 120, "n_val": 20, "n_test": 20, "size": 8}},
+        "hebbian": {"epochs": 1, "batch_size": 40},
+        "sgd": {"epochs": 1, "batch_size": 20, "lr": 0.05},
+        "layers": [
+            {"name": "c1", "type": "conv", "out_channels": 4, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+            {"name": "bn_mid", "type": "batchnorm"},
+            {"name": "c2", "type": "conv", "out_channels": 4, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+            {"name": "pool", "type": "pool", "kernel_size": 2},
+            {"name": "bn", "type": "batchnorm"},
+            {"name": "flat", "type": "flatten"},
+            {"name": "fc", "type": "linear", "out_features": 10},
+        ],
+    }
+    spec = parse_spec(table, registry)
+    assert [(l.name, l.train) for l in spec.layers if l.type == "batchnorm"] == [("bn_mid", ""), ("bn", "sgd")]
+    assert 'train = "sgd"' in dumps_toml(spec_to_table(spec)).split('name = "bn"')[1].split("[[layers]]")[0]
+    weights = run(spec, registry, out_dir=tmp_path, progress=False).network.state_dict()
+    assert not np.allclose(weights["bn.weight"], 1.0) and not np.allclose(weights["bn.running_var"], 1.0)
+    assert np.allclose(weights["bn_mid.weight"], 1.0) and not np.allclose(weights["bn_mid.running_var"], 1.0)
+    no_sgd = parse_spec({**table, "phases": ["hebbian"]}, registry)  # nothing to feed: left as written
+    assert [l.train for l in no_sgd.layers if l.type == "batchnorm"] == ["", ""]
