@@ -121,6 +121,11 @@ def _ops_for(device: torch.device):
     return _OPS_CACHE[key]
 
 
+def _cosine(dot: torch.Tensor, w_norm: torch.Tensor, x_norm: torch.Tensor) -> torch.Tensor:
+    """``Ops.cosine``'s formula, written for autograd (the torch backend's writes in place)."""
+    return dot / (w_norm * x_norm + COS_EPS)
+
+
 class HebbianConv2d(_HebbianMixin, nn.Module):
     """A conv layer without bias whose response is ``max(0, cos(w_k, patch))``."""
 
@@ -141,7 +146,7 @@ class HebbianConv2d(_HebbianMixin, nn.Module):
         kh, kw = w.shape[2:]
         xn = torch.sqrt(F.avg_pool2d((x * x).sum(1, keepdim=True), (kh, kw), stride=self.stride) * (kh * kw))
         wn = torch.sqrt((w * w).sum((1, 2, 3))).view(1, -1, 1, 1)
-        return dot, dot / (wn * xn + COS_EPS)
+        return dot, _cosine(dot, wn, xn)
 
 
 class HebbianLinear(_HebbianMixin, nn.Module):
@@ -160,7 +165,7 @@ class HebbianLinear(_HebbianMixin, nn.Module):
         dot = x @ w.T
         xn = x.norm(dim=1, keepdim=True)
         wn = w.norm(dim=1).view(1, -1)
-        return dot, dot / (wn * xn + COS_EPS)
+        return dot, _cosine(dot, wn, xn)
 
 
 def build_module(net: Network) -> nn.Sequential:
