@@ -194,6 +194,33 @@ def test_an_aggregation_wrong_for_the_rule_is_refused(registry, rule, agg, needl
     assert "layers[0] (c).hebbian.aggregation:" in str(err.value)
 
 
+def test_weighted_mean_refuses_a_rule_whose_direction_depends_on_its_coefficient():
+    """A non-negative rule whose update direction d_p depends on c_p (separable = False): weighting by c would
+    count c twice, so weighted_mean refuses it (no built-in rule is both; a third party's may be)."""
+    from hebbcore import hookimpl
+    from hebbcore.interfaces import LearningRule
+    from hebbcore.plugin_manager import default_registry
+
+    class Entangled(LearningRule):
+        name = "entangled"
+        coefficients = "nonnegative"
+        separable = False
+
+        def post_synaptic(self, ctx):
+            return ctx.ops.relu(ctx.dot)
+
+    class Plugin:
+        @hookimpl
+        def hebbcore_register_rules(self):
+            return [Entangled]
+
+    registry = default_registry(plugins=[Plugin()])
+    with pytest.raises(SpecError, match=r"'weighted_mean' weighs each position's update by its coefficient, but "
+                                        r"rule 'entangled'"):  # fmt: skip
+        loads_spec(RULE_LAYER.format(rule="entangled", agg='aggregation = "weighted_mean"'), registry)
+    loads_spec(RULE_LAYER.format(rule="entangled", agg='aggregation = "direction_mean"'), registry)  # accepted
+
+
 def test_use_rule_takes_the_rules_aggregation_and_refuses_a_wrong_one():
     pytest.importorskip("torch")
     from hebbcore.torch_model import HebbianConv2d
