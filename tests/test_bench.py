@@ -194,3 +194,15 @@ def test_the_softhebb_comparison_times_both_steps(registry):
     assert sh["ratio"] == pytest.approx(sh["hebbcore"]["images_per_s"] / sh["plain"]["images_per_s"])
     assert rec["targets_met"]["softhebb_ge_1x_plain_pytorch"] == (sh["ratio"] >= 1.0)
     assert "SoftHebb net (batch 10, 20 images)" in format_table({"results": [rec], "comparisons": {}})
+
+
+def test_the_whole_run_measurement_adds_up(registry):
+    pytest.importorskip("torch")
+    from hebbcore.lab.bench import bench_target
+
+    rec = bench_target(Target("numpy", "cpu"), registry, 8, batch_size=4, warmup=0, repeats=1, seed=0,
+                       skip=("forward", "floor", "sgd", "memory"), log=lambda s: None, run_images=100)  # fmt: skip
+    rr = rec["run"]
+    assert rr["n_images"] == 100 and rr["wall_s"] > rr["epochs_s"] > 0 and rr["loading_s"] > 0
+    assert rr["ratio"] == pytest.approx(rr["wall_s"] / (rr["epochs_s"] + rr["loading_s"]))
+    assert rec["targets_met"]["run_within_1.3x_epochs_and_loading"] == (rr["ratio"] <= 1.3)
