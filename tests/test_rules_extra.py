@@ -51,6 +51,7 @@ CASES = [
     ("softhebb", {"lebesgue_p": 3.0, "temperature": 0.5}, "sum"),
     ("krotov", {}, "sum"),
     ("krotov", {"p": 3.0, "k": 3, "delta": 0.3, "radius": 1.5, "normalize": False}, "mean"),
+    ("krotov", {"delta": 0.0}, "sum"),  # SoftHebb's "hard" mode (docs/authors_code.md)
     ("bcm", {}, "mean"),
     ("bcm", {"activation": "linear", "tau": 0.5}, "sum"),
     ("chl", {}, "mean"),
