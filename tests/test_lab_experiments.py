@@ -276,6 +276,35 @@ def test_a_finished_run_whose_spec_changed_is_flagged_not_rerun(tmp_path, capsys
     assert not (folder / "results" / "probe" / "metrics.json").exists()
 
 
+def test_specs_that_extend_a_base_and_rows_that_set_keys_run_as_hebbcore_run_reads_them(tmp_path, capsys):
+    """A spec with ``extends`` and a manifest row with ``set``: they run, are recognised as done (not changed),
+    and a change to the base spec is seen in both."""
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    data = {"source": "synthetic", "options": {"n_train": 100, "n_val": 20, "n_test": 20, "size": 8}}
+    base = {"name": "base", "phases": ["hebbian"], "data": data, "hebbian": {"epochs": 1}, "sgd": {"epochs": 0},
+            "layers": tiny_layers({"conv1": "hebbian", "clf": "hebbian"})}  # fmt: skip
+    (folder / "base.toml").write_text(dumps_toml(base))
+    (folder / "child.toml").write_text('extends = "base.toml"\nname = "child"\nseed = 3\n')
+    manifest = {"experiment": [
+        {"name": "child", "spec": "child.toml"},
+        {"name": "variant", "spec": "child.toml", "set": ["name='variant'", "layers.conv1.hebbian.lr=0.05"]},
+    ]}  # fmt: skip
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    assert ex.main(["run", str(folder), "--no-progress"]) == 0
+    variant = (folder / "results" / "variant" / "spec.toml").read_text()
+    assert 'name = "variant"' in variant and "lr = 0.05" in variant and "seed = 3" in variant
+    capsys.readouterr()
+    assert ex.main(["run", str(folder), "--dry-run"]) == 0
+    assert capsys.readouterr().out.split("\n")[:2] == ["child: done", "variant: done"]
+    (folder / "base.toml").write_text(dumps_toml({**base, "hebbian": {"epochs": 1, "batch_size": 16}}))
+    assert ex.main(["run", str(folder), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "child: done, spec changed since (hebbian)" in out and "variant: done, spec changed since (hebbian)" in out
+
+
 def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
     import tomllib
 

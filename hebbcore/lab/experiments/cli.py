@@ -72,7 +72,7 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
         for name in order:
             d = (results or rows[name].folder / "results") / name
             done = is_done(d)
-            changed = stale_fields(rows[name].spec_path, d, registry) if done else []
+            changed = stale_fields(rows[name].spec_path, d, registry, rows[name].set) if done else []
             state = "to run" if not done else f"done, spec changed since ({', '.join(changed)})" if changed else "done"
             where = None if done or args.force else interrupted_position(d)
             state += f" (interrupted at {where}; continues from there)" if where else ""

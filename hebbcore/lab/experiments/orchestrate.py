@@ -66,7 +66,7 @@ class ExperimentRunner:
 
     def spec_changes(self, exp: Experiment) -> list[str]:
         """Top-level fields in which the finished run's ``spec.toml`` differs from the spec file now ([] if none)."""
-        return stale_fields(exp.spec_path, self.results_dir(exp), self.registry)
+        return stale_fields(exp.spec_path, self.results_dir(exp), self.registry, exp.set)
 
     def prepare(self, exp: Experiment, rows: dict[str, Experiment]) -> RunSpec:
         """The spec of ``exp`` with its init weights written and the overrides applied."""

@@ -10,7 +10,8 @@ from pathlib import Path
 from hebbcore.errors import DataError, HebbcoreError
 from hebbcore.io import atomic_save_npz
 from hebbcore.rundir import RunDir
-from hebbcore.spec import parse_spec, resolve_paths, spec_to_table
+from hebbcore.spec import parse_spec, spec_to_table
+from hebbcore.specfile import apply_setting, read_spec_table
 
 from .manifest import Overrides
 
@@ -38,19 +39,22 @@ def interrupted_position(run_dir: Path, spec_table: dict | None = None) -> str |
     return RunDir(run_dir).interrupted_position(spec_table)
 
 
-def stale_fields(spec_file: Path, run_dir: Path, registry) -> list[str]:
+def stale_fields(spec_file: Path, run_dir: Path, registry, settings: Sequence[str] = ()) -> list[str]:
     """Top-level spec fields in which ``spec_file`` (now) differs from the finished run in ``run_dir``.
 
-    The spec file gets the overrides the run was made with (``metrics.json``), both sides are resolved
-    (defaults filled in), and ``init_weights`` is left out (it names a file, not a setting). An
-    unreadable spec on either side counts as a change of ``spec``.
+    The spec file is read as a run reads it (``extends``, paths) with the manifest row's ``settings`` and the
+    overrides the run was made with (``metrics.json``); both sides are resolved (defaults filled in), and
+    ``init_weights`` is left out (it names a file, not a setting). An unreadable spec on either side counts
+    as a change of ``spec``.
     """
     recorded = run_dir / "spec.toml"
     if not recorded.is_file():
         return []
     try:
         info = (read_metrics(run_dir) or {}).get("experiment") or {}
-        table = resolve_paths(tomllib.loads(spec_file.read_text(encoding="utf-8")), spec_file.parent)
+        table = read_spec_table(spec_file)[0]
+        if [p for setting in settings for p in apply_setting(table, setting)]:
+            return ["spec"]
         now = Overrides(**(info.get("overrides") or {})).apply(table)
         then = tomllib.loads(recorded.read_text(encoding="utf-8"))
         for t in (now, then):
