@@ -1,7 +1,8 @@
 """The layer graph: shapes, parameters, the forward pass and the Hebbian step on any backend.
 
-A :class:`Network` is a sequence of layers built from a spec's ``[[layers]]``.
-Trainable layers (conv, linear) carry a training mode:
+A :class:`Network` is a sequence of layers built from a spec's ``[[layers]]``, each a registered
+:class:`hebbcore.layers.Layer`. Layers with weights (:class:`hebbcore.layers.WeightLayer`: conv, linear, or a
+plugin's) carry a training mode:
 
 - ``hebbian``: learns with its rule during the Hebbian phase; responds with the
   cosine similarity of kernel and input patch, clamped at 0 (no bias);

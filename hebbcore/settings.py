@@ -78,10 +78,10 @@ def convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
     return value
 
 
-def parse_table(cls: type, table: Any, path: str, problems: list[str], allowed: tuple[str, ...] | None = None) -> Any:
+def parse_table(cls: type, table: Any, path: str, problems: list[str]) -> Any:
     """Build dataclass ``cls`` from a TOML table, appending every problem to ``problems``.
 
-    ``allowed`` limits which fields the table may set (others are reported). A field whose value
+    Keys that are not fields are reported with a did-you-mean. A field whose value
     is wrong keeps its default, so the caller's further checks still run; the caller raises when
     ``problems`` is not empty. Returns None when a required field is missing or wrong.
     """
@@ -91,17 +91,14 @@ def parse_table(cls: type, table: Any, path: str, problems: list[str], allowed: 
         return None
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    settable = set(fields) if allowed is None else set(allowed)
     for key in table:
-        if key not in settable:
-            hint = did_you_mean(key, settable)
-            where = f" for a {table.get('type')!r} layer" if allowed is not None and key in fields else ""
-            problems.append(f"{prefix}{key}: unknown key{where}{hint}")
+        if key not in fields:
+            problems.append(f"{prefix}{key}: unknown key{did_you_mean(key, fields)}")
     kwargs: dict[str, Any] = {}
     buildable = True
     for name, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if name in table and name in settable:
+        if name in table:
             before = len(problems)
             value = convert(hints[name], table[name], f"{prefix}{name}", problems)
             if len(problems) == before or dataclasses.is_dataclass(value):  # a sub-table keeps its good fields
