@@ -12,6 +12,7 @@ from hebbcore.errors import SpecError
 from hebbcore.spec import load_spec
 
 optuna = pytest.importorskip("optuna")
+pytest.importorskip("torch", reason="the trials' SGD phase needs torch")
 
 SPEC = """
 name = "tiny_tune"
