@@ -69,7 +69,8 @@ def test_weight_init_options(registry, numpy_ops):
     c = make_net(registry, numpy_ops, layers).nodes[0]
     bound = 1 / np.sqrt(fan_in)
     assert 1.8 * bound < abs(c.params["weight"]).max() <= 2 * bound  # uniform in ±2/sqrt(fan_in)
-    assert abs(c.params["bias"]).max() <= bound  # the bias keeps torch's default range
+    bias = c.params["bias"]
+    assert abs(bias).max() <= bound and bias.min() < -bound / 4 and bias.max() > bound / 4  # torch's ±1/sqrt(fan_in)
     bad_init = r"\(c\)\.init: expected one of 'uniform', 'normal', got string 'norml' \(did you mean 'normal'"
     with pytest.raises(SpecError, match=bad_init):
         parse_spec({"layers": [dict(layers[0], init="norml")]}, registry)

@@ -169,6 +169,7 @@ def test_builtin_torch_modules_compute_the_forward_pass(registry, table, shape):
     got = build_module(net).eval()[0](torch.from_numpy(x)).detach().numpy()
     want = net.layer_forward(net.nodes[0], x, batch_stats=False)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert want.shape == (4, *net.nodes[0].out_shape)  # the inferred shape is the one the forward pass gives
 
 
 def test_batch_statistics_match_torch_batchnorm(registry):
