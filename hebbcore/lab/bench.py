@@ -9,6 +9,8 @@ side by side and with the same batches:
   on conv2–fc5, the teacher classifier fc6) with
   :meth:`Network.hebbian_step`, as a run does it (NaN check every
   ``check_every`` batches);
+- ``forward``: the forward pass of the same Hebbian layers (and those between them) per batch, batch-norm
+  with batch statistics: what a local rule must compute at least, since it sees every response once;
 - ``floor``: the least work such an epoch can do on the same backend: per
   batch, one forward pass of the same network (cosine responses, batch-norm
   with batch statistics) plus one weight-correlation per trainable layer
