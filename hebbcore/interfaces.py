@@ -49,6 +49,7 @@ class LayerInfo:
     out_features: int  # number of kernels K
     n_classes: int
     in_features: int = 0  # one kernel's size: C·kh·kw (conv) or D (linear); 0 where unknown
+    response: str = ""  # what the layer passes up: "cosine" (clamped cosine similarity) or "linear" (w·x)
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: no element-wise __eq__
@@ -193,6 +194,8 @@ class LearningRule(ABC):
     separable: ClassVar[bool] = True
     #: The aggregation the rule's published update means; a spec or ``use_rule`` that names none gets it.
     aggregation: ClassVar[str] = "weighted_mean"
+    #: True when that aggregation is the only one the update means (a closed form); others are refused.
+    aggregation_only: ClassVar[bool] = False
     #: True when the rule reads ``ctx.labels`` (a teacher signal): it cannot learn from unlabeled images.
     needs_labels: ClassVar[bool] = False
 

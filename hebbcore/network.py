@@ -114,7 +114,8 @@ class Network:
                 h = lspec.hebbian
                 assert h is not None  # the loader fills it in for every Hebbian layer
                 rule_cls = registry.get("rule", h.rule)
-                info = LayerInfo(lspec.name, layer.kind, layer.n_kernels, n_classes, layer.fan_in)
+                response = "cosine" if layer.cosine else "linear"
+                info = LayerInfo(lspec.name, layer.kind, layer.n_kernels, n_classes, layer.fan_in, response)
                 for p in rule_cls.check(h.options, info):
                     problems.append(f"layers[{i}] ({lspec.name}).hebbian.{p}")
                 node.rule = rule_cls(h.options, info) if not problems else None

@@ -33,7 +33,7 @@ from .network import Network
 from .plugin_manager import Registry
 from .progress import Progress
 from .rundir import CHECKPOINT, RunDir
-from .spec import RunSpec, dumps_toml, spec_to_table
+from .spec import RunSpec, dumps_toml, parse_spec, spec_to_table
 
 
 @dataclass
@@ -241,7 +241,7 @@ class Training:
         if resume:  # every rank reads the checkpoint; only rank 0 writes
             saved = self.run_dir.load_checkpoint()
             source = str(out / CHECKPOINT)
-            if saved.get("spec") != spec_to_table(spec):
+            if _resolved(saved.get("spec"), self.registry) != spec_to_table(spec):
                 raise HebbcoreError(f"cannot resume {str(out)!r}: its spec.toml differs from the checkpoint's spec")
             try:
                 self.net.load_state_dict(saved["net"], source=source, strict=True)
@@ -427,8 +427,9 @@ class Training:
     def finish(self) -> None:
         """Final accuracies, confusion matrix and plots (rank 0)."""
         net, data, metrics = self.net, self.data, self.metrics
-        sgd_ran = "sgd" in self.spec.phases and self.spec.sgd.epochs > 0 and bool(net.sgd_nodes)
-        last = self.spec.sgd if sgd_ran else self.spec.hebbian
+        ran = {"sgd": self.spec.sgd.epochs > 0 and bool(net.sgd_nodes), "hebbian": self.spec.hebbian.epochs > 0}
+        phase = next((p for p in reversed(self.spec.phases) if ran[p]), "hebbian")
+        last = self.spec.sgd if phase == "sgd" else self.spec.hebbian  # as the last phase that ran measured it
         head = data.train_head(last.train_acc_images)  # as the last phase's epochs measured it
         predicted = {}  # each split's predictions, computed once (accuracy and confusion matrix)
         if net.is_classifier:
@@ -449,6 +450,15 @@ class Training:
         metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.save(len(self.spec.phases), 1, 0, self.rng.bit_generator.state)
         write_plots(self.run_dir.path)
+
+
+def _resolved(table: Any, registry: Registry) -> Any:
+    """A checkpoint's recorded spec with today's defaults filled in (a checkpoint from an older hebbcore
+    records fewer keys); the table itself when it no longer parses."""
+    try:
+        return spec_to_table(parse_spec(table, registry))
+    except (HebbcoreError, TypeError, AttributeError):
+        return table
 
 
 def label_subset(y: np.ndarray, n_classes: int, per_class: int, fraction: float, seed: int) -> np.ndarray:

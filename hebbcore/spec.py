@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import HebbcoreError, SpecError
+from .layers import WeightLayer
 from .plugin_manager import Registry, did_you_mean
 from .settings import convert, describe, parse_options, parse_table
 from .specfile import apply_setting, dumps_toml, read_spec_table, resolve_paths, toml_table
@@ -97,7 +98,7 @@ class LayerSpec:
     @property
     def trainable(self) -> bool:
         """True for a layer with weights (a :class:`hebbcore.layers.WeightLayer`)."""
-        return bool(self.layer_cls is not None and self.layer_cls.trainable)
+        return isinstance(self.layer_cls, type) and issubclass(self.layer_cls, WeightLayer)
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,6 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
     Run at load time, so ``hebbcore validate`` refuses what ``hebbcore run`` would.
     """
     from .interfaces import LayerInfo
-    from .layers import WeightLayer
     from .network import build_layers
     from .resources import memory_problem, run_memory
 
@@ -291,7 +291,8 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
         if isinstance(lay, WeightLayer) and layer.train == "hebbian" and layer.hebbian is not None:
             rule_cls = registry.tables["rule"].get(layer.hebbian.rule)
             if rule_cls is not None and layer.hebbian.options is not None:
-                about = LayerInfo(layer.name, lay.kind, lay.out_shape[0], info.n_classes, lay.fan_in)
+                response = "cosine" if lay.cosine else "linear"
+                about = LayerInfo(layer.name, lay.kind, lay.out_shape[0], info.n_classes, lay.fan_in, response)
                 problems += [
                     f"layers[{i}] ({layer.name}).hebbian.{p}" for p in rule_cls.check(layer.hebbian.options, about)
                 ]
@@ -330,6 +331,10 @@ def _check_sgd_schedule(sgd: SgdPhaseSpec, raw: Any, problems: list[str]) -> Non
             problems.append("sgd.lr_decay_after: not used with sgd.lr_milestones (give one of the two)")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 #: Keys every layer table may have besides its type's options (``train`` and ``hebbian`` where they apply).
 _LAYER_KEYS = ("type", "name", "train", "hebbian")
 
@@ -348,11 +353,17 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
         )
         return None
     cls = types_[ltype]
+    reserved = sorted(set(_LAYER_KEYS) & {f.name for f in dataclasses.fields(cls.Options)})
+    if reserved:
+        problems.append(f"{path}.type: layer type {ltype!r} declares option(s) {reserved}, which are the layer "
+                        f"table's own keys; the plugin must rename them")  # fmt: skip
+        return None
     name = raw.get("name", "")
     shown = f"{path} ({name})" if "name" in raw else path
     before = len(problems)
     fields = [f.name for f in dataclasses.fields(cls.Options)]
-    own = ("type", "name") + (("train",) if cls.train_modes else ()) + (("hebbian",) if cls.trainable else ())
+    weights = issubclass(cls, WeightLayer)
+    own = ("type", "name") + (("train",) if cls.train_modes else ()) + (("hebbian",) if weights else ())
     any_layer = set(_LAYER_KEYS).union(*({f.name for f in dataclasses.fields(c.Options)} for c in types_.values()))
     for key in raw:
         if key in own or key in fields:
@@ -367,15 +378,16 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
     for req in cls.required:
         if req not in raw:
             problems.append(f"{shown}.{req}: missing (a {ltype!r} layer needs it)")
-        elif options is not None and getattr(options, req) < 1 and getattr(options, req) == raw[req]:  # no stand-in
+        elif options is not None and _number(getattr(options, req)) and getattr(options, req) < 1 and \
+                getattr(options, req) == raw[req]:  # a count below 1, not a stand-in default  # fmt: skip
             problems.append(f"{shown}.{req}: expected >= 1, got {getattr(options, req)}")
     if options is not None:
         problems += [f"{shown}.{p}" for p in cls.check(options)]
-    heb_raw = raw.get("hebbian") if cls.trainable else None
+    heb_raw = raw.get("hebbian") if weights else None
     hebbian = _parse_hebbian(heb_raw, f"{shown}.hebbian", registry, problems) if heb_raw is not None else None
     if options is None or len(problems) > before:
         return None
-    if cls.trainable:
+    if weights:
         train = train or ("hebbian" if heb_raw is not None else "sgd")
         if train not in cls.train_modes:
             problems.append(
@@ -421,6 +433,9 @@ def _parse_hebbian(raw: Any, path: str, registry: Registry, problems: list[str])
         return spec
     if agg_cls is not None:
         problems += [f"{path}.aggregation: {p}" for p in agg_cls.check(rule_cls)]
+        if rule_cls.aggregation_only and spec.aggregation != rule_cls.aggregation:
+            problems.append(f"{path}.aggregation: rule {rule_cls.name!r} means aggregation = "
+                            f"{rule_cls.aggregation!r} only, got {spec.aggregation!r}")  # fmt: skip
     options = parse_options(rule_cls.Options, options_raw, f"{path}.options", problems)
     return dataclasses.replace(spec, options=options)
 
@@ -469,9 +484,9 @@ def _parse_data(raw: Any, registry: Registry, problems: list[str]) -> DataSpec:
 
 
 def _statistics_default(layers: tuple[LayerSpec, ...], spec: RunSpec) -> tuple[LayerSpec, ...]:
-    """A batch norm left without ``train`` above the last Hebbian layer, below an SGD layer, trains with the SGD
-    phase it feeds: the Hebbian phase never runs it, so it would otherwise stay the identity in both phases.
-    (Elsewhere it follows the layer with weights below it; see :class:`LayerSpec`.)"""
+    """A batch norm left without ``train`` whose nearest layer with weights below is the last Hebbian one, with an
+    SGD layer above, trains with the SGD phase it feeds (in a spec with both phases): the Hebbian phase never runs
+    it, so it would otherwise stay the identity in both. Elsewhere it follows the layer with weights below it."""
     hebbian_phase = "hebbian" in spec.phases and spec.hebbian.epochs > 0
     sgd_phase = "sgd" in spec.phases and spec.sgd.epochs > 0
     hebbian = [i for i, l in enumerate(layers) if l.trainable and l.train == "hebbian"]
@@ -490,7 +505,7 @@ def _statistics_default(layers: tuple[LayerSpec, ...], spec: RunSpec) -> tuple[L
 def _check_last_layer(layers: list[LayerSpec], problems: list[str]) -> None:
     trainable = [l for l in layers if l.trainable]
     if layers and not trainable:
-        problems.append("layers: the graph has no conv or linear layer")
+        problems.append("layers: the graph has no layer with weights (conv, linear or a plugin's)")
 
 
 def load_spec(

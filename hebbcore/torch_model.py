@@ -72,11 +72,13 @@ class _HebbianMixin:
         opts = parse_options(rule_cls.Options, options, "options", problems)
         kind = "conv" if self.weight.ndim == 4 else "linear"
         shape = tuple(self.weight.shape)
-        info = LayerInfo(type(self).__name__, kind, shape[0], n_classes, int(np.prod(shape[1:])))
+        info = LayerInfo(type(self).__name__, kind, shape[0], n_classes, int(np.prod(shape[1:])), "cosine")
         if opts is not None:
             problems += rule_cls.check(opts, info)
         agg_cls = registry.get("aggregation", aggregation or rule_cls.aggregation)
         problems += [f"aggregation: {p}" for p in agg_cls.check(rule_cls)]
+        if rule_cls.aggregation_only and agg_cls.name != rule_cls.aggregation:
+            problems.append(f"aggregation: rule {rule!r} means aggregation = {rule_cls.aggregation!r} only")
         if problems:
             raise SpecError(problems, f"{type(self).__name__}.use_rule({rule!r})")
         return self.attach_rule(rule_cls(opts, info), agg_cls(), lr, n_classes)

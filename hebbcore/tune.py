@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import hookimpl
-from .errors import HebbcoreError, SpecError
+from .errors import HebbcoreError, SpecError, TrainingDiverged
 from .io import atomic_write_text
 from .plugin_manager import Registry, default_registry
 from .settings import convert, describe, parse_table
@@ -64,9 +64,12 @@ class SearchSpace:
     metric: Literal["val_acc", "train_acc"] = "val_acc"
 
 
-def load_space(path: str | Path, spec_path: str | Path, registry: Registry) -> SearchSpace:
-    """Read and check a search space against the spec: every key must exist and every bound or choice must
-    give a valid spec; :class:`SpecError` lists every problem with its key."""
+def load_space(
+    path: str | Path, spec_path: str | Path, registry: Registry, overrides: tuple[str, ...] = ()
+) -> SearchSpace:
+    """Read and check a search space against the spec (with the ``--set`` ``overrides`` every trial gets):
+    every key must exist and every bound or choice must give a valid spec; :class:`SpecError` lists every
+    problem with its key."""
     path = Path(path)
     try:
         table = toml_table(path.read_text(encoding="utf-8"), str(path))
@@ -91,7 +94,7 @@ def load_space(path: str | Path, spec_path: str | Path, registry: Registry) -> S
         problems += [f"params.{key!r}.{m}" for m in _param_problems(p)]
         if len(problems) == before:
             params[key] = p
-            problems += [f"params.{key!r}: {m}" for m in _check_against_spec(key, p, spec_path, registry)]
+            problems += [f"params.{key!r}: {m}" for m in _check_against_spec(key, p, spec_path, registry, overrides)]
     if problems:
         raise SpecError(problems, str(path))
     return SearchSpace(params, metric)
@@ -110,12 +113,14 @@ def _param_problems(p: Param) -> list[str]:
     return problems
 
 
-def _check_against_spec(key: str, p: Param, spec_path: str | Path, registry: Registry) -> list[str]:
+def _check_against_spec(
+    key: str, p: Param, spec_path: str | Path, registry: Registry, overrides: tuple[str, ...]
+) -> list[str]:
     """The spec with each bound (or choice) set loads, so a trial never fails on a typo."""
     values = list(p.choices) if p.type == "categorical" else [_typed(p, p.low), _typed(p, p.high)]
     for value in values:
         try:
-            load_spec(spec_path, registry, against_data=False, overrides=[f"{key}={toml_value(value)}"])
+            load_spec(spec_path, registry, against_data=False, overrides=[*overrides, f"{key}={toml_value(value)}"])
         except SpecError as exc:
             return [f"with {toml_value(value)}: {'; '.join(exc.problems)}"]
     return []
@@ -216,6 +221,9 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
         try:
             result = run(spec, registry, backend=job.backend, device=job.device, progress=False,
                          out_dir=Path(job.out) / f"trial_{trial.number:04d}", overwrite=True)  # fmt: skip
+        except TrainingDiverged as exc:  # a region of the space where training blows up: a result, not an error
+            trial.set_user_attr("diverged", str(exc))
+            raise optuna.TrialPruned(f"diverged: {exc}") from None
         finally:
             registry.pm.unregister(reporter)
         value = result.metrics["final"].get(space.metric)
@@ -230,7 +238,7 @@ def work(job: TuneJob) -> None:
     """One worker: run trials of the study until ``job.trials`` have finished (complete or pruned)."""
     optuna = _optuna()
     registry = default_registry()
-    space = load_space(job.space, job.spec, registry)
+    space = load_space(job.space, job.spec, registry, job.overrides)
     study = open_study(job, create=False)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=done)) >= job.trials:
@@ -255,7 +263,7 @@ def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     ``best.toml`` (its resolved spec) and ``trials.csv`` into ``job.out``."""
     optuna = _optuna()
     registry = default_registry()
-    load_space(job.space, job.spec, registry)  # every problem before any process starts
+    load_space(job.space, job.spec, registry, job.overrides)  # every problem before any process starts
     Path(job.out).mkdir(parents=True, exist_ok=True)
     study = open_study(job)
     children = []

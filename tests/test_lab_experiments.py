@@ -299,6 +299,12 @@ def test_specs_that_extend_a_base_and_rows_that_set_keys_run_as_hebbcore_run_rea
     capsys.readouterr()
     assert ex.main(["run", str(folder), "--dry-run"]) == 0
     assert capsys.readouterr().out.split("\n")[:2] == ["child: done", "variant: done"]
+    manifest["experiment"][1]["set"] = "name='x'"  # a string, not an array: said in one line
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
+    assert ex.main(["run", str(folder), "--dry-run"]) == 2
+    assert 'experiment[1].set: expected an array of "key.path=value" strings' in capsys.readouterr().err
+    manifest["experiment"][1]["set"] = ["name='variant'", "layers.conv1.hebbian.lr=0.05"]
+    (folder / "experiments.toml").write_text(dumps_toml(manifest))
     (folder / "base.toml").write_text(dumps_toml({**base, "hebbian": {"epochs": 1, "batch_size": 16}}))
     assert ex.main(["run", str(folder), "--dry-run"]) == 0
     out = capsys.readouterr().out

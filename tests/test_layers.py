@@ -188,3 +188,42 @@ def test_batch_statistics_match_torch_batchnorm(registry):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(node.params["running_mean"], ref.running_mean.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(node.params["running_var"], ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_plugin_layer_with_odd_options_gets_one_line_errors(registry):
+    """A required option that is not a number is checked by type only; an option named like a layer table's
+    own key (name, type, train, hebbian) is refused as the plugin's mistake."""
+    from dataclasses import dataclass
+
+    from hebbcore import hookimpl
+
+    @dataclass(frozen=True)
+    class KindOptions:
+        kind: str = ""
+
+    class Kinded(Layer):
+        name = "kinded"
+        Options = KindOptions
+        required = ("kind",)
+
+    @dataclass(frozen=True)
+    class ClashOptions:
+        name: str = ""
+
+    class Clash(Layer):
+        name = "clash"
+        Options = ClashOptions
+
+    class Plugin:
+        @hookimpl
+        def hebbcore_register_layers(self):
+            return [Kinded, Clash]
+
+    reg = default_registry(plugins=[Plugin()])
+    conv = {"name": "c", "type": "conv", "out_channels": 2, "kernel_size": 1}
+    spec = parse_spec({"layers": [{"name": "k", "type": "kinded", "kind": "a"}, conv]}, reg)
+    assert spec.layers[0].options == KindOptions("a")
+    with pytest.raises(SpecError, match=r"layers\[0\] \(k\)\.kind: missing"):
+        parse_spec({"layers": [{"name": "k", "type": "kinded"}, conv]}, reg)
+    with pytest.raises(SpecError, match=r"layer type 'clash' declares option\(s\) \['name'\]"):
+        parse_spec({"layers": [{"name": "x", "type": "clash"}, conv]}, reg)

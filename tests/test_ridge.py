@@ -89,3 +89,14 @@ def test_a_conv_layer_or_too_many_features_is_refused_at_load(registry):
     spec["layers"] = [{"name": "f", "type": "flatten"}, ridge_spec(out=10)["layers"][0]]
     with pytest.raises(SpecError, match=r"D = 27648 is over 8192 \(pool the features below\)"):
         parse_spec(spec, registry, against_data=True)
+
+
+def test_a_cosine_response_or_another_aggregation_is_refused(registry, numpy_ops):
+    cosine = ridge_spec()
+    del cosine["layers"][0]["response"]  # "auto": a Hebbian layer answers its cosine, not the readout w·x
+    with pytest.raises(SpecError, match=re.escape("(fc).hebbian.rule: 'ridge' fits a linear readout w·x")):
+        Network(parse_spec(cosine, registry), (D,), K, numpy_ops, registry)
+    mean = ridge_spec()
+    mean["layers"][0]["hebbian"]["aggregation"] = "mean"
+    with pytest.raises(SpecError, match=re.escape("rule 'ridge' means aggregation = 'sum' only, got 'mean'")):
+        parse_spec(mean, registry)

@@ -149,3 +149,25 @@ def test_the_final_evaluation_measures_what_the_spec_asks_each_split_once(tmp_pa
     assert sorted(calls) == [40, 40, 50], calls  # val, test, train head: once each (epochs evaluate via torch)
     cm = np.array(final["confusion"])
     assert cm.sum() == 40 and final["test_acc"] == pytest.approx(np.trace(cm) / 40)
+
+
+def test_the_final_train_accuracy_follows_the_phase_that_ran_last(tmp_path, registry):
+    spec = loads_spec(SPEC.format(sgd="train_acc_images = 50"), registry)
+    import dataclasses
+
+    spec = dataclasses.replace(spec, phases=("sgd", "hebbian"),
+                               hebbian=dataclasses.replace(spec.hebbian, train_acc_images=30))  # fmt: skip
+    final = run(spec, registry, out_dir=tmp_path, progress=False).metrics["final"]
+    assert final["train_acc_images"] == 30  # the Hebbian phase ran last
+
+
+def test_a_checkpoint_recorded_by_an_older_hebbcore_still_matches_its_spec(registry):
+    """Recorded specs lack the keys later versions added (a relu's power): filled in, they compare equal."""
+    from hebbcore.runner import _resolved
+    from hebbcore.spec import parse_spec, spec_to_table
+
+    spec = parse_spec({"layers": [{"name": "c", "type": "conv", "out_channels": 2, "kernel_size": 3},
+                                  {"name": "r", "type": "relu"}]}, registry)  # fmt: skip
+    old = spec_to_table(spec)
+    del old["layers"][1]["power"]
+    assert old != spec_to_table(spec) and _resolved(old, registry) == spec_to_table(spec)

@@ -142,3 +142,25 @@ def test_worker_processes_share_one_study(files):
     finished = [t for t in study_of(out).trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) >= 4  # each worker stops once 4 have finished (one may be running its last then)
     assert len({t.number for t in finished}) == len(finished)
+
+
+def test_a_trial_that_diverges_is_pruned_and_the_study_goes_on(files):
+    (files / "hot.toml").write_text('[params."sgd.lr"]\ntype = "float"\nlow = 1e9\nhigh = 1e10\nlog = true\n')
+    out = files / "out"
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "hot.toml"), "--out", str(out), "--trials", "2"]
+    assert main(argv) == 1  # nothing completed: said in one line
+    trials = study_of(out).trials
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert all("NaN or inf" in t.user_attrs["diverged"] for t in trials)
+
+
+def test_the_space_is_checked_with_the_settings_every_trial_gets(files, registry):
+    from hebbcore.tune import load_space
+
+    (files / "t.toml").write_text('[params."layers.conv1.hebbian.options.temperature"]\ntype = "float"\n'
+                                  'low = 0.5\nhigh = 2.0\n')  # fmt: skip
+    with pytest.raises(SpecError, match="unknown key"):  # wta has no temperature
+        load_space(files / "t.toml", files / "s.toml", registry)
+    space = load_space(files / "t.toml", files / "s.toml", registry, ("layers.conv1.hebbian.rule='softhebb'",
+                       "layers.conv1.hebbian.aggregation='sum'", "layers.conv1.response='linear'"))  # fmt: skip
+    assert list(space.params) == ["layers.conv1.hebbian.options.temperature"]

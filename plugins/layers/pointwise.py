@@ -93,10 +93,10 @@ class BatchNorm(Layer):
     ``bias`` and running statistics as torch's ``BatchNorm1d/2d``.
 
     ``train``: ``"sgd"`` or ``"frozen"``; left out, it trains with the SGD phase when the layer with weights
-    below it does, or when it lies above the last Hebbian layer and feeds an SGD layer (the Hebbian phase never
-    runs it: it would stay the identity); the resolved spec says which. The Hebbian phase normalises with the
-    batch's statistics and updates the running ones (synchronised over the processes of a data-parallel run);
-    inference uses the running ones.
+    below it does, and also when that layer is the last Hebbian one and an SGD layer lies above, in a spec with
+    both phases (the Hebbian phase never runs it: it would stay the identity); the resolved spec says which.
+    The Hebbian phase normalises with the batch's statistics and updates the running ones (synchronised over the
+    processes of a data-parallel run); inference uses the running ones.
     """
 
     name = "batchnorm"

@@ -42,6 +42,7 @@ class Ridge(LearningRule):
     Options = RidgeOptions
     coefficients = "signed"
     aggregation = "sum"
+    aggregation_only = True  # the step is W* − w itself: any other aggregation would rescale it
     needs_labels = True
 
     @classmethod
@@ -49,6 +50,8 @@ class Ridge(LearningRule):
         problems = [] if options.l2 > 0 else [f"options.l2: expected > 0, got {options.l2}"]
         if layer.kind != "linear":
             problems.append(f"rule: 'ridge' is a dense classifier's rule, got a {layer.kind} layer")
+        elif layer.response == "cosine":
+            problems.append("rule: 'ridge' fits a linear readout w·x; give the layer response = 'linear'")
         elif layer.out_features != layer.n_classes:
             problems.append(
                 f"rule: 'ridge' needs one output per class ({layer.n_classes}), the layer has {layer.out_features}"

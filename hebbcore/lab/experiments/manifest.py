@@ -66,7 +66,11 @@ def load_manifest(folder: str | Path) -> OrderedDict[str, Experiment]:
             continue
         kw = {k: v for k, v in row.items() if k in known}
         kw["init_layers"] = tuple(kw.get("init_layers", ()))
-        kw["set"] = tuple(kw.get("set", ()))
+        settings = kw.get("set", [])
+        if not isinstance(settings, list) or not all(isinstance(x, str) for x in settings):
+            problems.append(f'experiment[{i}].set: expected an array of "key.path=value" strings')
+            settings = []
+        kw["set"] = tuple(settings)
         exp = Experiment(folder=folder, extra={k: v for k, v in row.items() if k not in known}, **kw)
         problems += [f"experiment[{i}].name: {p}" for p in check_path_name(exp.name)]
         if not exp.spec and not exp.same_as:
