@@ -4,7 +4,7 @@ A layer type owns everything about itself: its options (the keys of its
 ``[[layers]]`` table besides ``type``, ``name``, ``train`` and ``hebbian``),
 their checks, its output shape, its parameters, its forward pass on
 :class:`hebbcore.ops.Ops` and its ``torch.nn`` module for the SGD phase. The
-core never names a layer type: the built-in ones (``hebbcore_plugins.layers``)
+core never names a layer type: the built-in ones (the ``layers`` entry point of this distribution)
 register through the same hook a third party's do::
 
     @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def softhebb_comparison(
     net = Network(spec, (3, 32, 32), 10, ops, registry)
     names = ("conv1", "conv2", "conv3")
     weights = [torch.from_numpy(ops.to_numpy(n.params["weight"]).copy()) for n in net.nodes if n.name in names]
-    dev = torch.device(str(ops.device)) if getattr(ops, "name", "") == "torch" else torch.device("cpu")
+    dev = torch.device(str(ops.device)) if ops.name == "torch" else torch.device("cpu")
     plain = PlainSoftHebb([w.to(dev) for w in weights])
     plain.running = [(m.to(dev), v.to(dev)) for m, v in plain.running]
     x = np.random.default_rng(seed).uniform(0, 1, size=(n_images, 3, 32, 32)).astype(np.float32)
@@ -70,7 +70,7 @@ def softhebb_comparison(
     for kind, s in seconds.items():
         out[kind] = {"seconds": min(s), "images_per_s": n_images / min(s), "all_seconds": s}
     out["ratio"] = out["hebbcore"]["images_per_s"] / out["plain"]["images_per_s"]
-    target = TARGETS.get(getattr(ops, "name", ""))
+    target = TARGETS.get(ops.name)
     if target is not None and not str(ops.device).startswith("cuda"):
         out["target"] = target
         out["target_met"] = out["ratio"] >= target

@@ -72,11 +72,17 @@ class Ridge(LearningRule):
         }
 
     def post_synaptic(self, ctx):
-        return ctx.ops.one_hot(ctx.labels, self.layer.out_features)  # the teacher signal t
+        return self._targets(ctx)
+
+    def _targets(self, ctx):
+        """The teacher signal t, one-hot, made once per step (the state and the sums both read it)."""
+        if "ridge.t" not in ctx.cache:
+            ctx.cache["ridge.t"] = ctx.ops.one_hot(ctx.labels, self.layer.out_features)
+        return ctx.cache["ridge.t"]
 
     def next_state(self, ctx, state):
         ops, x = ctx.ops, ctx.x
-        t = ops.one_hot(ctx.labels, self.layer.out_features)
+        t = self._targets(ctx)
         n = ops.asarray([x.shape[0]])
         return {
             "gram": state["gram"] + ctx.reduce(ops.linear(x.T, x.T)),
