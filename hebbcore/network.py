@@ -30,7 +30,7 @@ import numpy as np
 from .errors import DataError, SpecError, TrainingDiverged
 from .interfaces import HebbianContext, LayerInfo
 from .layers import ForwardContext, Layer, LayerShapeError, WeightLayer
-from .ops import Array, Ops
+from .ops import Array, Ops, inference_batch
 from .plugin_manager import Registry
 from .spec import LayerSpec, RunSpec
 from .step import hebbian_delta
@@ -236,8 +236,10 @@ class Network:
             return self.similarity(last, x)[1]
         return self.layer_forward(last, x, batch_stats=False)
 
-    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """The argmax of :meth:`scores` for every sample."""
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """The argmax of :meth:`scores` for every sample, ``batch_size`` rows at a time (default: the device's
+        :func:`hebbcore.ops.inference_batch`)."""
+        batch_size = batch_size or inference_batch(self.ops.device)
         out = []
         for i in range(0, len(x), batch_size):
             out.append(self.ops.to_numpy(self.ops.argmax(self.scores(self.ops.asarray(x[i : i + batch_size])), 1)))

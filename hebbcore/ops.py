@@ -22,6 +22,12 @@ import numpy as np
 Array = Any  # an array of the backend's own type
 
 
+def inference_batch(device: str) -> int:
+    """Rows per inference batch on ``device``: few on a CPU, where one batch's activations should stay in its
+    caches (32 rows ran 2-6x faster than 1,000 on the paper's conv1 + probe), many on a GPU."""
+    return 32 if str(device).startswith("cpu") else 1024
+
+
 class Ops:
     """Array operations of one backend on one device.
 

@@ -33,7 +33,7 @@ from .network import Network
 from .plugin_manager import Registry
 from .progress import Progress
 from .rundir import CHECKPOINT, RunDir
-from .spec import RunSpec, dumps_toml, parse_spec, spec_to_table
+from .spec import RunSpec, dumps_toml, epoch_splits, parse_spec, spec_to_table
 
 
 @dataclass
@@ -352,13 +352,14 @@ class Training:
                 checkpoint_every=self.checkpoint_every, resident=resident, postfix=self.last_accuracy(),
             )  # fmt: skip
             evaluate = self.shard.rank == 0 and self.output_learnt_by_hebbian_phase()
+            measure = epoch_splits(cfg.evaluate, bool(len(data.val))) if evaluate else frozenset()
             head = data.train_head(cfg.train_acc_images)
             record = {
                 "phase": "hebbian",
                 "epoch": epoch,
-                "train_acc": accuracy(net, head.x, head.y) if evaluate else None,
-                "val_acc": accuracy(net, data.val.x, data.val.y) if evaluate else None,
-                "test_acc": accuracy(net, data.test.x, data.test.y) if evaluate else None,
+                "train_acc": accuracy(net, head.x, head.y) if "train" in measure else None,
+                "val_acc": accuracy(net, data.val.x, data.val.y) if "val" in measure else None,
+                "test_acc": accuracy(net, data.test.x, data.test.y) if "test" in measure else None,
                 "seconds": seconds,
                 "images_per_s": len(learn.train) / seconds,
                 **({"train_acc_images": len(head)} if cfg.train_acc_images else {}),

@@ -114,6 +114,16 @@ class DataSpec:
     transforms: tuple[TransformSpec, ...] = ()
 
 
+#: A data split an epoch's record can measure.
+SplitName = Literal["train", "val", "test"]
+
+
+def epoch_splits(evaluate: tuple[SplitName, ...], has_val: bool) -> frozenset[str]:
+    """The splits an epoch's record measures: ``evaluate``, with train added when there is no val split to
+    rank epochs by."""
+    return frozenset(evaluate) | ({"train"} if "val" in evaluate and not has_val else set())
+
+
 @dataclass(frozen=True)
 class HebbianPhaseSpec:
     """The Hebbian phase: every Hebbian layer learns at once, bottom-up, for ``epochs`` epochs."""
@@ -123,6 +133,8 @@ class HebbianPhaseSpec:
     check_every: int = 50  # batches between NaN/inf checks of the weights
     train_acc_images: int = 0  # train accuracy on the first N training images (0: all), each epoch and, for the
     # last phase run, the final one
+    evaluate: tuple[SplitName, ...] = ("val",)  # splits measured after each epoch (train too when there is no val
+    # split: keep_best and the progress line rank by it); the final record measures all three
     data: Literal["train", "unlabeled"] = "train"  # the images it learns from (unlabeled: the source's extra ones)
 
 
@@ -155,6 +167,8 @@ class SgdPhaseSpec:
     keep_best: bool = True
     train_acc_images: int = 0  # train accuracy on the first N training images (0: all), each epoch and, for the
     # last phase run, the final one
+    evaluate: tuple[SplitName, ...] = ("val",)  # splits measured after each epoch (train too when there is no val
+    # split: keep_best and the progress line rank by it); the final record measures all three
     hflip: bool = False  # mirror each training image left-right with probability 1/2, per epoch
     crop_padding: int = 0  # random crop: pad by this many zeros, take a random crop of the image's size, per epoch
     labels_per_class: int = 0  # label-scarce probe: train on this many labelled images per class (0: all)

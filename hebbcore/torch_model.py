@@ -245,9 +245,8 @@ def load_run(run_dir: str, registry: Any = None) -> nn.Sequential:
 
 def copy_back(module: nn.Module, net: Network) -> None:
     """Copy the module's parameters and buffers back into the network."""
-    arrays = {
-        k: v.detach().cpu().numpy() for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")
-    }
+    state = module.state_dict()
+    arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in state.items() if "num_batches" not in k}
     net.load_state_dict(arrays, source="torch module")
 
 
