@@ -499,7 +499,7 @@ def format_table(result: dict) -> str:
             lines.append(
                 f"{r['backend']}:{r['device']} whole conv1 + probe run ({rr['n_images']} images): "
                 f"{rr['wall_s']:.1f} s, epochs {rr['epochs_s']:.1f} s + loading {rr['loading_s']:.1f} s: "
-                f"{rr['ratio']:.2f}x"
+                f"{rr['ratio']:.2f}x (the process's one-off imports before it: {rr['startup_s']:.1f} s)"
             )
         if r.get("softhebb"):
             sh = r["softhebb"]
