@@ -75,7 +75,8 @@ class SgdPhase:
         torch.manual_seed(seed)
         self.module = build_module(net).to(self.device)
         if self.device.type == "cpu":
-            self.module = self.module.to(memory_format=torch.channels_last)  # as _layout gives the inputs
+            # as _layout gives the inputs; torch's stubs lack the memory_format overload that Module.to accepts
+            self.module = self.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         self.train_module: nn.Module = self.module
         if world > 1:
