@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -299,6 +298,14 @@ def test_specs_that_extend_a_base_and_rows_that_set_keys_run_as_hebbcore_run_rea
     capsys.readouterr()
     assert ex.main(["run", str(folder), "--dry-run"]) == 0
     assert capsys.readouterr().out.split("\n")[:2] == ["child: done", "variant: done"]
+    assert ex.main(["run", str(folder / "child.toml"), "--dry-run"]) == 0  # a spec file: every row running it
+    assert capsys.readouterr().out.split("\n")[:2] == ["child: done", "variant: done"]
+    assert ex.main(["run", str(folder), "--only", "variant", "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip() == "variant: done"
+    assert ex.main(["run", str(folder), "--only", "v*", "--dry-run"]) == 0  # a glob pattern
+    assert capsys.readouterr().out.strip() == "variant: done"
+    assert ex.main(["run", str(folder), "--only", "varient", "--dry-run"]) == 2
+    assert "--only: no row named 'varient' (did you mean 'variant'?)" in capsys.readouterr().err
     manifest["experiment"][1]["set"] = "name='x'"  # a string, not an array: said in one line
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
     assert ex.main(["run", str(folder), "--dry-run"]) == 2
@@ -311,45 +318,40 @@ def test_specs_that_extend_a_base_and_rows_that_set_keys_run_as_hebbcore_run_rea
     assert "child: done, spec changed since (hebbian)" in out and "variant: done, spec changed since (hebbian)" in out
 
 
-def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
-    import tomllib
+def _row_spec(exp, registry):
+    """A manifest row's spec as the lab runs it: its base spec file with the row's settings applied."""
+    from hebbcore.specfile import apply_setting, read_spec_table
 
+    table = read_spec_table(exp.spec_path)[0]
+    assert not [p for setting in exp.set for p in apply_setting(table, setting)], exp.name
+    table.pop("init_weights", None)
+    return parse_spec(table, registry, exp.spec)
+
+
+def test_paper_rows_are_the_authors_configurations(registry):
+    """experiments/paper: every row parses, and where its layers come from and its L2 are the authors' (config.py
+    of GabrieleLagani/HebbianLearningThesis)."""
     from hebbcore.lab import experiments as ex
 
-    folder = REPO / "experiments" / "paper"
-    rows = ex.load_manifest(folder)
+    rows = ex.load_manifest(REPO / "experiments" / "paper")
     t2 = [e for e in rows.values() if e.table == "Table 2"]
     t1 = [e for e in rows.values() if e.table == "Table 1"]
     assert len(t2) == 27 and len(t1) == 15  # the issue lists 27 Table 2 values and 15 Table 1 values
+    specs = {}
     for exp in rows.values():
-        if not exp.spec:
-            continue
-        table = tomllib.loads(exp.spec_path.read_text())
-        assert ("init_weights" in table) == bool(exp.init_from), exp.name
-        table.pop("init_weights", None)
-        spec = parse_spec(table, registry, exp.spec)
-        assert spec.name == exp.name
-        sgd_layers = [l for l in spec.layers if l.trainable and l.train == "sgd"]
-        assert (spec.sgd.epochs > 0) == bool(sgd_layers)
-    # the committed files are what make_specs.py writes
-    import importlib.util
-
-    mod_spec = importlib.util.spec_from_file_location("make_specs", folder / "make_specs.py")
-    mod = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(mod)
-    spec, meta = mod.table2_spec("GGHGGG", "x")
-    assert meta["init_from"] == "t2_GGHHHH" and meta["init_layers"] == ["conv1", "conv2", "conv3"]
-    written = tomllib.loads((folder / "t2_GGHGGG.toml").read_text())
-    assert written["layers"] == spec["layers"]
-    # where rows come from and their L2, as in the authors' config.py
-    assert mod.origin("GGGHHH")[:2] == ("sgd_L3", ["conv1", "conv2", "conv3"])
-    assert mod.origin("GGGGGH")[0] == "t2_GGGGGG" and mod.origin("HHHGGG")[0] == "t2_HHHHHH"
-    assert mod.origin("GHHGGG")[2] == {"conv1": "G", "conv2": "H", "conv3": "H"}
-    assert mod.origin("GGGGGG") == ("", [], {}) and mod.origin("RRGGGG") == ("", [], {})
-    wd = {
-        m: mod.first_sgd_weight_decay(m)
-        for m in ("HGGGGG", "HHGGGG", "GHGGGG", "HHHGGG", "GGHGGG", "HHHHGG", "GGGHGG", "HHHHHG", "GGGGGG", "RRRGGG")
-    }
+        if exp.spec:
+            spec = specs[exp.name] = _row_spec(exp, registry)
+            assert spec.name == exp.name
+            sgd_layers = [l for l in spec.layers if l.trainable and l.train == "sgd"]
+            assert (spec.sgd.epochs > 0) == bool(sgd_layers)
+    assert rows["t2_GGHGGG"].init_from == "t2_GGHHHH" and rows["t2_GGHGGG"].init_layers == ("conv1", "conv2", "conv3")
+    assert rows["t2_GGGHHH"].init_from == "sgd_L3" and rows["t2_GGGHHH"].init_layers == ("conv1", "conv2", "conv3")
+    assert rows["t2_GGGGGH"].init_from == "t2_GGGGGG" and rows["t2_HHHGGG"].init_from == "t2_HHHHHH"
+    assert not rows["t2_GGGGGG"].init_from and not rows["t2_RRGGGG"].init_from
+    modes = {l.name: l.train for l in specs["t2_GHHGGG"].layers if l.trainable}
+    assert [modes[n] for n in ("conv1", "conv2", "conv3", "conv4")] == ["frozen", "frozen", "frozen", "sgd"]
+    named = ("HGGGGG", "HHGGGG", "GHGGGG", "HHHGGG", "GGHGGG", "HHHHGG", "GGGHGG", "HHHHHG", "GGGGGG", "RRRGGG")
+    wd = {m: specs[f"t2_{m}"].sgd.weight_decay for m in named}
     assert wd == {
         "HGGGGG": 7e-2,
         "HHGGGG": 6e-2,
@@ -362,10 +364,30 @@ def test_paper_specs_are_valid_and_up_to_date(tmp_path, registry, monkeypatch):
         "GGGGGG": 0.06,
         "RRRGGG": 0.06,
     }
-    shallow = {k: tomllib.loads((folder / f"sgd_L{k}.toml").read_text()) for k in range(1, 5)}
-    assert [t["layers"][-1]["out_features"] for t in shallow.values()] == [10] * 4
-    assert [t["sgd"]["weight_decay"] for t in shallow.values()] == [2e-2, 3e-2, 4e-2, 5e-2]
-    assert [l["name"] for l in shallow[2]["layers"] if l["type"] == "conv"] == ["conv1", "conv2"]
+    shallow = [specs[f"sgd_L{k}"] for k in range(1, 5)]
+    assert [s.layers[-1].options.out_features for s in shallow] == [10] * 4
+    assert [s.sgd.weight_decay for s in shallow] == [2e-2, 3e-2, 4e-2, 5e-2]
+    assert [l.name for l in shallow[1].layers if l.type == "conv"] == ["conv1", "conv2"]
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in (REPO / "experiments").glob("*/experiments.toml")))
+def test_every_row_resolves_to_the_spec_its_committed_run_recorded(folder, registry):
+    """The rows of each experiment folder, written as base specs plus settings, resolve (defaults filled in) to
+    the very specs their committed runs recorded in ``results/<name>/spec.toml``: the rewrite of the spec
+    generators into rows changed no run."""
+    from hebbcore.lab import experiments as ex
+
+    rows = ex.load_manifest(REPO / "experiments" / folder)
+    checked = 0
+    for exp in rows.values():
+        if not exp.spec:
+            continue
+        _row_spec(exp, registry)  # parses, settings applied
+        run_dir = REPO / "experiments" / folder / "results" / exp.name
+        if (run_dir / "spec.toml").is_file():
+            assert ex.stale_fields(exp.spec_path, run_dir, registry, exp.set) == [], exp.name
+            checked += 1
+    assert checked or folder == "presets", f"no committed run checked in experiments/{folder}"
 
 
 def test_feature_cache_extends_a_shallower_prefix(registry):
@@ -623,34 +645,6 @@ def test_frozen_batchnorm_above_a_random_layer(registry):
     for k in ("bn1.running_mean", "bn1.running_var", "bn1.weight", "bn1.bias", "conv1.weight"):
         np.testing.assert_array_equal(after[k], before[k], err_msg=k)
     assert not np.array_equal(after["clf.weight"], before["clf.weight"])
-
-
-def test_rule_specs_are_valid_and_up_to_date(tmp_path, registry):
-    """experiments/rules: every spec parses, and the committed files are what make_specs.py writes."""
-    import shutil
-    import subprocess
-
-    import tomllib
-
-    from hebbcore.lab import experiments as ex
-
-    folder = REPO / "experiments" / "rules"
-    rows = ex.load_manifest(folder)
-    for exp in rows.values():
-        table = tomllib.loads(exp.spec_path.read_text())
-        assert ("init_weights" in table) == bool(exp.init_from), exp.name
-        table.pop("init_weights", None)
-        assert parse_spec(table, registry, exp.spec).name == exp.name
-    copy = tmp_path / "experiments" / "rules"
-    copy.mkdir(parents=True)
-    shutil.copy(folder / "make_specs.py", copy)
-    subprocess.run([sys.executable, str(copy / "make_specs.py")], check=True, capture_output=True)
-    written = sorted(p.name for p in copy.glob("*.toml"))
-    assert written == sorted(p.name for p in folder.glob("*.toml"))
-    for name in written:
-        assert (copy / name).read_text() == (folder / name).read_text(), (
-            f"{name}: rerun experiments/rules/make_specs.py"
-        )
 
 
 def _write_flip_probe(folder: Path, hflip: bool) -> None:

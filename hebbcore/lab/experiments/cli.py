@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hebbcore.errors import HebbcoreError
+from hebbcore.errors import HebbcoreError, SpecError
+from hebbcore.plugin_manager import did_you_mean
 
 if sys.version_info >= (3, 11):
     pass
@@ -17,7 +19,7 @@ else:  # pragma: no cover
     pass
 
 
-from .manifest import collect, order_with_dependencies
+from .manifest import MANIFEST, collect, order_with_dependencies
 from .orchestrate import ExperimentRunner, Overrides
 from .report import write_report
 from .results import interrupted_position, is_done, stale_fields
@@ -27,6 +29,12 @@ def add_arguments(sub) -> None:
     """Add the ``run`` and ``report`` sub-commands to an argparse sub-parser group."""
     r = sub.add_parser("run", help="run specs (and the runs they start from); skips finished ones")
     r.add_argument("paths", nargs="+", help="spec files, or folders (every spec of their experiments.toml)")
+    r.add_argument(
+        "--only",
+        default=None,
+        metavar="NAMES",
+        help="only these rows (names or glob patterns, comma-separated) and the runs they start from",
+    )
     r.add_argument("--backend", default="numpy")
     r.add_argument("--device", default=None)
     r.add_argument("--results", default=None, help="results folder (default: <spec folder>/results)")
@@ -64,6 +72,13 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
         print(f"wrote {path}")
         return 0
     rows, wanted = collect(args.paths)
+    if args.only:
+        patterns = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [f"{n!r}{did_you_mean(n, wanted)}" for n in patterns if not fnmatch.filter(wanted, n)]
+        if unknown:
+            where = ", ".join(map(str, args.paths))
+            raise SpecError([f"--only: no row named {', '.join(unknown)} in {where}"], MANIFEST)
+        wanted = [n for n in wanted if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
     results = Path(args.results) if args.results else None
     order = order_with_dependencies(rows, wanted)
     over = Overrides(args.sgd_epochs, args.hebbian_epochs, args.n_train, args.n_val, args.n_test)

@@ -103,12 +103,11 @@ def collect(paths: Sequence[str | Path]) -> tuple[OrderedDict[str, Experiment], 
             continue
         if not p.is_file():
             raise SpecError(["file does not exist"], str(p))
-        by_spec = {e.spec_path.resolve(): n for n, e in manifest.items() if e.spec}
-        name = by_spec.get(p.resolve())
-        if name is None:  # a spec outside any manifest
-            name = p.stem
-            rows.setdefault(name, Experiment(name=name, folder=folder, spec=p.name))
-        wanted.append(name)
+        using = [n for n, e in manifest.items() if e.spec and e.spec_path.resolve() == p.resolve()]
+        if not using:  # a spec outside any manifest
+            rows.setdefault(p.stem, Experiment(name=p.stem, folder=folder, spec=p.name))
+            using = [p.stem]
+        wanted += using  # every row that runs this spec (a base spec serves several)
     return rows, list(OrderedDict.fromkeys(wanted))
 
 
