@@ -51,7 +51,7 @@ def convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
             hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
             problems.append(f"{path}: expected {type_name(tp)}, got {describe(value)}{hint}")
             return None
-        return value
+        return choices[choices.index(value)]  # the Literal's own object: one interned string per choice
     if origin is tuple:
         if not isinstance(value, list):
             problems.append(f"{path}: expected an {type_name(tp)}, got {describe(value)}")

@@ -240,3 +240,125 @@ def test_pad_and_pool_modes_are_checked(registry, numpy_ops):
         )
     with pytest.raises(SpecError, match="reflect padding 2 needs an input larger than it"):
         make_net(registry, numpy_ops, pad_layers("reflect"), shape=(3, 2, 6))
+
+
+# The weight layers' edges: each test below is one that a surviving mutant of `tests/mutation/core.toml` showed
+# missing (see CONTRIBUTING.md, Mutation testing).
+
+
+def _conv(**options):
+    return {"name": "c", "type": "conv", "out_channels": 4, "kernel_size": 3, **options}
+
+
+def test_a_frozen_or_sgd_weight_layer_answers_linearly_unless_it_says_cosine(registry, numpy_ops):
+    """``response = "auto"`` is the clamped cosine only on a Hebbian layer; frozen, random and SGD layers answer
+    ``w·x + b``."""
+    x = np.random.default_rng(1).normal(size=(2, 3, 6, 6)).astype(np.float32)
+    for train in ("frozen", "random", "sgd", "hebbian"):
+        layers = [
+            _conv(train=train),
+            {"name": "f", "type": "flatten"},
+            {"name": "clf", "type": "linear", "out_features": 4},
+        ]
+        if train == "hebbian":
+            layers[0]["hebbian"] = {"rule": "wta"}
+        node = make_net(registry, numpy_ops, layers, shape=(3, 6, 6)).nodes[0]
+        w = node.params["weight"]
+        dot = np.einsum("kcij,ncij->nk", w, x[:, :, :3, :3])  # the first output position
+        out = node.layer.forward(numpy_ops, node.params, x, _inference())[:, :, 0, 0]
+        if train == "hebbian":
+            cos = dot / (
+                np.linalg.norm(w.reshape(4, -1), axis=1)
+                * np.linalg.norm(x[:, :, :3, :3].reshape(2, -1), axis=1)[:, None]
+            )
+            assert node.layer.cosine and "bias" not in node.params
+            np.testing.assert_allclose(out, np.maximum(cos, 0), rtol=1e-4, atol=1e-6)
+        else:
+            assert not node.layer.cosine and node.params["bias"].shape == (4,), train
+            np.testing.assert_allclose(out, dot + node.params["bias"], rtol=1e-4, atol=1e-5)
+
+
+def _inference():
+    from hebbcore.layers import ForwardContext
+
+    return ForwardContext(batch_stats=False)
+
+
+def test_a_relu_above_a_layer_with_negative_outputs_clamps(registry, numpy_ops):
+    """Only a layer that says its outputs are >= 0 lets the ReLU above it be the identity; batch norm does not."""
+    layers = [{"name": "bn", "type": "batchnorm"}, {"name": "r", "type": "relu"}, {"name": "f", "type": "flatten"},
+              {"name": "clf", "type": "linear", "out_features": 4, "train": "sgd"}]  # fmt: skip
+    net = make_net(registry, numpy_ops, layers, shape=(3, 4, 4))
+    bn, relu = net.nodes[0], net.nodes[1]
+    assert not bn.layer.nonnegative and not relu.layer.identity
+    x = np.random.default_rng(2).normal(size=(2, 3, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(net.layer_forward(relu, x, False), np.maximum(x, 0))
+
+
+def test_normal_init_gives_a_zero_bias_per_kernel(registry, numpy_ops):
+    layers = [{"name": "f", "type": "flatten"},
+              {"name": "clf", "type": "linear", "out_features": 5, "train": "sgd", "init": "normal"}]  # fmt: skip
+    clf = make_net(registry, numpy_ops, layers, shape=(2, 3, 3)).nodes[1]
+    assert clf.params["weight"].shape == (5, 18)
+    np.testing.assert_array_equal(clf.params["bias"], np.zeros(5))
+
+
+def test_linear_default_init_is_torchs(registry, numpy_ops):
+    """A linear layer's default weights are uniform in ``±1/sqrt(fan_in)``, as ``torch.nn.Linear``'s."""
+    layers = [{"name": "f", "type": "flatten"}, {"name": "clf", "type": "linear", "out_features": 64, "train": "sgd"}]
+    w = make_net(registry, numpy_ops, layers, shape=(4, 5, 5)).nodes[1].params["weight"]
+    bound = 1 / np.sqrt(100)
+    assert 0.95 * bound < abs(w).max() <= bound
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_a_weight_layer_with_a_bias_matches_numpy(backend, registry, numpy_ops):
+    """``w·x + b`` of a conv and a linear layer with a bias (SGD layers) on every backend."""
+    ops = make_ops(registry, *backend)
+    layers = [_conv(train="sgd", stride=2), {"name": "f", "type": "flatten"},
+              {"name": "clf", "type": "linear", "out_features": 3, "train": "sgd"}]  # fmt: skip
+    ref, other = make_net(registry, numpy_ops, layers, (3, 7, 8)), make_net(registry, ops, layers, (3, 7, 8))
+    x = np.random.default_rng(3).normal(size=(2, 3, 7, 8)).astype(np.float32)
+    assert_close(ops.to_numpy(other.forward(ops.asarray(x))), ref.forward(x), what=str(backend))
+
+
+def test_conv_and_linear_input_shapes(registry, numpy_ops):
+    """Output shapes are integers that the forward pass gives, and inputs of the wrong rank or smaller than the
+    kernel on either side are refused in one line."""
+    layers = [_conv(stride=2), {"name": "f", "type": "flatten"}, {"name": "clf", "type": "linear", "out_features": 3}]
+    net = make_net(registry, numpy_ops, layers, shape=(3, 8, 9))
+    shape = net.nodes[0].out_shape
+    assert shape == (4, 3, 4) and all(type(d) is int for d in shape)
+    assert net.layer_forward(net.nodes[0], np.zeros((1, 3, 8, 9), np.float32), False).shape[1:] == shape
+    for bad in ((3, 2, 9), (3, 9, 2)):  # the kernel (3) is larger than one side
+        with pytest.raises(SpecError, match="larger than"):
+            make_net(registry, numpy_ops, layers, shape=bad)
+    for bad in ((3, 8, 9, 1), (8, 9)):
+        with pytest.raises(SpecError, match=r"\(C, H, W\)"):
+            make_net(registry, numpy_ops, layers, shape=bad)
+    with pytest.raises(SpecError, match="flat"):  # a linear layer straight on a (C, H, W) output
+        make_net(registry, numpy_ops, [_conv(), {"name": "clf", "type": "linear", "out_features": 3}], shape=(3, 8, 8))
+
+
+def test_weight_option_values_are_checked(registry):
+    for options, message in (
+        ({"stride": -1}, r"stride: expected >= 1 \(0, the default, means 1\), got -1"),
+        ({"init_scale": 0.0}, r"init_scale: expected > 0, got 0"),
+    ):
+        with pytest.raises(SpecError, match=message):
+            parse_spec({"layers": [_conv(**options)]}, registry)
+
+
+def test_layer_options_and_contexts_are_frozen(registry):
+    """Settings are immutable once loaded: every registered layer type's options, and a forward context."""
+    import dataclasses
+
+    from hebbcore.layers import Layer
+
+    for name in registry.names("layer"):
+        cls = registry.get("layer", name)
+        assert dataclasses.is_dataclass(cls.Options) and cls.Options.__dataclass_params__.frozen, name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _inference().batch_stats = True  # type: ignore[misc]
+    # a third-party layer that declares nothing is neither cacheable as a fixed feature nor a running-statistics one
+    assert Layer.fixed is False and Layer.running_stats is False

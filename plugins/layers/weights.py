@@ -37,7 +37,7 @@ class Conv(WeightLayer):
     def check(cls, options: ConvOptions) -> list[str]:
         problems = _weight_checks(options)
         if options.stride < 0:
-            problems.append(f"stride: expected >= 1, got {options.stride}")
+            problems.append(f"stride: expected >= 1 (0, the default, means 1), got {options.stride}")
         return problems
 
     @property
