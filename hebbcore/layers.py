@@ -193,6 +193,13 @@ class WeightLayer(Layer):
             params["bias"] = ops.asarray(bias)
         return params
 
+    def cosine_torch_module(self) -> Any:
+        """The torch module of this layer when it answers ``relu(cosine)``, or None (the default) for the Hebbian
+        module :mod:`hebbcore.torch_model` builds from :attr:`weight_shape` and :attr:`stride` (a plain
+        convolution with any ``kh × kw`` kernel, or a matrix product). A plugin weight layer whose :meth:`dot` is
+        neither returns its own (a subclass of ``HebbianConv2d`` or ``HebbianLinear`` runs its rule in torch)."""
+        return None
+
     def dot(self, ops: Ops, w: Array, x: Array) -> Array:
         """``w_k · x_p`` for every kernel and input patch."""
         raise NotImplementedError

@@ -131,13 +131,12 @@ def _cosine(dot: torch.Tensor, w_norm: torch.Tensor, x_norm: torch.Tensor) -> to
 class HebbianConv2d(_HebbianMixin, nn.Module):
     """A conv layer without bias whose response is ``max(0, cos(w_k, patch))``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int = 1):
         super().__init__()
         self.stride = stride
-        bound = 1 / math.sqrt(in_channels * kernel_size**2)
-        self.weight = nn.Parameter(
-            torch.empty(out_channels, in_channels, kernel_size, kernel_size).uniform_(-bound, bound)
-        )
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        bound = 1 / math.sqrt(in_channels * kh * kw)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw).uniform_(-bound, bound))
 
     def _stride(self) -> int:
         return self.stride
@@ -206,10 +205,11 @@ def _module_for(node: Node, net: Network) -> nn.Module:
     layer = node.layer
     if not (isinstance(layer, WeightLayer) and layer.cosine):
         return layer.torch_module()
-    m: _HebbianMixin
-    if layer.kind == "conv":
-        m = HebbianConv2d(layer.in_shape[0], layer.n_kernels, int(layer.weight_shape[2]), layer.stride)
-    else:
+    m = layer.cosine_torch_module()
+    if m is None and layer.kind == "conv":
+        kh, kw = (int(k) for k in layer.weight_shape[2:])
+        m = HebbianConv2d(layer.in_shape[0], layer.n_kernels, (kh, kw), layer.stride)
+    elif m is None:
         m = HebbianLinear(layer.in_shape[0], layer.n_kernels)
     if node.rule is not None:
         lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0

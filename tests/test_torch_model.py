@@ -1,0 +1,51 @@
+"""The torch modules of a network (hebbcore.torch_model): the Hebbian modules against a loop reference, and the
+layer hook that lets a plugin weight layer bring its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch modules need torch")
+
+from hebbcore.layers import COS_EPS  # noqa: E402
+from hebbcore.network import Network  # noqa: E402
+from hebbcore.spec import parse_spec  # noqa: E402
+from hebbcore.torch_model import HebbianConv2d, build_module  # noqa: E402
+
+
+def test_hebbian_conv_with_a_rectangular_kernel_answers_the_clamped_cosine():
+    m = HebbianConv2d(2, 3, (3, 2), stride=2)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 2, 7, 6)).astype(np.float32))
+    out = m(x).detach().numpy()
+    w, xs = m.weight.detach().numpy(), x.numpy()
+    assert out.shape == (2, 3, 3, 3)
+    for n in range(2):
+        for i in range(3):
+            for j in range(3):
+                patch = xs[n, :, 2 * i : 2 * i + 3, 2 * j : 2 * j + 2].ravel()
+                for k in range(3):
+                    wk = w[k].ravel()
+                    cos = wk @ patch / (np.linalg.norm(wk) * np.linalg.norm(patch) + COS_EPS)
+                    assert out[n, k, i, j] == pytest.approx(max(cos, 0.0), abs=1e-5)
+
+
+def test_a_weight_layer_can_bring_its_own_cosine_module(registry):
+    """``WeightLayer.cosine_torch_module``: None builds the default Hebbian module; a layer's own is used as is."""
+    table = {"layers": [{"name": "c", "type": "conv", "out_channels": 4, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+                        {"name": "f", "type": "flatten"},
+                        {"name": "clf", "type": "linear", "out_features": 3, "train": "sgd"}]}  # fmt: skip
+    spec = parse_spec(table, registry)
+    net = Network(spec, (2, 6, 6), 3, registry.get("backend", "numpy")(), registry)
+    default = build_module(net)
+    assert isinstance(default.c, HebbianConv2d) and tuple(default.c.weight.shape) == (4, 2, 3, 3)
+
+    class Own(HebbianConv2d):
+        pass
+
+    layer = net.nodes[0].layer
+    layer.cosine_torch_module = lambda: Own(2, 4, 3)  # type: ignore[method-assign]
+    module = build_module(net)
+    assert type(module.c) is Own and module.c.rule is not None  # the rule is attached to the layer's own module
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 2, 6, 6)).astype(np.float32))
+    torch.testing.assert_close(module.c(x), default.c(x))  # the same weights, loaded by name
