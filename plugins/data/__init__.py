@@ -9,12 +9,13 @@ from .mnist import FashionMnist, Mnist
 from .npz import NpzSource
 from .stl10 import Stl10
 from .synthetic import SyntheticGratings
+from .torchvision_source import Torchvision
 from .transforms import Normalize, Zca
 
 
 @hookimpl
 def hebbcore_register_datasets():
-    return [SyntheticGratings, NpzSource, Cifar10, Cifar100, Mnist, FashionMnist, ImageFolder, Stl10]
+    return [SyntheticGratings, NpzSource, Cifar10, Cifar100, Mnist, FashionMnist, ImageFolder, Stl10, Torchvision]
 
 
 @hookimpl
