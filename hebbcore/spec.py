@@ -239,6 +239,11 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec", against_da
                     f"{phase}.train_acc_images: expected >= 0 (0: every training image), "
                     f"got {getattr(spec, phase).train_acc_images}"
                 )
+        if spec.sgd.keep_best and not {"val", "train"} & set(spec.sgd.evaluate):
+            problems.append(
+                f"sgd.evaluate: keep_best ranks the epochs by their val (or train) accuracy; add 'val' to "
+                f"{list(spec.sgd.evaluate)} or set sgd.keep_best = false"
+            )
         _check_sgd_schedule(spec.sgd, top.get("sgd"), problems)
         if spec.init_weights and not Path(spec.init_weights).is_file():
             problems.append(f"init_weights: file {spec.init_weights!r} does not exist")

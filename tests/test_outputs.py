@@ -141,3 +141,6 @@ def test_each_epoch_measures_the_splits_the_spec_asks_for(registry, tmp_path):
     assert measured == {"default": {"val_acc"}, "all": {"train_acc", "val_acc", "test_acc"}, "noval": {"train_acc"}}
     with pytest.raises(Exception, match="evaluate"):
         parse_spec({**table, "sgd": {"evaluate": ["tets"]}}, registry)
+    with pytest.raises(Exception, match=r"sgd.evaluate: keep_best ranks the epochs by their val \(or train\)"):
+        parse_spec({**table, "sgd": {"evaluate": ["test"]}}, registry)
+    assert parse_spec({**table, "sgd": {"evaluate": ["test"], "keep_best": False}}, registry).sgd.evaluate == ("test",)
