@@ -246,7 +246,8 @@ def load_run(run_dir: str, registry: Any = None) -> nn.Sequential:
 def copy_back(module: nn.Module, net: Network) -> None:
     """Copy the module's parameters and buffers back into the network."""
     state = module.state_dict()
-    arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in state.items() if "num_batches" not in k}
+    kept = [k for k in state if not k.endswith("num_batches_tracked")]
+    arrays = {k: state[k].detach().cpu().contiguous().numpy() for k in kept}  # channels-last weights made C-order
     net.load_state_dict(arrays, source="torch module")
 
 
