@@ -144,11 +144,13 @@ class Ops:
         k, _, kh, kw = w.shape
         ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
         xh = self._channels_last(x)
-        wm = xp.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, k)  # rows ordered (a, b, c)
+        # each kernel's (c, a, b) reordered to the patches' (a, b, c): a transpose within one kernel, in cache (4x
+        # faster than a whole-tensor (a, b, c, k) copy); the matrix product reads the result transposed
+        wm = xp.ascontiguousarray(w.reshape(k, c, kh * kw).transpose(0, 2, 1)).reshape(k, kh * kw * c)
         out = xp.empty((n, ho, wo, k), dtype=x.dtype)
         om, p = out.reshape(n * ho * wo, k), ho * wo
         for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
-            xp.matmul(cols, wm, out=om[s * p : e * p])
+            xp.matmul(cols, wm.T, out=om[s * p : e * p])
         return out.transpose(0, 3, 1, 2)
 
     def conv2d_weight_sums(self, x: Array, g: Array, kernel_size: tuple[int, int], stride: int = 1) -> Array:
