@@ -169,17 +169,17 @@ class Ops:
         xh = self._channels_last(x)
         if ho * wo > 1 and g.strides[2] == 0 and g.strides[3] == 0:
             sums = self._window_sums(xh, kh, kw, stride, ho, wo).reshape(n, kh * kw * c)
-            out = sums.T @ g[:, :, 0, 0]
+            out = g[:, :, 0, 0].T @ sums
         else:
             gm, p = self._channels_last(g).reshape(n * ho * wo, k), ho * wo
-            tall = kh * kw * c >= k  # BLAS is fastest with the longer side as the rows of the result
             out = None
             for s, e, cols in self._patch_chunks(xh, kh, kw, stride, ho, wo):
-                part = cols.T @ gm[s * p : e * p] if tall else (gm[s * p : e * p].T @ cols).T  # (kh·kw·C, K)
+                part = gm[s * p : e * p].T @ cols  # (K, kh·kw·C)
                 out = part if out is None else xp.add(out, part, out=out)
             if out is None:
                 return xp.zeros((k, c, kh, kw), dtype=x.dtype)
-        return xp.ascontiguousarray(out.reshape(kh, kw, c, k).transpose(3, 2, 0, 1))
+        # each kernel's (a, b, c) back to (c, a, b): a transpose within one kernel, in cache
+        return xp.ascontiguousarray(out.reshape(k, kh * kw, c).transpose(0, 2, 1)).reshape(k, c, kh, kw)
 
     def conv2d_winner_sums(
         self, x: Array, index: Array, n_kernels: int, kernel_size: tuple[int, int], stride: int = 1
