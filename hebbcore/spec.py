@@ -419,6 +419,8 @@ def _parse_layer(raw: Any, i: int, registry: Registry, problems: list[str]) -> L
         problems.append(
             f"{shown}.train: a {ltype} layer's train is one of {', '.join(map(repr, cls.train_modes))}, got {train!r}"
         )
+    if train in cls.train_modes:
+        train = cls.train_modes[cls.train_modes.index(train)]  # the mode's own object, as for a Literal option
     return LayerSpec(ltype, name or f"{ltype}{i + 1}", train, hebbian, options, cls)
 
 

@@ -348,3 +348,15 @@ def test_a_batchnorm_between_the_hebbian_layers_and_the_sgd_classifier_trains_wi
     assert np.allclose(weights["bn_mid.weight"], 1.0) and not np.allclose(weights["bn_mid.running_var"], 1.0)
     no_sgd = parse_spec({**table, "phases": ["hebbian"]}, registry)  # nothing to feed: left as written
     assert [l.train for l in no_sgd.layers if l.type == "batchnorm"] == ["", ""]
+
+
+def test_a_layers_train_mode_read_from_toml_is_the_modes_own_object(registry):
+    from hebbcore.specfile import toml_table
+
+    text = (
+        'name = "x"\n[[layers]]\nname = "c"\ntype = "conv"\nout_channels = 2\nkernel_size = 3\ntrain = "'
+        + "".join(["sg", "d"])
+        + '"\n[[layers]]\nname = "f"\ntype = "flatten"\n[[layers]]\nname = "o"\ntype = "linear"\nout_features = 2\n'
+    )
+    spec = parse_spec(toml_table(text, "x.toml"), registry)
+    assert spec.layers[0].train is "sgd"  # noqa: F632 (the identity is the point of this test)
