@@ -52,9 +52,16 @@ def stand_in(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("from . import datasets\n")
     (pkg / "datasets.py").write_text(textwrap.dedent(STAND_IN))
     monkeypatch.syspath_prepend(str(tmp_path / "stand_in"))
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+    for name in _torchvision_modules():
         monkeypatch.delitem(sys.modules, name)
-    return pkg
+    yield pkg
+    for name in _torchvision_modules():  # the stand-in's, imported by the test: no later test may find them
+        if str(tmp_path) in str(getattr(sys.modules[name], "__file__", "") or ""):
+            del sys.modules[name]
+
+
+def _torchvision_modules() -> list[str]:
+    return [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]
 
 
 LAYERS = [{"name": "f", "type": "flatten"}, {"name": "clf", "type": "linear", "out_features": 3, "train": "sgd"}]
