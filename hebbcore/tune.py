@@ -25,6 +25,7 @@ At the end the best trial's resolved spec is written to ``best.toml``.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import typing
@@ -205,6 +206,16 @@ class _Reporter:
             raise self.pruned(f"pruned at epoch {self.step} ({self.metric} {value:.4f})")
 
 
+def _measuring(spec: RunSpec, metric: str) -> RunSpec:
+    """``spec`` with the metric's split measured after every epoch of both phases, so the pruner sees it."""
+    split = metric.removesuffix("_acc")
+    phases = {p: getattr(spec, p) for p in ("hebbian", "sgd")}
+    return dataclasses.replace(
+        spec,
+        **{p: dataclasses.replace(c, evaluate=tuple(dict.fromkeys((*c.evaluate, split)))) for p, c in phases.items()},
+    )
+
+
 def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
     from .runner import run
 
@@ -214,7 +225,7 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
         values = {key: _suggest(trial, key, p) for key, p in space.params.items()}
         name = f"{job.study}_t{trial.number:04d}"
         settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in values.items()), f"name={toml_value(name)}"]
-        spec = load_spec(job.spec, registry, overrides=settings)
+        spec = _measuring(load_spec(job.spec, registry, overrides=settings), space.metric)
         trial.set_user_attr("pid", os.getpid())
         reporter = _Reporter(trial, space.metric, optuna.TrialPruned)
         registry.pm.register(reporter)

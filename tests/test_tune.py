@@ -164,3 +164,17 @@ def test_the_space_is_checked_with_the_settings_every_trial_gets(files, registry
     space = load_space(files / "t.toml", files / "s.toml", registry, ("layers.conv1.hebbian.rule='softhebb'",
                        "layers.conv1.hebbian.aggregation='sum'", "layers.conv1.response='linear'"))  # fmt: skip
     assert list(space.params) == ["layers.conv1.hebbian.options.temperature"]
+
+
+def test_a_train_accuracy_study_reports_every_epoch_to_the_pruner(files, monkeypatch):
+    """With ``metric = "train_acc"`` each epoch measures train accuracy (the default measures val only), so the
+    pruner sees every epoch."""
+    reported = []
+    monkeypatch.setattr(optuna.trial.Trial, "report", lambda self, value, step: reported.append((step, value)))
+    (files / "space.toml").write_text('metric = "train_acc"\n' + SPACE)
+    out = files / "out"
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out), "--trials", "1"]
+    assert main(argv) == 0
+    assert [step for step, _ in reported] == [1, 2]  # the two SGD epochs (the Hebbian one trains no classifier)
+    epochs = json.loads((out / "trial_0000" / "metrics.json").read_text())["epochs"]
+    assert [e["train_acc"] for e in epochs if e["phase"] == "sgd"] == [v for _, v in reported]
