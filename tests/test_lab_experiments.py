@@ -299,7 +299,13 @@ def test_specs_that_extend_a_base_and_rows_that_set_keys_run_as_hebbcore_run_rea
     assert ex.main(["run", str(folder), "--dry-run"]) == 0
     assert capsys.readouterr().out.split("\n")[:2] == ["child: done", "variant: done"]
     assert ex.main(["run", str(folder / "child.toml"), "--dry-run"]) == 0  # a spec file: every row running it
-    assert capsys.readouterr().out.split("\n")[:2] == ["child: done", "variant: done"]
+    out = capsys.readouterr().out.split("\n")
+    assert "the spec of 2 rows (child, variant); --only picks some" in out[0] and out[1:3] == [
+        "child: done",
+        "variant: done",
+    ]
+    assert ex.main(["run", str(folder), "--only", ",", "--dry-run"]) == 2
+    assert "--only: no row named at all" in capsys.readouterr().err
     assert ex.main(["run", str(folder), "--only", "variant", "--dry-run"]) == 0
     assert capsys.readouterr().out.strip() == "variant: done"
     assert ex.main(["run", str(folder), "--only", "v*", "--dry-run"]) == 0  # a glob pattern

@@ -1,14 +1,15 @@
 """Run sets of specs resumably, and report measured accuracies against published ones.
 
-    python -m hebbcore.experiments run experiments/paper/t2_GGGGGG.toml experiments/paper/t2_HHHHHH.toml --backend torch
-    python -m hebbcore.experiments run experiments/paper            # every spec of the folder
+    python -m hebbcore.experiments run experiments/paper --only t2_GGGGGG,t2_HHHHHH --backend torch
+    python -m hebbcore.experiments run experiments/paper            # every row of the folder
     python -m hebbcore.experiments report experiments/paper          # REPORT.md and plots
 
 A folder of experiments holds TOML run specs and a manifest, ``experiments.toml``,
 with one ``[[experiment]]`` per reported row:
 
 - ``name``: the run's name (its results live in ``<results>/<name>/``);
-- ``spec``: the spec file (relative to the folder), or ``same_as``: the name of
+- ``spec``: the spec file (relative to the folder; several rows may share one), ``set``: ``"key.path=value"``
+  settings applied to it, as ``hebbcore run --set`` does; or ``same_as``: the name of
   another row whose run this row reports (one run may fill two table cells);
 - ``paper``: the published accuracy in percent; ``table`` and ``row``: labels;
 - ``goal``: ``"match"`` (default: within the tolerance of ``paper``) or ``"beat"``

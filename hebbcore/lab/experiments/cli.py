@@ -72,13 +72,20 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
         print(f"wrote {path}")
         return 0
     rows, wanted = collect(args.paths)
-    if args.only:
+    if args.only is not None:
         patterns = [n.strip() for n in args.only.split(",") if n.strip()]
-        unknown = [f"{n!r}{did_you_mean(n, wanted)}" for n in patterns if not fnmatch.filter(wanted, n)]
-        if unknown:
+        unknown = [
+            f"{n!r}{did_you_mean(n, wanted)}" for n in patterns if not any(fnmatch.fnmatchcase(w, n) for w in wanted)
+        ]
+        if unknown or not patterns:
             where = ", ".join(map(str, args.paths))
-            raise SpecError([f"--only: no row named {', '.join(unknown)} in {where}"], MANIFEST)
+            raise SpecError([f"--only: no row named {', '.join(unknown) or 'at all'} in {where}"], MANIFEST)
         wanted = [n for n in wanted if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
+    else:
+        for path in args.paths:  # a base spec file runs every row built on it: say which, before hours of runs
+            shared = [n for n in wanted if rows[n].spec and rows[n].spec_path.resolve() == Path(path).resolve()]
+            if len(shared) > 1:
+                print(f"{path}: the spec of {len(shared)} rows ({', '.join(shared)}); --only picks some", flush=True)
     results = Path(args.results) if args.results else None
     order = order_with_dependencies(rows, wanted)
     over = Overrides(args.sgd_epochs, args.hebbian_epochs, args.n_train, args.n_val, args.n_test)
