@@ -25,8 +25,8 @@ def available_memory() -> int | None:
         return None
 
 
-#: Images per batch when a run evaluates (``hebbcore.runner.accuracy``).
-EVAL_BATCH = 1000
+#: Images per batch when a run evaluates, at most (:func:`hebbcore.ops.inference_batch`: 32 on a CPU, 1024 on a GPU).
+EVAL_BATCH = 1024
 
 
 def run_memory(

@@ -4,7 +4,8 @@ A run directory holds, each written atomically and refreshed after every epoch:
 
 - ``spec.toml``: the resolved spec (every default filled in);
 - ``metrics.json``: backend, device, and one record per epoch (phase, epoch,
-  train/val/test accuracy, seconds, images/s), plus ``final``;
+  the accuracies of the splits the phase's ``evaluate`` names, seconds, images/s), plus ``final`` (train, val
+  and test);
 - ``weights.npz``: one array per parameter, named ``"<layer>.<param>"``;
 - ``metrics.csv``: the per-epoch records as a table;
 - ``checkpoint.npz``: where training stands, for ``hebbcore run --resume DIR`` (no pickle:

@@ -239,10 +239,11 @@ def parse_spec(table: dict, registry: Registry, source: str = "spec", against_da
                     f"{phase}.train_acc_images: expected >= 0 (0: every training image), "
                     f"got {getattr(spec, phase).train_acc_images}"
                 )
-        if spec.sgd.keep_best and not {"val", "train"} & set(spec.sgd.evaluate):
+        sgd_runs = "sgd" in spec.phases and spec.sgd.epochs > 0
+        if sgd_runs and spec.sgd.keep_best and "val" not in spec.sgd.evaluate:
             problems.append(
-                f"sgd.evaluate: keep_best ranks the epochs by their val (or train) accuracy; add 'val' to "
-                f"{list(spec.sgd.evaluate)} or set sgd.keep_best = false"
+                f"sgd.evaluate: keep_best ranks the epochs by their val accuracy (train without a val split); add "
+                f"'val' to {list(spec.sgd.evaluate)} or set sgd.keep_best = false"
             )
         _check_sgd_schedule(spec.sgd, top.get("sgd"), problems)
         if spec.init_weights and not Path(spec.init_weights).is_file():

@@ -77,7 +77,7 @@ def test_train_accuracy_on_a_sample_per_epoch(registry, tmp_path):
         "seed": 0,
         "data": {"source": "synthetic", "options": {"n_train": 200, "n_val": 40, "n_test": 40, "size": 8}},
         "hebbian": {"epochs": 1, "train_acc_images": 7, "evaluate": ["train"]},
-        "sgd": {"epochs": 2, "train_acc_images": 9, "evaluate": ["train"]},
+        "sgd": {"epochs": 2, "train_acc_images": 9, "evaluate": ["train", "val"]},
         "layers": [
             {"name": "c1", "type": "conv", "out_channels": 8, "kernel_size": 3, "hebbian": {"rule": "wta"}},
             {"name": "flat", "type": "flatten"},
@@ -141,6 +141,8 @@ def test_each_epoch_measures_the_splits_the_spec_asks_for(registry, tmp_path):
     assert measured == {"default": {"val_acc"}, "all": {"train_acc", "val_acc", "test_acc"}, "noval": {"train_acc"}}
     with pytest.raises(Exception, match="evaluate"):
         parse_spec({**table, "sgd": {"evaluate": ["tets"]}}, registry)
-    with pytest.raises(Exception, match=r"sgd.evaluate: keep_best ranks the epochs by their val \(or train\)"):
-        parse_spec({**table, "sgd": {"evaluate": ["test"]}}, registry)
+    for evaluate in (["test"], ["train"]):  # keep_best ranks by val (by train only when there is no val split)
+        with pytest.raises(Exception, match=r"sgd.evaluate: keep_best ranks the epochs by their val accuracy"):
+            parse_spec({**table, "sgd": {"epochs": 1, "evaluate": evaluate}}, registry)
+    assert parse_spec({**table, "sgd": {"epochs": 0, "evaluate": ["test"]}}, registry)  # no SGD epoch: no ranking
     assert parse_spec({**table, "sgd": {"evaluate": ["test"], "keep_best": False}}, registry).sgd.evaluate == ("test",)

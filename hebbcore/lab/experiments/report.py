@@ -133,9 +133,9 @@ def write_report(
             elif not s["final"]:
                 last = s["last"]
                 meas = "running / incomplete"
-                notes = (
-                    f"last epoch: {last['phase']} {last['epoch']}, test {_pct(last.get('test_acc'))}" if last else ""
-                )
+                split = next((k for k in ("test_acc", "val_acc", "train_acc") if last and last.get(k) is not None), "")
+                shown = f", {split[:-4]} {_pct(last.get(split))}" if split else ""
+                notes = f"last epoch: {last['phase']} {last['epoch']}{shown}" if last else ""
                 delta = ok = ""
             else:
                 acc = s["final"].get("test_acc")
