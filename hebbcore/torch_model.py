@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import TrainingDiverged
+from .errors import SpecError, TrainingDiverged
 from .interfaces import HebbianContext
 from .layers import COS_EPS, WeightLayer
 from .network import Network, Node
@@ -205,12 +205,19 @@ def _module_for(node: Node, net: Network) -> nn.Module:
     layer = node.layer
     if not (isinstance(layer, WeightLayer) and layer.cosine):
         return layer.torch_module()
-    m = layer.cosine_torch_module()
+    m: nn.Module | None = layer.cosine_torch_module()
     if m is None and layer.kind == "conv":
         kh, kw = (int(k) for k in layer.weight_shape[2:])
         m = HebbianConv2d(layer.in_shape[0], layer.n_kernels, (kh, kw), layer.stride)
     elif m is None:
         m = HebbianLinear(layer.in_shape[0], layer.n_kernels)
+    elif not isinstance(m, _HebbianMixin) or set(m.state_dict()) != set(node.params):
+        got, want = sorted(m.state_dict()), sorted(node.params)
+        raise SpecError(
+            [f"layers ({node.name}): cosine_torch_module() gave a {type(m).__name__} with parameters {got}; "
+             f"expected a HebbianConv2d or HebbianLinear subclass with {want}"],
+            "torch module",
+        )  # fmt: skip
     if node.rule is not None:
         lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
         m.attach_rule(node.rule, node.aggregation, lr, net.n_classes)

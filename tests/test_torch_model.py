@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the torch modules need torch")
 
+from hebbcore.errors import SpecError  # noqa: E402
 from hebbcore.layers import COS_EPS  # noqa: E402
 from hebbcore.network import Network  # noqa: E402
 from hebbcore.spec import parse_spec  # noqa: E402
@@ -49,3 +50,13 @@ def test_a_weight_layer_can_bring_its_own_cosine_module(registry):
     assert type(module.c) is Own and module.c.rule is not None  # the rule is attached to the layer's own module
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 2, 6, 6)).astype(np.float32))
     torch.testing.assert_close(module.c(x), default.c(x))  # the same weights, loaded by name
+
+
+def test_a_cosine_module_that_cannot_hold_the_layers_weights_is_refused(registry):
+    table = {"layers": [{"name": "c", "type": "conv", "out_channels": 4, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+                        {"name": "f", "type": "flatten"},
+                        {"name": "clf", "type": "linear", "out_features": 3, "train": "sgd"}]}  # fmt: skip
+    net = Network(parse_spec(table, registry), (2, 6, 6), 3, registry.get("backend", "numpy")(), registry)
+    net.nodes[0].layer.cosine_torch_module = lambda: torch.nn.Conv2d(2, 4, 3)  # type: ignore[method-assign]
+    with pytest.raises(SpecError, match=r"layers \(c\): cosine_torch_module\(\) gave a Conv2d with parameters"):
+        build_module(net)
