@@ -3,7 +3,9 @@
 ``dataset`` names its class (``"CIFAR10"``, ``"SVHN"``, ``"FashionMNIST"``, ``"KMNIST"``, ...): one whose
 constructor takes ``train=True/False`` or ``split="train"/"test"`` and whose items are ``(image, label)``.
 torchvision reads (and with ``download = true`` downloads and checks) the files under ``root``; the images
-become float32 ``(C, H, W)`` in [0, 1], and the last ``n_val`` training images validate.
+become float32 ``(C, H, W)`` in [0, 1], and the last ``n_val`` training images, in torchvision's order, validate
+(the order is the dataset's own, not shuffled by the seed: check the classes are mixed in it before using
+``n_val``).
 """
 
 from __future__ import annotations
@@ -62,9 +64,13 @@ def _open(cls: type, root: str, train: bool, download: bool) -> Any:
     else:
         raise DataError(f"torchvision dataset {cls.__name__}: takes neither train= nor split=; not a train/test "
                         f"classification set this source can read")  # fmt: skip
+    if "download" in params:
+        kwargs["download"] = download
+    elif download:
+        raise DataError(f"torchvision {cls.__name__} takes no download=; put its files under {root!r}")
     try:
-        return cls(root, download=download, **kwargs)
-    except (RuntimeError, OSError, ValueError) as exc:  # torchvision's "Dataset not found or corrupted"
+        return cls(root, **kwargs)
+    except (RuntimeError, OSError, ValueError, TypeError) as exc:  # torchvision's "Dataset not found or corrupted"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise DataError(f"torchvision {cls.__name__} under {root!r}: {first}") from None
 
@@ -80,7 +86,10 @@ def _arrays(ds: Any, n: int, name: str) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"torchvision {name}: images of different sizes ({xs[0].shape} and {a.shape}); "
                             f"use the 'image_folder' source, which resizes")  # fmt: skip
         xs.append(a)
-        ys.append(int(label))
+        try:
+            ys.append(int(label))
+        except (TypeError, ValueError):
+            raise DataError(f"torchvision {name}: item {i} has the target {label!r}, not a class index") from None
     x = np.stack(xs).astype(np.float32) / np.float32(255.0) if xs else np.zeros((0, 1, 1, 1), np.float32)
     return x, np.asarray(ys, dtype=np.int64)
 
@@ -112,7 +121,9 @@ class Torchvision(DataSource):
         x, y = _arrays(train_ds, total if options.n_val else n_tr, cls.__name__)
         none = Split(x[:0], y[:0])
         val = Split(x[total - options.n_val :], y[total - options.n_val :]) if options.n_val else none
-        test = Split(*_arrays(test_ds, take(options.n_test, len(test_ds)), cls.__name__)) if test_ds else none
+        test = (
+            Split(*_arrays(test_ds, take(options.n_test, len(test_ds)), cls.__name__)) if test_ds is not None else none
+        )
         n_classes = len(getattr(train_ds, "classes", ())) or int(max(y.max(initial=0), test.y.max(initial=0))) + 1
         names = tuple(str(c) for c in getattr(train_ds, "classes", ())) or tuple(str(i) for i in range(n_classes))
         return Dataset(name=f"torchvision:{cls.__name__}", train=Split(x[:n_tr], y[:n_tr]), val=val, test=test,
