@@ -39,6 +39,9 @@ def survivors(session: Path) -> list[tuple[str, str, int, str]]:
 def main(argv: list[str]) -> int:
     config = Path(argv[0]).resolve()
     session = Path(argv[1] if len(argv) > 1 else f"/tmp/hebbcore-mutation-{config.stem}")
+    if not (session / "session.sqlite").is_file():
+        print(f"retest_survivors: no cosmic-ray session in {str(session)!r} (run tests/mutation/run.sh first)")
+        return 2
     command = tomllib.loads(config.read_text())["cosmic-ray"]["test-command"]
     timeout = float(tomllib.loads(config.read_text())["cosmic-ray"].get("timeout", 300))
     repo = Path(subprocess.check_output(["git", "rev-parse", "--show-toplevel"], text=True).strip())
@@ -54,7 +57,7 @@ def main(argv: list[str]) -> int:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH")]))}
             counts = {"killed": 0, "survived": 0, "does not apply": 0}
             for job, module, line, diff in survivors(session):
-                applied = subprocess.run(["git", "apply", "-C1", "-"], cwd=tree, input=diff, text=True,
+                applied = subprocess.run(["git", "apply", "-"], cwd=tree, input=diff, text=True,
                                          capture_output=True)  # fmt: skip
                 if applied.returncode:
                     outcome = "does not apply"
