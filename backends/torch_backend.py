@@ -150,9 +150,8 @@ class TorchOps(Ops):
         if kh == kw == 1:  # a 1x1 kernel's weight-gradient is one matrix product over the sampled pixels
             xs = x[:, :, ::stride, ::stride].reshape(n, c, ho * wo)
             return self.torch.einsum("nkp,ncp->kc", g.reshape(n, k, ho * wo), xs).reshape(k, c, 1, 1)
-        return self.torch.nn.grad.conv2d_weight(
-            self._layout(x), (k, c, kh, kw), self._layout(g), stride=stride
-        ).contiguous()
+        # left in the layout oneDNN gives (channels-last on the CPU): the weight it updates is kept in it too
+        return self.torch.nn.grad.conv2d_weight(self._layout(x), (k, c, kh, kw), self._layout(g), stride=stride)
 
     def _weight_sums_constant(self, x, g0, kernel_size, stride, ho, wo):
         """``Σ_n g0[n, k] · Σ_p patch_p(x[n])``: per-sample window sums, then one small matrix product."""

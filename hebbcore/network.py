@@ -276,7 +276,7 @@ class Network:
         ctx = HebbianContext(self.ops, kind, x, w, dot, cos, labels, self.n_classes, node.stride, reducer=self.reducer)
         lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
         delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, lr, node.rule_state)
-        node.params["weight"] = w + delta
+        node.params["weight"] = delta + w  # the sum takes the update's layout (channels-last from a torch CPU conv)
         return delta
 
     def check_finite(self, step: str) -> None:
