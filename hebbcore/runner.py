@@ -436,18 +436,17 @@ class Training:
         predicted = {}  # each split's predictions, computed once (accuracy and confusion matrix)
         if net.is_classifier:
             predicted = {k: net.predict(s.x) for k, s in (("val", data.val), ("test", data.test)) if len(s)}
+        labels = {"val": data.val.y, "test": data.test.y}
         metrics["final"] = {
             "train_acc": accuracy(net, head.x, head.y),
-            "val_acc": float((predicted["val"] == data.val.y).mean()) if "val" in predicted else None,
-            "test_acc": float((predicted["test"] == data.test.y).mean()) if "test" in predicted else None,
+            **{f"{k}_acc": float((predicted[k] == labels[k]).mean()) if k in predicted else None for k in labels},
         }
         if last.train_acc_images:
             metrics["final"]["train_acc_images"] = len(head)
         split = "test" if "test" in predicted else "val"
         if split in predicted:
             metrics["final"]["confusion_split"] = split
-            y = data.test.y if split == "test" else data.val.y
-            metrics["final"]["confusion"] = confusion_matrix(predicted[split], y, data.n_classes).tolist()
+            metrics["final"]["confusion"] = confusion_matrix(predicted[split], labels[split], data.n_classes).tolist()
         metrics["class_names"] = list(data.class_names)
         metrics["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.save(len(self.spec.phases), 1, 0, self.rng.bit_generator.state)

@@ -42,8 +42,8 @@ def main(argv: list[str]) -> int:
     if not (session / "session.sqlite").is_file():
         print(f"retest_survivors: no cosmic-ray session in {str(session)!r} (run tests/mutation/run.sh first)")
         return 2
-    command = tomllib.loads(config.read_text())["cosmic-ray"]["test-command"]
-    timeout = float(tomllib.loads(config.read_text())["cosmic-ray"].get("timeout", 300))
+    settings = tomllib.loads(config.read_text())["cosmic-ray"]
+    command, timeout = settings["test-command"], float(settings.get("timeout", 300))
     repo = Path(subprocess.check_output(["git", "rev-parse", "--show-toplevel"], text=True).strip())
     with tempfile.TemporaryDirectory(prefix="hebbcore-retest-") as tmp:
         tree, path = Path(tmp) / "tree", Path(tmp) / "path"
