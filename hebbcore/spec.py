@@ -194,7 +194,6 @@ class RunSpec:
 
 
 # ---------------------------------------------------------------------------- the run spec
-# ---------------------------------------------------------------------------- the run spec
 
 
 def parse_spec(table: dict, registry: Registry, source: str = "spec", against_data: bool = False) -> RunSpec:

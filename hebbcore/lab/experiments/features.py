@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from collections import OrderedDict
 
 import numpy as np
 
 from hebbcore.interfaces import Dataset, Split, check_hflip_inputs
 from hebbcore.spec import RunSpec
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 
 
 def _feature_cache_bytes() -> int:
