@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), and the one safe reader
+of ``.npz`` files.
 
 A write that fails (disk full, read-only folder, file size limit, name too long)
 raises :class:`WriteError` naming the file; the file it would have replaced is
@@ -14,12 +15,15 @@ import io
 import json
 import os
 import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import HebbcoreError
+from .errors import DataError, HebbcoreError
 
 TMP_SUFFIX = ".tmp"
 
@@ -100,3 +104,49 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+#: What reading a damaged, truncated or foreign file as an ``.npz`` raises (numpy, zipfile, zlib).
+NPZ_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def read_npz(path: str | os.PathLike, what: str, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` at ``path`` (only ``names`` when given; those it lacks are left out).
+
+    Never unpickles. A missing, truncated, corrupted or foreign file raises :class:`DataError` naming
+    ``what`` and the file, in one line.
+    """
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{what}: {str(path)!r} does not exist") from None
+    except NPZ_READ_ERRORS as exc:
+        raise DataError(f"{what}: {str(path)!r} is not a readable .npz ({_npz_reason(exc)})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{what}: {str(path)!r} is a single .npy array, not an .npz archive of named arrays")
+    try:
+        with loaded as f:
+            wanted = f.files if names is None else [k for k in names if k in f.files]
+            return {k: f[k] for k in wanted}
+    except NPZ_READ_ERRORS as exc:
+        raise DataError(f"{what}: {str(path)!r} is not a readable .npz ({_npz_reason(exc)})") from None
+
+
+def read_json_table(path: str | os.PathLike, what: str) -> dict:
+    """The JSON object (a table) in the file at ``path``; :class:`DataError` naming ``what`` and the file when it
+    is missing, unreadable, not JSON or not an object."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{what}: {str(path)!r} does not exist") from None
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DataError(f"{what}: {str(path)!r} is not readable JSON ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{what}: {str(path)!r} holds a JSON {type(obj).__name__}, expected an object")
+    return obj
+
+
+def _npz_reason(exc: BaseException) -> str:
+    if isinstance(exc, ValueError) and "pickle" in str(exc):  # numpy's guess for a file of unknown format
+        return "neither an .npz archive nor an .npy array"
+    return f"{exc.__class__.__name__}: {exc}"

@@ -17,18 +17,17 @@ returns host copies named ``"<layer>.<param>"`` (``weight``, ``bias``,
 
 from __future__ import annotations
 
+import difflib
 import functools
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import DataError, SpecError, TrainingDiverged
 from .interfaces import HebbianContext, LayerInfo
+from .io import read_npz
 from .layers import ForwardContext, Layer, LayerShapeError, WeightLayer
 from .ops import Array, Ops, inference_batch
 from .plugin_manager import Registry
@@ -181,8 +180,20 @@ class Network:
             n.rule_state = {k: self.ops.asarray(v, dtype=str(np.asarray(v).dtype)) for k, v in saved.items()}
 
     def load_npz(self, path: str) -> list[str]:
+        """Load the arrays of ``path`` that name a parameter (others, e.g. of layers this network lacks, are
+        left out); refuses a file none of whose arrays names one."""
         arrays = read_npz(path, "init_weights")
-        return self.load_state_dict(arrays, source=f"init_weights {path!r}")
+        loaded = self.load_state_dict(arrays, source=f"init_weights {path!r}")
+        if not loaded:
+            known = [f"{n.name}.{k}" for n in self.nodes for k in n.params]
+            first = next(iter(arrays), "")
+            close = difflib.get_close_matches(first, known, n=1)
+            hint = f" (did you mean {close[0]!r} for {first!r}?)" if close else ""
+            raise DataError(
+                f"init_weights {path!r}: none of its arrays ({', '.join(sorted(arrays)) or 'none'}) names a "
+                f"parameter of this network, which has {', '.join(known)}{hint}"
+            )
+        return loaded
 
     @property
     def is_classifier(self) -> bool:
@@ -307,14 +318,3 @@ def _sq_norm_overflows(w: np.ndarray) -> bool:
     """True when some kernel's squared norm is beyond float32 (computed in float64, so without overflowing)."""
     sq = np.square(w.reshape(len(w), -1), dtype=np.float64).sum(axis=1)
     return bool((sq > np.finfo(np.float32).max).any())
-
-
-def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` at ``path`` (never unpickling); :class:`DataError` naming ``what`` and the file."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise DataError(f"{what}: {str(path)!r} does not exist") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        raise DataError(f"{what}: {str(path)!r} is not a readable .npz ({exc.__class__.__name__}: {exc})") from None

@@ -7,10 +7,11 @@ runner calls it at the end of a run when matplotlib is installed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+
+from .io import read_json_table, read_npz
 
 
 def kernel_grid(w: np.ndarray, cols: int = 12, pad: int = 1) -> np.ndarray:
@@ -111,7 +112,7 @@ def write_run_plots(run_dir: str | Path) -> list[Path]:
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
     made: list[Path] = []
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = read_json_table(run_dir / "metrics.json", "the run's metrics")
     p = save_learning_curves(metrics, out / "learning_curves.png")
     if p:
         made.append(p)
@@ -127,15 +128,13 @@ def write_run_plots(run_dir: str | Path) -> list[Path]:
         )
     wfile = run_dir / "weights.npz"
     if wfile.is_file():
-        with np.load(wfile, allow_pickle=False) as f:
-            convs = [k for k in f.files if k.endswith(".weight") and f[k].ndim == 4]
-            if convs:
-                first = convs[0]
-                made.append(
-                    save_kernel_grid(
-                        f[first],
-                        out / f"kernels_{first.split('.')[0]}.png",
-                        f"{first.split('.')[0]}: {f[first].shape[0]} kernels {f[first].shape[2]}x{f[first].shape[3]}",
-                    )
+        weights = read_npz(wfile, "the run's weights")
+        convs = [k for k, v in weights.items() if k.endswith(".weight") and v.ndim == 4]
+        if convs:
+            name, w = convs[0].split(".")[0], weights[convs[0]]
+            made.append(
+                save_kernel_grid(
+                    w, out / f"kernels_{name}.png", f"{name}: {w.shape[0]} kernels {w.shape[2]}x{w.shape[3]}"
                 )
+            )
     return made

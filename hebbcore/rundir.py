@@ -40,6 +40,7 @@ from .io import (
     atomic_write_json,
     atomic_write_text,
     describe_os_error,
+    read_json_table,
 )
 
 try:
@@ -158,7 +159,7 @@ def loads_checkpoint(data: bytes | Path, source: str) -> dict:
             UnicodeDecodeError, RecursionError) as exc:  # fmt: skip  # a garbled document: whatever it trips on
         raise DataError(
             f"checkpoint {source!r} is unreadable ({exc.__class__.__name__}: {exc}); "
-            f"start the run again without --resume"
+            f"train the run again from the start with --overwrite"
         ) from None
 
 
@@ -282,10 +283,9 @@ class RunDir:
 
     def read_metrics(self) -> dict | None:
         try:
-            m = json.loads((self.path / "metrics.json").read_text())
-        except (OSError, ValueError):
+            return read_json_table(self.path / "metrics.json", "metrics")
+        except DataError:
             return None
-        return m if isinstance(m, dict) else None
 
     def is_done(self) -> bool:
         m = self.read_metrics()

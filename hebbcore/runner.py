@@ -412,7 +412,10 @@ class Training:
                 trainer.load_state(sgd_state)
             except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
                 source = str(self.run_dir.path / CHECKPOINT)
-                raise DataError(f"cannot resume: {source!r} holds a garbled SGD state ({exc}); start again") from None
+                raise DataError(
+                    f"cannot resume: {source!r} holds a garbled SGD state ({exc}); "
+                    f"train the run again from the start with --overwrite"
+                ) from None
         trainer.run(
             on_epoch=functools.partial(self._sgd_epoch_end, phase_index, trainer),
             checkpoint=functools.partial(self._sgd_checkpoint, phase_index, trainer),

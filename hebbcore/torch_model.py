@@ -231,7 +231,7 @@ def load_run(run_dir: str, registry: Any = None) -> nn.Sequential:
     """
     from pathlib import Path
 
-    from .network import read_npz
+    from .io import read_npz
     from .plugin_manager import default_registry
     from .runner import load_dataset
     from .spec import load_spec

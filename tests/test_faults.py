@@ -146,6 +146,30 @@ def test_corrupt_or_pickled_init_weights_are_one_line(tmp_path):
     assert not marker.exists()
 
 
+def test_init_weights_naming_no_layer_is_one_line_with_a_suggestion(tmp_path):
+    """Weights saved under other layer names would silently leave the network at its random start."""
+    w = tmp_path / "w.npz"
+    np.savez(w, **{"c1.weight": np.zeros((8, 3, 3, 3), np.float32)})
+    spec = write_spec(
+        tmp_path, spec_text().replace('phases = ["hebbian"]', f'phases = ["hebbian"]\ninit_weights = "{w}"')
+    )
+    err = one_line(cli("run", spec, "--out", tmp_path / "o"), 1, "none of its arrays (c1.weight) names a parameter")
+    assert "did you mean 'conv1.weight' for 'c1.weight'?" in err
+
+
+def test_plot_of_a_damaged_run_directory_is_one_line(tmp_path):
+    pytest.importorskip("matplotlib")
+    spec = write_spec(tmp_path, spec_text())
+    out = tmp_path / "o"
+    assert cli("run", spec, "--out", out, "--no-progress").returncode == 0
+    raw = bytearray((out / "weights.npz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # inside a stored array: the archive opens, its CRC check fails
+    (out / "weights.npz").write_bytes(bytes(raw))
+    one_line(cli("plot", out), 1, "the run's weights: ")
+    (out / "metrics.json").write_text('{"epochs": [')
+    one_line(cli("plot", out), 1, "metrics.json' is not readable JSON")
+
+
 def test_a_crafted_checkpoint_pickle_does_not_run_on_resume(tmp_path):
     out = tmp_path / "o"
     spec = write_spec(tmp_path, spec_text())

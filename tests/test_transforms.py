@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from hebbcore.interfaces import Dataset, Split
 from hebbcore.spec import parse_spec
@@ -44,6 +45,28 @@ def test_zca_whitens_and_caches(tmp_path):
     assert Zca.last_cache == "miss"  # eps is part of the key
     mean, w = fit_zca(data.train.x, 0.1)
     assert mean.dtype == np.float64 and w.shape == (48, 48) and np.allclose(w, w.T)
+
+
+@pytest.mark.parametrize("damage", ["crc", "truncate", "wrong shape"])
+def test_a_damaged_zca_cache_entry_is_refitted_and_overwritten(tmp_path, damage):
+    data = toy_dataset()
+    opts = ZcaOptions(eps=0.1, cache_dir=str(tmp_path))
+    first = Zca().apply(data, opts)
+    (entry,) = (tmp_path / "zca").glob("*.npz")
+    raw = bytearray(entry.read_bytes())
+    if damage == "crc":
+        raw[len(raw) // 2] ^= 0xFF
+    elif damage == "truncate":
+        raw = raw[: len(raw) // 3]
+    else:
+        np.savez(entry, mean=np.zeros(3), w=np.eye(3))
+        raw = bytearray(entry.read_bytes())
+    entry.write_bytes(bytes(raw))
+    again = Zca().apply(data, opts)
+    assert Zca.last_cache == "miss"
+    np.testing.assert_array_equal(again.test.x, first.test.x)
+    Zca().apply(data, opts)
+    assert Zca.last_cache == "hit"  # the refit replaced the damaged entry
 
 
 def test_zca_uncentered_is_the_same_whitening_without_the_mean(tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 
 from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
+from hebbcore.io import read_npz
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,11 @@ class NpzOptions:
 def read_npz_xy(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} does not exist (expected an .npz with arrays 'x' and 'y')")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
-            if missing:
-                raise DataError(f"data file {str(path)!r} lacks array(s) {missing}; it has {sorted(f.files)}")
-            x, y = f["x"], f["y"]
-    except DataError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"data file {str(path)!r} is not a readable .npz ({exc.__class__.__name__}: {exc})") from None
+    arrays = read_npz(path, "data file", names=("x", "y"))
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise DataError(f"data file {str(path)!r} lacks array(s) {missing}")
+    x, y = arrays["x"], arrays["y"]
     if x.ndim not in (2, 4):
         raise DataError(f"data file {str(path)!r}: 'x' must be (N, D) or (N, C, H, W), got shape {x.shape}")
     if y.ndim != 1 or len(y) != len(x):
@@ -81,8 +77,7 @@ class NpzSource(DataSource):
             ) from None
         n_classes = options.n_classes
         if not n_classes:
-            with np.load(path, allow_pickle=False) as f:
-                y = f["y"] if "y" in f.files else np.zeros(1, np.int64)
+            y = read_npz(path, "data file", names=("y",)).get("y", np.zeros(1, np.int64))
             n_classes = int(y.max()) + 1 if y.size and np.issubdtype(y.dtype, np.integer) else 1
         return DataInfo(tuple(int(d) for d in shape[1:]), n_classes, int(shape[0]) if shape else 0)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from hebbcore.errors import DataError
 from hebbcore.interfaces import Dataset, Split, Transform
-from hebbcore.io import WriteError, atomic_save_npz
+from hebbcore.io import WriteError, atomic_save_npz, read_npz
 
 
 def _per_channel_axes(x: np.ndarray) -> tuple[int, ...]:
@@ -137,14 +137,14 @@ class Zca(Transform):
         path = cache_dir(options.cache_dir) / "zca" / f"{data_key(x, options.eps)}.npz"
         if path.is_file():
             try:
-                with np.load(path, allow_pickle=False) as f:
-                    mean, w = f["mean"], f["w"]
-                d = int(np.prod(x.shape[1:]))
-                if mean.shape == (d,) and w.shape == (d, d):
-                    Zca.last_cache = "hit"
-                    return mean, w
-            except (OSError, ValueError, KeyError, EOFError):
-                pass  # unreadable cache entry: refit and overwrite
+                cached = read_npz(path, "the ZCA cache", names=("mean", "w"))
+            except DataError:
+                cached = {}  # unreadable cache entry: refit and overwrite
+            d = int(np.prod(x.shape[1:]))
+            mean, w = cached.get("mean"), cached.get("w")
+            if mean is not None and w is not None and mean.shape == (d,) and w.shape == (d, d):
+                Zca.last_cache = "hit"
+                return mean, w
         mean, w = fit_zca(x, options.eps)
         with contextlib.suppress(WriteError):  # a read-only cache only costs the refit next time
             atomic_save_npz(path, {"mean": mean, "w": w})

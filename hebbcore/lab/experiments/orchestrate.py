@@ -125,8 +125,7 @@ class ExperimentRunner:
         if cut:
             ops = make_backend(self.registry, self.backend, self.device)
             full = Network(spec, data.input_shape, data.n_classes, ops, self.registry)
-            if spec.init_weights:
-                full.load_npz(spec.init_weights)
+            init_names = set(full.load_npz(spec.init_weights)) if spec.init_weights else set()
             feats = self.cache.features(
                 full, cut, data, repr(spec.data), mirrored=spec.sgd.hflip and "sgd" in spec.phases
             )
@@ -140,6 +139,8 @@ class ExperimentRunner:
             )
         if feats is not None:
             top = dataclasses.replace(spec, layers=spec.layers[cut:])
+            if spec.init_weights and not init_names - set(prefix_state):
+                top = dataclasses.replace(top, init_weights="")  # every initial weight was for the frozen layers
             info["feature_cache"] = {"trains_from": spec.layers[cut].name, "input_shape": list(feats.input_shape)}
             self.log(
                 f"{exp.name}: layers up to {spec.layers[cut - 1].name} frozen; training the rest on cached "

@@ -8,10 +8,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from hebbcore.errors import DataError, SpecError
-from hebbcore.io import atomic_write_text
+from hebbcore.io import atomic_write_text, read_npz
 
 if sys.version_info >= (3, 11):
     pass
@@ -297,13 +295,10 @@ def make_plots(rows: dict[str, Experiment], res_dir: Path, per_layer: dict, out_
                 made.append(p)
             continue
         try:
-            with np.load(wfile, allow_pickle=False) as f:
-                if "conv1.weight" not in f.files:
-                    continue
-                w = f["conv1.weight"]
-        except (OSError, ValueError):
-            continue
-        if w.ndim != 4:
+            w = read_npz(wfile, "weights", names=("conv1.weight",)).get("conv1.weight")
+        except DataError:
+            continue  # a damaged weights file draws no grid; the report still lists the run
+        if w is None or w.ndim != 4:
             continue
         fig, ax = plt.subplots(figsize=(8, 8 * (-(-w.shape[0] // 12)) / 12 + 0.6))
         ax.imshow(kernel_grid(w), interpolation="nearest")

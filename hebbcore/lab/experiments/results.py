@@ -79,7 +79,7 @@ def layer_params_to_take(layers: list[dict], take: Sequence[str]) -> set[str]:
 
 def write_init_weights(parent_weights: Path, layers: list[dict], take: Sequence[str], dest: Path) -> list[str]:
     """Copy the parameters of layers ``take`` (and their batch-norms) from ``parent_weights`` into ``dest``."""
-    from hebbcore.network import read_npz
+    from hebbcore.io import read_npz
 
     arrays = read_npz(parent_weights, "weights of the run to start from")
     keep = layer_params_to_take(layers, take)
