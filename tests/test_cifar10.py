@@ -192,6 +192,17 @@ def test_wrong_shape_and_missing_batch(tmp_path):
     assert d.train.x.shape == (10, 3, 32, 32)
 
 
+def test_batches_in_a_folder_of_another_name_are_found_and_a_missing_test_batch_is_named(tmp_path):
+    folder = tmp_path / "my-cifar"
+    folder.mkdir()
+    write_batch(folder / "data_batch_1")
+    with pytest.raises(DataError) as err:
+        c10.Cifar10().load(c10.Cifar10Options(root=str(folder), n_train=10, n_val=-1, n_test=5), seed=0)
+    assert f"{str(folder / 'test_batch')!r} does not exist" in str(err.value)
+    d = c10.Cifar10().load(c10.Cifar10Options(root=str(folder), n_train=10, n_val=-1, n_test=-1), seed=0)
+    assert d.train.x.shape == (10, 3, 32, 32)
+
+
 def make_archive(path: Path) -> None:
     with tarfile.open(path, "w:gz") as tar:
         for name, data in ((f"{c10.FOLDER}/batches.meta", b"meta"), (f"{c10.FOLDER}/readme.html", b"hi")):

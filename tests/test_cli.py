@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -208,3 +209,30 @@ def test_export_gives_a_module_state_that_computes_the_run(tmp_path, fmt):
     x = np.random.default_rng(0).normal(size=(4, 3, 16, 16)).astype(np.float32)
     module.eval()
     np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), net.forward(x), rtol=1e-4, atol=1e-5)
+
+
+MISSING_DATA = {
+    "cifar10": ("HEBBCORE_CIFAR10", "CIFAR-10 not found"),
+    "cifar100": ("HEBBCORE_CIFAR100", "CIFAR-100 not found"),
+    "mnist": ("HEBBCORE_MNIST", "mnist not found"),
+    "stl10": ("HEBBCORE_STL10", "STL-10 not found"),
+}
+
+
+@pytest.mark.parametrize("source", list(MISSING_DATA))
+def test_validate_refuses_a_missing_data_set_as_run_does(tmp_path, source):
+    env_var, needle = MISSING_DATA[source]
+    spec = tmp_path / "s.toml"
+    layers = '[[layers]]\nname = "flat"\ntype = "flatten"\n'
+    layers += '[[layers]]\nname = "fc"\ntype = "linear"\nout_features = 10\n'
+    spec.write_text(f'phases = ["sgd"]\n[data]\nsource = "{source}"\n[sgd]\nepochs = 1\n{layers}')
+    env = {**os.environ, env_var: str(tmp_path / "nowhere")}
+    outs = [
+        subprocess.run([sys.executable, "-m", "hebbcore.cli", *args], capture_output=True, text=True, env=env)
+        for args in (["validate", str(spec)], ["run", str(spec), "--out", str(tmp_path / "o")])
+    ]
+    for res in outs:
+        err = res.stderr.strip()
+        assert res.returncode != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert needle in err and "nowhere" in err, err
+    assert outs[0].stderr == outs[1].stderr  # the same one line from both

@@ -62,11 +62,9 @@ class Cifar10Options:
 def resolve_folder(root: str | os.PathLike) -> Path:
     """The ``cifar-10-batches-py`` folder for a root that is it or holds it."""
     root = Path(root).expanduser()
-    if root.name != FOLDER and (root / FOLDER).is_dir():
-        return root / FOLDER
-    if root.name != FOLDER and not (root / TEST_FILE).exists():
-        return root / FOLDER
-    return root
+    if root.name == FOLDER or any((root / f).exists() for f in (TEST_FILE, *TRAIN_FILES)):  # whatever its name
+        return root
+    return root / FOLDER
 
 
 def default_root(options: Cifar10Options) -> tuple[Path, str]:
@@ -184,6 +182,8 @@ class Cifar10(DataSource):
 
     @classmethod
     def describe(cls, options: Cifar10Options) -> DataInfo:
+        if not options.download:  # validate refuses a missing data set as run does (run downloads when asked)
+            cls().locate(options)
         split = min(max(options.train_split, 1), 50000)
         n = take(options.n_train, split) + take(options.n_val, 50000 - split) + take(options.n_test, 10000)
         return DataInfo((3, 32, 32), 10, n)

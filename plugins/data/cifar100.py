@@ -79,6 +79,8 @@ class Cifar100(DataSource):
 
     @classmethod
     def describe(cls, options: Cifar100Options) -> DataInfo:
+        if not options.download:  # validate refuses a missing data set as run does (run downloads when asked)
+            cls().locate(options)
         split = min(max(options.train_split, 1), N_TRAIN)
         n = take(options.n_train, split) + take(options.n_val, N_TRAIN - split) + take(options.n_test, N_TEST)
         return DataInfo((3, 32, 32), 100 if options.label == "fine" else 20, n)

@@ -73,6 +73,8 @@ class Stl10(DataSource):
 
     @classmethod
     def describe(cls, options: Stl10Options) -> DataInfo:
+        if not options.download:  # validate refuses a missing data set as run does (run downloads when asked)
+            cls().locate(options)
         split = min(max(options.train_split, 1), N_TRAIN)
         labelled = take(options.n_train, split) + take(options.n_val, N_TRAIN - split) + take(options.n_test, N_TEST)
         n_unlabeled = N_UNLABELED if options.unlabeled == -1 else options.unlabeled
