@@ -139,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hebbcore: interrupted; files already written are complete", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (hebbcore plugins | head -1): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 141
     except MemoryError:
         print(
             "hebbcore: error: out of memory; use a smaller batch_size, fewer kernels or less data "
@@ -162,7 +165,7 @@ def _dispatch(args: argparse.Namespace, registry) -> int:
     if args.command == "export":
         return _export(args, registry)
     if args.command == "plugins":
-        for kind in ("rule", "aggregation", "backend", "dataset", "transform", "logger", "command"):
+        for kind in registry.tables:
             entries = [f"{n} ({registry.origin[(kind, n)]})" for n in registry.names(kind)]
             print(f"{kind}s: {', '.join(entries) or '(none)'}")
         return 0

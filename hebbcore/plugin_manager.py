@@ -29,7 +29,8 @@ def make_plugin_manager(plugins: Iterable[Any] = (), entry_points: bool = True) 
             pm.load_setuptools_entrypoints(PROJECT)
         except Exception as exc:  # a third-party plugin that fails to import
             raise PluginError(
-                f"a 'hebbcore' entry-point plugin failed to load: {exc.__class__.__name__}: {exc}"
+                f"the 'hebbcore' entry-point plugin {_failing_entry_point()} failed to load: "
+                f"{exc.__class__.__name__}: {exc}"
             ) from exc
     for plugin in plugins:
         pm.register(plugin)
@@ -38,6 +39,19 @@ def make_plugin_manager(plugins: Iterable[Any] = (), entry_points: bool = True) 
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from None
     return pm
+
+
+def _failing_entry_point() -> str:
+    """``'name' (module:object, from distribution)`` of the first ``hebbcore`` entry point that fails to load."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PROJECT):
+        try:
+            ep.load()
+        except Exception:  # the one pluggy tripped on (any error an import can raise)
+            dist = getattr(ep.dist, "name", None)
+            return f"{ep.name!r} ({ep.value}{f', from {dist}' if dist else ''})"
+    return "(unknown)"
 
 
 _KINDS = {

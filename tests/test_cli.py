@@ -236,3 +236,14 @@ def test_validate_refuses_a_missing_data_set_as_run_does(tmp_path, source):
         assert res.returncode != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
         assert needle in err and "nowhere" in err, err
     assert outs[0].stderr == outs[1].stderr  # the same one line from both
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """``hebbcore plugins | head -1``: no error line when the pipe closes, and the exit status of SIGPIPE."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hebbcore.cli", "plugins"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # before the command writes a line
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141 and err == ""

@@ -79,6 +79,28 @@ def test_entry_point_plugin_is_discovered(tmp_path):
     assert res.returncode == 0, res.stderr
 
 
+def test_an_entry_point_plugin_that_fails_to_import_is_named(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "broken_rules.py").write_text("import nonexistent_module_for_the_test\n")
+    dist = site / "hebbcore_broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hebbcore-broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hebbcore]\nbroken = broken_rules\n")
+    code = f"import sys; sys.path.insert(0, {str(site)!r}); from hebbcore.cli import main; sys.exit(main(sys.argv[1:]))"
+    res = subprocess.run([sys.executable, "-c", code, "plugins"], capture_output=True, text=True)
+    err = res.stderr.strip()
+    assert res.returncode != 0 and len(err.splitlines()) == 1, err
+    assert "plugin 'broken' (broken_rules, from hebbcore-broken) failed to load: ModuleNotFoundError" in err, err
+
+
+def test_plugins_lists_every_kind_with_its_plugin():
+    res = subprocess.run([sys.executable, "-m", "hebbcore.cli", "plugins"], capture_output=True, text=True)
+    kinds = [line.split(":")[0] for line in res.stdout.splitlines()]
+    assert kinds == [f"{k}s" for k in default_registry().tables], res.stdout
+    assert "conv (layers)" in res.stdout and "weighted_mean (aggregations)" in res.stdout
+
+
 def test_duplicate_names_rejected():
     class Again:
         @hookimpl
