@@ -175,6 +175,7 @@ class RunDir:
         self.enabled = enabled
         self._lock_fd: int | None = None
         self._depth = 0
+        self._made = False  # this object created the directory (a run that writes nothing removes it again)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -199,6 +200,7 @@ class RunDir:
     def _acquire(self) -> None:
         lock = self.path / LOCK
         try:
+            self._made = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
@@ -231,6 +233,11 @@ class RunDir:
 
     def _release(self) -> None:
         if self._lock_fd is not None:
+            if self._made:  # a run that failed before writing anything leaves no directory behind
+                with contextlib.suppress(OSError):
+                    if [p.name for p in self.path.iterdir()] == [LOCK]:
+                        (self.path / LOCK).unlink()
+                        self.path.rmdir()
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -145,6 +145,7 @@ def test_unavailable_backend_is_a_clean_error(tmp_path, npz_data):
     assert res.returncode == 2 and "unknown backend 'numpyy' (did you mean 'numpy'?)" in res.stderr
     res = hebbcore("run", spec, "--backend", "numpy", "--device", "cuda", "--out", tmp_path / "o")
     assert res.returncode == 1 and "runs on the CPU only" in res.stderr
+    assert not (tmp_path / "o").exists()  # a run that failed before writing anything leaves no folder
 
 
 def test_example_spec_runs(tmp_path):
@@ -236,6 +237,7 @@ def test_validate_refuses_a_missing_data_set_as_run_does(tmp_path, source):
         assert res.returncode != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
         assert needle in err and "nowhere" in err, err
     assert outs[0].stderr == outs[1].stderr  # the same one line from both
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly():

@@ -155,6 +155,7 @@ def test_init_weights_naming_no_layer_is_one_line_with_a_suggestion(tmp_path):
     )
     err = one_line(cli("run", spec, "--out", tmp_path / "o"), 1, "none of its arrays (c1.weight) names a parameter")
     assert "did you mean 'conv1.weight' for 'c1.weight'?" in err
+    assert not (tmp_path / "o").exists()  # the run failed before writing anything: no folder left behind
 
 
 def test_plot_of_a_damaged_run_directory_is_one_line(tmp_path):

@@ -165,6 +165,20 @@ def test_lock_is_reentrant_and_removes_temporaries(tmp_path):
             pass
 
 
+def test_a_run_that_writes_nothing_leaves_no_directory_it_made(tmp_path):
+    made, kept = tmp_path / "runs" / "new", tmp_path / "existing"
+    kept.mkdir()
+    for path in (made, kept):
+        with RunDir(path).locked():
+            assert (path / ".lock").is_file()
+    assert not made.exists() and (tmp_path / "runs").is_dir()  # only the folder the run made goes
+    assert [p.name for p in kept.iterdir()] == [".lock"]  # a folder that was there stays, as it was used
+    wrote = tmp_path / "wrote"
+    with RunDir(wrote).locked() as rd:
+        rd.write_text("spec.toml", "x = 1\n")
+    assert sorted(p.name for p in wrote.iterdir()) == [".lock", "spec.toml"]
+
+
 def test_a_directory_holding_a_run_is_refused_unless_overwrite(tmp_path):
     atomic_write_text(tmp_path / "metrics.json", "{}")
     (tmp_path / "plots").mkdir()
