@@ -219,7 +219,8 @@ class LearningRule(ABC):
 
     @abstractmethod
     def post_synaptic(self, ctx: HebbianContext) -> Array | Winners:
-        """The step coefficient ``y`` for every kernel, sample and position (shaped like ``ctx.dot``).
+        """The step coefficient ``y`` for every kernel, sample and position (shape and dtype of ``ctx.dot``,
+        which the step checks: numpy would broadcast a wrong shape and promote a float64 silently).
 
         A rule with one winner per sample and position may return :class:`Winners` instead.
         """
@@ -257,7 +258,8 @@ class Aggregation(ABC):
         return []
 
     def sums(self, ctx: HebbianContext, rule: LearningRule, coefficient: Array | Winners) -> tuple[Array, Array]:
-        """The sums :meth:`combine` takes; by default the rule's ``(Σ_p c_p·d_p, Σ_p c_p)``."""
+        """The sums :meth:`combine` takes, the first shaped like ``ctx.w``; by default the rule's
+        ``(Σ_p c_p·d_p, Σ_p c_p)``. The step checks that sum's and :meth:`combine`'s shape and dtype."""
         return rule.update_sums(ctx, coefficient)
 
     @abstractmethod

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .interfaces import Aggregation, HebbianContext, LearningRule
+from .errors import PluginError
+from .interfaces import Aggregation, HebbianContext, LearningRule, Winners
 from .ops import Array
 
 
@@ -20,7 +21,20 @@ def hebbian_delta(
     state = rule.next_state(ctx, state)
     ctx.state = state
     coefficient = rule.post_synaptic(ctx)
+    if not isinstance(coefficient, Winners):
+        _expect(coefficient, ctx.dot, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot")
     direction_sum, coefficient_sum = aggregation.sums(ctx, rule, coefficient)
+    _expect(direction_sum, ctx.w, f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update", "w")
     if ctx.reducer is not None:
         direction_sum, coefficient_sum = ctx.reducer(direction_sum), ctx.reducer(coefficient_sum)
-    return lr * aggregation.combine(ctx, direction_sum, coefficient_sum), state
+    delta = lr * aggregation.combine(ctx, direction_sum, coefficient_sum)
+    _expect(delta, ctx.w, f"aggregation {aggregation.name!r}: combine returned", "w")
+    return delta, state
+
+
+def _expect(a: Any, like: Array, what: str, name: str) -> None:
+    """A plugin's array must have the shape and dtype of ``like``: numpy would broadcast a wrong shape and
+    promote a float64 silently, and the run would train on garbage or in double precision."""
+    if tuple(getattr(a, "shape", ())) != tuple(like.shape) or getattr(a, "dtype", None) != like.dtype:
+        got = f"{type(a).__name__} {tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', '')}".rstrip()
+        raise PluginError(f"{what} {got}; expected the shape and dtype of {name}, {tuple(like.shape)} {like.dtype}")

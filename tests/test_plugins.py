@@ -50,6 +50,51 @@ def test_registered_rule_runs_from_a_spec(tmp_path):
     assert result.metrics["epochs"][0]["phase"] == "hebbian"
 
 
+class _Wrong:
+    """Plugins that return arrays numpy would broadcast or promote without a word."""
+
+    class NarrowCoefficient(sign_hebb.SignHebb):
+        name = "narrow_coefficient"
+
+        def post_synaptic(self, ctx):
+            return super().post_synaptic(ctx)[:, :1]  # (N, 1, Ho, Wo): broadcasts against every kernel
+
+    class OneKernelSums(sign_hebb.SignHebb):
+        name = "one_kernel_sums"
+
+        def update_sums(self, ctx, y):
+            hebb, coef = super().update_sums(ctx, y)
+            return hebb[:1], coef
+
+    class DoublePrecision(sign_hebb.SignHebb):
+        name = "double_precision"
+
+        def post_synaptic(self, ctx):
+            return (ctx.dot > 0) * 1.0  # float64 in numpy
+
+    @hookimpl
+    def hebbcore_register_rules(self):
+        return [self.NarrowCoefficient, self.OneKernelSums, self.DoublePrecision]
+
+
+@pytest.mark.parametrize(
+    "rule, needle",
+    [
+        ("narrow_coefficient", "rule 'narrow_coefficient': post_synaptic returned ndarray (50, 1, 6, 6) float32; "
+         "expected the shape and dtype of ctx.dot, (50, 4, 6, 6) float32"),
+        ("one_kernel_sums", "the summed update ndarray (1, 3, 3, 3) float32; expected the shape and dtype of w, "
+         "(4, 3, 3, 3) float32"),
+        ("double_precision", "post_synaptic returned ndarray (50, 4, 6, 6) float64; expected"),
+    ],
+)  # fmt: skip
+def test_a_rule_returning_the_wrong_shape_or_dtype_is_named(tmp_path, rule, needle):
+    registry = default_registry(plugins=[_Wrong()])
+    spec = loads_spec(SPEC.replace('rule = "sign_hebb"', f'rule = "{rule}"'), registry)
+    with pytest.raises(PluginError) as err:
+        run(spec, registry, out_dir=tmp_path / "o", progress=False)
+    assert needle in str(err.value)
+
+
 def test_unregistered_rule_is_a_spec_error(registry):
     from hebbcore.errors import SpecError
 
