@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import SpecError, TrainingDiverged
+from .errors import HebbcoreError, SpecError, TrainingDiverged
 from .interfaces import HebbianContext
 from .layers import COS_EPS, WeightLayer
 from .network import Network, Node
@@ -64,11 +64,15 @@ class _HebbianMixin:
         from .errors import SpecError
         from .interfaces import LayerInfo
         from .plugin_manager import default_registry
-        from .spec import parse_options
+        from .settings import parse_table
+        from .spec import HebbianLayerSpec, parse_options
 
         registry = registry or default_registry()
         rule_cls = registry.get("rule", rule)
         problems: list[str] = []
+        checked = parse_table(HebbianLayerSpec, {"rule": rule, "lr": lr}, "", problems)  # lr as a spec checks it
+        if checked is not None and not problems and not checked.lr > 0:
+            problems.append(f"lr: expected > 0, got {checked.lr}")
         opts = parse_options(rule_cls.Options, options, "options", problems)
         kind = "conv" if self.weight.ndim == 4 else "linear"
         shape = tuple(self.weight.shape)
@@ -81,7 +85,7 @@ class _HebbianMixin:
             problems.append(f"aggregation: rule {rule!r} means aggregation = {rule_cls.aggregation!r} only")
         if problems:
             raise SpecError(problems, f"{type(self).__name__}.use_rule({rule!r})")
-        return self.attach_rule(rule_cls(opts, info), agg_cls(), lr, n_classes)
+        return self.attach_rule(rule_cls(opts, info), agg_cls(), checked.lr, n_classes)
 
     @torch.no_grad()
     def hebbian_step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,6 +94,8 @@ class _HebbianMixin:
         The same step as :class:`hebbcore.network.Network`'s (:func:`hebbcore.step.hebbian_delta`);
         the rule's state lives in :attr:`rule_state`.
         """
+        if self.rule is None:
+            raise HebbcoreError(f"{type(self).__name__}.hebbian_step: no rule attached; call use_rule('wta') first")
         ops = _ops_for(x.device)
         dot, cos = self._similarity(x)
         kind = "conv" if self.weight.ndim == 4 else "linear"

@@ -60,3 +60,23 @@ def test_a_cosine_module_that_cannot_hold_the_layers_weights_is_refused(registry
     net.nodes[0].layer.cosine_torch_module = lambda: torch.nn.Conv2d(2, 4, 3)  # type: ignore[method-assign]
     with pytest.raises(SpecError, match=r"layers \(c\): cosine_torch_module\(\) gave a Conv2d with parameters"):
         build_module(net)
+
+
+@pytest.mark.parametrize(
+    "lr, needle",
+    [
+        (-1, "lr: expected > 0, got -1.0"),
+        (0, "lr: expected > 0, got 0.0"),
+        ("0.1", "lr: expected number, got string '0.1'"),
+    ],
+)
+def test_use_rule_checks_the_learning_rate_as_a_spec_does(lr, needle):
+    with pytest.raises(SpecError, match=needle):
+        HebbianConv2d(3, 4, 3).use_rule("wta", lr=lr)
+
+
+def test_a_step_without_a_rule_says_to_attach_one():
+    from hebbcore.errors import HebbcoreError
+
+    with pytest.raises(HebbcoreError, match=r"no rule attached; call use_rule\('wta'\) first"):
+        HebbianConv2d(3, 4, 3).hebbian_step(torch.zeros(2, 3, 8, 8))
