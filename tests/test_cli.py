@@ -249,3 +249,17 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     err = proc.stderr.read().decode()
     proc.stderr.close()
     assert proc.wait(timeout=60) == 141 and err == ""
+
+
+def test_channels_last_images_in_an_npz_are_refused_with_the_fix(tmp_path, npz_data):
+    with np.load(npz_data) as f:
+        x, y = f["x"], f["y"]
+    bad = tmp_path / "hwc.npz"
+    np.savez(bad, x=np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y=y)  # (N, H, W, C), as PIL gives them
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.format(path=bad, init=""))
+    for args in (["validate", spec], ["run", spec, "--out", tmp_path / "o"]):
+        res = hebbcore(*args)
+        err = res.stderr.strip()
+        assert res.returncode != 0 and len(err.splitlines()) == 1, err
+        assert "looks like channels-last (N, H, W, C) images" in err and "x.transpose(0, 3, 1, 2)" in err, err

@@ -25,6 +25,16 @@ class NpzOptions:
     n_classes: int = 0  # 0: max(y) + 1
 
 
+def check_layout(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse images stored channels-last (N, H, W, C), the layout of PIL, TensorFlow and CIFAR's own arrays,
+    which would otherwise be read as H channels of W×C images."""
+    if len(shape) == 4 and shape[3] in (1, 3) and shape[1] not in (1, 3) and shape[1] == shape[2]:
+        raise DataError(
+            f"data file {str(path)!r}: 'x' of shape {tuple(shape)} looks like channels-last (N, H, W, C) images; "
+            f"hebbcore reads (N, C, H, W): save x.transpose(0, 3, 1, 2)"
+        )
+
+
 def read_npz_xy(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} does not exist (expected an .npz with arrays 'x' and 'y')")
@@ -35,6 +45,7 @@ def read_npz_xy(path: Path) -> tuple[np.ndarray, np.ndarray]:
     x, y = arrays["x"], arrays["y"]
     if x.ndim not in (2, 4):
         raise DataError(f"data file {str(path)!r}: 'x' must be (N, D) or (N, C, H, W), got shape {x.shape}")
+    check_layout(path, x.shape)
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"data file {str(path)!r}: 'y' must be (N,) with N = {len(x)}, got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
@@ -75,6 +86,7 @@ class NpzSource(DataSource):
             raise DataError(
                 f"data file {str(path)!r} is not a readable .npz with an array 'x' ({exc.__class__.__name__}: {exc})"
             ) from None
+        check_layout(path, tuple(shape))
         n_classes = options.n_classes
         if not n_classes:
             y = read_npz(path, "data file", names=("y",)).get("y", np.zeros(1, np.int64))
