@@ -328,7 +328,9 @@ class Training:
             resuming = phase_index == self.position["phase_index"]
             if phase == "hebbian" and self.net.hebbian_nodes:
                 first_epoch = self.position["epoch"] if resuming else 1
-                self.hebbian_phase(phase_index, first_epoch, self.position["batch"] if resuming else 0)
+                # overflow and NaN end the run with check_finite's one line naming the layer, not numpy's warnings
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    self.hebbian_phase(phase_index, first_epoch, self.position["batch"] if resuming else 0)
             elif phase == "sgd" and self.net.sgd_nodes and self.spec.sgd.epochs > 0:
                 self.sgd_phase(phase_index, self.sgd_state if resuming else None)
             self.save(phase_index + 1, 1, 0, self.rng.bit_generator.state)

@@ -115,10 +115,10 @@ def test_hostile_specs_are_refused_the_same_by_validate_and_run(tmp_path, case, 
     assert not (tmp_path / "o").exists() and not (tmp_path / "runs").exists() and not Path("/tmp/x").exists()
 
 
-def test_overflowing_weights_stop_the_run(tmp_path):
-    spec = write_spec(
-        tmp_path, spec_text(lr=1e30, epochs=2).replace("batch_size = 16", "batch_size = 16\ncheck_every = 1")
-    )
+@pytest.mark.parametrize("rule, lr, check", [("wta", 1e30, 1), ("hebb", 1e38, 50)])  # hebb: overflow in products
+def test_overflowing_weights_stop_the_run(tmp_path, rule, lr, check):
+    text = spec_text(lr=lr, epochs=2).replace("batch_size = 16", f"batch_size = 16\ncheck_every = {check}")
+    spec = write_spec(tmp_path, text.replace('rule = "wta"', f'rule = "{rule}"'))
     err = one_line(cli("run", spec, "--out", tmp_path / "o", "--no-progress"), 1, "layer 'conv1'")
     assert "overflowed" in err or "NaN or inf" in err
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["final"] is None
