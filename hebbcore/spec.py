@@ -546,6 +546,8 @@ def load_spec(
         problems += apply_setting(table, setting)
     if problems:
         raise SpecError(problems, source)
+    if overrides:  # a path given on the command line is relative to the current folder (the file's are resolved)
+        table = resolve_paths(table, Path.cwd())
     return _parse_guarded(table, registry, source, against_data)
 
 

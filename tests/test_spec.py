@@ -247,6 +247,8 @@ def test_paths_in_a_spec_file_are_relative_to_its_folder(tmp_path, registry, mon
     spec = load_spec("specs/s.toml", registry)
     assert spec.data.options.path == str(folder / "data" / "d.npz")
     assert f'path = "{folder / "data" / "d.npz"}"' in dumps_toml(spec_to_table(spec))  # validate shows it absolute
+    given = load_spec("specs/s.toml", registry, overrides=['data.options.path="specs/data/d.npz"'])
+    assert given.data.options.path == str(folder / "data" / "d.npz")  # a --set path: from the current folder
 
 
 def test_a_wrong_required_value_is_reported_once(registry):
