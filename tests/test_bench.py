@@ -30,13 +30,17 @@ def _check_record(rec, n_images, with_sgd):
     assert rec["n_images"] == n_images and rec["batch_size"] == 4
     for kind in ("hebbian", "forward", "floor") + (("sgd",) if with_sgd else ()):
         r = rec[kind]
-        assert set(r) == {"seconds", "images_per_s", "all_seconds"}
+        assert set(r) == {"seconds", "images_per_s", "all_seconds", "cpu_seconds"}
         assert len(r["all_seconds"]) == 2 and r["seconds"] == min(r["all_seconds"]) > 0
         assert r["images_per_s"] == pytest.approx(n_images / r["seconds"])
+        assert r["cpu_seconds"] > 0  # this process's CPU time (more than the wall time with several threads)
     assert isinstance(rec["peak_step_bytes"], int) and rec["peak_step_bytes"] > 0
     assert isinstance(rec["peak_step_method"], str)
-    assert set(rec["ratios"]) == {"hebbian_vs_forward", "hebbian_vs_floor"} | (
+    assert set(rec["ratios"]) == {"hebbian_vs_forward", "hebbian_vs_forward_cpu_time", "hebbian_vs_floor"} | (
         {"hebbian_vs_sgd"} if with_sgd else set()
+    )
+    assert rec["ratios"]["hebbian_vs_forward_cpu_time"] == pytest.approx(
+        rec["forward"]["cpu_seconds"] / rec["hebbian"]["cpu_seconds"]
     )
     assert rec["ratios"]["hebbian_vs_forward"] == pytest.approx(
         rec["hebbian"]["images_per_s"] / rec["forward"]["images_per_s"]
