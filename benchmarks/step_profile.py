@@ -1,6 +1,6 @@
 """Where a Hebbian step's time goes against its floor, on any backend.
 
-    python benchmarks/step_profile.py [--backend torch:cpu] [--steps 20] [--top 15] [--by-method]
+    python benchmarks/step_profile.py [--backend torch:cpu] [--steps 20] [--top 15] [--by-method | --by-layer]
 
 Runs ``Network.hebbian_step`` of the paper's all-Hebbian net (``HHHHHH``, as ``hebbcore bench`` times it) and
 ``bench.floor_step`` on the same batches, after warm-up steps, and prints per step:
@@ -11,7 +11,9 @@ Runs ``Network.hebbian_step`` of the paper's all-Hebbian net (``HHHHHH``, as ``h
   many more small kernels than its floor is launch-bound: that is what to fuse;
 - with ``--by-method`` (any backend: numpy, cupy, torch): the time of each top-level ``Ops`` method, the
   device synchronized before and after every call, so each method is charged its own work. The
-  synchronizing removes the overlap of host and device, so the per-step total is larger than the wall time.
+  synchronizing removes the overlap of host and device, so the per-step total is larger than the wall time;
+- with ``--by-layer`` (any backend): the same timing of the Hebbian step, charged to each layer and split
+  into its forward pass and its update (``Network.hebbian_update``), with the update's three largest methods.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ def profile(fn, steps: int, cuda: bool):
     return wall, prof.key_averages(), kernels
 
 
-def by_method(ops, fn, steps: int) -> tuple[float, dict[str, list[float]]]:
+def by_method(ops, fn, steps: int, key=lambda name: name) -> tuple[float, dict]:
     """Run ``fn(i)`` for ``steps`` steps with every public ``Ops`` method timed (outermost calls only, device
-    synchronized around each); returns (wall seconds, {method: [calls, seconds]})."""
+    synchronized around each); returns (wall seconds, {key(method): [calls, seconds]})."""
     from hebbcore.ops import Ops
 
     cls = type(ops)
@@ -65,7 +67,7 @@ def by_method(ops, fn, steps: int) -> tuple[float, dict[str, list[float]]]:
                 t = time.perf_counter()
                 out = method(self, *a, **k)
                 self.synchronize()
-                entry = stats.setdefault(name, [0, 0.0])
+                entry = stats.setdefault(key(name), [0, 0.0])
                 entry[0] += 1
                 entry[1] += time.perf_counter() - t
                 return out
@@ -92,6 +94,50 @@ def by_method(ops, fn, steps: int) -> tuple[float, dict[str, list[float]]]:
     return wall, stats
 
 
+def by_layer(net, fn, steps: int) -> tuple[float, dict]:
+    """:func:`by_method` with each call charged to ``(layer, part, method)``: ``part`` is ``"update"`` inside
+    ``Network.hebbian_update`` (the rule, the sums, the weight update) and ``"forward"`` elsewhere."""
+    where = {"layer": "", "part": "forward"}
+    originals = {n: getattr(net, n) for n in ("layer_forward", "dot_of", "cosine_of", "hebbian_update")}
+
+    def entered(name, method):
+        def call(node, *a, **k):
+            # the layer stays current after the call: the ReLU of its response is computed after dot_of returns
+            before = where["part"]
+            where["layer"] = node.name
+            where["part"] = "update" if name == "hebbian_update" else before
+            try:
+                return method(node, *a, **k)
+            finally:
+                where["part"] = before
+
+        return call
+
+    try:
+        for n, m in originals.items():
+            setattr(net, n, entered(n, m))
+        return by_method(net.ops, fn, steps, key=lambda name: (where["layer"], where["part"], name))
+    finally:
+        for n in originals:
+            delattr(net, n)  # back to the class's methods
+
+
+def print_by_layer(stats: dict, steps: int, wall: float) -> None:
+    layers = list(dict.fromkeys(layer for layer, _, _ in stats))
+    print("| layer | forward ms / step | update ms / step | the update's largest parts (ms / step) |")
+    print("|---|---:|---:|---|")
+    totals = {"forward": 0.0, "update": 0.0}
+    for layer in layers:
+        part = {p: sum(sec for (la, pa, _), (_, sec) in stats.items() if la == layer and pa == p) for p in totals}
+        for p in totals:
+            totals[p] += part[p]
+        top = sorted((sec, m) for (la, pa, m), (_, sec) in stats.items() if la == layer and pa == "update")[::-1]
+        parts = ", ".join(f"{m} {sec * 1e3 / steps:.2f}" for sec, m in top[:3])
+        print(f"| {layer} | {part['forward'] * 1e3 / steps:.2f} | {part['update'] * 1e3 / steps:.2f} | {parts} |")
+    print(f"| all | {totals['forward'] * 1e3 / steps:.2f} | {totals['update'] * 1e3 / steps:.2f} | "
+          f"whole step, wall {wall * 1e3 / steps:.2f} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -102,6 +148,11 @@ def main() -> None:
     )
     ap.add_argument(
         "--by-method", action="store_true", help="time each Ops method (any backend) instead of the torch profiler"
+    )
+    ap.add_argument(
+        "--by-layer",
+        action="store_true",
+        help="time each Ops method per layer, split into its forward pass and its update (any backend)",
     )
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--top", type=int, default=15, help="operators (or methods) listed per profile")
@@ -116,7 +167,7 @@ def main() -> None:
     tune_malloc()  # as hebbcore bench and hebbcore run do
     reg = default_registry()
     target = parse_targets([args.backend])[0]
-    if target.backend != "torch" and not args.by_method:
+    if target.backend != "torch" and not (args.by_method or args.by_layer):
         ap.error(f"{target.backend}: the torch profiler needs the torch backend; add --by-method")
     ops = reg.get("backend", target.backend)(target.device)
     cuda = ops.device.startswith("cuda")
@@ -129,6 +180,10 @@ def main() -> None:
         for i in range(min(3, args.steps)):
             fn(i)
     print(f"{ops.name} {ops.device}, {args.steps} batch-64 steps of HHHHHH each\n")
+    if args.by_layer:
+        wall, stats = by_layer(net, runs["Hebbian step"], args.steps)
+        print_by_layer(stats, args.steps, wall)
+        return
     if args.by_method:
         results = {name: by_method(ops, fn, args.steps) for name, fn in runs.items()}
         print("| Ops method | " + " | ".join(f"{name} calls / step | {name} ms / step" for name in runs) + " |")

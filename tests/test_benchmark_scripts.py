@@ -86,6 +86,25 @@ def test_step_profile_by_method_on_numpy():
     assert re.search(r"^\| whole step, wall \| - \| [\d.]+ \| - \| [\d.]+ \|$", out.stdout, re.M)
 
 
+def test_step_profile_by_layer_charges_each_layer_its_forward_and_update():
+    out = subprocess.run(
+        [sys.executable, "benchmarks/step_profile.py", "--backend", "numpy", "--by-layer", "--steps", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {m[0]: m[1:] for m in re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| (.*) \|$", out.stdout, re.M)}
+    for layer in ("conv1", "conv2", "conv3", "conv4", "fc5", "fc6"):  # the Hebbian layers: a forward and an update
+        assert float(rows[layer][0]) > 0 and float(rows[layer][1]) > 0, out.stdout
+    assert rows["pool1"][1] == "0.00" and rows["bn1"][1] == "0.00"  # no update where nothing learns
+    assert "conv2d_winner_sums" in rows["conv1"][2] and "argmax" in rows["conv1"][2]
+    forward, update = (sum(float(r[i]) for name, r in rows.items() if name != "all") for i in (0, 1))
+    assert float(rows["all"][0]) == pytest.approx(forward, abs=0.02 * len(rows))  # the total is the rows' sum
+    assert float(rows["all"][1]) == pytest.approx(update, abs=0.02 * len(rows))
+
+
 def test_step_faults_and_blas_spin_scripts_print_their_tables():
     out = subprocess.run(
         [sys.executable, "benchmarks/step_faults.py", "--backend", "numpy", "--steps", "2"],
