@@ -327,7 +327,7 @@ class DataSource(ABC):
     """A named dataset. Register with ``hebbcore_register_datasets``.
 
     ``Options`` is a frozen dataclass validated against the spec's
-    ``[data.options]`` table. :meth:`check` and :meth:`describe` run when the spec
+    ``[data.options]`` table. :meth:`check`, :meth:`check_files` and :meth:`describe` run when the spec
     is loaded (so ``hebbcore validate`` and ``hebbcore run`` refuse the same specs):
     with a description the loader also checks the layers' shapes, the rules' group
     sizes and the run's memory before anything is allocated.
@@ -347,6 +347,13 @@ class DataSource(ABC):
 
         May raise :class:`hebbcore.errors.DataError` (a missing file) naming the file."""
         return None
+
+    @classmethod
+    def check_files(cls, options: Any) -> list[str]:
+        """Why the files these options name cannot be read now (a missing folder or file), each problem one
+        line naming the file; empty when they are there or will be made (a download). Run when the spec is
+        loaded for validate and run, not when only shapes are needed (``load_run`` of a moved run)."""
+        return []
 
     @abstractmethod
     def load(self, options: Any, seed: int) -> Dataset:

@@ -287,6 +287,9 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
     problems = [f"data.options.{p}" for p in source_cls.check(spec.data.options)]
     if problems:
         return problems
+    problems = [f"data: {p}" for p in source_cls.check_files(spec.data.options)]
+    if problems:
+        return problems
     try:
         info = source_cls.describe(spec.data.options)
     except HebbcoreError as exc:

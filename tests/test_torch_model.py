@@ -80,3 +80,27 @@ def test_a_step_without_a_rule_says_to_attach_one():
 
     with pytest.raises(HebbcoreError, match=r"no rule attached; call use_rule\('wta'\) first"):
         HebbianConv2d(3, 4, 3).hebbian_step(torch.zeros(2, 3, 8, 8))
+
+
+def test_load_run_needs_the_weights_not_the_data(tmp_path, registry):
+    """A run moved to a machine without its data set still loads: the data source is asked for shapes only."""
+    from hebbcore.io import atomic_save_npz
+    from hebbcore.ops import Ops
+    from hebbcore.spec import dumps_toml, spec_to_table
+    from hebbcore.torch_model import load_run
+
+    table = {
+        "data": {"source": "cifar10", "options": {"root": str(tmp_path / "moved-away")}},
+        "layers": [
+            {"name": "conv1", "type": "conv", "out_channels": 4, "kernel_size": 5},
+            {"name": "flat", "type": "flatten"},
+            {"name": "fc", "type": "linear", "out_features": 10, "train": "sgd"},
+        ],
+    }
+    spec = parse_spec(table, registry)
+    net = Network(spec, (3, 32, 32), 10, Ops(), registry)
+    atomic_save_npz(tmp_path / "weights.npz", net.state_dict())
+    (tmp_path / "spec.toml").write_text(dumps_toml(spec_to_table(spec)))
+    module = load_run(str(tmp_path), registry)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), net.forward(x), rtol=1e-4, atol=1e-5)

@@ -36,7 +36,7 @@ from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
 from . import fetch
 from .fetch import md5_of
-from .splits import check_splits, find_root, take
+from .splits import LocatedFiles, check_splits, find_root, take
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -172,7 +172,7 @@ def to_images(data: np.ndarray) -> np.ndarray:
     return data.reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255.0)
 
 
-class Cifar10(DataSource):
+class Cifar10(LocatedFiles, DataSource):
     name = "cifar10"
     Options = Cifar10Options
 
@@ -182,8 +182,6 @@ class Cifar10(DataSource):
 
     @classmethod
     def describe(cls, options: Cifar10Options) -> DataInfo:
-        if not options.download:  # validate refuses a missing data set as run does (run downloads when asked)
-            cls().locate(options)
         split = min(max(options.train_split, 1), 50000)
         n = take(options.n_train, split) + take(options.n_val, 50000 - split) + take(options.n_test, 10000)
         return DataInfo((3, 32, 32), 10, n)

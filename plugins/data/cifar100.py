@@ -19,7 +19,7 @@ from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
 from .cifar10 import BatchUnpickler, to_images
 from .fetch import locate_release
-from .splits import check_splits, take
+from .splits import LocatedFiles, check_splits, take
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
@@ -69,7 +69,7 @@ def read_split(path: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
     return data, labels.astype(np.int64)
 
 
-class Cifar100(DataSource):
+class Cifar100(LocatedFiles, DataSource):
     name = "cifar100"
     Options = Cifar100Options
 
@@ -79,8 +79,6 @@ class Cifar100(DataSource):
 
     @classmethod
     def describe(cls, options: Cifar100Options) -> DataInfo:
-        if not options.download:  # validate refuses a missing data set as run does (run downloads when asked)
-            cls().locate(options)
         split = min(max(options.train_split, 1), N_TRAIN)
         n = take(options.n_train, split) + take(options.n_val, N_TRAIN - split) + take(options.n_test, N_TEST)
         return DataInfo((3, 32, 32), 100 if options.label == "fine" else 20, n)

@@ -24,7 +24,7 @@ from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
 from .fetch import fetch
-from .splits import check_splits, find_root, take
+from .splits import LocatedFiles, check_splits, find_root, take
 
 FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -63,7 +63,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
-class IdxImages(DataSource):
+class IdxImages(LocatedFiles, DataSource):
     """A 28×28 IDX data set (MNIST's layout); subclasses name it and where it comes from."""
 
     name: ClassVar[str]
@@ -79,8 +79,6 @@ class IdxImages(DataSource):
 
     @classmethod
     def describe(cls, options: MnistOptions) -> DataInfo:
-        if not options.download:  # validate refuses a missing data set as run does (run downloads when asked)
-            cls().locate(options)
         split = min(max(options.train_split, 1), N_TRAIN)
         n = take(options.n_train, split) + take(options.n_val, N_TRAIN - split) + take(options.n_test, N_TEST)
         return DataInfo((1, 28, 28), 10, n)

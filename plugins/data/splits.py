@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hebbcore.errors import DataError
+
 
 def cache_root() -> Path:
     return Path(os.environ.get("HEBBCORE_CACHE") or Path.home() / ".cache" / "hebbcore")
@@ -37,3 +39,18 @@ def check_splits(options: Any, n_train_total: int, optional: tuple[str, ...] = (
         if getattr(options, k) < -1:
             problems.append(f"{k}: expected >= 0 (0: all) or -1 (none), got {getattr(options, k)}")
     return problems
+
+
+class LocatedFiles:
+    """For a data source whose ``locate(options)`` finds its files (or downloads them with ``download = true``):
+    ``check_files`` locates them without downloading, so that validate refuses a missing folder as run does."""
+
+    @classmethod
+    def check_files(cls, options: Any) -> list[str]:
+        if getattr(options, "download", False):
+            return []
+        try:
+            cls().locate(options)  # type: ignore[attr-defined]  # the data source's own
+        except DataError as exc:
+            return [str(exc)]
+        return []

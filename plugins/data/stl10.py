@@ -21,7 +21,7 @@ from hebbcore.errors import DataError
 from hebbcore.interfaces import DataInfo, Dataset, DataSource, Split
 
 from .fetch import locate_release
-from .splits import check_splits, take
+from .splits import LocatedFiles, check_splits, take
 
 URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
 ARCHIVE_MD5 = "91f7769df0f17e558f3565bffb0c7dfb"
@@ -63,7 +63,7 @@ def read_labels(path: Path, count: int) -> np.ndarray:
     return y
 
 
-class Stl10(DataSource):
+class Stl10(LocatedFiles, DataSource):
     name = "stl10"
     Options = Stl10Options
 
@@ -73,8 +73,6 @@ class Stl10(DataSource):
 
     @classmethod
     def describe(cls, options: Stl10Options) -> DataInfo:
-        if not options.download:  # validate refuses a missing data set as run does (run downloads when asked)
-            cls().locate(options)
         split = min(max(options.train_split, 1), N_TRAIN)
         labelled = take(options.n_train, split) + take(options.n_val, N_TRAIN - split) + take(options.n_test, N_TEST)
         n_unlabeled = N_UNLABELED if options.unlabeled == -1 else options.unlabeled
