@@ -1,4 +1,5 @@
-"""The ``hebbcore`` command line: ``run``, ``validate``, ``plot``, ``plugins``, and every registered command.
+"""The ``hebbcore`` command line: ``run``, ``validate``, ``plot``, ``evaluate``, ``export``, ``tune``, ``plugins``,
+and every registered command.
 
 Commands beyond these (``bench``, from the lab) are plugins (``hebbcore_register_commands``);
 loggers are chosen by name (``--logger``), so the core names no plugin package.
@@ -97,6 +98,13 @@ def _parser(registry) -> argparse.ArgumentParser:
     ex.add_argument("run_dir", help="a run directory (spec.toml and weights.npz)")
     ex.add_argument("--format", choices=("torch", "safetensors"), default="torch")
     ex.add_argument("--out", default=None, help="the file (default RUN/model.pt or RUN/model.safetensors)")
+    e = sub.add_parser("evaluate", help="measure a finished run's accuracy again, optionally mirror-averaged")
+    e.add_argument("run_dir", help="a run directory (spec.toml and weights.npz); nothing in it is written")
+    e.add_argument("--split", default="test", help="comma list of splits: train, val, test (default test)")
+    e.add_argument("--hflip", action="store_true", help="also with each image's scores plus its mirror image's")
+    e.add_argument("--backend", default="numpy", help="array backend (default numpy)")
+    e.add_argument("--device", default=None, help="device of the backend")
+    e.add_argument("--json", default=None, metavar="FILE", help="also write the accuracies to FILE")
     t = sub.add_parser("tune", help="search hyper-parameters of a spec with Optuna (pruning, SQLite, workers)")
     t.add_argument("spec", help="path of the TOML run spec to tune")
     t.add_argument("--space", required=True, help='TOML search space: [params."key.path"] tables (see docs)')
@@ -164,6 +172,8 @@ def _dispatch(args: argparse.Namespace, registry) -> int:
         return _plot(args.run_dir)
     if args.command == "export":
         return _export(args, registry)
+    if args.command == "evaluate":
+        return _evaluate(args, registry)
     if args.command == "plugins":
         for kind in registry.tables:
             entries = [f"{n} ({registry.origin[(kind, n)]})" for n in registry.names(kind)]
@@ -223,6 +233,18 @@ def _plot(run_dir: str) -> int:
 
     for p in write_run_plots(run_dir):
         print(p)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, registry) -> int:
+    from .evaluate import evaluate_run, format_evaluation
+    from .io import atomic_write_json
+
+    splits = tuple(s.strip() for s in args.split.split(",") if s.strip())
+    result = evaluate_run(args.run_dir, registry, args.backend, args.device, splits, mirror=args.hflip)
+    print(format_evaluation(result))
+    if args.json:
+        atomic_write_json(args.json, {"run_dir": args.run_dir, "backend": args.backend, "splits": result})
     return 0
 
 

@@ -247,13 +247,18 @@ class Network:
             return self.similarity(last, x)[1]
         return self.layer_forward(last, x, batch_stats=False)
 
-    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int | None = None, mirror: bool = False) -> np.ndarray:
         """The argmax of :meth:`scores` for every sample, ``batch_size`` rows at a time (default: the device's
-        :func:`hebbcore.ops.inference_batch`)."""
+        :func:`hebbcore.ops.inference_batch`). ``mirror``: of the scores of each image ``(N, C, H, W)`` plus
+        those of its left-right mirror image (test-time augmentation)."""
         batch_size = batch_size or inference_batch(self.ops.device)
         out = []
         for i in range(0, len(x), batch_size):
-            out.append(self.ops.to_numpy(self.ops.argmax(self.scores(self.ops.asarray(x[i : i + batch_size])), 1)))
+            xb = x[i : i + batch_size]
+            s = self.scores(self.ops.asarray(xb))
+            if mirror:
+                s = s + self.scores(self.ops.asarray(np.ascontiguousarray(xb[..., ::-1])))
+            out.append(self.ops.to_numpy(self.ops.argmax(s, 1)))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ the Hebbian step

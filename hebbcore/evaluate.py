@@ -1,0 +1,72 @@
+"""Evaluate a finished run again: its weights on the splits of its data, optionally with mirror-averaged scores.
+
+``hebbcore evaluate DIR [--hflip]`` reads the run's ``spec.toml`` and ``weights.npz`` (nothing in the directory
+is written) and measures the accuracy of each split the spec's data source gives. With ``mirror`` each image's
+class scores are summed with those of its left-right mirror image before the arg-max (test-time augmentation),
+the usual companion of a probe trained on mirrored images (``sgd.hflip``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError, HebbcoreError
+from .interfaces import check_hflip_inputs
+from .io import read_npz
+from .network import Network
+from .plugin_manager import Registry
+from .runner import load_dataset, make_backend
+from .spec import parse_spec
+from .specfile import read_spec_table
+
+SPLITS = ("train", "val", "test")
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    registry: Registry,
+    backend: str = "numpy",
+    device: str | None = None,
+    splits: tuple[str, ...] = ("test",),
+    mirror: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """``{split: {"images": n, "accuracy": a[, "mirror_averaged_accuracy": b]}}`` of the run in ``run_dir``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "spec.toml").is_file() or not (run_dir / "weights.npz").is_file():
+        raise DataError(f"{str(run_dir)!r} is not a run directory (no spec.toml and weights.npz)")
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise HebbcoreError(f"splits: expected some of {', '.join(SPLITS)}, got {', '.join(unknown)}")
+    table, _ = read_spec_table(run_dir / "spec.toml")
+    table.pop("init_weights", None)  # the run's trained weights replace its initial ones, which may be gone
+    spec = parse_spec(table, registry, str(run_dir / "spec.toml"), against_data=True)
+    ops = make_backend(registry, backend, device)
+    data = load_dataset(spec, registry)
+    net = Network(spec, data.input_shape, data.n_classes, ops, registry)
+    weights = run_dir / "weights.npz"
+    net.load_state_dict(read_npz(weights, "the run's weights"), source=str(weights), strict=True)
+    if not net.is_classifier:
+        raise HebbcoreError(f"{str(run_dir)!r}: the network's output is not one score per class; nothing to evaluate")
+    out: dict[str, dict[str, Any]] = {}
+    for name in splits:
+        split = getattr(data, name)
+        if not len(split):
+            raise DataError(f"the {name} split of {str(run_dir / 'spec.toml')!r} is empty")
+        record: dict[str, Any] = {"images": len(split), "accuracy": float((net.predict(split.x) == split.y).mean())}
+        if mirror:
+            check_hflip_inputs(tuple(split.x.shape))
+            record["mirror_averaged_accuracy"] = float((net.predict(split.x, mirror=True) == split.y).mean())
+        out[name] = record
+    return out
+
+
+def format_evaluation(result: dict[str, dict[str, Any]]) -> str:
+    """One line per split: ``test: 80.92 % of 10000 images; mirror-averaged scores: 81.40 %``."""
+    lines = []
+    for name, r in result.items():
+        line = f"{name}: {100 * r['accuracy']:.2f} % of {r['images']} images"
+        if "mirror_averaged_accuracy" in r:
+            line += f"; mirror-averaged scores: {100 * r['mirror_averaged_accuracy']:.2f} %"
+        lines.append(line)
+    return "\n".join(lines)

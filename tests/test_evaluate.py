@@ -1,0 +1,111 @@
+"""hebbcore evaluate: a finished run's accuracies measured again from its files, and with mirror-averaged scores,
+against the run's own final record and against the exported torch module."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hebbcore.errors import DataError, HebbcoreError
+from hebbcore.evaluate import evaluate_run
+from hebbcore.runner import load_dataset, run
+from hebbcore.spec import parse_spec
+
+SPEC = {
+    "name": "ev",
+    "seed": 3,
+    "phases": ["hebbian", "sgd"],
+    "data": {"source": "synthetic", "options": {"n_train": 300, "n_val": 60, "n_test": 90, "size": 12}},
+    "hebbian": {"epochs": 1, "batch_size": 30},
+    "sgd": {"epochs": 2, "batch_size": 30, "hflip": True},
+    "layers": [
+        {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "hebbian": {"rule": "wta"}},
+        {"name": "pool1", "type": "pool", "kernel_size": 2},
+        {"name": "bn1", "type": "batchnorm"},
+        {"name": "flat", "type": "flatten"},
+        {"name": "fc", "type": "linear", "out_features": 10, "train": "sgd"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, registry):
+    out = tmp_path_factory.mktemp("run")
+    spec = parse_spec(SPEC, registry)
+    result = run(spec, registry, out_dir=out, progress=False)
+    return out, result.metrics, spec
+
+
+def test_evaluate_measures_what_the_run_recorded(finished, registry):
+    out, metrics, _ = finished
+    got = evaluate_run(out, registry, splits=("val", "test"))
+    assert got["test"] == {"images": 90, "accuracy": pytest.approx(metrics["final"]["test_acc"], abs=1e-12)}
+    assert got["val"]["accuracy"] == pytest.approx(metrics["final"]["val_acc"], abs=1e-12)
+
+
+def test_mirror_averaged_scores_equal_the_torch_modules(finished, registry):
+    torch = pytest.importorskip("torch")
+    from hebbcore.torch_model import load_run
+
+    out, _, spec = finished
+    got = evaluate_run(out, registry, splits=("test",), mirror=True)["test"]
+    test = load_dataset(spec, registry).test
+    module = load_run(str(out), registry).eval()
+    with torch.no_grad():
+        x = torch.from_numpy(test.x)
+        scores = module(x) + module(torch.flip(x, dims=(-1,)))
+    expected = float((scores.argmax(1).numpy() == test.y).mean())
+    assert got["mirror_averaged_accuracy"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_command_prints_writes_json_and_leaves_the_run_as_it_was(finished, tmp_path):
+    out, metrics, _ = finished
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    res = subprocess.run(
+        [sys.executable, "-m", "hebbcore.cli", "evaluate", str(out), "--split", "val,test", "--hflip", "--json",
+         str(tmp_path / "ev.json")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[1].startswith(f"test: {100 * metrics['final']['test_acc']:.2f} % of 90 images; mirror-averaged")
+    saved = json.loads((tmp_path / "ev.json").read_text())
+    assert saved["splits"]["test"]["images"] == 90 and "mirror_averaged_accuracy" in saved["splits"]["val"]
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_a_run_whose_initial_weights_file_is_gone_is_evaluated(finished, tmp_path, registry):
+    import shutil
+
+    out, metrics, _ = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    text = (copy / "spec.toml").read_text()
+    assert 'init_weights = ""' in text
+    (copy / "spec.toml").write_text(text.replace('init_weights = ""', f'init_weights = "{tmp_path / "gone.npz"}"'))
+    assert evaluate_run(copy, registry)["test"]["accuracy"] == pytest.approx(metrics["final"]["test_acc"], abs=1e-12)
+
+
+def test_bad_requests_are_one_line(finished, tmp_path, registry):
+    out, _, _ = finished
+    with pytest.raises(DataError, match="is not a run directory"):
+        evaluate_run(tmp_path, registry)
+    with pytest.raises(HebbcoreError, match="splits: expected some of train, val, test, got tset"):
+        evaluate_run(out, registry, splits=("tset",))
+    vectors = tmp_path / "vec"
+    vectors.mkdir()
+    x = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32)
+    np.savez(vectors / "d.npz", x=x, y=np.arange(40) % 2)
+    table = {
+        "phases": ["sgd"],
+        "data": {"source": "npz", "options": {"path": str(vectors / "d.npz")}},
+        "sgd": {"epochs": 1},
+        "layers": [{"name": "fc", "type": "linear", "out_features": 2, "train": "sgd"}],
+    }
+    run(parse_spec(table, registry), registry, out_dir=vectors / "run", progress=False)
+    with pytest.raises(HebbcoreError, match="must be images"):
+        evaluate_run(vectors / "run", registry, mirror=True)
