@@ -126,6 +126,35 @@ def _parser(registry) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status. Output cut off by its reader (``hebbcore plugins | head -1``)
+    ends the command quietly with status 141, as Unix tools do."""
+    try:
+        try:
+            return _main(argv)
+        except SystemExit as exc:  # argparse's --help, --version and usage errors
+            return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.stdout.flush()  # buffered output reaches the pipe here, inside the handler, not at interpreter exit
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left for Python's own flush
+        return 141
+
+
+def _stdout_reader_gone() -> bool:
+    """True when standard output is a pipe (or socket) whose reading end is closed."""
+    try:
+        import select
+
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no file descriptor
+        return False
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .plugin_manager import default_registry
 
     try:
@@ -147,9 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hebbcore: interrupted; files already written are complete", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader went away (hebbcore plugins | head -1): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
-        return 141
+    except BrokenPipeError:
+        if _stdout_reader_gone():  # the reader of a long output went away: main ends quietly
+            raise
+        print("hebbcore: error: a pipe hebbcore wrote to was closed by its reader (EPIPE)", file=sys.stderr)
+        return 1
     except MemoryError:
         print(
             "hebbcore: error: out of memory; use a smaller batch_size, fewer kernels or less data "
@@ -293,17 +324,15 @@ def _resume(args: argparse.Namespace, registry) -> int:
         raise UsageError("--overwrite and --resume contradict each other: --resume continues the run in place")
     if args.settings:
         raise UsageError("--set and --resume contradict each other: a run resumes with the spec it started with")
-    if not args.distributed or os.environ.get("RANK", "0") == "0":  # rank 0 owns the directory
-        from .rundir import RunDir
+    from .rundir import RunDir
 
+    if not args.distributed or os.environ.get("RANK", "0") == "0":  # rank 0 owns the directory
         RunDir(out).ensure_free()  # before reading its spec.toml, which a running run may not have written yet
     spec = load_spec(args.spec or out / "spec.toml", registry)
     backend = args.backend
     if backend is None:
-        try:
-            backend = json.loads((out / "metrics.json").read_text())["backend"]
-        except (OSError, ValueError, KeyError, TypeError):
-            backend = "numpy"
+        recorded = (RunDir(out).read_metrics() or {}).get("backend")
+        backend = recorded if isinstance(recorded, str) else "numpy"
     return _run(args, registry, spec, out, resume=True, backend=backend)
 
 

@@ -147,6 +147,8 @@ def read_json_table(path: str | os.PathLike, what: str) -> dict:
 
 
 def _npz_reason(exc: BaseException) -> str:
+    if isinstance(exc, ValueError) and "Object arrays cannot be loaded" in str(exc):
+        return "it holds an array of Python objects, which would be unpickled; hebbcore never loads those"
     if isinstance(exc, ValueError) and "pickle" in str(exc):  # numpy's guess for a file of unknown format
         return "neither an .npz archive nor an .npy array"
     return f"{exc.__class__.__name__}: {exc}"

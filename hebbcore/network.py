@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, SpecError, TrainingDiverged
-from .interfaces import HebbianContext, LayerInfo
+from .interfaces import HebbianContext, LayerInfo, check_hflip_inputs
 from .io import read_npz
 from .layers import ForwardContext, Layer, LayerShapeError, WeightLayer
 from .ops import Array, Ops, inference_batch
@@ -252,6 +252,8 @@ class Network:
         :func:`hebbcore.ops.inference_batch`). ``mirror``: of the scores of each image ``(N, C, H, W)`` plus
         those of its left-right mirror image (test-time augmentation)."""
         batch_size = batch_size or inference_batch(self.ops.device)
+        if mirror:
+            check_hflip_inputs(tuple(x.shape))
         out = []
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size]

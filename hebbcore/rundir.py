@@ -23,7 +23,6 @@ import contextlib
 import io
 import json
 import os
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 
 from .errors import DataError, HebbcoreError
 from .io import (
+    NPZ_READ_ERRORS,
     TMP_SUFFIX,
     WriteError,
     atomic_save_npz,
@@ -155,8 +155,8 @@ def loads_checkpoint(data: bytes | Path, source: str) -> dict:
         if not isinstance(state, dict):
             raise ValueError("no state table")
         return state
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, EOFError, zipfile.BadZipFile,
-            UnicodeDecodeError, RecursionError) as exc:  # fmt: skip  # a garbled document: whatever it trips on
+    except (*NPZ_READ_ERRORS, TypeError, AttributeError, IndexError, UnicodeDecodeError,
+            RecursionError) as exc:  # fmt: skip  # a garbled document: whatever it trips on
         raise DataError(
             f"checkpoint {source!r} is unreadable ({exc.__class__.__name__}: {exc}); "
             f"train the run again from the start with --overwrite"
@@ -175,7 +175,7 @@ class RunDir:
         self.enabled = enabled
         self._lock_fd: int | None = None
         self._depth = 0
-        self._made = False  # this object created the directory (a run that writes nothing removes it again)
+        self._made: list[Path] = []  # the folders this object created, innermost first (removed if left empty)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -198,24 +198,24 @@ class RunDir:
                 self._release()
 
     def _acquire(self) -> None:
-        lock = self.path / LOCK
-        try:
-            self._made = not self.path.exists()
-            self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise WriteError(f"cannot use run directory {str(self.path)!r}: {describe_os_error(exc)}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        for _ in range(8):  # a lock file removed by the holder between our open and our flock: open it anew
+            fd = self._open_lock()
             try:
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            finally:
-                os.close(fd)
-            raise RunDirBusy(
-                f"run directory {str(self.path)!r} is in use by another hebbcore process "
-                f"(pid {holder}); wait for it to end or choose another --out"
-            ) from None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                try:
+                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                finally:
+                    os.close(fd)
+                raise RunDirBusy(
+                    f"run directory {str(self.path)!r} is in use by another hebbcore process "
+                    f"(pid {holder}); wait for it to end or choose another --out"
+                ) from None
+            if self._is_current_lock(fd):
+                break
+            os.close(fd)
+        else:
+            raise RunDirBusy(f"run directory {str(self.path)!r} keeps being removed by another process")
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -223,6 +223,23 @@ class RunDir:
             pass  # the lock holds even where the pid cannot be written (a full disk)
         self._lock_fd = fd
         self.remove_temporaries()
+
+    def _open_lock(self) -> int:
+        """The lock file's descriptor; the folders this object creates for it are remembered (:meth:`_release`)."""
+        try:
+            made = [p for p in (self.path, *self.path.parents) if not p.exists()]
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._made = self._made or made
+            return os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise WriteError(f"cannot use run directory {str(self.path)!r}: {describe_os_error(exc)}") from None
+
+    def _is_current_lock(self, fd: int) -> bool:
+        """True when ``fd`` is still the file at ``.lock`` (not one its previous holder removed)."""
+        try:
+            return os.fstat(fd).st_ino == os.stat(self.path / LOCK).st_ino
+        except OSError:
+            return False
 
     def ensure_free(self) -> None:
         """Raise :class:`RunDirBusy` now if another process holds the directory (a probe: the lock is not kept)."""
@@ -233,11 +250,13 @@ class RunDir:
 
     def _release(self) -> None:
         if self._lock_fd is not None:
-            if self._made:  # a run that failed before writing anything leaves no directory behind
+            if self._made:  # a run that failed before writing anything leaves none of the folders it made
                 with contextlib.suppress(OSError):
                     if [p.name for p in self.path.iterdir()] == [LOCK]:
                         (self.path / LOCK).unlink()
-                        self.path.rmdir()
+                        for folder in self._made:  # the run folder first, then the parents made for it
+                            folder.rmdir()  # stops (OSError) at the first one something else now uses
+                self._made = []
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None

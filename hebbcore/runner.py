@@ -151,10 +151,13 @@ def hebbian_epoch(
     for b in shown:
         if resident is not None:
             sel = order_dev[starts[b] : starts[b] + batch_size][shard.rank :: shard.world]
-            net.hebbian_step(ops.take_rows(resident[0], sel), ops.take_rows(resident[1], sel))
+            xb, yb = ops.take_rows(resident[0], sel), ops.take_rows(resident[1], sel)
         else:
             idx = order[starts[b] : starts[b] + batch_size][shard.rank :: shard.world]
-            net.hebbian_step(ops.asarray(x[idx]), ops.asarray(y[idx], dtype="int64"))
+            xb, yb = ops.asarray(x[idx]), ops.asarray(y[idx], dtype="int64")
+        # a diverging step ends the run with check_finite's one line naming the layer, not numpy's warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            net.hebbian_step(xb, yb)
         done = b + 1
         if check_every and done % check_every == 0:
             net.check_finite(f"epoch {epoch}, batch {done}")
@@ -328,9 +331,7 @@ class Training:
             resuming = phase_index == self.position["phase_index"]
             if phase == "hebbian" and self.net.hebbian_nodes:
                 first_epoch = self.position["epoch"] if resuming else 1
-                # overflow and NaN end the run with check_finite's one line naming the layer, not numpy's warnings
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    self.hebbian_phase(phase_index, first_epoch, self.position["batch"] if resuming else 0)
+                self.hebbian_phase(phase_index, first_epoch, self.position["batch"] if resuming else 0)
             elif phase == "sgd" and self.net.sgd_nodes and self.spec.sgd.epochs > 0:
                 self.sgd_phase(phase_index, self.sgd_state if resuming else None)
             self.save(phase_index + 1, 1, 0, self.rng.bit_generator.state)

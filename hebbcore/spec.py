@@ -287,15 +287,13 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
     problems = [f"data.options.{p}" for p in source_cls.check(spec.data.options)]
     if problems:
         return problems
-    problems = [f"data: {p}" for p in source_cls.check_files(spec.data.options)]
-    if problems:
-        return problems
+    problems = [f"data: {p}" for p in source_cls.check_files(spec.data.options)]  # the shapes need no files
     try:
         info = source_cls.describe(spec.data.options)
     except HebbcoreError as exc:
-        return [f"data: {exc}"]
+        return [*problems, f"data: {exc}"]
     if info is None:
-        return []
+        return problems
     if spec.hebbian.data == "unlabeled":
         if not info.n_unlabeled:
             problems.append(f"hebbian.data: 'unlabeled', but the {spec.data.source!r} source gives no unlabeled images "
@@ -308,7 +306,7 @@ def check_against_data(spec: RunSpec, registry: Registry) -> list[str]:
     try:
         built = build_layers(spec.layers, info.input_shape)
     except SpecError as exc:
-        return exc.problems
+        return [*problems, *exc.problems]
     for i, (layer, lay) in enumerate(zip(spec.layers, built, strict=True)):
         if isinstance(lay, WeightLayer) and layer.train == "hebbian" and layer.hebbian is not None:
             rule_cls = registry.tables["rule"].get(layer.hebbian.rule)

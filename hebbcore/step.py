@@ -27,9 +27,9 @@ def hebbian_delta(
     _expect(direction_sum, ctx.w, f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update", "w")
     if ctx.reducer is not None:
         direction_sum, coefficient_sum = ctx.reducer(direction_sum), ctx.reducer(coefficient_sum)
-    delta = lr * aggregation.combine(ctx, direction_sum, coefficient_sum)
-    _expect(delta, ctx.w, f"aggregation {aggregation.name!r}: combine returned", "w")
-    return delta, state
+    combined = aggregation.combine(ctx, direction_sum, coefficient_sum)
+    _expect(combined, ctx.w, f"aggregation {aggregation.name!r}: combine returned", "w")
+    return float(lr) * combined, state  # a Python float keeps the weights' dtype (a numpy float64 would not)
 
 
 def _expect(a: Any, like: Array, what: str, name: str) -> None:

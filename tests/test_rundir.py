@@ -171,12 +171,34 @@ def test_a_run_that_writes_nothing_leaves_no_directory_it_made(tmp_path):
     for path in (made, kept):
         with RunDir(path).locked():
             assert (path / ".lock").is_file()
-    assert not made.exists() and (tmp_path / "runs").is_dir()  # only the folder the run made goes
+    assert not (tmp_path / "runs").exists() and tmp_path.is_dir()  # the folders the run made go, no others
     assert [p.name for p in kept.iterdir()] == [".lock"]  # a folder that was there stays, as it was used
     wrote = tmp_path / "wrote"
     with RunDir(wrote).locked() as rd:
         rd.write_text("spec.toml", "x = 1\n")
     assert sorted(p.name for p in wrote.iterdir()) == [".lock", "spec.toml"]
+
+
+def test_a_lock_file_its_holder_removed_is_not_taken_for_the_lock(tmp_path, monkeypatch):
+    """The race of a run that fails and removes its folder while another opens the same .lock: the second must
+    lock the file that is there now, not the removed one (which would let a third process in)."""
+    import hebbcore.rundir as rundir
+
+    path = tmp_path / "run"
+    rd = RunDir(path)
+    real_flock, calls = rundir.fcntl.flock, []
+
+    def flock_after_the_holder_left(fd, op):
+        if op & rundir.fcntl.LOCK_EX and not calls:  # between our open and our flock, the holder removes all
+            calls.append(fd)
+            (path / ".lock").unlink()
+            path.rmdir()
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(rundir.fcntl, "flock", flock_after_the_holder_left)
+    with rd.locked():
+        assert os.fstat(rd._lock_fd).st_ino == (path / ".lock").stat().st_ino
+    assert calls and not path.exists()
 
 
 def test_a_directory_holding_a_run_is_refused_unless_overwrite(tmp_path):

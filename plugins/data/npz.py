@@ -41,7 +41,9 @@ def read_npz_xy(path: Path) -> tuple[np.ndarray, np.ndarray]:
     arrays = read_npz(path, "data file", names=("x", "y"))
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
-        raise DataError(f"data file {str(path)!r} lacks array(s) {missing}")
+        with zipfile.ZipFile(path) as z:  # read_npz opened it: a zip archive
+            held = sorted(n.removesuffix(".npy") for n in z.namelist())
+        raise DataError(f"data file {str(path)!r} lacks array(s) {missing}; it has {held}")
     x, y = arrays["x"], arrays["y"]
     if x.ndim not in (2, 4):
         raise DataError(f"data file {str(path)!r}: 'x' must be (N, D) or (N, C, H, W), got shape {x.shape}")
