@@ -131,6 +131,12 @@ class TorchOps(Ops):
     def linear_weight_sums(self, x, g):
         return g.T @ x
 
+    def linear_winner_sums(self, x, index, n_kernels):
+        if x.device.type != "cpu":  # CUDA's index_add_ adds in no fixed order: keep the product there
+            return super().linear_winner_sums(x, index, n_kernels)
+        # each row added to its winner's: N·D additions instead of the one-hot product's N·D·K
+        return self.torch.zeros((n_kernels, x.shape[1]), dtype=x.dtype).index_add_(0, index.reshape(-1), x)
+
     def _layout(self, t):
         return t.contiguous(memory_format=self._memory_format)
 

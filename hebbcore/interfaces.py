@@ -144,12 +144,12 @@ class HebbianContext:
 
         ``c`` is shaped like :attr:`dot`, or :class:`Winners`. Computed as a convolution
         weight-gradient (conv) or a matrix product (linear); for winners, as the sum of
-        the patches each kernel won (:meth:`Ops.conv2d_winner_sums`).
+        the patches (or inputs) each kernel won (:meth:`Ops.conv2d_winner_sums`, :meth:`Ops.linear_winner_sums`).
         """
         if isinstance(c, Winners):
             if self.kind == "conv":
                 return self.ops.conv2d_winner_sums(self.x, c.index, c.n_kernels, tuple(self.w.shape[2:]), self.stride)
-            c = self.dense(c)
+            return self.ops.linear_winner_sums(self.x, c.index, c.n_kernels)
         if self.kind == "linear":
             return self.ops.linear_weight_sums(self.x, c)
         return self.ops.conv2d_weight_sums(self.x, c, tuple(self.w.shape[2:]), self.stride)

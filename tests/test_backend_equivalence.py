@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import assert_close, backend_params, make_ops
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hebbcore.interfaces import HebbianContext
@@ -278,6 +278,22 @@ def test_winner_primitives(backend, registry, numpy_ops, case):
     assert_close(
         ops.to_numpy(ops.conv2d_winner_sums(ops.asarray(x), got_index, k, ks, stride)), ref, what="conv2d_winner_sums"
     )
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 40), d=st.integers(1, 30), k=st.integers(1, 12), seed=st.integers(0, 2**31 - 1))
+def test_linear_winner_sums_add_each_row_to_its_winners(backend, registry, n, d, k, seed):
+    """The fully connected layers' winner sums, against a loop over the rows (every backend, empty batches too)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    index = rng.integers(0, k, size=n)
+    expected = np.zeros((k, d))
+    for row, winner in zip(x, index, strict=True):
+        expected[winner] += row
+    ops = make_ops(registry, *backend)
+    got = ops.linear_winner_sums(ops.asarray(x), ops.asarray(index, dtype="int64"), k)
+    assert tuple(got.shape) == (k, d) and str(got.dtype).endswith("float32")
+    assert_close(ops.to_numpy(got), expected, what="linear_winner_sums")
 
 
 def test_torch_native_winner_sums_on_the_cpu(backend, numpy_ops):
