@@ -164,8 +164,11 @@ def _optuna() -> Any:
     return optuna
 
 
-def open_study(job: TuneJob, create: bool = True) -> Any:
-    """The job's Optuna study (created when missing), with heartbeats so a dead worker's trial is retried."""
+def open_study(job: TuneJob, create: bool = True, worker: int = 0) -> Any:
+    """The job's Optuna study (created when missing), with heartbeats so a dead worker's trial is retried.
+
+    ``worker``: which of the job's processes opens it; each samples from its own seed (``job.seed + worker``),
+    since workers with one seed propose the same parameters for their first trials."""
     optuna = _optuna()
     storage: Any = job.storage
     if storage.startswith(("sqlite", "postgresql", "mysql")):
@@ -179,7 +182,7 @@ def open_study(job: TuneJob, create: bool = True) -> Any:
             storage = optuna.storages.RDBStorage(
                 job.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry
             )
-    sampler = optuna.samplers.TPESampler(seed=job.seed)
+    sampler = optuna.samplers.TPESampler(seed=job.seed + worker)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     if not create:
         return optuna.load_study(study_name=job.study, storage=storage, sampler=sampler, pruner=pruner)
@@ -245,12 +248,13 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
     return objective
 
 
-def work(job: TuneJob) -> None:
-    """One worker: run trials of the study until ``job.trials`` have finished (complete or pruned)."""
+def work(job: TuneJob, worker: int = 0) -> None:
+    """One worker (``worker`` of the job's processes): run trials of the study until ``job.trials`` have
+    finished (complete or pruned)."""
     optuna = _optuna()
     registry = default_registry()
     space = load_space(job.space, job.spec, registry, job.overrides)
-    study = open_study(job, create=False)
+    study = open_study(job, create=False, worker=worker)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=done)) >= job.trials:
         return
@@ -261,9 +265,9 @@ def work(job: TuneJob) -> None:
     )
 
 
-def _work_in_child(job: TuneJob) -> None:  # a spawned worker: errors are reported, not raised as tracebacks
+def _work_in_child(job: TuneJob, worker: int) -> None:  # a spawned worker: errors reported, not raised
     try:
-        work(job)
+        work(job, worker)
     except HebbcoreError as exc:
         print(f"hebbcore tune: worker {os.getpid()}: error: {exc}", flush=True)
         raise SystemExit(1) from None
@@ -280,7 +284,7 @@ def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     children = []
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch or sqlite state
-        children = [ctx.Process(target=_work_in_child, args=(job,)) for _ in range(workers - 1)]
+        children = [ctx.Process(target=_work_in_child, args=(job, w)) for w in range(1, workers)]
         for child in children:
             child.start()
     try:

@@ -142,6 +142,8 @@ def test_worker_processes_share_one_study(files):
     finished = [t for t in study_of(out).trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) >= 4  # each worker stops once 4 have finished (one may be running its last then)
     assert len({t.number for t in finished}) == len(finished)
+    params = [tuple(sorted(t.params.items())) for t in study_of(out).trials]
+    assert len(set(params)) == len(params)  # each worker samples from its own seed: no trial run twice
 
 
 def test_a_trial_that_diverges_is_pruned_and_the_study_goes_on(files):
