@@ -222,6 +222,21 @@ def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, regist
     assert abs(a["final"]["test_acc"] - b["final"]["test_acc"]) <= 0.1
 
 
+def test_one_row_name_in_two_folders_is_refused(tmp_path, capsys):
+    """Rows are found by name (init_from): two folders each with a row 'parent' would mix their runs."""
+    from hebbcore.lab import experiments as ex
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write_experiments(tmp_path / name)
+    with pytest.raises(SpecError, match="experiment 'parent' is a row of both .*/a' and .*/b'"):
+        ex.collect([tmp_path / "a", tmp_path / "b"])
+    assert ex.main(["run", str(tmp_path / "a"), str(tmp_path / "b"), "--dry-run"]) == 2
+    assert "run the folders one at a time" in capsys.readouterr().err
+    rows, _ = ex.collect([tmp_path / "a" / "parent.toml", tmp_path / "a"])  # one folder twice: fine
+    assert "parent" in rows
+
+
 def test_experiments_cli_dry_run_and_missing_parent(tmp_path, capsys, registry):
     from hebbcore.lab import experiments as ex
 

@@ -97,7 +97,13 @@ def collect(paths: Sequence[str | Path]) -> tuple[OrderedDict[str, Experiment], 
         folder = p if p.is_dir() else p.parent
         manifest = load_manifest(folder)
         for name, exp in manifest.items():
-            rows.setdefault(name, exp)
+            other = rows.setdefault(name, exp)
+            if other.folder.resolve() != exp.folder.resolve():  # one name, one run: results are kept by name
+                raise SpecError(
+                    [f"experiment {name!r} is a row of both {str(other.folder)!r} and {str(exp.folder)!r}; "
+                     f"run the folders one at a time"],
+                    MANIFEST,
+                )  # fmt: skip
         if p.is_dir():
             wanted += [n for n, e in manifest.items() if e.spec]
             continue
