@@ -8,7 +8,7 @@ import pytest
 from hebbcore.errors import HebbcoreError
 from hebbcore.interfaces import Dataset, Split
 from hebbcore.rundir import RunDir
-from hebbcore.runner import label_subset, run
+from hebbcore.runner import label_subset, load_dataset, run
 from hebbcore.spec import loads_spec
 
 torch = pytest.importorskip("torch", reason="the SGD phase needs torch")
@@ -78,6 +78,11 @@ def test_a_label_scarce_probe_trains_on_the_subset_only(tmp_path, registry, monk
     rec = result.metrics["sgd_labels"]
     assert rec["per_class"] == 4 and rec["images"] == 20 and rec["seed"] == 4 and len(rec["indices_sha256"]) == 64
     assert result.metrics["n_train"] == 300  # the Hebbian phase saw every image
+    # the final train accuracy is the epochs' one: on the 20 labelled images, not on all 300
+    idx = label_subset(load_dataset(spec, registry).train.y, 5, 4, 0.0, seed=4)
+    train = load_dataset(spec, registry).train
+    expected = float((result.network.predict(train.x[idx]) == train.y[idx]).mean())
+    assert result.metrics["final"]["train_acc"] == expected
 
 
 def crop_reference(x, offsets, p):
