@@ -222,6 +222,25 @@ def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, regist
     assert abs(a["final"]["test_acc"] - b["final"]["test_acc"]) <= 0.1
 
 
+def test_the_dry_run_says_what_the_run_would_do(tmp_path, capsys):
+    from hebbcore.lab import experiments as ex
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    assert ex.main(["run", str(folder / "parent.toml"), "--sgd-epochs", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+
+    def dry(*extra):
+        assert ex.main(["run", str(folder / "probe.toml"), "--dry-run", *extra]) == 0
+        return capsys.readouterr().out.splitlines()[:2]
+
+    assert dry() == ["parent: done", "probe: to run"]
+    assert dry("--force") == ["parent: done: to run again (--force)", "probe: to run"]
+    (folder / "results" / "parent" / "weights.npz").unlink()  # as a fresh clone has it
+    assert dry() == ["parent: done, but its weights.npz is missing: to run again for probe", "probe: to run"]
+
+
 def test_one_row_name_in_two_folders_is_refused(tmp_path, capsys):
     """Rows are found by name (init_from): two folders each with a row 'parent' would mix their runs."""
     from hebbcore.lab import experiments as ex

@@ -89,17 +89,6 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
     results = Path(args.results) if args.results else None
     order = order_with_dependencies(rows, wanted)
     over = Overrides(args.sgd_epochs, args.hebbian_epochs, args.n_train, args.n_val, args.n_test)
-    if args.dry_run:
-        registry = default_registry()
-        for name in order:
-            d = (results or rows[name].folder / "results") / name
-            done = is_done(d)
-            changed = stale_fields(rows[name].spec_path, d, registry, rows[name].set) if done else []
-            state = "to run" if not done else f"done, spec changed since ({', '.join(changed)})" if changed else "done"
-            where = None if done or args.force else interrupted_position(d)
-            state += f" (interrupted at {where}; continues from there)" if where else ""
-            print(f"{name}: {state}")
-        return 0
     runner = ExperimentRunner(
         default_registry(),
         results,
@@ -113,9 +102,32 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
         command=command,
         checkpoint_every=args.checkpoint_every,
     )
+    if args.dry_run:
+        return _dry_run(runner, rows, order, args.force)
     status = runner.run(rows, wanted)
     failed = [n for n, s in status.items() if s.startswith(("failed", "stale"))]
     return 1 if failed else 0
+
+
+def _dry_run(runner: ExperimentRunner, rows: dict, order: list[str], force: bool) -> int:
+    """Print, in order, what ``run`` would do with each row, by the runner's own rules."""
+    rerun = runner.parents_to_rerun(rows, order)
+    for name in order:
+        d = runner.results_dir(rows[name])
+        done = is_done(d)
+        if name in rerun:
+            state = f"done, but its weights.npz is missing: to run again for {rerun[name]}"
+        elif done and force:
+            state = "done: to run again (--force)"
+        elif done:
+            changed = stale_fields(rows[name].spec_path, d, runner.registry, rows[name].set)
+            state = f"done, spec changed since ({', '.join(changed)})" if changed else "done"
+        else:
+            state = "to run"
+        where = None if done else interrupted_position(d)
+        state += f" (interrupted at {where}; continues from there)" if where and not force else ""
+        print(f"{name}: {state}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
