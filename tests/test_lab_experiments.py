@@ -241,6 +241,22 @@ def test_the_dry_run_says_what_the_run_would_do(tmp_path, capsys):
     assert dry() == ["parent: done, but its weights.npz is missing: to run again for probe", "probe: to run"]
 
 
+def test_an_interrupted_manager_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    from hebbcore.lab import experiments as ex
+    from hebbcore.lab.experiments import orchestrate
+
+    def ctrl_c(self, rows, wanted):
+        raise KeyboardInterrupt
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    write_experiments(folder)
+    monkeypatch.setattr(orchestrate.ExperimentRunner, "run", ctrl_c)
+    assert ex.main(["run", str(folder), "--no-progress"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "hebbcore: interrupted; runs continue from their last checkpoint when run again"
+
+
 def test_one_row_name_in_two_folders_is_refused(tmp_path, capsys):
     """Rows are found by name (init_from): two folders each with a row 'parent' would mix their runs."""
     from hebbcore.lab import experiments as ex

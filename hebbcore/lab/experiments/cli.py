@@ -144,10 +144,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in recorded if k in os.environ)
     command = (env + " " if env else "") + "python -m hebbcore.experiments " + shlex.join(argv)
     try:
-        return dispatch(args, command)
+        try:
+            return dispatch(args, command)
+        finally:
+            sys.stdout.flush()  # a closed pipe (| head) shows here, inside the handlers below
     except HebbcoreError as exc:
         print(f"hebbcore: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print("hebbcore: interrupted; runs continue from their last checkpoint when run again", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader of the output went away (--dry-run | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
