@@ -32,8 +32,12 @@ def evaluate_run(
 ) -> dict[str, dict[str, Any]]:
     """``{split: {"images": n, "accuracy": a[, "mirror_averaged_accuracy": b]}}`` of the run in ``run_dir``."""
     run_dir = Path(run_dir)
-    if not (run_dir / "spec.toml").is_file() or not (run_dir / "weights.npz").is_file():
-        raise DataError(f"{str(run_dir)!r} is not a run directory (no spec.toml and weights.npz)")
+    missing = [f for f in ("spec.toml", "weights.npz") if not (run_dir / f).is_file()]
+    if missing:
+        raise DataError(
+            f"{str(run_dir)!r} has no {' and no '.join(missing)}; evaluate needs a finished run's spec and weights "
+            f"(committed results keep no weights: run it again into a folder of your own)"
+        )
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
         raise HebbcoreError(f"splits: expected some of {', '.join(SPLITS)}, got {', '.join(unknown)}")

@@ -92,8 +92,12 @@ def test_a_run_whose_initial_weights_file_is_gone_is_evaluated(finished, tmp_pat
 
 def test_bad_requests_are_one_line(finished, tmp_path, registry):
     out, _, _ = finished
-    with pytest.raises(DataError, match="is not a run directory"):
+    with pytest.raises(DataError, match="has no spec.toml and no weights.npz; evaluate needs"):
         evaluate_run(tmp_path, registry)
+    (tmp_path / "spec.toml").write_text("")
+    with pytest.raises(DataError, match=r"has no weights.npz; .*committed results keep no weights"):
+        evaluate_run(tmp_path, registry)
+    (tmp_path / "spec.toml").unlink()
     with pytest.raises(HebbcoreError, match="splits: expected some of train, val, test, got tset"):
         evaluate_run(out, registry, splits=("tset",))
     vectors = tmp_path / "vec"
