@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +294,13 @@ def test_experiments_cli_dry_run_and_missing_parent(tmp_path, capsys, registry):
     assert ex.main(["report", str(folder), "--no-plots"]) == 0
     report = (folder / "REPORT.md").read_text()
     assert "REDUCED: sgd_epochs=1" in report and "REDUCED parent run: sgd_epochs=1" in report
+    mine = tmp_path / "mine"
+    shutil.copytree(folder / "results", mine)
+    (folder / "REPORT.md").unlink()
+    assert ex.main(["report", str(folder), "--results", str(mine)]) == 0  # with plots
+    assert not (folder / "REPORT.md").exists() and not list(folder.glob("*.png"))  # the folder's own stays
+    assert f"report {folder} --results {mine}`" in (mine / "REPORT.md").read_text()
+    assert list(mine.glob("kernels_conv1_*.png"))
 
 
 # ------------------------------------------------------------------------------------------- paper specs

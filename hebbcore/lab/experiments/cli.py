@@ -55,7 +55,7 @@ def add_arguments(sub) -> None:
     p = sub.add_parser("report", help="write REPORT.md and plots for a folder's experiments.toml")
     p.add_argument("folder")
     p.add_argument("--results", default=None)
-    p.add_argument("--out", default=None, help="report path (default <folder>/REPORT.md)")
+    p.add_argument("--out", default=None, help="report path (default <folder>/REPORT.md, or RESULTS/REPORT.md)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument(
         "--previous",
