@@ -429,12 +429,14 @@ class Training:
                     f"cannot resume: {source!r} holds a garbled SGD state ({exc}); "
                     f"train the run again from the start with --overwrite"
                 ) from None
-        trainer.run(
+        best = trainer.run(
             on_epoch=functools.partial(self._sgd_epoch_end, phase_index, trainer),
             checkpoint=functools.partial(self._sgd_checkpoint, phase_index, trainer),
             checkpoint_every=self.checkpoint_every,
             progress=self.progress,
         )
+        if self.spec.sgd.keep_best and best.get("epoch") is not None:  # whose weights the final record measures
+            self.metrics["sgd_kept_epoch"] = int(best["epoch"])
 
     def _sgd_epoch_end(self, phase_index: int, trainer, record: dict) -> None:
         self.record_epoch(record, phase_index, trainer.epoch, trainer.state())

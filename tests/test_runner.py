@@ -176,3 +176,14 @@ def test_a_checkpoint_recorded_by_an_older_hebbcore_still_matches_its_spec(regis
     old = spec_to_table(spec)
     del old["layers"][1]["power"]
     assert old != spec_to_table(spec) and _resolved(old, registry) == spec_to_table(spec)
+
+
+def test_the_kept_epoch_is_recorded_and_is_the_best_validation_one(tmp_path, registry):
+    spec = loads_spec(
+        SPEC.replace("epochs = 2\nbatch_size = 16", "epochs = 4\nbatch_size = 16").format(sgd=""), registry
+    )
+    result = run(spec, registry, out_dir=tmp_path, progress=False)
+    sgd = [r for r in result.metrics["epochs"] if r["phase"] == "sgd"]
+    best = max(sgd, key=lambda r: r["val_acc"])  # the first of equals, as keep_best keeps it
+    assert result.metrics["sgd_kept_epoch"] == best["epoch"]
+    assert result.metrics["final"]["val_acc"] == best["val_acc"]  # the final record measures the kept weights
