@@ -786,3 +786,23 @@ def test_hflip_needs_images(tmp_path, registry):
     flat = data.replace(train=Split(data.train.x.reshape(len(data.train), -1), data.train.y))
     with pytest.raises(HebbcoreError, match=r"sgd.hflip: the SGD phase's inputs must be images"):
         run(spec, registry, backend="numpy", out_dir=tmp_path / "run", progress=False, dataset=flat)
+
+
+def test_the_label_scarce_generator_writes_the_committed_specs(tmp_path):
+    """experiments/label_scarce/make_specs.py (its README's first step) derives its specs from experiments/rules'
+    rows; run on a copy, it writes exactly the committed specs and manifest."""
+    import subprocess
+    import sys
+
+    here = REPO / "experiments" / "label_scarce"
+    (tmp_path / "label_scarce").mkdir()
+    shutil.copy(here / "make_specs.py", tmp_path / "label_scarce")
+    (tmp_path / "rules").symlink_to(REPO / "experiments" / "rules")
+    res = subprocess.run(
+        [sys.executable, str(tmp_path / "label_scarce" / "make_specs.py")], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    written = sorted(p.name for p in (tmp_path / "label_scarce").glob("*.toml"))
+    assert written == sorted(p.name for p in here.glob("*.toml")) and len(written) == 33
+    for name in written:
+        assert (tmp_path / "label_scarce" / name).read_text() == (here / name).read_text(), name

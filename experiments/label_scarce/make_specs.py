@@ -18,6 +18,8 @@ from pathlib import Path
 
 import tomli_w
 
+from hebbcore.specfile import apply_setting
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -30,8 +32,14 @@ SEEDS = (0, 1, 2)
 
 
 def spec_of(name: str) -> dict:
-    text = (RULES / f"{name}.toml").read_text()
-    return tomllib.loads(text)
+    """The table of ``experiments/rules``'s row ``name``: its base spec file with the row's settings applied."""
+    row = next(r for r in tomllib.loads((RULES / "experiments.toml").read_text())["experiment"] if r["name"] == name)
+    table = tomllib.loads((RULES / row["spec"]).read_text())
+    for setting in row.get("set", []):
+        problems = apply_setting(table, setting)
+        if problems:
+            raise SystemExit(f"{name}: {'; '.join(problems)}")
+    return table
 
 
 def main() -> None:
