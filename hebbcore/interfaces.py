@@ -278,10 +278,10 @@ class Split:
         return int(self.x.shape[0])
 
 
-def check_hflip_inputs(shape: tuple[int, ...]) -> None:
-    """Raise unless ``shape`` is that of images ``(N, C, H, W)``, the inputs ``sgd.hflip`` mirrors."""
+def check_hflip_inputs(shape: tuple[int, ...], what: str = "sgd.hflip: the SGD phase's inputs") -> None:
+    """Raise unless ``shape`` is that of images ``(N, C, H, W)``, the inputs a mirroring (``what``) flips."""
     if len(shape) != 4:
-        raise HebbcoreError(f"sgd.hflip: the SGD phase's inputs must be images (N, C, H, W), got shape {tuple(shape)}")
+        raise HebbcoreError(f"{what} must be images (N, C, H, W), got shape {tuple(shape)}")
 
 
 @dataclass(frozen=True)

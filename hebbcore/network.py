@@ -253,7 +253,7 @@ class Network:
         those of its left-right mirror image (test-time augmentation)."""
         batch_size = batch_size or inference_batch(self.ops.device)
         if mirror:
-            check_hflip_inputs(tuple(x.shape))
+            check_hflip_inputs(tuple(x.shape), "mirror-averaged scores (--hflip): the network's inputs")
         out = []
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size]

@@ -111,5 +111,5 @@ def test_bad_requests_are_one_line(finished, tmp_path, registry):
         "layers": [{"name": "fc", "type": "linear", "out_features": 2, "train": "sgd"}],
     }
     run(parse_spec(table, registry), registry, out_dir=vectors / "run", progress=False)
-    with pytest.raises(HebbcoreError, match="must be images"):
+    with pytest.raises(HebbcoreError, match=r"mirror-averaged scores \(--hflip\): the network's inputs must be images"):
         evaluate_run(vectors / "run", registry, mirror=True)
