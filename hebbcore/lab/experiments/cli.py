@@ -22,7 +22,7 @@ else:  # pragma: no cover
 from .manifest import MANIFEST, collect, order_with_dependencies
 from .orchestrate import ExperimentRunner, Overrides
 from .report import write_report
-from .results import interrupted_position, is_done, stale_fields
+from .results import interrupted_position, is_done
 
 
 def add_arguments(sub) -> None:
@@ -103,13 +103,13 @@ def dispatch(args: argparse.Namespace, command: str = "") -> int:
         checkpoint_every=args.checkpoint_every,
     )
     if args.dry_run:
-        return _dry_run(runner, rows, order, args.force)
+        return _dry_run(runner, rows, order, wanted, args.force)
     status = runner.run(rows, wanted)
     failed = [n for n, s in status.items() if s.startswith(("failed", "stale"))]
     return 1 if failed else 0
 
 
-def _dry_run(runner: ExperimentRunner, rows: dict, order: list[str], force: bool) -> int:
+def _dry_run(runner: ExperimentRunner, rows: dict, order: list[str], wanted: list[str], force: bool) -> int:
     """Print, in order, what ``run`` would do with each row, by the runner's own rules."""
     rerun = runner.parents_to_rerun(rows, order)
     for name in order:
@@ -120,8 +120,9 @@ def _dry_run(runner: ExperimentRunner, rows: dict, order: list[str], force: bool
         elif done and force:
             state = "done: to run again (--force)"
         elif done:
-            changed = stale_fields(rows[name].spec_path, d, runner.registry, rows[name].set)
+            changed = runner.spec_changes(rows[name])
             state = f"done, spec changed since ({', '.join(changed)})" if changed else "done"
+            state += runner.reduced_note(rows[name]) if name in wanted else ""
         else:
             state = "to run"
         where = None if done else interrupted_position(d)

@@ -68,6 +68,14 @@ class ExperimentRunner:
         """Top-level fields in which the finished run's ``spec.toml`` differs from the spec file now ([] if none)."""
         return stale_fields(exp.spec_path, self.results_dir(exp), self.registry, exp.set)
 
+    def reduced_note(self, exp: Experiment) -> str:
+        """For a finished run made with other reductions (--n-train, --sgd-epochs, ...) than asked now: what it
+        ran with and how to rerun it ("" otherwise). Such a run counts as done, so a row can start from it."""
+        recorded = ((read_metrics(self.results_dir(exp)) or {}).get("experiment") or {}).get("overrides") or {}
+        if recorded == self.overrides.active():
+            return ""
+        return f" (ran with {_overrides_text(recorded)}, not as asked now; --force reruns it)"
+
     def prepare(self, exp: Experiment, rows: dict[str, Experiment]) -> RunSpec:
         """The spec of ``exp`` with its init weights written and the overrides applied."""
         self._parent_reduced = {}
@@ -231,7 +239,7 @@ class ExperimentRunner:
                     )
                 else:
                     status[name] = "skipped"
-                    self.log(f"{name}: already done ({out}/metrics.json)")
+                    self.log(f"{name}: already done ({out}/metrics.json){self.reduced_note(exp)}")
                 continue
             if exp.init_from and status.get(exp.init_from, "").startswith(("failed", "stale")):
                 why = "failed" if status[exp.init_from].startswith("failed") else "ran with an older spec"
@@ -249,3 +257,7 @@ class ExperimentRunner:
             final = m.get("final") or {}
             self.log(f"{name}: done, test accuracy {_pct(final.get('test_acc'))}")
         return status
+
+
+def _overrides_text(overrides: dict) -> str:
+    return ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()) or "none (full size)"
