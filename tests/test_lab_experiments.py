@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -104,6 +105,8 @@ def test_experiments_run_resume_and_report(tmp_path, registry):
             np.testing.assert_array_equal(f["bn1.running_mean"], g["bn1.running_mean"])
         assert "clf.weight" in f.files
     assert "conv1" in (res / "probe" / "spec.toml").read_text()
+    if importlib.util.find_spec("matplotlib"):  # the frozen layer's kernel grid, drawn from the merged weights
+        assert (res / "probe" / "plots" / "kernels_conv1.png").is_file()
     # resumable: a second call skips both
     assert runner.run(rows, wanted) == {"parent": "skipped", "probe": "skipped"}
     # a fresh clone has the parent's metrics but not its (git-ignored) weights: a probe still to do reruns it

@@ -109,7 +109,7 @@ class ExperimentRunner:
 
     def _run_one_locked(self, exp: Experiment, rows: dict[str, Experiment], out: RunDir) -> dict:
         from hebbcore.network import Network
-        from hebbcore.runner import make_backend, run
+        from hebbcore.runner import make_backend, run, write_plots
 
         spec = self.prepare(exp, rows)
         data = self.dataset(spec)
@@ -168,6 +168,7 @@ class ExperimentRunner:
             merged.update(result.network.state_dict())
             out.save_npz("weights.npz", merged)
             out.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
+            write_plots(out.path)  # again: the frozen layers' kernels are in the weights only now
             metrics = result.metrics
         else:
             result = run(
