@@ -286,7 +286,8 @@ class RunDir:
         if found and not overwrite:
             raise RunDirTaken(
                 f"run directory {str(self.path)!r} already holds a run ({found}); resume it with "
-                f"--resume {str(self.path)}, replace it with --overwrite, or choose another --out"
+                f"--resume {str(self.path)}, replace it with --overwrite, or choose another --out "
+                f"(from Python: run(..., resume=True) or run(..., overwrite=True))"
             )
         return found
 

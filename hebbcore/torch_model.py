@@ -83,6 +83,8 @@ class _HebbianMixin:
         problems += [f"aggregation: {p}" for p in agg_cls.check(rule_cls)]
         if rule_cls.aggregation_only and agg_cls.name != rule_cls.aggregation:
             problems.append(f"aggregation: rule {rule!r} means aggregation = {rule_cls.aggregation!r} only")
+        if any("response" in p for p in problems):  # the modules answer the cosine; a spec's layer can be linear
+            problems.append("the torch modules answer cosine responses: a rule that needs a linear one runs in a spec")
         if problems:
             raise SpecError(problems, f"{type(self).__name__}.use_rule({rule!r})")
         return self.attach_rule(rule_cls(opts, info), agg_cls(), checked.lr, n_classes)

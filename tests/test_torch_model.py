@@ -104,3 +104,10 @@ def test_load_run_needs_the_weights_not_the_data(tmp_path, registry):
     module = load_run(str(tmp_path), registry)
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), net.forward(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_rule_needing_a_linear_response_says_the_modules_answer_the_cosine():
+    from hebbcore.torch_model import HebbianLinear
+
+    with pytest.raises(SpecError, match="the torch modules answer cosine responses: a rule that needs a linear one"):
+        HebbianLinear(20, 10).use_rule("ridge", n_classes=10, lr=1)
