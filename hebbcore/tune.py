@@ -260,9 +260,15 @@ def work(job: TuneJob, worker: int = 0) -> None:
         return
     study.optimize(
         _objective(job, space, registry),
-        callbacks=[optuna.study.MaxTrialsCallback(job.trials, states=done)],
+        callbacks=[optuna.study.MaxTrialsCallback(job.trials, states=done), _announce],
         catch=(),
     )
+
+
+def _announce(study: Any, trial: Any) -> None:
+    """One line per finished trial, as it finishes (a study runs for hours)."""
+    result = f"{trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+    print(f"{study.study_name}: trial {trial.number} {result} {trial.params}", flush=True)
 
 
 def _work_in_child(job: TuneJob, worker: int) -> None:  # a spawned worker: errors reported, not raised

@@ -117,7 +117,12 @@ def test_a_study_runs_resumes_and_writes_the_best_spec(files, registry, capsys):
     best = max(trials, key=lambda t: t.value)
     spec = load_spec(out / "best.toml", registry, against_data=False)
     assert spec.sgd.lr == pytest.approx(best.params["sgd.lr"])
-    assert f"best trial {best.number}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"best trial {best.number}" in printed
+    lines = [line for line in printed.splitlines() if ": trial " in line]  # one a trial, as it finishes
+    assert [line.split(": trial ")[1].split()[:2] for line in lines] == [
+        [str(t.number), f"{t.value:.4f}"] for t in trials
+    ]
     assert main([*argv, "--trials", "4"]) == 0  # the same command continues the study to 4 trials
     assert [t.state.name for t in study_of(out).trials][:3] == ["COMPLETE"] * 3
     assert study_of(out).trials[3].state.name in ("COMPLETE", "PRUNED")  # the median pruner starts after 3
