@@ -289,6 +289,10 @@ def test_extends_merges_tables_and_resolves_each_files_paths(tmp_path, registry)
     assert (spec.name, spec.hebbian.epochs, spec.hebbian.batch_size) == ("child", 2, 8)  # table merged key by key
     assert spec.data.options.path == str(tmp_path / "base" / "d.npz")  # the base's path, against the base's folder
     assert spec.layers[0].options.out_channels == 8
+    # a child on another data source starts from that source's defaults, not the base source's options
+    (tmp_path / "other.toml").write_text('extends = "base/base.toml"\n[data]\nsource = "synthetic"\n')
+    other = load_spec(tmp_path / "other.toml", registry)
+    assert other.data.source == "synthetic" and other.data.options == type(other.data.options)()
 
 
 def test_settings_override_values_and_layers_by_name(tmp_path, registry):
