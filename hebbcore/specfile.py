@@ -47,13 +47,9 @@ def read_spec_table(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list
     base_path = Path(base).expanduser()
     base_path = base_path if base_path.is_absolute() else path.parent / base_path
     base_table, chain = read_spec_table(base_path, (*seen, path))
-    data, base = table.get("data"), base_table.get("data")
-    if (
-        isinstance(data, dict)
-        and isinstance(base, dict)
-        and data.get("source", base.get("source")) != base.get("source")
-    ):
-        base_table = {**base_table, "data": {k: v for k, v in base.items() if k != "options"}}  # the old source's
+    new, old = table.get("data"), base_table.get("data")
+    if isinstance(new, dict) and isinstance(old, dict) and new.get("source", old.get("source")) != old.get("source"):
+        base_table = {**base_table, "data": {k: v for k, v in old.items() if k != "options"}}  # the old source's
     return deep_merge(base_table, table), [path, *chain]
 
 
