@@ -1,20 +1,23 @@
 """Mean ± sd test accuracy per label fraction of the finished runs in ``results/`` (a Markdown table).
 
-python experiments/label_scarce/summary.py
+python experiments/label_scarce/summary.py [RESULTS]   (default: this folder's results/, the committed runs)
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
 
-def main() -> None:
+def main(results: Path = HERE / "results") -> None:
+    if not results.is_dir():
+        raise SystemExit(f"summary.py: {str(results)!r} is not a folder of results")
     runs: dict[tuple[str, int], list[float]] = {}
-    for metrics in sorted((HERE / "results").glob("*_p*_s*/metrics.json")):
+    for metrics in sorted(results.glob("*_p*_s*/metrics.json")):
         m = json.loads(metrics.read_text())
         if not m.get("final"):
             continue
@@ -33,4 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results")
