@@ -133,7 +133,8 @@ class TorchOps(Ops):
 
     def linear_winner_sums(self, x, index, n_kernels):
         if x.device.type != "cpu":  # CUDA's index_add_ adds in no fixed order: keep the product there
-            return super().linear_winner_sums(x, index, n_kernels)
+            hot = self.one_hot(index, n_kernels, axis=1, dtype=str(x.dtype).removeprefix("torch."))
+            return self.linear_weight_sums(x, hot)
         # each row added to its winner's: N·D additions instead of the one-hot product's N·D·K
         return self.torch.zeros((n_kernels, x.shape[1]), dtype=x.dtype).index_add_(0, index.reshape(-1), x)
 

@@ -132,8 +132,7 @@ class Ops:
     def linear_winner_sums(self, x: Array, index: Array, n_kernels: int) -> Array:
         """``Σ_{n: index[n] = k} x[n, :]`` for each kernel ``k``: ``(N, D), (N,) int -> (K, D)``; equal to
         :meth:`linear_weight_sums` of ``one_hot(index)``. Default: that product (a backend may add the rows)."""
-        hot = self.one_hot(index, n_kernels, axis=1, dtype=str(x.dtype).replace("torch.", ""))
-        return self.linear_weight_sums(x, hot)
+        return self.linear_weight_sums(x, self.one_hot(index, n_kernels, axis=1, dtype=str(x.dtype)))
 
     def conv2d(self, x: Array, w: Array, stride: int = 1) -> Array:
         """Valid cross-correlation, no bias: ``(N, C, H, W) x (K, C, kh, kw) -> (N, K, Ho, Wo)``.
