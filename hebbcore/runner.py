@@ -389,36 +389,36 @@ class Training:
     ) -> None:
         self.save(phase_index, epoch, batches_done, rng_state)
 
-    def sgd_data(self) -> tuple[Dataset, dict | None]:
-        """The data the SGD phase trains on, and the record of its labels: for a label-scarce probe
-        (``labels_per_class`` / ``label_fraction``) only the labelled training images, drawn by seed (the
-        Hebbian phase saw every image); else all, and None."""
+    def labelled(self) -> tuple[np.ndarray | None, dict | None]:
+        """The training images a label-scarce probe (``labels_per_class`` / ``label_fraction``) trains on, drawn
+        by seed (the Hebbian phase saw every image), and their record; ``(None, None)`` for an ordinary phase."""
         data, cfg = self.data, self.spec.sgd
         if not (cfg.labels_per_class or cfg.label_fraction):
-            return data, None
+            return None, None
         idx = label_subset(data.train.y, data.n_classes, cfg.labels_per_class, cfg.label_fraction, self.spec.seed)
-        labelled = {
+        record = {
             "per_class": cfg.labels_per_class or None,
             "fraction": cfg.label_fraction or None,
             "images": len(idx),
             "seed": self.spec.seed,
             "indices_sha256": hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest(),
         }
-        mirrored = data.train_mirrored
-        subset = data.replace(
-            train=Split(data.train.x[idx], data.train.y[idx]),
-            train_mirrored=None if mirrored is None else Split(mirrored.x[idx], mirrored.y[idx]),
-        )
-        return subset, labelled
+        return idx, record
 
     def sgd_phase(self, phase_index: int, sgd_state: dict | None) -> None:
         try:
             from .sgd import SgdPhase
         except ImportError as exc:
             raise HebbcoreError(f"the SGD phase needs torch (pip install torch): {exc}") from None
-        data, labelled = self.sgd_data()
-        if labelled is not None:
-            self.metrics["sgd_labels"] = labelled
+        data = self.data
+        idx, record = self.labelled()
+        if idx is not None:
+            mirrored = data.train_mirrored
+            data = data.replace(
+                train=Split(data.train.x[idx], data.train.y[idx]),
+                train_mirrored=None if mirrored is None else Split(mirrored.x[idx], mirrored.y[idx]),
+            )
+            self.metrics["sgd_labels"] = record
         trainer = SgdPhase(self.net, data, self.spec.seed, rank=self.shard.rank, world=self.shard.world)
         if sgd_state is not None:
             try:
@@ -450,8 +450,11 @@ class Training:
         ran = {"sgd": self.spec.sgd.epochs > 0 and bool(net.sgd_nodes), "hebbian": self.spec.hebbian.epochs > 0}
         phase = next((p for p in reversed(self.spec.phases) if ran[p]), "hebbian")
         last = self.spec.sgd if phase == "sgd" else self.spec.hebbian  # as the last phase that ran measured it
-        trained = self.sgd_data()[0] if phase == "sgd" else data  # a label-scarce probe: its labelled images
-        head = trained.train_head(last.train_acc_images)  # as the last phase's epochs measured it
+        head = data.train_head(last.train_acc_images)  # as the last phase's epochs measured it
+        idx = self.labelled()[0] if phase == "sgd" else None
+        if idx is not None:  # a label-scarce probe: its labelled images (the head of them), without copying all
+            idx = idx[: last.train_acc_images] if last.train_acc_images > 0 else idx
+            head = Split(data.train.x[idx], data.train.y[idx])
         predicted = {}  # each split's predictions, computed once (accuracy and confusion matrix)
         if net.is_classifier:
             predicted = {k: net.predict(s.x) for k, s in (("val", data.val), ("test", data.test)) if len(s)}
