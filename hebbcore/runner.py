@@ -403,6 +403,11 @@ class Training:
             "seed": self.spec.seed,
             "indices_sha256": hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest(),
         }
+        if cfg.labels_per_class:
+            counts = np.bincount(data.train.y[idx], minlength=data.n_classes)
+            short = {int(c): int(n) for c, n in enumerate(counts) if n < cfg.labels_per_class}
+            if short:  # a class with fewer training images than asked gives all it has
+                record["short_classes"] = short
         return idx, record
 
     def sgd_phase(self, phase_index: int, sgd_state: dict | None) -> None:
@@ -412,6 +417,14 @@ class Training:
             raise HebbcoreError(f"the SGD phase needs torch (pip install torch): {exc}") from None
         data = self.data
         idx, record = self.labelled()
+        if record and record.get("short_classes") and self.shard.rank == 0 and self.progress is not False:
+            short = ", ".join(f"class {c}: {n}" for c, n in record["short_classes"].items())
+            print(
+                f"{self.spec.name}: sgd.labels_per_class = {self.spec.sgd.labels_per_class}, but some classes have "
+                f"fewer training images; all of theirs are used ({short})",
+                file=sys.stderr,
+                flush=True,
+            )
         if idx is not None:
             mirrored = data.train_mirrored
             data = data.replace(

@@ -85,6 +85,19 @@ def test_a_label_scarce_probe_trains_on_the_subset_only(tmp_path, registry, monk
     assert result.metrics["final"]["train_acc"] == expected
 
 
+def test_a_label_scarce_probe_names_the_classes_smaller_than_asked(tmp_path, registry, capsys):
+    spec = loads_spec(SPEC.format(sgd="labels_per_class = 60"), registry)
+    counts = np.bincount(load_dataset(spec, registry).train.y, minlength=5)
+    short = {c: int(n) for c, n in enumerate(counts) if n < 60}
+    assert short and len(short) < 5  # the synthetic source's 300 images: some classes above 60, some below
+    result = run(spec, registry, out_dir=tmp_path, progress=None)
+    rec = result.metrics["sgd_labels"]
+    assert rec["short_classes"] == short
+    assert rec["images"] == sum(min(60, int(n)) for n in counts)
+    err = capsys.readouterr().err
+    assert "sgd.labels_per_class = 60" in err and f"class {min(short)}: {short[min(short)]}" in err
+
+
 def crop_reference(x, offsets, p):
     padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     h, w = x.shape[2:]
