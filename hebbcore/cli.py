@@ -81,6 +81,13 @@ def _parser(registry) -> argparse.ArgumentParser:
         action="store_true",
         help="replace the run the output directory already holds (otherwise that is refused)",
     )
+    r.add_argument(
+        "--feature-cache",
+        action="store_true",
+        help="compute the output of the spec's frozen bottom layers once and train the layers above on it "
+        "(a probe of fixed features: many times faster; memory: $HEBBCORE_FEATURE_CACHE_BYTES, default a quarter "
+        "of RAM); with --resume, as the run started",
+    )
     v = sub.add_parser("validate", help="check a spec and print it resolved")
     v.add_argument("spec")
     for p_ in (r, v):
@@ -118,6 +125,9 @@ def _parser(registry) -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="the sampler's seed")
     t.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="change a spec value for every trial, as hebbcore run --set")  # fmt: skip
+    t.add_argument("--feature-cache", action="store_true",
+                   help="as hebbcore run --feature-cache; trials whose frozen layers are the same share the "
+                   "features (one cache per worker)")  # fmt: skip
     sub.add_parser("plugins", help="list everything registered: rules, aggregations, backends, datasets, ...")
     for name in registry.names("command"):
         cls = registry.get("command", name)
@@ -243,6 +253,7 @@ def _tune(args: argparse.Namespace, registry) -> int:
         spec=str(Path(args.spec).resolve()), space=str(Path(args.space).resolve()), out=str(out),
         storage=args.storage or f"sqlite:///{out / 'study.db'}", study=args.study or spec.name, trials=args.trials,
         backend=args.backend, device=args.device, seed=args.seed, overrides=tuple(args.settings),
+        feature_cache=args.feature_cache,
     )  # fmt: skip
     best = tune(job, workers=args.workers)
     print(f"{job.study}: best trial {best['number']}, {best['value']:.4f}, {best['params']} -> {out / 'best.toml'}")
@@ -329,14 +340,17 @@ def _resume(args: argparse.Namespace, registry) -> int:
     if not args.distributed or os.environ.get("RANK", "0") == "0":  # rank 0 owns the directory
         RunDir(out).ensure_free()  # before reading its spec.toml, which a running run may not have written yet
     spec = load_spec(args.spec or out / "spec.toml", registry)
+    recorded = RunDir(out).read_metrics() or {}
     backend = args.backend
     if backend is None:
-        recorded = (RunDir(out).read_metrics() or {}).get("backend")
-        backend = recorded if isinstance(recorded, str) else "numpy"
+        backend = recorded["backend"] if isinstance(recorded.get("backend"), str) else "numpy"
+    if recorded.get("feature_cache"):  # it trained on cached features: so does the rest of it
+        args.feature_cache = True
     return _run(args, registry, spec, out, resume=True, backend=backend)
 
 
 def _run(args: argparse.Namespace, registry, spec, out, resume: bool, backend: str) -> int:
+    from .features import FeatureCache
     from .runner import run
 
     shard = None
@@ -356,6 +370,7 @@ def _run(args: argparse.Namespace, registry, spec, out, resume: bool, backend: s
             checkpoint_every=args.checkpoint_every,
             shard=shard,
             overwrite=args.overwrite,
+            features=FeatureCache() if args.feature_cache else None,
         )
     except RuntimeError as exc:  # the SGD phase's gradient all-reduce (DDP) timing out
         from .distributed import is_timeout

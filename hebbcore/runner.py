@@ -21,7 +21,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, HebbcoreError
+from .features import FeatureCache, FrozenPrefix, frozen_prefix
 from .interfaces import Dataset, Split
 from .network import Network
 from .plugin_manager import Registry
@@ -85,16 +86,17 @@ class Checkpointer:
     weights an uninterrupted run would have.
     """
 
-    def __init__(self, run_dir: RunDir):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: RunDir, frozen: Mapping[str, np.ndarray] | None = None):
+        self.run_dir, self.frozen = run_dir, dict(frozen or {})
 
     def save(self, state: dict, net: Network, metrics: dict) -> None:
         if not self.run_dir.enabled:
             return
         net.check_finite(f"phase {state['phase']}, epoch {state['epoch']}, batch {state['batch']}")
-        weights = net.state_dict()
-        state = {**state, "net": weights, "rule_state": net.rule_state_dict(), "metrics": metrics}
-        self.run_dir.save_checkpoint(state, weights, metrics, metrics_csv(metrics))
+        trained = net.state_dict()
+        state = {**state, "net": trained, "rule_state": net.rule_state_dict(), "metrics": metrics}
+        # weights.npz holds the whole network: the frozen layers below cached features too
+        self.run_dir.save_checkpoint(state, {**self.frozen, **trained}, metrics, metrics_csv(metrics))
 
 
 #: Largest training split (bytes of images) kept resident on a GPU backend's device (env HEBBCORE_DEVICE_DATA_BYTES).
@@ -180,6 +182,8 @@ def run(
     checkpoint_every: int = 0,
     shard: Shard | None = None,
     overwrite: bool = False,
+    features: FeatureCache | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train ``spec`` on ``backend`` and write the run directory ``out_dir``.
 
@@ -188,15 +192,46 @@ def run(
     every that many batches (always at each epoch's end). ``shard``: data-parallel training
     (see :mod:`hebbcore.distributed`); only rank 0 writes files. The directory is locked for
     the whole run (:class:`hebbcore.rundir.RunDir`).
+
+    ``features``: compute the output of the spec's frozen bottom layers once, in this cache, and
+    train the layers above on it (:mod:`hebbcore.features`; recorded as ``feature_cache`` in the
+    metrics); a resumed run must be resumed the same way. ``log``: where such notes about the run
+    go (default: stderr, unless ``progress`` is False).
     """
     shard = shard or Shard()
     run_dir = out_dir if isinstance(out_dir, RunDir) else RunDir(out_dir, enabled=shard.rank == 0)
+    if log is None:
+        log = (lambda m: None) if progress is False or shard.rank else (lambda m: print(m, file=sys.stderr, flush=True))
     with run_dir.locked():
         if not resume:  # refuse before the data loads, which can take a while
             run_dir.refuse_if_taken(overwrite)
-        training = Training(spec, registry, backend, run_dir, device, dataset, shard, progress, checkpoint_every)
+        prefix = None
+        if features is not None:
+            dataset = dataset if dataset is not None else load_dataset(spec, registry)
+            prefix = _on_cached_features(spec, registry, make_backend(registry, backend, device), dataset, features,
+                                         shard, log)  # fmt: skip
+        training = Training(
+            spec, registry, backend, run_dir, device, dataset, shard, progress, checkpoint_every, prefix=prefix
+        )
         training.start(resume, overwrite)
         return training.train()
+
+
+def _on_cached_features(
+    spec: RunSpec, registry: Registry, ops, data: Dataset, cache: FeatureCache, shard: Shard, log: Callable
+) -> FrozenPrefix | None:
+    """``spec`` split at its frozen prefix, whose output ``cache`` holds; None (and why, in ``log``) if not."""
+    if shard.world > 1:
+        log(f"{spec.name}: the feature cache serves single-process runs; this data-parallel one runs every layer")
+        return None
+    prefix, why = frozen_prefix(spec, registry, ops, data, cache)
+    if why:
+        log(f"{spec.name}: not caching the frozen layers' output: {why}; they run on every batch (slower)")
+    elif prefix is not None:
+        below = spec.layers[len(spec.layers) - len(prefix.top.layers) - 1].name
+        log(f"{spec.name}: layers up to {below} frozen; training the rest on cached features "
+            f"{tuple(prefix.data.input_shape)}")  # fmt: skip
+    return prefix
 
 
 def _segment(ops, shard: Shard, position: dict | None = None) -> dict:
@@ -226,14 +261,18 @@ class Training:
         shard: Shard,
         progress: bool | None,
         checkpoint_every: int,
+        prefix: FrozenPrefix | None = None,
     ):
+        # with a cached frozen prefix the layers above train (``self.spec``) and the files describe ``spec``
+        self.recorded, self.prefix, self.dataset_given = spec, prefix, dataset
+        spec = prefix.top if prefix else spec
         self.spec, self.registry, self.run_dir, self.shard = spec, registry, run_dir, shard
         self.progress, self.checkpoint_every = progress, checkpoint_every
         self.ops = make_backend(registry, backend, device)
-        self.data = dataset if dataset is not None else load_dataset(spec, registry)
+        self.data = prefix.data if prefix else dataset if dataset is not None else load_dataset(spec, registry)
         self.net = Network(spec, self.data.input_shape, self.data.n_classes, self.ops, registry)
         self.net.reducer = shard.reducer
-        self.writer = Checkpointer(run_dir)
+        self.writer = Checkpointer(run_dir, prefix.state if prefix else None)
         self.rng = np.random.default_rng(spec.seed)
         self.position = {"phase_index": 0, "epoch": 1, "batch": 0}
         self.sgd_state: dict | None = None
@@ -245,8 +284,9 @@ class Training:
         if resume:  # every rank reads the checkpoint; only rank 0 writes
             saved = self.run_dir.load_checkpoint()
             source = str(out / CHECKPOINT)
-            if _resolved(saved.get("spec"), self.registry) != spec_to_table(spec):
+            if _resolved(saved.get("spec"), self.registry) != spec_to_table(self.recorded):
                 raise HebbcoreError(f"cannot resume {str(out)!r}: its spec.toml differs from the checkpoint's spec")
+            self._check_same_cache(saved.get("metrics"), str(out))
             try:
                 self.net.load_state_dict(saved["net"], source=source, strict=True)
                 self.net.load_rule_state(saved["rule_state"], source=source)
@@ -268,6 +308,9 @@ class Training:
         self.run_dir.prepare_fresh(overwrite)
         if spec.init_weights:
             self.net.load_npz(spec.init_weights)
+        if self.prefix:  # the initial weights the whole network drew or loaded for the layers above the cache
+            start = self.prefix.whole.state_dict()
+            self.net.load_state_dict({k: v for k, v in start.items() if k not in self.prefix.state})
         self.metrics = {
             "spec": spec.name,
             "backend": ops.name,
@@ -284,8 +327,22 @@ class Training:
             "epochs": [],
             "final": None,
         }
-        self.run_dir.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
+        if self.prefix:
+            self.metrics["feature_cache"] = self.prefix.record
+        self.run_dir.write_text("spec.toml", dumps_toml(spec_to_table(self.recorded)))
         self.run_dir.write_json("metrics.json", self.metrics)
+
+    def _check_same_cache(self, saved_metrics: Any, out: str) -> None:
+        """A run trained on cached features resumes on them, one that ran through its layers without them."""
+        before = (saved_metrics.get("feature_cache") or {}) if isinstance(saved_metrics, dict) else {}
+        now = self.prefix.record if self.prefix else {}
+        if before.get("trains_from") != now.get("trains_from"):
+            how = {True: "on cached features of its frozen layers", False: "through all its layers"}
+            raise HebbcoreError(
+                f"cannot resume {out!r}: it trained {how[bool(before)]}, and would now train {how[bool(now)]}; "
+                f"resume it as it started (the feature cache "
+                f"{'on' if before else 'off'}{', with room for the features' if before else ''})"
+            )
 
     def save(
         self, phase_index: int, epoch: int, batch: int, rng_state: Mapping[str, Any], sgd: dict | None = None
@@ -293,7 +350,7 @@ class Training:
         """Checkpoint: training resumes at ``phase_index``, ``epoch``, ``batch`` with ``rng_state``."""
         phases = self.spec.phases
         state = {
-            "spec": spec_to_table(self.spec),
+            "spec": spec_to_table(self.recorded),
             "phase": phases[phase_index] if phase_index < len(phases) else "done",
             "phase_index": phase_index,
             "epoch": epoch,
@@ -337,6 +394,11 @@ class Training:
             self.save(phase_index + 1, 1, 0, self.rng.bit_generator.state)
         if self.shard.rank == 0:
             self.finish()
+        if self.prefix:  # the whole network and the data it was given, not the layers above the cache
+            whole = self.prefix.whole
+            whole.load_state_dict(self.net.state_dict(), strict=False)
+            given = self.dataset_given if self.dataset_given is not None else self.data
+            return RunResult(self.run_dir.path, self.metrics, whole, given)
         return RunResult(self.run_dir.path, self.metrics, self.net, self.data)
 
     def hebbian_phase(self, phase_index: int, first_epoch: int, start_batch: int) -> None:
@@ -396,7 +458,7 @@ class Training:
         if not (cfg.labels_per_class or cfg.label_fraction):
             return None, None
         idx = label_subset(data.train.y, data.n_classes, cfg.labels_per_class, cfg.label_fraction, self.spec.seed)
-        record = {
+        record: dict[str, Any] = {
             "per_class": cfg.labels_per_class or None,
             "fraction": cfg.label_fraction or None,
             "images": len(idx),

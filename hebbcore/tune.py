@@ -20,7 +20,8 @@ Each trial is a run of the spec with the trial's values (its own run directory, 
 database: by default SQLite, ``study.db`` beside the trials; ``--storage`` takes any URL Optuna supports, so
 several machines can share one study. Rerunning the command continues the study until ``--trials`` trials have
 finished; a trial whose process died is retried once. ``--workers N`` runs N processes on the study at once.
-At the end the best trial's resolved spec is written to ``best.toml``.
+At the end the best trial's resolved spec is written to ``best.toml``. With ``feature_cache`` the trials of a
+worker share one :class:`hebbcore.features.FeatureCache`: a probe search computes its fixed layers' output once.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ class TuneJob:
     device: str | None = None
     seed: int = 0
     overrides: tuple[str, ...] = ()
+    feature_cache: bool = False  # each worker keeps one FeatureCache for all its trials
 
 
 def _optuna() -> Any:
@@ -220,9 +222,11 @@ def _measuring(spec: RunSpec, metric: str) -> RunSpec:
 
 
 def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
+    from .features import FeatureCache
     from .runner import run
 
     optuna = _optuna()
+    cache = FeatureCache() if job.feature_cache else None
 
     def objective(trial: Any) -> float:
         values = {key: _suggest(trial, key, p) for key, p in space.params.items()}
@@ -233,7 +237,7 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
         reporter = _Reporter(trial, space.metric, optuna.TrialPruned)
         registry.pm.register(reporter)
         try:
-            result = run(spec, registry, backend=job.backend, device=job.device, progress=False,
+            result = run(spec, registry, backend=job.backend, device=job.device, progress=False, features=cache,
                          out_dir=Path(job.out) / f"trial_{trial.number:04d}", overwrite=True)  # fmt: skip
         except TrainingDiverged as exc:  # a region of the space where training blows up: a result, not an error
             trial.set_user_attr("diverged", str(exc))

@@ -102,6 +102,74 @@ def test_run_writes_metrics_weights_and_spec(tmp_path, npz_data, registry):
     assert res3.returncode == 0, res3.stderr
 
 
+PROBE = """
+name = "npz-probe"
+phases = ["sgd"]
+[data]
+source = "npz"
+[data.options]
+path = "{path}"
+val_fraction = 0.2
+test_fraction = 0.2
+[sgd]
+epochs = 2
+batch_size = 32
+[[layers]]
+name = "conv1"
+type = "conv"
+out_channels = 6
+kernel_size = 5
+train = "frozen"
+[[layers]]
+name = "flat"
+type = "flatten"
+[[layers]]
+name = "clf"
+type = "linear"
+out_features = 4
+train = "sgd"
+"""
+
+
+class Stop(BaseException):
+    pass
+
+
+def test_run_on_cached_features_and_its_resume(tmp_path, npz_data, registry, monkeypatch):
+    """--feature-cache trains the readout on the frozen layers' output, computed once, to the same result;
+    --resume of such a run continues on the cache without being told, to the uninterrupted run's weights."""
+    from hebbcore.features import FeatureCache
+    from hebbcore.rundir import RunDir
+    from hebbcore.runner import run
+    from hebbcore.spec import load_spec
+
+    spec = tmp_path / "p.toml"
+    spec.write_text(PROBE.format(path=npz_data))
+    res = hebbcore("run", spec, "--out", tmp_path / "a", "--feature-cache")
+    assert res.returncode == 0, res.stderr
+    assert "npz-probe: layers up to flat frozen; training the rest on cached features (384,)" in res.stderr
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert a["feature_cache"] == {"trains_from": "clf", "input_shape": [384]}
+    plain = hebbcore("run", spec, "--out", tmp_path / "plain")
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["final"] == a["final"]
+    original = RunDir.save_checkpoint
+
+    def stop_at_the_first_epochs_end(self, *args):
+        original(self, *args)
+        raise Stop
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", stop_at_the_first_epochs_end)
+    with pytest.raises(Stop):
+        run(load_spec(spec, registry), registry, out_dir=tmp_path / "b", progress=False, features=FeatureCache())
+    monkeypatch.setattr(RunDir, "save_checkpoint", original)
+    res = hebbcore("run", "--resume", tmp_path / "b")
+    assert res.returncode == 0, res.stderr
+    with np.load(tmp_path / "a" / "weights.npz") as w, np.load(tmp_path / "b" / "weights.npz") as r:
+        for k in w.files:
+            np.testing.assert_array_equal(r[k], w[k], err_msg=k)
+
+
 def test_validate_prints_resolved_spec(tmp_path, npz_data):
     spec = tmp_path / "s.toml"
     spec.write_text(SPEC.format(path=npz_data, init=""))

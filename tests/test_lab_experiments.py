@@ -1,4 +1,4 @@
-"""The lab's experiment manager: manifests, resumable runs, the feature cache, reports, committed specs."""
+"""The lab's experiment manager: manifests, resumable runs on the feature cache, reports, committed specs."""
 
 from __future__ import annotations
 
@@ -458,68 +458,6 @@ def test_every_row_resolves_to_the_spec_its_committed_run_recorded(folder, regis
     assert checked or folder == "presets", f"no committed run checked in experiments/{folder}"
 
 
-def test_feature_cache_extends_a_shallower_prefix(registry):
-    """Features of conv1..flat are derived from cached conv1..pool1 ones, and equal a direct computation."""
-    from hebbcore.lab.experiments import FeatureCache
-    from hebbcore.network import Network
-    from hebbcore.runner import load_dataset, make_backend
-
-    table = {
-        "data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
-        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
-    }
-    spec = parse_spec(table, registry)
-    data = load_dataset(spec, registry)
-    ops = make_backend(registry, "numpy")
-    net = Network(spec, data.input_shape, data.n_classes, ops, registry)
-    cache = FeatureCache(max_entries=3)
-    shallow = cache.features(net, 3, data, "k")
-    assert shallow.train.x.shape == (60, 8, 3, 3) and cache.extended == 0
-    deep = cache.features(net, 5, data, "k")
-    assert cache.extended == 1 and deep.train.x.shape == (60, 72)
-    direct = FeatureCache().features(net, 5, data, "k")
-    np.testing.assert_allclose(deep.test.x, direct.test.x, rtol=1e-5, atol=1e-6)
-    assert cache.features(net, 5, data, "k") is deep and cache.hits == 1
-    assert cache.features(net, 5, data, "other data") is not deep
-
-
-def test_feature_cache_memory_bound(registry):
-    """Features over the bound are not cached (and say why); entries are evicted to keep the total under it."""
-    from hebbcore.lab.experiments import FeatureCache
-    from hebbcore.network import Network
-    from hebbcore.runner import load_dataset, make_backend
-
-    table = {
-        "data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
-        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
-    }
-    spec = parse_spec(table, registry)
-    data = load_dataset(spec, registry)
-    net = Network(spec, data.input_shape, data.n_classes, make_backend(registry, "numpy"), registry)
-    one = 100 * 72 * 4  # bytes of the conv1..flat features of 100 images
-    small = FeatureCache(max_bytes=one - 1)
-    assert small.features(net, 5, data, "k") is None
-    assert "HEBBCORE_FEATURE_CACHE_BYTES" in small.too_large and not small.entries
-    cache = FeatureCache(max_entries=4, max_bytes=one + one // 2)
-    cache.features(net, 5, data, "a")
-    held = []  # what the cache holds while it computes the next entry
-    forward = net.layer_forward
-    net.layer_forward = lambda *a, **k: (
-        held.append(sum(map(FeatureCache.nbytes, cache.entries.values()))),
-        forward(*a, **k),
-    )[1]
-    cache.features(net, 5, data, "b")  # two entries would exceed the bound: the older one goes, before computing
-    assert held and max(held) + one <= cache.max_bytes
-    assert len(cache.entries) == 1 and cache.too_large == ""
-    assert FeatureCache.nbytes(next(iter(cache.entries.values()))) == one
-    cache = mirrored = FeatureCache(max_entries=4, max_bytes=2 * one)  # 100 images + 60 mirrored: one entry only
-    mirrored.features(net, 5, data, "a", mirrored=True)
-    assert FeatureCache.nbytes(next(iter(mirrored.entries.values()))) == one + 60 * 72 * 4
-    held.clear()
-    mirrored.features(net, 5, data, "b", mirrored=True)
-    assert max(held) + one + 60 * 72 * 4 <= mirrored.max_bytes and len(mirrored.entries) == 1
-
-
 def test_report_goal_match_or_beat(tmp_path):
     """A row's goal decides the target column: within ±2 pp of the paper, or above it."""
     from hebbcore.lab import experiments as ex
@@ -652,67 +590,6 @@ def test_report_seed_spread(tmp_path):
     (folder / "experiments.toml").write_text(dumps_toml(manifest))
     with pytest.raises(SpecError, match="refers to 'c', which the manifest does not list"):
         ex.load_manifest(folder)
-
-
-@pytest.mark.parametrize(
-    "modes, expected",
-    [
-        (("frozen", "sgd"), 5),  # conv1, relu, pool, bn, flatten computed once
-        (("random", "sgd"), 3),  # stops at the batch-norm above a random layer
-        (("sgd", "sgd"), 0),
-        (("frozen", "frozen"), 0),  # nothing trains above
-    ],
-)
-@pytest.mark.parametrize("input_bn", [False, True])
-def test_frozen_prefix_cut(registry, modes, expected, input_bn):
-    from hebbcore.lab.experiments import frozen_prefix_cut
-
-    layers = tiny_layers({"conv1": modes[0], "clf": modes[1]})
-    if input_bn:  # a batch-norm of the input goes with the first trainable layer
-        layers = [{"name": "bn0", "type": "batchnorm"}, {"name": "pad0", "type": "pad", "padding": 1}] + layers
-        expected = expected + 2 if modes[0] == "frozen" and expected else 0
-    spec = parse_spec({"layers": layers, "sgd": {"epochs": 1}}, registry)
-    assert frozen_prefix_cut(spec) == expected
-
-
-@pytest.mark.parametrize(("phases", "expected"), [(["sgd"], 5), (["hebbian", "sgd"], 0)])
-def test_a_hebbian_layer_without_a_hebbian_phase_is_a_fixed_feature(registry, phases, expected):
-    """A probe of Hebbian weights (``init_weights``, no Hebbian phase) caches them like frozen ones."""
-    from hebbcore.lab.experiments import frozen_prefix_cut
-
-    layers = tiny_layers({"conv1": "hebbian", "clf": "sgd"})
-    spec = parse_spec({"layers": layers, "phases": phases, "sgd": {"epochs": 1}}, registry)
-    assert frozen_prefix_cut(spec) == expected
-
-
-def test_frozen_prefix_stops_at_an_sgd_trained_batchnorm(registry):
-    from hebbcore.lab.experiments import frozen_prefix_cut
-
-    layers = tiny_layers({"conv1": "frozen", "clf": "sgd"})
-    layers.insert(5, {"name": "bnf", "type": "batchnorm", "train": "sgd"})  # after the flatten, trained by SGD
-    assert frozen_prefix_cut(parse_spec({"layers": layers, "sgd": {"epochs": 1}}, registry)) == 5
-
-
-def test_frozen_batchnorm_above_a_random_layer(registry):
-    """A frozen batch-norm over a random layer is a fixed feature: cached, and kept at its statistics by SGD."""
-    from hebbcore.lab.experiments import frozen_prefix_cut
-    from hebbcore.network import Network
-    from hebbcore.runner import load_dataset, make_backend
-    from hebbcore.sgd import SgdPhase
-
-    layers = tiny_layers({"conv1": "random", "clf": "sgd"})
-    layers[3]["train"] = "frozen"
-    data = {"source": "synthetic", "options": {"n_train": 64, "n_val": 16, "n_test": 16, "size": 8}}
-    spec = parse_spec({"layers": layers, "data": data, "sgd": {"epochs": 1, "batch_size": 16}}, registry)
-    assert frozen_prefix_cut(spec) == 5
-    ds = load_dataset(spec, registry)
-    net = Network(spec, ds.input_shape, ds.n_classes, make_backend(registry, "numpy"), registry)
-    before = net.state_dict()
-    SgdPhase(net, ds, seed=0).run(progress=False)
-    after = net.state_dict()
-    for k in ("bn1.running_mean", "bn1.running_var", "bn1.weight", "bn1.bias", "conv1.weight"):
-        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
-    assert not np.array_equal(after["clf.weight"], before["clf.weight"])
 
 
 def _write_flip_probe(folder: Path, hflip: bool) -> None:

@@ -185,3 +185,58 @@ def test_a_train_accuracy_study_reports_every_epoch_to_the_pruner(files, monkeyp
     assert [step for step, _ in reported] == [1, 2]  # the two SGD epochs (the Hebbian one trains no classifier)
     epochs = json.loads((out / "trial_0000" / "metrics.json").read_text())["epochs"]
     assert [e["train_acc"] for e in epochs if e["phase"] == "sgd"] == [v for _, v in reported]
+
+
+PROBE_SPEC = """
+name = "tiny_tune"
+phases = ["sgd"]
+[data]
+source = "synthetic"
+[data.options]
+n_train = 200
+n_val = 80
+n_test = 40
+size = 8
+n_classes = 4
+[sgd]
+epochs = 2
+[[layers]]
+name = "conv1"
+type = "conv"
+out_channels = 4
+kernel_size = 3
+train = "frozen"
+[[layers]]
+name = "flat"
+type = "flatten"
+[[layers]]
+name = "fc"
+type = "linear"
+out_features = 4
+train = "sgd"
+"""
+
+
+def test_trials_of_a_probe_share_one_feature_cache(files, monkeypatch):
+    """--feature-cache: the frozen layers' output is computed by the first trial and reused by the others."""
+    from hebbcore.features import FeatureCache
+
+    computed = []
+    original = FeatureCache.features
+
+    def counting(self, *args, **kwargs):
+        hits = self.hits
+        out = original(self, *args, **kwargs)
+        computed.append(self.hits == hits)
+        return out
+
+    monkeypatch.setattr(FeatureCache, "features", counting)
+    (files / "probe.toml").write_text(PROBE_SPEC)
+    (files / "lr.toml").write_text('[params."sgd.lr"]\ntype = "float"\nlow = 0.001\nhigh = 0.1\n')
+    out = files / "out"
+    argv = ["tune", str(files / "probe.toml"), "--space", str(files / "lr.toml"), "--out", str(out), "--trials", "3"]
+    assert main([*argv, "--feature-cache"]) == 0
+    assert computed == [True, False, False]  # computed once, then two hits
+    for t in study_of(out).trials:
+        metrics = json.loads((out / f"trial_{t.number:04d}" / "metrics.json").read_text())
+        assert metrics["feature_cache"]["trains_from"] == "fc" and t.value == metrics["final"]["val_acc"]

@@ -31,8 +31,9 @@ whose spec file has changed since (compared resolved, with the run's own
 overrides) is not rerun silently: ``run`` and ``--dry-run`` name the changed
 fields, keep its results, fail the runs that need it and exit 1. When a spec's
 bottom layers are all ``frozen`` or ``random``, their output is computed once
-and kept in memory, and only the layers above train on it ("feature cache");
-the run's ``spec.toml`` and ``weights.npz`` still describe the whole network.
+and kept in memory, and only the layers above train on it (one
+:class:`hebbcore.features.FeatureCache` for all the rows of a command); the
+run's ``spec.toml`` and ``weights.npz`` still describe the whole network.
 
 ``report`` writes ``REPORT.md`` (measured test accuracy vs the paper for every
 row, "not run yet" where there is no result) and PNG plots (layer-1 kernels,
@@ -40,7 +41,6 @@ accuracy per layer) into the results folder.
 """
 
 from .cli import main
-from .features import FeatureCache, frozen_prefix_cut
 from .manifest import Experiment, Overrides, collect, load_manifest, order_with_dependencies
 from .orchestrate import ExperimentRunner
 from .report import write_report
@@ -49,10 +49,8 @@ from .results import interrupted_position, is_done, read_metrics, stale_fields, 
 __all__ = [
     "Experiment",
     "ExperimentRunner",
-    "FeatureCache",
     "Overrides",
     "collect",
-    "frozen_prefix_cut",
     "interrupted_position",
     "is_done",
     "load_manifest",

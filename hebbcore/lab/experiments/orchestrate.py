@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -10,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from hebbcore.errors import HebbcoreError, SpecError
+from hebbcore.features import FeatureCache
 from hebbcore.interfaces import Dataset
 from hebbcore.plugin_manager import Registry
 from hebbcore.rundir import RunDir
-from hebbcore.spec import RunSpec, dumps_toml, parse_spec, spec_to_table
+from hebbcore.spec import RunSpec, parse_spec, spec_to_table
 from hebbcore.specfile import apply_setting, read_spec_table
 
-from .features import FeatureCache, frozen_prefix_cut
 from .manifest import MANIFEST, Experiment, Overrides, order_with_dependencies
 from .report import _pct
 from .results import git_commit, interrupted_position, is_done, read_metrics, stale_fields, write_init_weights
@@ -108,8 +107,7 @@ class ExperimentRunner:
             return self._run_one_locked(exp, rows, out)
 
     def _run_one_locked(self, exp: Experiment, rows: dict[str, Experiment], out: RunDir) -> dict:
-        from hebbcore.network import Network
-        from hebbcore.runner import make_backend, run, write_plots
+        from hebbcore.runner import run
 
         spec = self.prepare(exp, rows)
         data = self.dataset(spec)
@@ -127,61 +125,21 @@ class ExperimentRunner:
         }
         if exp.init_from and self._parent_reduced:
             info["parent_overrides"] = self._parent_reduced  # the weights it starts from come from a REDUCED run
-        cached = self.cache is not None and not spec.sgd.crop_padding and spec.hebbian.data == "train"
-        cut = frozen_prefix_cut(spec) if cached else 0  # crops and unlabeled images need the images themselves
-        feats = None
-        if cut:
-            ops = make_backend(self.registry, self.backend, self.device)
-            full = Network(spec, data.input_shape, data.n_classes, ops, self.registry)
-            init_names = set(full.load_npz(spec.init_weights)) if spec.init_weights else set()
-            feats = self.cache.features(
-                full, cut, data, repr(spec.data), mirrored=spec.sgd.hflip and "sgd" in spec.phases
-            )
-            prefix_state = {
-                k: v for k, v in full.state_dict().items() if k.split(".", 1)[0] in {n.name for n in full.nodes[:cut]}
-            }
-        if feats is None and cut and self.cache is not None and self.cache.too_large:
-            self.log(
-                f"{exp.name}: not caching the frozen layers' output: {self.cache.too_large}; they run on "
-                f"every batch (slower)"
-            )
-        if feats is not None:
-            top = dataclasses.replace(spec, layers=spec.layers[cut:])
-            if spec.init_weights and not init_names - set(prefix_state):
-                top = dataclasses.replace(top, init_weights="")  # every initial weight was for the frozen layers
-            info["feature_cache"] = {"trains_from": spec.layers[cut].name, "input_shape": list(feats.input_shape)}
-            self.log(
-                f"{exp.name}: layers up to {spec.layers[cut - 1].name} frozen; training the rest on cached "
-                f"features {feats.input_shape}"
-            )
-            result = run(
-                top,
-                self.registry,
-                backend=self.backend,
-                out_dir=out,
-                device=self.device,
-                progress=self.progress,
-                dataset=feats,
-                **self._resume(exp, out.path, top, info),
-            )
-            merged = dict(prefix_state)
-            merged.update(result.network.state_dict())
-            out.save_npz("weights.npz", merged)
-            out.write_text("spec.toml", dumps_toml(spec_to_table(spec)))
-            write_plots(out.path)  # again: the frozen layers' kernels are in the weights only now
-            metrics = result.metrics
-        else:
-            result = run(
-                spec,
-                self.registry,
-                backend=self.backend,
-                out_dir=out,
-                device=self.device,
-                progress=self.progress,
-                dataset=data,
-                **self._resume(exp, out.path, spec, info),
-            )
-            metrics = result.metrics
+        result = run(
+            spec,
+            self.registry,
+            backend=self.backend,
+            out_dir=out,
+            device=self.device,
+            progress=self.progress,
+            dataset=data,
+            features=self.cache,
+            log=self.log,
+            **self._resume(exp, out.path, spec, info),
+        )
+        metrics = result.metrics
+        if metrics.get("feature_cache"):
+            info["feature_cache"] = metrics["feature_cache"]
         if self.command:
             out.write_text("command.txt", self.command + "\n")
         info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

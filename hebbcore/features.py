@@ -1,14 +1,27 @@
-"""The feature cache: the output of a spec's frozen bottom layers, computed once and kept in memory."""
+"""The feature cache: the output of a spec's frozen bottom layers, computed once and kept in memory.
+
+A probe of fixed features (a linear readout of Hebbian layers a previous run learned, of random layers, of
+frozen ones) runs those layers on every batch of every epoch unless their output is kept.
+``run(spec, registry, features=FeatureCache())`` computes it once per split and trains only the layers above on
+it; the run directory still describes the whole network. One cache serves many runs of one process (the rows
+of an experiment folder, the trials of ``hebbcore tune``): a run whose frozen layers hold the same weights on the
+same data reuses the features of the one before.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from hebbcore.interfaces import Dataset, Split, check_hflip_inputs
+from hebbcore.network import Network
+from hebbcore.plugin_manager import Registry
 from hebbcore.spec import RunSpec
 
 
@@ -151,9 +164,9 @@ class FeatureCache:
         else:
             feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
         if mirrored:
-            below = (
-                source.train_mirrored if start else Split(np.ascontiguousarray(data.train.x[..., ::-1]), data.train.y)
-            )
+            below = source.train_mirrored  # a shallower entry is used only when it has the mirrored images
+            if not start or below is None:
+                below = Split(np.ascontiguousarray(data.train.x[..., ::-1]), data.train.y)
             feats = feats.replace(train_mirrored=run(below))
         self.entries[keys[-1]] = feats
         while len(self.entries) > 1 and (
@@ -164,3 +177,46 @@ class FeatureCache:
 
 
 # ------------------------------------------------------------------------------------------------ running
+
+
+@dataclass(frozen=True)
+class FrozenPrefix:
+    """``spec`` split at its frozen prefix: ``top`` (the layers above, as a spec of their own) trains on
+    ``data`` (the prefix's output for every split), starting from ``whole``'s initial weights; ``state`` holds
+    the prefix's parameters and ``whole`` the whole network, which the run's ``spec.toml``, ``weights.npz`` and
+    result describe."""
+
+    spec: RunSpec
+    whole: Network
+    top: RunSpec
+    data: Dataset
+    state: dict[str, np.ndarray]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What ``metrics.json`` records (``feature_cache``): the first layer trained and its input's shape."""
+        return {"trains_from": self.top.layers[0].name, "input_shape": list(self.data.input_shape)}
+
+
+def frozen_prefix(
+    spec: RunSpec, registry: Registry, ops: Any, data: Dataset, cache: FeatureCache
+) -> tuple[FrozenPrefix | None, str]:
+    """``spec`` split at its frozen prefix with the prefix's output from ``cache``, or ``(None, why)`` when it
+    has none that can be cached (random crops and unlabeled Hebbian data need the images themselves) or the
+    features are over the cache's budget (``why`` then says so)."""
+    if spec.sgd.crop_padding or spec.hebbian.data != "train":
+        return None, ""
+    cut = frozen_prefix_cut(spec)
+    if not cut:
+        return None, ""
+    whole = Network(spec, data.input_shape, data.n_classes, ops, registry)
+    if spec.init_weights:
+        whole.load_npz(spec.init_weights)
+    feats = cache.features(whole, cut, data, repr(spec.data), mirrored=spec.sgd.hflip and "sgd" in spec.phases)
+    if feats is None:
+        return None, cache.too_large
+    names = {n.name for n in whole.nodes[:cut]}
+    state = {k: v for k, v in whole.state_dict().items() if k.split(".", 1)[0] in names}
+    # the layers above start from the whole network's initial weights (its draws, its init_weights), as they would
+    top = dataclasses.replace(spec, layers=spec.layers[cut:], init_weights="")
+    return FrozenPrefix(spec, whole, top, feats, state), ""
