@@ -84,9 +84,9 @@ def _parser(registry) -> argparse.ArgumentParser:
     r.add_argument(
         "--feature-cache",
         action="store_true",
-        help="compute the output of the spec's frozen bottom layers once and train the layers above on it "
-        "(a probe of fixed features: many times faster; memory: $HEBBCORE_FEATURE_CACHE_BYTES, default a quarter "
-        "of RAM); with --resume, as the run started",
+        help="compute the output of the spec's frozen bottom layers once, not on every batch of every epoch, and "
+        "train the layers above on it (a probe of fixed features; memory: $HEBBCORE_FEATURE_CACHE_BYTES, default "
+        "a quarter of RAM); --resume continues a run as it started",
     )
     v = sub.add_parser("validate", help="check a spec and print it resolved")
     v.add_argument("spec")

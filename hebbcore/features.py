@@ -186,7 +186,6 @@ class FrozenPrefix:
     the prefix's parameters and ``whole`` the whole network, which the run's ``spec.toml``, ``weights.npz`` and
     result describe."""
 
-    spec: RunSpec
     whole: Network
     top: RunSpec
     data: Dataset
@@ -219,4 +218,4 @@ def frozen_prefix(
     state = {k: v for k, v in whole.state_dict().items() if k.split(".", 1)[0] in names}
     # the layers above start from the whole network's initial weights (its draws, its init_weights), as they would
     top = dataclasses.replace(spec, layers=spec.layers[cut:], init_weights="")
-    return FrozenPrefix(spec, whole, top, feats, state), ""
+    return FrozenPrefix(whole, top, feats, state), ""
