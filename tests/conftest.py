@@ -108,3 +108,22 @@ def rank_envs(world: int = 2) -> list[dict[str, str]]:
         }
         for r in range(world)
     ]
+
+
+def tiny_layers(modes: dict) -> list[dict]:
+    """conv1 (8 kernels 3x3), relu, pool, batch-norm, flatten, a 10-way linear classifier, trained as ``modes``
+    says (``{"conv1": ..., "clf": ...}``; a Hebbian conv1 learns by WTA, a Hebbian classifier by the teacher)."""
+    conv = {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "train": modes["conv1"]}
+    if modes["conv1"] == "hebbian":
+        conv["hebbian"] = {"rule": "wta"}
+    clf = {"name": "clf", "type": "linear", "out_features": 10, "train": modes["clf"]}
+    if modes["clf"] == "hebbian":
+        clf["hebbian"] = {"rule": "teacher"}
+    return [
+        conv,
+        {"name": "relu1", "type": "relu"},
+        {"name": "pool1", "type": "pool", "kernel_size": 2},
+        {"name": "bn1", "type": "batchnorm"},
+        {"name": "flat", "type": "flatten"},
+        clf,
+    ]

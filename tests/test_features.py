@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import tiny_layers
 
 from hebbcore.features import FeatureCache, frozen_prefix_cut
 from hebbcore.spec import parse_spec
 
 
-def tiny_layers(modes: dict) -> list[dict]:
-    conv = {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "train": modes["conv1"]}
-    if modes["conv1"] == "hebbian":
-        conv["hebbian"] = {"rule": "wta"}
-    clf = {"name": "clf", "type": "linear", "out_features": 10, "train": modes["clf"]}
-    if modes["clf"] == "hebbian":
-        clf["hebbian"] = {"rule": "teacher"}
-    return [
-        conv,
-        {"name": "relu1", "type": "relu"},
-        {"name": "pool1", "type": "pool", "kernel_size": 2},
-        {"name": "bn1", "type": "batchnorm"},
-        {"name": "flat", "type": "flatten"},
-        clf,
-    ]
-
-
-def test_feature_cache_extends_a_shallower_prefix(registry):
-    """Features of conv1..flat are derived from cached conv1..pool1 ones, and equal a direct computation."""
+def frozen_conv_net(registry):
+    """A frozen conv1 (relu, pool, batch-norm, flatten) under an SGD classifier, with 60/20/20 synthetic images."""
     from hebbcore.network import Network
     from hebbcore.runner import load_dataset, make_backend
 
@@ -37,8 +21,12 @@ def test_feature_cache_extends_a_shallower_prefix(registry):
     }
     spec = parse_spec(table, registry)
     data = load_dataset(spec, registry)
-    ops = make_backend(registry, "numpy")
-    net = Network(spec, data.input_shape, data.n_classes, ops, registry)
+    return Network(spec, data.input_shape, data.n_classes, make_backend(registry, "numpy"), registry), data
+
+
+def test_feature_cache_extends_a_shallower_prefix(registry):
+    """Features of conv1..flat are derived from cached conv1..pool1 ones, and equal a direct computation."""
+    net, data = frozen_conv_net(registry)
     cache = FeatureCache(max_entries=3)
     shallow = cache.features(net, 3, data, "k")
     assert shallow.train.x.shape == (60, 8, 3, 3) and cache.extended == 0
@@ -52,16 +40,7 @@ def test_feature_cache_extends_a_shallower_prefix(registry):
 
 def test_feature_cache_memory_bound(registry):
     """Features over the bound are not cached (and say why); entries are evicted to keep the total under it."""
-    from hebbcore.network import Network
-    from hebbcore.runner import load_dataset, make_backend
-
-    table = {
-        "data": {"source": "synthetic", "options": {"n_train": 60, "n_val": 20, "n_test": 20, "size": 8}},
-        "layers": tiny_layers({"conv1": "frozen", "clf": "sgd"}),
-    }
-    spec = parse_spec(table, registry)
-    data = load_dataset(spec, registry)
-    net = Network(spec, data.input_shape, data.n_classes, make_backend(registry, "numpy"), registry)
+    net, data = frozen_conv_net(registry)
     one = 100 * 72 * 4  # bytes of the conv1..flat features of 100 images
     small = FeatureCache(max_bytes=one - 1)
     assert small.features(net, 5, data, "k") is None

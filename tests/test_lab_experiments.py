@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_layers
 
 from hebbcore import hookimpl
 from hebbcore.errors import DataError, SpecError
@@ -19,23 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------- experiments
-
-
-def tiny_layers(modes: dict) -> list[dict]:
-    conv = {"name": "conv1", "type": "conv", "out_channels": 8, "kernel_size": 3, "train": modes["conv1"]}
-    if modes["conv1"] == "hebbian":
-        conv["hebbian"] = {"rule": "wta"}
-    clf = {"name": "clf", "type": "linear", "out_features": 10, "train": modes["clf"]}
-    if modes["clf"] == "hebbian":
-        clf["hebbian"] = {"rule": "teacher"}
-    return [
-        conv,
-        {"name": "relu1", "type": "relu"},
-        {"name": "pool1", "type": "pool", "kernel_size": 2},
-        {"name": "bn1", "type": "batchnorm"},
-        {"name": "flat", "type": "flatten"},
-        clf,
-    ]
 
 
 def write_experiments(folder: Path, probe_hebbian_epochs: int = 1) -> None:
