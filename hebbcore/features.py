@@ -49,11 +49,15 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
     as at inference, as for any fixed feature extractor). It stops at
     a batch-norm above a ``random`` layer unless that batch-norm is ``frozen``
     (its statistics must still be learned), at a batch-norm with ``train =
-    "sgd"``, at dropout, and at the first layer that trains. A ``hebbian`` layer
-    is as ``frozen`` when the spec has no Hebbian phase (a probe of weights a
-    Hebbian run learned, given by ``init_weights``).
+    "sgd"``, at a batch-norm not marked ``frozen`` when the spec has a Hebbian
+    phase (which learns its statistics), at dropout, and at the first layer
+    that trains. A ``hebbian`` layer is as ``frozen`` when the spec has no
+    Hebbian phase (a probe of weights a Hebbian run learned, given by
+    ``init_weights``).
     """
-    hebbian_phase = "hebbian" in spec.phases and spec.hebbian.epochs > 0
+    hebbian_phase = (
+        "hebbian" in spec.phases and spec.hebbian.epochs > 0 and any(l.train == "hebbian" for l in spec.layers)
+    )
     fixed = {"frozen": "frozen", "random": "random", **({} if hebbian_phase else {"hebbian": "frozen"})}
     first = next((l for l in spec.layers if l.trainable), None)
     # a batch-norm of the input (below every trainable layer) is as frozen as the first trainable layer
@@ -64,8 +68,9 @@ def frozen_prefix_cut(spec: RunSpec) -> int:
                 break
             below = fixed[l.train]
         elif l.layer_cls.running_stats:
-            # an SGD-trained batch-norm is not a fixed feature; one above a random layer is, when frozen itself
-            if l.train == "sgd" or (below != "frozen" and l.train != "frozen"):
+            # an SGD-trained batch-norm is not a fixed feature; one above a random layer is, when frozen itself;
+            # the Hebbian phase learns the statistics of every batch-norm not marked frozen
+            if l.train == "sgd" or (l.train != "frozen" and (below != "frozen" or hebbian_phase)):
                 break
         elif not l.layer_cls.fixed:
             break
@@ -162,7 +167,7 @@ class FeatureCache:
             feats = entry
             del self.entries[keys[-1]]
         else:
-            feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test))
+            feats = data.replace(train=run(source.train), val=run(source.val), test=run(source.test), unlabeled=None)
         if mirrored:
             below = source.train_mirrored  # a shallower entry is used only when it has the mirrored images
             if not start or below is None:
@@ -179,6 +184,16 @@ class FeatureCache:
 # ------------------------------------------------------------------------------------------------ running
 
 
+def dataset_fingerprint(data: Dataset) -> str:
+    """A hash of the splits' shapes, labels and every 97th image: which images a cache entry was computed on."""
+    h = hashlib.sha256()
+    for split in (data.train, data.val, data.test):
+        h.update(repr((split.x.shape, str(split.x.dtype))).encode())
+        h.update(np.ascontiguousarray(split.y).tobytes())
+        h.update(np.ascontiguousarray(split.x[::97]).tobytes())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class FrozenPrefix:
     """``spec`` split at its frozen prefix: ``top`` (the layers above, as a spec of their own) trains on
@@ -190,11 +205,13 @@ class FrozenPrefix:
     top: RunSpec
     data: Dataset
     state: dict[str, np.ndarray]
+    key: str  # the cache's key of the features: the frozen layers' weights and the data
 
     @property
     def record(self) -> dict[str, Any]:
-        """What ``metrics.json`` records (``feature_cache``): the first layer trained and its input's shape."""
-        return {"trains_from": self.top.layers[0].name, "input_shape": list(self.data.input_shape)}
+        """What ``metrics.json`` records (``feature_cache``): the first layer trained, its input's shape and the
+        features' key (a resumed run checks that its frozen layers and data are those it started with)."""
+        return {"trains_from": self.top.layers[0].name, "input_shape": list(self.data.input_shape), "key": self.key}
 
 
 def frozen_prefix(
@@ -211,11 +228,12 @@ def frozen_prefix(
     whole = Network(spec, data.input_shape, data.n_classes, ops, registry)
     if spec.init_weights:
         whole.load_npz(spec.init_weights)
-    feats = cache.features(whole, cut, data, repr(spec.data), mirrored=spec.sgd.hflip and "sgd" in spec.phases)
+    key = f"{spec.data!r} seed={spec.seed} {dataset_fingerprint(data)}"  # sources split and draw by the seed
+    feats = cache.features(whole, cut, data, key, mirrored=spec.sgd.hflip and "sgd" in spec.phases)
     if feats is None:
         return None, cache.too_large
     names = {n.name for n in whole.nodes[:cut]}
     state = {k: v for k, v in whole.state_dict().items() if k.split(".", 1)[0] in names}
     # the layers above start from the whole network's initial weights (its draws, its init_weights), as they would
     top = dataclasses.replace(spec, layers=spec.layers[cut:], init_weights="")
-    return FrozenPrefix(whole, top, feats, state), ""
+    return FrozenPrefix(whole, top, feats, state, FeatureCache.layer_keys(whole, cut, key)[-1]), ""

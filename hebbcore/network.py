@@ -268,12 +268,14 @@ class Network:
         """One Hebbian step of every Hebbian layer on one batch, bottom-up.
 
         Each layer sees the output of the layers below (batch-norm with batch
-        statistics, running statistics updated) and updates its weights from
-        its own response, computed before its update.
+        statistics, running statistics updated; one with ``train = "frozen"``
+        keeps its statistics, as at inference) and updates its weights from its
+        own response, computed before its update.
         """
         for node in self.nodes[: self._hebbian_top + 1]:
             if node.rule is None:
-                x = self.layer_forward(node, x, batch_stats=True)
+                frozen = node.layer.running_stats and node.spec.train == "frozen"
+                x = self.layer_forward(node, x, batch_stats=not frozen)
                 continue
             dot = self.dot_of(node, x)
             if node.cosine:  # the response is the cosine: needed anyway

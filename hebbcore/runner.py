@@ -211,7 +211,7 @@ def run(
             prefix = _on_cached_features(spec, registry, make_backend(registry, backend, device), dataset, features,
                                          shard, log)  # fmt: skip
         training = Training(
-            spec, registry, backend, run_dir, device, dataset, shard, progress, checkpoint_every, prefix=prefix
+            spec, registry, backend, run_dir, device, dataset, shard, progress, checkpoint_every, prefix, log
         )
         training.start(resume, overwrite)
         return training.train()
@@ -262,12 +262,13 @@ class Training:
         progress: bool | None,
         checkpoint_every: int,
         prefix: FrozenPrefix | None = None,
+        log: Callable[[str], None] = print,
     ):
         # with a cached frozen prefix the layers above train (``self.spec``) and the files describe ``spec``
         self.recorded, self.prefix, self.dataset_given = spec, prefix, dataset
         spec = prefix.top if prefix else spec
         self.spec, self.registry, self.run_dir, self.shard = spec, registry, run_dir, shard
-        self.progress, self.checkpoint_every = progress, checkpoint_every
+        self.progress, self.checkpoint_every, self.log = progress, checkpoint_every, log
         self.ops = make_backend(registry, backend, device)
         self.data = prefix.data if prefix else dataset if dataset is not None else load_dataset(spec, registry)
         self.net = Network(spec, self.data.input_shape, self.data.n_classes, self.ops, registry)
@@ -333,9 +334,20 @@ class Training:
         self.run_dir.write_json("metrics.json", self.metrics)
 
     def _check_same_cache(self, saved_metrics: Any, out: str) -> None:
-        """A run trained on cached features resumes on them, one that ran through its layers without them."""
+        """A run trained on cached features resumes on the same features, one that ran through its layers
+        without them."""
         before = (saved_metrics.get("feature_cache") or {}) if isinstance(saved_metrics, dict) else {}
         now = self.prefix.record if self.prefix else {}
+        if before and not now and self.shard.world > 1:
+            raise HebbcoreError(
+                f"cannot resume {out!r} data-parallel: it trained on cached features of its frozen layers, which "
+                f"only single-process runs use; resume it in one process"
+            )
+        if before and now and before.get("key") not in (None, now["key"]):
+            raise HebbcoreError(
+                f"cannot resume {out!r}: its frozen layers' weights or its data differ from those it started with "
+                f"(was its init_weights file replaced?)"
+            )
         if before.get("trains_from") != now.get("trains_from"):
             how = {True: "on cached features of its frozen layers", False: "through all its layers"}
             raise HebbcoreError(
@@ -469,7 +481,7 @@ class Training:
             counts = np.bincount(data.train.y[idx], minlength=data.n_classes)
             short = {int(c): int(n) for c, n in enumerate(counts) if n < cfg.labels_per_class}
             if short:  # a class with fewer training images than asked gives all it has
-                record["short_classes"] = short
+                record["short_classes"] = {str(c): n for c, n in short.items()}  # as metrics.json keeps it
         return idx, record
 
     def sgd_phase(self, phase_index: int, sgd_state: dict | None) -> None:
@@ -479,13 +491,11 @@ class Training:
             raise HebbcoreError(f"the SGD phase needs torch (pip install torch): {exc}") from None
         data = self.data
         idx, record = self.labelled()
-        if record and record.get("short_classes") and self.shard.rank == 0 and self.progress is not False:
+        if record and record.get("short_classes"):
             short = ", ".join(f"class {c}: {n}" for c, n in record["short_classes"].items())
-            print(
+            self.log(
                 f"{self.spec.name}: sgd.labels_per_class = {self.spec.sgd.labels_per_class}, but some classes have "
-                f"fewer training images; all of theirs are used ({short})",
-                file=sys.stderr,
-                flush=True,
+                f"fewer training images; all of theirs are used ({short})"
             )
         if idx is not None:
             mirrored = data.train_mirrored

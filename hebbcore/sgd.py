@@ -72,8 +72,8 @@ class SgdPhase:
         self.net, self.data, self.cfg = net, data, net.spec.sgd
         self.device = torch_device_for(net)
         self.rank, self.world = rank, world
-        torch.manual_seed(seed)
-        self.module = build_module(net).to(self.device)
+        self.module = build_module(net).to(self.device)  # its initial draws are replaced by the network's weights
+        torch.manual_seed(seed)  # dropout's masks start from the seed, however many modules were built above
         if self.device.type == "cpu":
             # as _layout gives the inputs; torch's stubs lack the memory_format overload that Module.to accepts
             self.module = self.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

@@ -27,6 +27,7 @@ worker share one :class:`hebbcore.features.FeatureCache`: a probe search compute
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 import typing
@@ -155,6 +156,7 @@ class TuneJob:
     seed: int = 0
     overrides: tuple[str, ...] = ()
     feature_cache: bool = False  # each worker keeps one FeatureCache for all its trials
+    feature_cache_bytes: int = 0  # each worker's cache budget (0: the default); tune() shares it out among them
 
 
 def _optuna() -> Any:
@@ -226,7 +228,8 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
     from .runner import run
 
     optuna = _optuna()
-    cache = FeatureCache() if job.feature_cache else None
+    budget = {"max_bytes": job.feature_cache_bytes} if job.feature_cache_bytes else {}
+    cache = FeatureCache(**budget) if job.feature_cache else None
 
     def objective(trial: Any) -> float:
         values = {key: _suggest(trial, key, p) for key, p in space.params.items()}
@@ -238,7 +241,8 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
         registry.pm.register(reporter)
         try:
             result = run(spec, registry, backend=job.backend, device=job.device, progress=False, features=cache,
-                         out_dir=Path(job.out) / f"trial_{trial.number:04d}", overwrite=True)  # fmt: skip
+                         log=functools.partial(print, flush=True), out_dir=Path(job.out) / f"trial_{trial.number:04d}",
+                         overwrite=True)  # fmt: skip
         except TrainingDiverged as exc:  # a region of the space where training blows up: a result, not an error
             trial.set_user_attr("diverged", str(exc))
             raise optuna.TrialPruned(f"diverged: {exc}") from None
@@ -283,12 +287,22 @@ def _work_in_child(job: TuneJob, worker: int) -> None:  # a spawned worker: erro
         raise SystemExit(1) from None
 
 
+def shared_cache_budget(job: TuneJob, workers: int) -> TuneJob:
+    """``job`` with each worker's feature-cache budget: the memory the default gives one cache, shared out."""
+    if not job.feature_cache or job.feature_cache_bytes:
+        return job
+    from .features import FEATURE_CACHE_BYTES
+
+    return dataclasses.replace(job, feature_cache_bytes=FEATURE_CACHE_BYTES // max(workers, 1))
+
+
 def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     """Run the study with ``workers`` processes; returns the best trial's number, value and params, and writes
     ``best.toml`` (its resolved spec) and ``trials.csv`` into ``job.out``."""
     optuna = _optuna()
     registry = default_registry()
     load_space(job.space, job.spec, registry, job.overrides)  # every problem before any process starts
+    job = shared_cache_budget(job, workers)
     Path(job.out).mkdir(parents=True, exist_ok=True)
     study = open_study(job)
     children = []

@@ -136,7 +136,10 @@ def test_a_run_on_cached_features_equals_one_through_every_layer(tmp_path, regis
     spec = parse_spec(PROBE, registry)
     plain = run(spec, registry, out_dir=tmp_path / "plain", progress=False)
     cached = run(spec, registry, out_dir=tmp_path / "cached", progress=False, features=FeatureCache())
-    assert cached.metrics["feature_cache"] == {"trains_from": "clf", "input_shape": [72]}
+    assert {k: cached.metrics["feature_cache"][k] for k in ("trains_from", "input_shape")} == {
+        "trains_from": "clf",
+        "input_shape": [72],
+    }
     assert "feature_cache" not in plain.metrics
     assert (tmp_path / "cached" / "spec.toml").read_text() == (tmp_path / "plain" / "spec.toml").read_text()
     with np.load(tmp_path / "plain" / "weights.npz") as p, np.load(tmp_path / "cached" / "weights.npz") as c:
@@ -208,3 +211,81 @@ def test_a_cached_run_cut_short_resumes_on_the_cache_and_only_there(tmp_path, re
     resumed = run(spec, registry, out_dir=tmp_path / "cut", progress=False, resume=True, features=FeatureCache())
     for k, v in whole.network.state_dict().items():
         np.testing.assert_array_equal(resumed.network.state_dict()[k], v, err_msg=k)
+
+
+def test_dropout_above_the_cache_draws_the_masks_an_uncached_run_draws(tmp_path, registry):
+    """The SGD phase seeds its random stream after building its modules, so a network of fewer modules (the layers
+    above the cache) draws the same dropout masks."""
+    from hebbcore.runner import run
+
+    layers = tiny_layers({"conv1": "frozen", "clf": "sgd"})
+    layers.insert(5, {"name": "drop", "type": "dropout", "p": 0.5})
+    spec = parse_spec({**PROBE, "layers": layers}, registry)
+    plain = run(spec, registry, out_dir=tmp_path / "plain", progress=False)
+    cached = run(spec, registry, out_dir=tmp_path / "cached", progress=False, features=FeatureCache())
+    assert cached.metrics["feature_cache"]["trains_from"] == "drop"
+    for k, v in plain.network.state_dict().items():
+        np.testing.assert_allclose(cached.network.state_dict()[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_the_cache_key_holds_the_seed_and_the_data(tmp_path, registry):
+    """Sources split and draw their images by the seed: frozen layers of the same weights on another seed's
+    images are other features."""
+    from hebbcore.runner import run
+
+    first = run(parse_spec(PROBE, registry), registry, out_dir=tmp_path / "w", progress=False)
+    table = {**PROBE, "init_weights": str(tmp_path / "w" / "weights.npz")}  # the same frozen conv1 for every seed
+    cache = FeatureCache()
+    run(parse_spec(table, registry), registry, out_dir=tmp_path / "a", progress=False, features=cache)
+    other = parse_spec({**table, "seed": 5}, registry)
+    cached = run(other, registry, out_dir=tmp_path / "b", progress=False, features=cache)
+    assert cache.hits == 0 and len(cache.entries) == 2
+    plain = run(other, registry, out_dir=tmp_path / "c", progress=False)
+    assert cached.metrics["final"] == plain.metrics["final"] and first.metrics["final"] != plain.metrics["final"]
+
+
+@pytest.mark.parametrize("bn_train", ["frozen", None])
+def test_a_hebbian_layer_above_the_cache_sees_what_it_sees_without(tmp_path, registry, bn_train):
+    """Under a Hebbian phase a batch-norm marked frozen keeps its statistics (cached with the layers below it);
+    one left to the phase learns them (the cache stops below it). Either way the run equals an uncached one."""
+    from hebbcore.runner import run
+
+    layers = tiny_layers({"conv1": "random", "clf": "sgd"})
+    if bn_train:
+        layers[3]["train"] = bn_train
+    layers.insert(4, {"name": "conv2", "type": "conv", "out_channels": 6, "kernel_size": 2, "hebbian": {"rule": "wta"}})
+    table = {**PROBE, "phases": ["hebbian", "sgd"], "hebbian": {"epochs": 1, "batch_size": 16}, "layers": layers}
+    spec = parse_spec(table, registry)
+    plain = run(spec, registry, out_dir=tmp_path / "plain", progress=False)
+    cached = run(spec, registry, out_dir=tmp_path / "cached", progress=False, features=FeatureCache())
+    assert cached.metrics["feature_cache"]["trains_from"] == ("conv2" if bn_train else "bn1")
+    for k, v in plain.network.state_dict().items():
+        np.testing.assert_allclose(cached.network.state_dict()[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    start = parse_spec(table, registry)  # the initial statistics: mean 0, variance 1
+    kept = np.array_equal(plain.network.state_dict()["bn1.running_mean"], np.zeros(8))
+    assert kept == (bn_train == "frozen"), start.name
+
+
+def test_a_cached_run_resumes_only_on_the_features_it_started_with(tmp_path, registry, monkeypatch):
+    from hebbcore.errors import HebbcoreError
+    from hebbcore.rundir import RunDir
+    from hebbcore.runner import run
+
+    run(parse_spec(PROBE, registry), registry, out_dir=tmp_path / "w", progress=False)
+    table = {**PROBE, "init_weights": str(tmp_path / "w" / "init.npz")}
+    with np.load(tmp_path / "w" / "weights.npz") as w:
+        np.savez(tmp_path / "w" / "init.npz", **{"conv1.weight": w["conv1.weight"]})
+    original = RunDir.save_checkpoint
+
+    def stop(self, *args):
+        original(self, *args)
+        raise Stop
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", stop)
+    with pytest.raises(Stop):
+        run(parse_spec(table, registry), registry, out_dir=tmp_path / "r", progress=False, features=FeatureCache())
+    monkeypatch.setattr(RunDir, "save_checkpoint", original)
+    np.savez(tmp_path / "w" / "init.npz", **{"conv1.weight": np.zeros((8, 3, 3, 3), np.float32) + 0.5})
+    with pytest.raises(HebbcoreError, match="frozen layers' weights or its data differ from those it started with"):
+        run(parse_spec(table, registry), registry, out_dir=tmp_path / "r", progress=False, resume=True,
+            features=FeatureCache())  # fmt: skip

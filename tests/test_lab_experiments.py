@@ -81,12 +81,12 @@ def test_experiments_run_resume_and_report(tmp_path, registry):
     assert runner.run(rows, wanted) == {"parent": "done", "probe": "done"}
     res = folder / "results"
     probe = json.loads((res / "probe" / "metrics.json").read_text())
-    assert probe["experiment"]["feature_cache"]["trains_from"] == "clf"  # conv1..flat computed once
+    # conv1..pool1 computed once: the probe's Hebbian phase learns bn1's statistics, as it does without the cache
+    assert probe["experiment"]["feature_cache"]["trains_from"] == "bn1"
     assert probe["final"]["test_acc"] is not None
     with np.load(res / "probe" / "weights.npz") as f:  # the whole network, frozen layers included
         with np.load(res / "parent" / "weights.npz") as g:
             np.testing.assert_array_equal(f["conv1.weight"], g["conv1.weight"])
-            np.testing.assert_array_equal(f["bn1.running_mean"], g["bn1.running_mean"])
         assert "clf.weight" in f.files
     assert "conv1" in (res / "probe" / "spec.toml").read_text()
     if importlib.util.find_spec("matplotlib"):  # the frozen layer's kernel grid, drawn from the merged weights
@@ -205,9 +205,8 @@ def test_feature_cache_gives_the_same_result_as_running_through(tmp_path, regist
     )
     b = json.loads((other / "probe" / "metrics.json").read_text())
     assert "feature_cache" not in b["experiment"]
-    # BN statistics: running (cached) vs batch (not cached); the teacher classifier only sees
-    # the direction of its input, so the accuracies stay close
-    assert abs(a["final"]["test_acc"] - b["final"]["test_acc"]) <= 0.1
+    assert a["experiment"]["feature_cache"]["trains_from"] == "bn1"  # under a Hebbian phase, below the batch-norm
+    assert a["final"] == b["final"]
 
 
 def test_the_dry_run_says_what_the_run_would_do(tmp_path, capsys):

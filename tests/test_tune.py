@@ -240,3 +240,13 @@ def test_trials_of_a_probe_share_one_feature_cache(files, monkeypatch):
     for t in study_of(out).trials:
         metrics = json.loads((out / f"trial_{t.number:04d}" / "metrics.json").read_text())
         assert metrics["feature_cache"]["trains_from"] == "fc" and t.value == metrics["final"]["val_acc"]
+
+
+def test_the_workers_share_out_one_cache_budget():
+    from hebbcore.features import FEATURE_CACHE_BYTES
+    from hebbcore.tune import TuneJob, shared_cache_budget
+
+    job = TuneJob(spec="s", space="p", out="o", storage="sqlite://", study="x", trials=1, feature_cache=True)
+    assert shared_cache_budget(job, 3).feature_cache_bytes == FEATURE_CACHE_BYTES // 3
+    assert shared_cache_budget(job, 1).feature_cache_bytes == FEATURE_CACHE_BYTES
+    assert shared_cache_budget(job.__class__(**{**job.__dict__, "feature_cache": False}), 3).feature_cache_bytes == 0

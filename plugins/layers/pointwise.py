@@ -96,7 +96,8 @@ class BatchNorm(Layer):
     below it does, and also when that layer is the last Hebbian one and an SGD layer lies above, in a spec with
     both phases (the Hebbian phase never runs it: it would stay the identity); the resolved spec says which.
     The Hebbian phase normalises with the batch's statistics and updates the running ones (synchronised over the
-    processes of a data-parallel run); inference uses the running ones.
+    processes of a data-parallel run), except in a ``frozen`` one, which keeps its statistics in both phases;
+    inference uses the running ones.
     """
 
     name = "batchnorm"
