@@ -149,7 +149,7 @@ def test_run_on_cached_features_and_its_resume(tmp_path, npz_data, registry, mon
     assert res.returncode == 0, res.stderr
     assert "npz-probe: layers up to flat frozen; training the rest on cached features (384,)" in res.stderr
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    assert a["feature_cache"] == {"trains_from": "clf", "input_shape": [384]}
+    assert a["feature_cache"]["trains_from"] == "clf" and a["feature_cache"]["input_shape"] == [384]
     plain = hebbcore("run", spec, "--out", tmp_path / "plain")
     assert plain.returncode == 0, plain.stderr
     assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["final"] == a["final"]
