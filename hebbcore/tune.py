@@ -16,7 +16,8 @@ its name)::
     choices = ["wta", "kwta"]
 
 Each trial is a run of the spec with the trial's values (its own run directory, ``trial_NNNN``); every epoch's
-``metric`` is reported to Optuna, which prunes trials that fall behind (median pruner). The study lives in a
+``metric`` is reported to Optuna, which prunes trials that fall behind (the space's ``[pruning]``: the median
+pruner after a warm-up of a quarter of the epochs by default, or ``type = "none"``). The study lives in a
 database: by default SQLite, ``study.db`` beside the trials; ``--storage`` takes any URL Optuna supports, so
 several machines can share one study. Rerunning the command continues the study until ``--trials`` trials have
 finished; a trial whose process died is retried once. ``--workers N`` runs N processes on the study at once.
@@ -62,9 +63,22 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Pruning:
+    """When a trial that falls behind is stopped: ``median`` stops a trial whose metric at an epoch is below
+    the median of the earlier trials' at that epoch, once ``startup_trials`` trials have finished and after
+    ``warmup_epochs`` epochs (default: a quarter of the spec's epochs, since early epochs are noisy);
+    ``none`` runs every trial to its end."""
+
+    type: Literal["median", "none"] = "median"
+    warmup_epochs: int | None = None
+    startup_trials: int = 3
+
+
+@dataclass(frozen=True)
 class SearchSpace:
     params: dict[str, Param]
     metric: Literal["val_acc", "train_acc"] = "val_acc"
+    pruning: Pruning = Pruning()
 
 
 def load_space(
@@ -81,9 +95,14 @@ def load_space(
     except OSError as exc:
         raise SpecError([f"cannot read the file ({exc.__class__.__name__})"], str(path)) from None
     problems: list[str] = []
-    for key in set(table) - {"params", "metric"}:
-        problems.append(f"{key}: unknown key (expected 'params' or 'metric')")
+    for key in set(table) - {"params", "metric", "pruning"}:
+        problems.append(f"{key}: unknown key (expected 'params', 'metric' or 'pruning')")
     metric = convert(typing.get_type_hints(SearchSpace)["metric"], table.get("metric", "val_acc"), "metric", problems)
+    pruning = parse_table(Pruning, table.get("pruning", {}), "pruning", problems) or Pruning()
+    for key in ("warmup_epochs", "startup_trials"):
+        value = getattr(pruning, key)
+        if value is not None and value < 0:
+            problems.append(f"pruning.{key}: expected >= 0, got {value}")
     raw = table.get("params")
     if not isinstance(raw, dict) or not raw:
         problems.append(f"params: expected a table of at least one key to search, got {describe(raw)}")
@@ -100,7 +119,7 @@ def load_space(
             problems += [f"params.{key!r}: {m}" for m in _check_against_spec(key, p, spec_path, registry, overrides)]
     if problems:
         raise SpecError(problems, str(path))
-    return SearchSpace(params, metric)
+    return SearchSpace(params, metric, pruning)
 
 
 def _param_problems(p: Param) -> list[str]:
@@ -168,11 +187,24 @@ def _optuna() -> Any:
     return optuna
 
 
-def open_study(job: TuneJob, create: bool = True, worker: int = 0) -> Any:
+def make_pruner(pruning: Pruning, spec: RunSpec) -> Any:
+    """The Optuna pruner of ``pruning`` for trials of ``spec`` (whose epochs set the default warm-up)."""
+    optuna = _optuna()
+    if pruning.type == "none":
+        return optuna.pruners.NopPruner()
+    warmup = pruning.warmup_epochs
+    if warmup is None:
+        warmup = max(1, sum(getattr(spec, phase).epochs for phase in spec.phases) // 4)
+    # Optuna prunes from step n_warmup_steps on; steps are 1-based epochs, so this spares `warmup` epochs
+    return optuna.pruners.MedianPruner(n_startup_trials=pruning.startup_trials, n_warmup_steps=warmup + 1)
+
+
+def open_study(job: TuneJob, create: bool = True, worker: int = 0, pruner: Any = None) -> Any:
     """The job's Optuna study (created when missing), with heartbeats so a dead worker's trial is retried.
 
     ``worker``: which of the job's processes opens it; each samples from its own seed (``job.seed + worker``),
-    since workers with one seed propose the same parameters for their first trials."""
+    since workers with one seed propose the same parameters for their first trials. ``pruner``: what stops
+    trials that fall behind (:func:`make_pruner`; Optuna keeps none in the study, so each opener names its own)."""
     optuna = _optuna()
     storage: Any = job.storage
     if storage.startswith(("sqlite", "postgresql", "mysql")):
@@ -187,7 +219,6 @@ def open_study(job: TuneJob, create: bool = True, worker: int = 0) -> Any:
                 job.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry
             )
     sampler = optuna.samplers.TPESampler(seed=job.seed + worker)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     if not create:
         return optuna.load_study(study_name=job.study, storage=storage, sampler=sampler, pruner=pruner)
     return optuna.create_study(
@@ -262,7 +293,8 @@ def work(job: TuneJob, worker: int = 0) -> None:
     optuna = _optuna()
     registry = default_registry()
     space = load_space(job.space, job.spec, registry, job.overrides)
-    study = open_study(job, create=False, worker=worker)
+    spec = load_spec(job.spec, registry, against_data=False, overrides=job.overrides)
+    study = open_study(job, create=False, worker=worker, pruner=make_pruner(space.pruning, spec))
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=done)) >= job.trials:
         return

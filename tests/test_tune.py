@@ -85,6 +85,7 @@ def test_every_problem_of_a_space_is_named_before_a_trial_runs(files, registry):
         '[params."layers.fc.out_features"]\ntype = "categorical"\nchoices = []\n'
         '[params."sgd.epochs"]\ntype = "integer"\nlow = 1\nhigh = 3\n'
         '[params."sgd.batch_size"]\ntype = "int"\nlow = 0\nhigh = 8\n'
+        '[pruning]\ntype = "median"\nwarmup_epoch = 2\nstartup_trials = -1\n'
     )
     with pytest.raises(SpecError) as err:
         load_space(files / "bad.toml", files / "s.toml", registry)
@@ -98,6 +99,8 @@ def test_every_problem_of_a_space_is_named_before_a_trial_runs(files, registry):
         "params.'sgd.epochs'.type: expected one of 'float', 'int', 'categorical', got string 'integer'",
         "params.'sgd.batch_size': with 0: sgd.batch_size: expected >= 1, got 0",
         "metric: expected one of 'val_acc', 'train_acc', got string 'test_acc'",
+        "pruning.warmup_epoch: unknown key (did you mean 'warmup_epochs'?)",
+        "pruning.startup_trials: expected >= 0, got -1",
     ):
         assert needle in text, (needle, text)
 
@@ -138,6 +141,32 @@ def test_a_trial_told_to_prune_stops_and_is_recorded(files, monkeypatch, capsys)
     trials = study_of(out).trials
     assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
     assert list(trials[0].intermediate_values) == [1]  # stopped after its first reported epoch
+
+
+@pytest.mark.parametrize(
+    ("pruning", "epochs", "spared"),
+    [("", 8, 2), ("", 2, 1), ("warmup_epochs = 0", 8, 0), ("warmup_epochs = 5", 8, 5), ('type = "none"', 8, 8)],
+)
+def test_a_trial_behind_the_median_is_pruned_only_after_the_warm_up(files, registry, pruning, epochs, spared):
+    """Optuna's own study, fed by hand: three trials at 0.9 every epoch, then one at 0.1; the pruner spares it
+    for the warm-up (default: a quarter of the spec's epochs, at least one) and stops it at the next epoch."""
+    from hebbcore.tune import load_space, make_pruner
+
+    (files / "p.toml").write_text(f'[params."sgd.lr"]\ntype = "float"\nlow = 0.001\nhigh = 0.1\n[pruning]\n{pruning}\n')
+    space = load_space(files / "p.toml", files / "s.toml", registry)
+    spec = load_spec(files / "s.toml", registry, against_data=False, overrides=[f"sgd.epochs={epochs - 1}"])
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(space.pruning, spec))
+    for _ in range(3):
+        trial = study.ask()
+        for step in range(1, epochs + 1):
+            trial.report(0.9, step)
+        study.tell(trial, 0.9)
+    trial = study.ask()
+    verdicts = []
+    for step in range(1, epochs + 1):
+        trial.report(0.1, step)
+        verdicts.append(trial.should_prune())
+    assert verdicts == [False] * spared + [True] * (epochs - spared)
 
 
 def test_worker_processes_share_one_study(files):
