@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from . import hookimpl
 from .errors import HebbcoreError, SpecError, TrainingDiverged
 from .io import atomic_write_text
@@ -202,8 +204,9 @@ def make_pruner(pruning: Pruning, spec: RunSpec) -> Any:
 def open_study(job: TuneJob, create: bool = True, worker: int = 0, pruner: Any = None) -> Any:
     """The job's Optuna study (created when missing), with heartbeats so a dead worker's trial is retried.
 
-    ``worker``: which of the job's processes opens it; each samples from its own seed (``job.seed + worker``),
-    since workers with one seed propose the same parameters for their first trials. ``pruner``: what stops
+    ``worker``: which of the job's processes opens it. Each opening samples from its own seed, drawn from
+    ``job.seed``, ``worker`` and the trials the study holds: workers, or a resumed study, with one seed would
+    propose the same parameters again for their first trials. ``pruner``: what stops
     trials that fall behind (:func:`make_pruner`; Optuna keeps none in the study, so each opener names its own)."""
     optuna = _optuna()
     storage: Any = job.storage
@@ -218,13 +221,16 @@ def open_study(job: TuneJob, create: bool = True, worker: int = 0, pruner: Any =
             storage = optuna.storages.RDBStorage(
                 job.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry
             )
-    sampler = optuna.samplers.TPESampler(seed=job.seed + worker)
     if not create:
-        return optuna.load_study(study_name=job.study, storage=storage, sampler=sampler, pruner=pruner)
-    return optuna.create_study(
-        study_name=job.study, storage=storage, sampler=sampler, pruner=pruner, direction="maximize",
-        load_if_exists=True,
-    )  # fmt: skip
+        study = optuna.load_study(study_name=job.study, storage=storage, pruner=pruner)
+    else:
+        study = optuna.create_study(study_name=job.study, storage=storage, pruner=pruner, direction="maximize",
+                                    load_if_exists=True)  # fmt: skip
+    held = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(
+        seed=int(np.random.SeedSequence([job.seed, worker, held]).generate_state(1)[0])
+    )
+    return study
 
 
 class _Reporter:

@@ -129,6 +129,8 @@ def test_a_study_runs_resumes_and_writes_the_best_spec(files, registry, capsys):
     assert main([*argv, "--trials", "4"]) == 0  # the same command continues the study to 4 trials
     assert [t.state.name for t in study_of(out).trials][:3] == ["COMPLETE"] * 3
     assert study_of(out).trials[3].state.name in ("COMPLETE", "PRUNED")  # the median pruner starts after 3
+    params = [tuple(sorted(t.params.items())) for t in study_of(out).trials]
+    assert len(set(params)) == 4  # the continued study draws new parameters, not the first trial's again
     assert len((out / "trials.csv").read_text().splitlines()) == 5
 
 
