@@ -336,7 +336,8 @@ def shared_cache_budget(job: TuneJob, workers: int) -> TuneJob:
 
 def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     """Run the study with ``workers`` processes; returns the best trial's number, value and params, and writes
-    ``best.toml`` (its resolved spec) and ``trials.csv`` into ``job.out``."""
+    ``best.toml`` (its resolved spec) and ``trials.csv`` (each trial's state, value, epochs run and parameters)
+    into ``job.out``."""
     optuna = _optuna()
     registry = default_registry()
     load_space(job.space, job.spec, registry, job.overrides)  # every problem before any process starts
@@ -372,9 +373,10 @@ def write_results(job: TuneJob, study: Any, registry: Registry) -> None:
     header = f"# The best trial ({best.number}, {study.best_trial.value:.4f}) of study {job.study!r}.\n"
     atomic_write_text(Path(job.out) / "best.toml", header + dumps_toml(spec_to_table(spec)))
     keys = sorted({k for t in study.trials for k in t.params})
-    lines = [",".join(["number", "state", "value", *keys])]
+    # a pruned trial's value is its metric at its last epoch, so the epochs it ran go beside it
+    lines = [",".join(["number", "state", "value", "epochs", *keys])]
     for t in study.trials:
-        cells = [str(t.number), t.state.name, "" if t.value is None else repr(t.value)]
+        cells = [str(t.number), t.state.name, "" if t.value is None else repr(t.value), str(len(t.intermediate_values))]
         lines.append(",".join(cells + [_csv(t.params.get(k, "")) for k in keys]))
     atomic_write_text(Path(job.out) / "trials.csv", "\n".join(lines) + "\n")
 

@@ -131,7 +131,10 @@ def test_a_study_runs_resumes_and_writes_the_best_spec(files, registry, capsys):
     assert study_of(out).trials[3].state.name in ("COMPLETE", "PRUNED")  # the median pruner starts after 3
     params = [tuple(sorted(t.params.items())) for t in study_of(out).trials]
     assert len(set(params)) == 4  # the continued study draws new parameters, not the first trial's again
-    assert len((out / "trials.csv").read_text().splitlines()) == 5
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert rows[0].split(",")[:4] == ["number", "state", "value", "epochs"] and len(rows) == 5
+    for row, t in zip(rows[1:], study_of(out).trials, strict=True):  # a pruned trial: its value and epochs run
+        assert row.split(",")[:4] == [str(t.number), t.state.name, repr(t.value), str(len(t.intermediate_values))]
 
 
 def test_a_trial_told_to_prune_stops_and_is_recorded(files, monkeypatch, capsys):
