@@ -43,6 +43,8 @@ def main() -> None:
                     help="also train on the cached features times 1 + EPS * normal noise: how far rounding-sized "
                          "differences carry through the training")  # fmt: skip
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats: expected >= 1")
     registry = default_registry()
     sizes = [f"data.options.n_train={args.images}", "data.options.train_split=49000", "data.options.n_val=1000",
              "data.options.n_test=1000", f"sgd.epochs={args.epochs}", "sgd.train_acc_images=1000"]  # fmt: skip

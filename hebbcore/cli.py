@@ -247,6 +247,8 @@ def _tune(args: argparse.Namespace, registry) -> int:
 
     if args.trials < 1 or args.workers < 1:
         raise UsageError(f"--trials and --workers: expected >= 1, got {args.trials} and {args.workers}")
+    if args.seed < 0:
+        raise UsageError(f"--seed: expected >= 0, got {args.seed}")
     spec = load_spec(args.spec, registry, overrides=args.settings)
     out = Path(args.out or f"runs/tune/{spec.name}").resolve()
     job = TuneJob(

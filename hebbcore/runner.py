@@ -429,7 +429,7 @@ class Training:
                 checkpoint=functools.partial(self._mid_epoch_checkpoint, phase_index, epoch, rng_state),
                 checkpoint_every=self.checkpoint_every, resident=resident, postfix=self.last_accuracy(),
             )  # fmt: skip
-            evaluate = self.shard.rank == 0 and self.output_learnt_by_hebbian_phase()
+            evaluate = self.shard.rank == 0 and self.spec.hebbian_epochs_measure
             measure = epoch_splits(cfg.evaluate, bool(len(data.val))) if evaluate else frozenset()
             head = data.train_head(cfg.train_acc_images)
             record = {
@@ -451,12 +451,6 @@ class Training:
                 if record.get(key) is not None:
                     return {key[:-4]: f"{100 * record[key]:.1f}%"}
         return {}
-
-    def output_learnt_by_hebbian_phase(self) -> bool:
-        """False when the output layer is an SGD layer that a later phase trains: its accuracies after a Hebbian
-        epoch are those of an untrained classifier, not worth an evaluation pass over three splits."""
-        out = self.net.nodes[-1]
-        return not (out.spec.trainable and out.mode == "sgd" and "sgd" in self.spec.phases and self.spec.sgd.epochs)
 
     def _mid_epoch_checkpoint(
         self, phase_index: int, epoch: int, rng_state: Mapping[str, Any], batches_done: int

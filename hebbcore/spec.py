@@ -192,6 +192,20 @@ class RunSpec:
     hebbian: HebbianPhaseSpec = field(default_factory=HebbianPhaseSpec)
     sgd: SgdPhaseSpec = field(default_factory=SgdPhaseSpec)
 
+    @property
+    def hebbian_epochs_measure(self) -> bool:
+        """Whether a Hebbian epoch measures accuracies: not when the output layer is an SGD layer that a later
+        phase trains (an untrained classifier's accuracies are not worth a pass over the splits)."""
+        out = self.layers[-1] if self.layers else None
+        trained_later = "sgd" in self.phases and self.sgd.epochs > 0
+        return not (out is not None and out.trainable and out.train == "sgd" and trained_later)
+
+    @property
+    def measured_epochs(self) -> int:
+        """The epochs whose records hold accuracies (a tuning trial reports each to its pruner)."""
+        hebbian = self.hebbian.epochs if "hebbian" in self.phases and self.hebbian_epochs_measure else 0
+        return hebbian + (self.sgd.epochs if "sgd" in self.phases else 0)
+
 
 # ---------------------------------------------------------------------------- the run spec
 

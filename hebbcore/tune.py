@@ -17,7 +17,7 @@ its name)::
 
 Each trial is a run of the spec with the trial's values (its own run directory, ``trial_NNNN``); every epoch's
 ``metric`` is reported to Optuna, which prunes trials that fall behind (the space's ``[pruning]``: the median
-pruner after a warm-up of a quarter of the epochs by default, or ``type = "none"``). The study lives in a
+pruner after a warm-up of a quarter of the measured epochs by default, or ``type = "none"``). The study lives in a
 database: by default SQLite, ``study.db`` beside the trials; ``--storage`` takes any URL Optuna supports, so
 several machines can share one study. Rerunning the command continues the study until ``--trials`` trials have
 finished; a trial whose process died is retried once. ``--workers N`` runs N processes on the study at once.
@@ -66,10 +66,11 @@ class Param:
 
 @dataclass(frozen=True)
 class Pruning:
-    """When a trial that falls behind is stopped: ``median`` stops a trial whose metric at an epoch is below
-    the median of the earlier trials' at that epoch, once ``startup_trials`` trials have finished and after
-    ``warmup_epochs`` epochs (default: a quarter of the spec's epochs, since early epochs are noisy);
-    ``none`` runs every trial to its end."""
+    """When a trial that falls behind is stopped. ``median``: Optuna's median pruner, which stops a trial whose
+    best metric so far is below the median of the completed trials' at the same epoch, once ``startup_trials``
+    trials have completed, and never within the trial's first ``warmup_epochs`` measured epochs (default: a
+    quarter of the spec's, at least one, since a probe's early epochs swing widely). ``none``: every trial runs to
+    its end. Epochs count those whose records hold accuracies (:attr:`RunSpec.measured_epochs`)."""
 
     type: Literal["median", "none"] = "median"
     warmup_epochs: int | None = None
@@ -101,10 +102,6 @@ def load_space(
         problems.append(f"{key}: unknown key (expected 'params', 'metric' or 'pruning')")
     metric = convert(typing.get_type_hints(SearchSpace)["metric"], table.get("metric", "val_acc"), "metric", problems)
     pruning = parse_table(Pruning, table.get("pruning", {}), "pruning", problems) or Pruning()
-    for key in ("warmup_epochs", "startup_trials"):
-        value = getattr(pruning, key)
-        if value is not None and value < 0:
-            problems.append(f"pruning.{key}: expected >= 0, got {value}")
     raw = table.get("params")
     if not isinstance(raw, dict) or not raw:
         problems.append(f"params: expected a table of at least one key to search, got {describe(raw)}")
@@ -119,9 +116,33 @@ def load_space(
         if len(problems) == before:
             params[key] = p
             problems += [f"params.{key!r}: {m}" for m in _check_against_spec(key, p, spec_path, registry, overrides)]
+    problems += _pruning_problems(pruning, table.get("pruning", {}), params, spec_path, registry, overrides)
     if problems:
         raise SpecError(problems, str(path))
     return SearchSpace(params, metric, pruning)
+
+
+def _pruning_problems(
+    pruning: Pruning, raw: Any, params: dict[str, Param], spec_path: str | Path, registry: Registry,
+    overrides: tuple[str, ...],
+) -> list[str]:  # fmt: skip
+    problems = []
+    for key in ("warmup_epochs", "startup_trials"):
+        value = getattr(pruning, key)
+        if value is not None and value < 0:
+            problems.append(f"pruning.{key}: expected >= 0, got {value}")
+        if pruning.type == "none" and isinstance(raw, dict) and key in raw:
+            problems.append(f"pruning.{key}: has no effect with type = 'none'")
+    searched = {"hebbian.epochs", "sgd.epochs", "phases"} & set(params)
+    if pruning.type == "median" and pruning.warmup_epochs and not searched:
+        try:
+            epochs = load_spec(spec_path, registry, against_data=False, overrides=list(overrides)).measured_epochs
+        except SpecError:
+            return problems  # the spec's own problems are named with the params'
+        if pruning.warmup_epochs >= epochs:
+            problems.append(f"pruning.warmup_epochs: {pruning.warmup_epochs} spares all {epochs} measured epochs of "
+                            "a trial, so none would ever be stopped (type = 'none' says so)")  # fmt: skip
+    return problems
 
 
 def _param_problems(p: Param) -> list[str]:
@@ -196,8 +217,8 @@ def make_pruner(pruning: Pruning, spec: RunSpec) -> Any:
         return optuna.pruners.NopPruner()
     warmup = pruning.warmup_epochs
     if warmup is None:
-        warmup = max(1, sum(getattr(spec, phase).epochs for phase in spec.phases) // 4)
-    # Optuna prunes from step n_warmup_steps on; steps are 1-based epochs, so this spares `warmup` epochs
+        warmup = max(1, spec.measured_epochs // 4)
+    # Optuna prunes from step n_warmup_steps on; steps are 1-based measured epochs, so this spares `warmup`
     return optuna.pruners.MedianPruner(n_startup_trials=pruning.startup_trials, n_warmup_steps=warmup + 1)
 
 
@@ -336,8 +357,8 @@ def shared_cache_budget(job: TuneJob, workers: int) -> TuneJob:
 
 def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     """Run the study with ``workers`` processes; returns the best trial's number, value and params, and writes
-    ``best.toml`` (its resolved spec) and ``trials.csv`` (each trial's state, value, epochs run and parameters)
-    into ``job.out``."""
+    ``best.toml`` (its resolved spec) and ``trials.csv`` (each trial's state, value, measured epochs, whether it
+    diverged, and parameters) into ``job.out``."""
     optuna = _optuna()
     registry = default_registry()
     load_space(job.space, job.spec, registry, job.overrides)  # every problem before any process starts
@@ -358,25 +379,33 @@ def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     failed = [c.exitcode for c in children if c.exitcode]
     if failed:
         raise HebbcoreError(f"{len(failed)} tuning worker(s) failed (exit codes {failed}); see their lines above")
+    write_trials(job, study)  # also when none completed: it says which were pruned or diverged
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
-        raise HebbcoreError(f"study {job.study!r}: no trial completed")
+        raise HebbcoreError(f"study {job.study!r}: no trial completed (see {Path(job.out) / 'trials.csv'})")
     best = study.best_trial
-    write_results(job, study, registry)
+    write_best(job, study, registry)
     return {"number": best.number, "value": best.value, "params": best.params}
 
 
-def write_results(job: TuneJob, study: Any, registry: Registry) -> None:
+def write_best(job: TuneJob, study: Any, registry: Registry) -> None:
+    """``best.toml``: the resolved spec of the study's best trial."""
     best = study.best_trial
     settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in best.params.items())]
     spec: RunSpec = load_spec(job.spec, registry, against_data=False, overrides=settings)
     header = f"# The best trial ({best.number}, {study.best_trial.value:.4f}) of study {job.study!r}.\n"
     atomic_write_text(Path(job.out) / "best.toml", header + dumps_toml(spec_to_table(spec)))
+
+
+def write_trials(job: TuneJob, study: Any) -> None:
+    """``trials.csv``: each trial's number, state, value, measured epochs, whether it diverged, parameters."""
     keys = sorted({k for t in study.trials for k in t.params})
-    # a pruned trial's value is its metric at its last epoch, so the epochs it ran go beside it
-    lines = [",".join(["number", "state", "value", "epochs", *keys])]
+    # a pruned trial's value is its metric at its last measured epoch, so the epochs it reported go beside it
+    lines = [",".join(["number", "state", "value", "measured_epochs", "diverged", *keys])]
     for t in study.trials:
-        cells = [str(t.number), t.state.name, "" if t.value is None else repr(t.value), str(len(t.intermediate_values))]
+        value = "" if t.value is None else repr(t.value)
+        diverged = "yes" if "diverged" in t.user_attrs else ""
+        cells = [str(t.number), t.state.name, value, str(len(t.intermediate_values)), diverged]
         lines.append(",".join(cells + [_csv(t.params.get(k, "")) for k in keys]))
     atomic_write_text(Path(job.out) / "trials.csv", "\n".join(lines) + "\n")
 

@@ -87,6 +87,14 @@ def test_every_problem_of_a_space_is_named_before_a_trial_runs(files, registry):
         '[params."sgd.batch_size"]\ntype = "int"\nlow = 0\nhigh = 8\n'
         '[pruning]\ntype = "median"\nwarmup_epoch = 2\nstartup_trials = -1\n'
     )
+    (files / "none.toml").write_text('[params."sgd.lr"]\ntype = "float"\nlow = 0.001\nhigh = 0.1\n'
+                                     '[pruning]\ntype = "none"\nstartup_trials = 2\n')  # fmt: skip
+    with pytest.raises(SpecError, match=r"pruning.startup_trials: has no effect with type = 'none'"):
+        load_space(files / "none.toml", files / "s.toml", registry)
+    (files / "long.toml").write_text('[params."sgd.lr"]\ntype = "float"\nlow = 0.001\nhigh = 0.1\n'
+                                     "[pruning]\nwarmup_epochs = 2\n")  # fmt: skip
+    with pytest.raises(SpecError, match=r"pruning.warmup_epochs: 2 spares all 2 measured epochs of a trial"):
+        load_space(files / "long.toml", files / "s.toml", registry)  # the Hebbian epoch measures nothing here
     with pytest.raises(SpecError) as err:
         load_space(files / "bad.toml", files / "s.toml", registry)
     text = str(err.value)
@@ -131,10 +139,10 @@ def test_a_study_runs_resumes_and_writes_the_best_spec(files, registry, capsys):
     assert study_of(out).trials[3].state.name in ("COMPLETE", "PRUNED")  # the median pruner starts after 3
     params = [tuple(sorted(t.params.items())) for t in study_of(out).trials]
     assert len(set(params)) == 4  # the continued study draws new parameters, not the first trial's again
-    rows = (out / "trials.csv").read_text().splitlines()
-    assert rows[0].split(",")[:4] == ["number", "state", "value", "epochs"] and len(rows) == 5
+    rows = [row.split(",") for row in (out / "trials.csv").read_text().splitlines()]
+    assert rows[0][:5] == ["number", "state", "value", "measured_epochs", "diverged"] and len(rows) == 5
     for row, t in zip(rows[1:], study_of(out).trials, strict=True):  # a pruned trial: its value and epochs run
-        assert row.split(",")[:4] == [str(t.number), t.state.name, repr(t.value), str(len(t.intermediate_values))]
+        assert row[:5] == [str(t.number), t.state.name, repr(t.value), str(len(t.intermediate_values)), ""]
 
 
 def test_a_trial_told_to_prune_stops_and_is_recorded(files, monkeypatch, capsys):
@@ -154,12 +162,15 @@ def test_a_trial_told_to_prune_stops_and_is_recorded(files, monkeypatch, capsys)
 )
 def test_a_trial_behind_the_median_is_pruned_only_after_the_warm_up(files, registry, pruning, epochs, spared):
     """Optuna's own study, fed by hand: three trials at 0.9 every epoch, then one at 0.1; the pruner spares it
-    for the warm-up (default: a quarter of the spec's epochs, at least one) and stops it at the next epoch."""
+    for the warm-up (default: a quarter of the spec's measured epochs, at least one) and stops it at the next
+    epoch. The spec's Hebbian epoch measures nothing (its classifier is trained by SGD after it)."""
     from hebbcore.tune import load_space, make_pruner
 
     (files / "p.toml").write_text(f'[params."sgd.lr"]\ntype = "float"\nlow = 0.001\nhigh = 0.1\n[pruning]\n{pruning}\n')
-    space = load_space(files / "p.toml", files / "s.toml", registry)
-    spec = load_spec(files / "s.toml", registry, against_data=False, overrides=[f"sgd.epochs={epochs - 1}"])
+    settings = (f"sgd.epochs={epochs}",)
+    space = load_space(files / "p.toml", files / "s.toml", registry, settings)
+    spec = load_spec(files / "s.toml", registry, against_data=False, overrides=list(settings))
+    assert (spec.hebbian.epochs, spec.measured_epochs) == (1, epochs)
     study = optuna.create_study(direction="maximize", pruner=make_pruner(space.pruning, spec))
     for _ in range(3):
         trial = study.ask()
@@ -172,6 +183,12 @@ def test_a_trial_behind_the_median_is_pruned_only_after_the_warm_up(files, regis
         trial.report(0.1, step)
         verdicts.append(trial.should_prune())
     assert verdicts == [False] * spared + [True] * (epochs - spared)
+
+
+def test_a_negative_seed_is_one_line(files, capsys):
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--trials", "1", "--seed", "-1"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == "hebbcore: error: --seed: expected >= 0, got -1"
 
 
 def test_worker_processes_share_one_study(files):
@@ -193,6 +210,8 @@ def test_a_trial_that_diverges_is_pruned_and_the_study_goes_on(files):
     trials = study_of(out).trials
     assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
     assert all("NaN or inf" in t.user_attrs["diverged"] for t in trials)
+    rows = [row.split(",") for row in (out / "trials.csv").read_text().splitlines()]
+    assert [row[4] for row in rows[1:]] == ["yes", "yes"]
 
 
 def test_the_space_is_checked_with_the_settings_every_trial_gets(files, registry):
@@ -207,7 +226,7 @@ def test_the_space_is_checked_with_the_settings_every_trial_gets(files, registry
     assert list(space.params) == ["layers.conv1.hebbian.options.temperature"]
 
 
-def test_a_train_accuracy_study_reports_every_epoch_to_the_pruner(files, monkeypatch):
+def test_a_train_accuracy_study_reports_every_epoch_to_the_pruner(files, registry, monkeypatch):
     """With ``metric = "train_acc"`` each epoch measures train accuracy (the default measures val only), so the
     pruner sees every epoch."""
     reported = []
@@ -217,6 +236,7 @@ def test_a_train_accuracy_study_reports_every_epoch_to_the_pruner(files, monkeyp
     argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out), "--trials", "1"]
     assert main(argv) == 0
     assert [step for step, _ in reported] == [1, 2]  # the two SGD epochs (the Hebbian one trains no classifier)
+    assert load_spec(files / "s.toml", registry, against_data=False).measured_epochs == 2  # what the pruner counts
     epochs = json.loads((out / "trial_0000" / "metrics.json").read_text())["epochs"]
     assert [e["train_acc"] for e in epochs if e["phase"] == "sgd"] == [v for _, v in reported]
 
