@@ -227,8 +227,8 @@ def open_study(job: TuneJob, create: bool = True, worker: int = 0, pruner: Any =
 
     ``worker``: which of the job's processes opens it. Each opening samples from its own seed, drawn from
     ``job.seed``, ``worker`` and the trials the study holds: workers, or a resumed study, with one seed would
-    propose the same parameters again for their first trials. ``pruner``: what stops
-    trials that fall behind (:func:`make_pruner`; Optuna keeps none in the study, so each opener names its own)."""
+    propose the same parameters again for their first trials. ``pruner``: what stops trials that fall behind
+    (:func:`make_pruner`; Optuna keeps none in the study, so each opener names its own)."""
     optuna = _optuna()
     storage: Any = job.storage
     if storage.startswith(("sqlite", "postgresql", "mysql")):
