@@ -182,6 +182,18 @@ def test_the_final_train_accuracy_follows_the_phase_that_ran_last(tmp_path, regi
     assert final["train_acc_images"] == 30  # the Hebbian phase ran last
 
 
+@pytest.mark.parametrize(("phases", "expected"), [(("hebbian", "sgd"), 2), (("hebbian",), 3), (("sgd", "hebbian"), 2)])
+def test_the_measured_epochs_are_those_whose_records_hold_accuracies(tmp_path, registry, phases, expected):
+    """RunSpec.measured_epochs, which a tuning trial's pruner counts, against a run's records (3 Hebbian epochs,
+    2 SGD ones): a Hebbian epoch measures nothing when the spec's SGD phase trains the classifier."""
+    import dataclasses
+
+    spec = loads_spec(SPEC.format(sgd=""), registry)
+    spec = dataclasses.replace(spec, phases=phases, hebbian=dataclasses.replace(spec.hebbian, epochs=3))
+    epochs = run(spec, registry, out_dir=tmp_path, progress=False).metrics["epochs"]
+    assert len([e for e in epochs if e["val_acc"] is not None]) == spec.measured_epochs == expected
+
+
 def test_a_checkpoint_recorded_by_an_older_hebbcore_still_matches_its_spec(registry):
     """Recorded specs lack the keys later versions added (a relu's power): filled in, they compare equal."""
     from hebbcore.runner import _resolved
