@@ -215,14 +215,20 @@ def test_a_second_run_into_the_same_directory_is_refused_and_overwrite_replaces_
     assert len(json.loads((out / "metrics.json").read_text())["segments"]) == 1
 
 
+def _sigint_default():
+    # a shell's background job ignores SIGINT, and Python then keeps it ignored: the child must hear Ctrl-C
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_two_concurrent_runs_the_second_fails_at_once_naming_the_first(tmp_path):
-    spec = write_spec(tmp_path, spec_text(n_train=20000, epochs=50))  # still running when the others try
+    spec = write_spec(tmp_path, spec_text(n_train=20000, epochs=1000))  # minutes: still running when the others try
     out = tmp_path / "o"
     first = subprocess.Popen(
         [sys.executable, "-m", "hebbcore.cli", "run", str(spec), "--out", str(out), "--no-progress"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_default,
     )
     try:
         deadline = time.time() + 60
