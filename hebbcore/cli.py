@@ -250,6 +250,9 @@ def _tune(args: argparse.Namespace, registry) -> int:
     if args.seed < 0:
         raise UsageError(f"--seed: expected >= 0, got {args.seed}")
     spec = load_spec(args.spec, registry, overrides=args.settings)
+    from .runner import make_backend
+
+    make_backend(registry, args.backend, args.device)  # a wrong name is said now, not when the first trial starts
     out = Path(args.out or f"runs/tune/{spec.name}").resolve()
     job = TuneJob(
         spec=str(Path(args.spec).resolve()), space=str(Path(args.space).resolve()), out=str(out),
@@ -352,9 +355,13 @@ def _resume(args: argparse.Namespace, registry) -> int:
 
 
 def _run(args: argparse.Namespace, registry, spec, out, resume: bool, backend: str) -> int:
-    from .features import FeatureCache
+    from .features import FeatureCache, frozen_prefix_cut
     from .runner import run
 
+    if args.feature_cache and not frozen_prefix_cut(spec):
+        print(f"hebbcore: --feature-cache: no layer at the bottom of {spec.name!r} stays fixed during the run "
+              "(init_weights with no Hebbian phase, or train = 'frozen' / 'random'); nothing is cached",
+              file=sys.stderr)  # fmt: skip
     shard = None
     if args.distributed:
         from .distributed import init_from_env

@@ -22,21 +22,18 @@ import numpy as np
 from hebbcore.interfaces import Dataset, Split, check_hflip_inputs
 from hebbcore.network import Network
 from hebbcore.plugin_manager import Registry
+from hebbcore.settings import env_bytes, size_text
 from hebbcore.spec import RunSpec
 
 
-def _feature_cache_bytes() -> int:
-    """``HEBBCORE_FEATURE_CACHE_BYTES``, else a quarter of the physical memory (2.5 GB where unknown)."""
-    if os.environ.get("HEBBCORE_FEATURE_CACHE_BYTES"):
-        return int(os.environ["HEBBCORE_FEATURE_CACHE_BYTES"])
+def feature_cache_bytes() -> int:
+    """Memory all cached feature sets may take together: ``HEBBCORE_FEATURE_CACHE_BYTES``, else a quarter of the
+    physical memory (2.5 GB where unknown)."""
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+        default = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
     except (AttributeError, ValueError, OSError):
-        return 2_500_000_000
-
-
-#: Memory all cached feature sets may take together (bytes).
-FEATURE_CACHE_BYTES = _feature_cache_bytes()
+        default = 2_500_000_000
+    return env_bytes("HEBBCORE_FEATURE_CACHE_BYTES", default)
 
 
 def frozen_prefix_cut(spec: RunSpec) -> int:
@@ -91,8 +88,10 @@ class FeatureCache:
     frozen layers starts from a shallower cached one instead of from the images.
     """
 
-    def __init__(self, max_entries: int = 4, max_bytes: int = FEATURE_CACHE_BYTES):
-        self.max_entries, self.max_bytes = max_entries, max_bytes
+    def __init__(self, max_entries: int = 4, max_bytes: int | None = None):
+        """``max_bytes``: what all entries may take together (default: :func:`feature_cache_bytes`)."""
+        self.max_entries = max_entries
+        self.max_bytes = feature_cache_bytes() if max_bytes is None else max_bytes
         self.entries: OrderedDict[str, Dataset] = OrderedDict()
         self.hits = 0
         self.extended = 0
@@ -136,8 +135,8 @@ class FeatureCache:
         extra = need - (self.nbytes(entry) if entry is not None else 0)  # what is computed now
         if need > self.max_bytes:
             self.too_large = (
-                f"its features would take {need / 1e9:.1f} GB, over the cache's "
-                f"{self.max_bytes / 1e9:.1f} GB (HEBBCORE_FEATURE_CACHE_BYTES)"
+                f"its features would take {size_text(need)}, over the cache's "
+                f"{size_text(self.max_bytes)} (HEBBCORE_FEATURE_CACHE_BYTES)"
             )
             return None
         self.too_large = ""
@@ -219,12 +218,14 @@ def frozen_prefix(
 ) -> tuple[FrozenPrefix | None, str]:
     """``spec`` split at its frozen prefix with the prefix's output from ``cache``, or ``(None, why)`` when it
     has none that can be cached (random crops and unlabeled Hebbian data need the images themselves) or the
-    features are over the cache's budget (``why`` then says so)."""
-    if spec.sgd.crop_padding or spec.hebbian.data != "train":
-        return None, ""
+    features are over the cache's budget; ``(None, "")`` when no bottom layer stays fixed."""
     cut = frozen_prefix_cut(spec)
     if not cut:
         return None, ""
+    if spec.sgd.crop_padding and "sgd" in spec.phases:
+        return None, "random crops (sgd.crop_padding) need the images themselves"
+    if spec.hebbian.data != "train" and "hebbian" in spec.phases:
+        return None, "the Hebbian phase learns from the unlabeled images, which are not cached"
     whole = Network(spec, data.input_shape, data.n_classes, ops, registry)
     if spec.init_weights:
         whole.load_npz(spec.init_weights)

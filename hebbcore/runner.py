@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import platform
 import sys
 import time
@@ -35,6 +34,7 @@ from .network import Network
 from .plugin_manager import Registry
 from .progress import Progress
 from .rundir import CHECKPOINT, RunDir
+from .settings import env_bytes
 from .spec import RunSpec, dumps_toml, epoch_splits, parse_spec, spec_to_table
 
 
@@ -99,8 +99,9 @@ class Checkpointer:
         self.run_dir.save_checkpoint(state, {**self.frozen, **trained}, metrics, metrics_csv(metrics))
 
 
-#: Largest training split (bytes of images) kept resident on a GPU backend's device (env HEBBCORE_DEVICE_DATA_BYTES).
-DEVICE_DATA_BYTES = int(os.environ.get("HEBBCORE_DEVICE_DATA_BYTES", 4 << 30))
+#: Largest training split (bytes of images) kept resident on a GPU backend's device, unless
+#: HEBBCORE_DEVICE_DATA_BYTES says otherwise.
+DEVICE_DATA_BYTES = 4 << 30
 
 
 def device_resident(ops, x: np.ndarray, y: np.ndarray, limit: int | None = None):
@@ -108,7 +109,7 @@ def device_resident(ops, x: np.ndarray, y: np.ndarray, limit: int | None = None)
 
     With it an epoch gathers its batches on the device instead of copying each from the host.
     """
-    limit = DEVICE_DATA_BYTES if limit is None else limit
+    limit = env_bytes("HEBBCORE_DEVICE_DATA_BYTES", DEVICE_DATA_BYTES) if limit is None else limit
     if str(getattr(ops, "device", "cpu")).startswith("cpu") or x.nbytes > limit:
         return None
     return ops.asarray(x), ops.asarray(y, dtype="int64")

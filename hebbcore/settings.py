@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from typing import Any
@@ -115,3 +116,28 @@ def parse_table(cls: type, table: Any, path: str, problems: list[str]) -> Any:
 def parse_options(options_cls: type, raw: Any, path: str, problems: list[str]) -> Any:
     """A plugin's Options dataclass from the raw ``options`` table (``{}`` when absent)."""
     return parse_table(options_cls, {} if raw is None else raw, path, problems)
+
+
+def env_bytes(name: str, default: int) -> int:
+    """A size in bytes from the environment variable ``name``: a whole number (``4000000000`` or ``4e9``),
+    ``default`` when unset or empty; anything else raises :class:`hebbcore.errors.HebbcoreError` naming it."""
+    from .errors import HebbcoreError
+
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0 and value == int(value)):
+        raise HebbcoreError(f"{name}: expected a whole number of bytes such as 4000000000 or 4e9, got {text!r}")
+    return int(value)
+
+
+def size_text(n: int) -> str:
+    """``n`` bytes for a message: 512 B, 3.4 MB, 12.0 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

@@ -27,8 +27,11 @@ worker share one :class:`hebbcore.features.FeatureCache`: a probe search compute
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import hashlib
+import io
 import multiprocessing
 import os
 import typing
@@ -206,7 +209,7 @@ def _optuna() -> Any:
         import optuna
     except ImportError:
         raise HebbcoreError("hebbcore tune needs Optuna: pip install 'hebbcore[tune]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # hebbcore says what a trial did, in one line
     return optuna
 
 
@@ -230,6 +233,22 @@ def open_study(job: TuneJob, create: bool = True, worker: int = 0, pruner: Any =
     propose the same parameters again for their first trials. ``pruner``: what stops trials that fall behind
     (:func:`make_pruner`; Optuna keeps none in the study, so each opener names its own)."""
     optuna = _optuna()
+    try:
+        study = _load_or_create(optuna, job, create, pruner)
+    except (HebbcoreError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # SQLAlchemy's and Optuna's storage errors: a wrong URL, a folder that is missing
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise HebbcoreError(f"--storage {job.storage}: cannot open the study there ({exc.__class__.__name__}: "
+                            f"{first[:200]})") from None  # fmt: skip
+    held = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(
+        seed=int(np.random.SeedSequence([job.seed, worker, held]).generate_state(1)[0])
+    )
+    return study
+
+
+def _load_or_create(optuna: Any, job: TuneJob, create: bool, pruner: Any) -> Any:
     storage: Any = job.storage
     if storage.startswith(("sqlite", "postgresql", "mysql")):
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; hebbcore relies on them
@@ -243,22 +262,17 @@ def open_study(job: TuneJob, create: bool = True, worker: int = 0, pruner: Any =
                 job.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry
             )
     if not create:
-        study = optuna.load_study(study_name=job.study, storage=storage, pruner=pruner)
-    else:
-        study = optuna.create_study(study_name=job.study, storage=storage, pruner=pruner, direction="maximize",
-                                    load_if_exists=True)  # fmt: skip
-    held = len(study.get_trials(deepcopy=False))
-    study.sampler = optuna.samplers.TPESampler(
-        seed=int(np.random.SeedSequence([job.seed, worker, held]).generate_state(1)[0])
-    )
-    return study
+        return optuna.load_study(study_name=job.study, storage=storage, pruner=pruner)
+    return optuna.create_study(study_name=job.study, storage=storage, pruner=pruner, direction="maximize",
+                               load_if_exists=True)  # fmt: skip
 
 
 class _Reporter:
-    """Reports each epoch's metric to the trial (a ``hebbcore_epoch_end`` hook); raises TrialPruned when told."""
+    """Reports each epoch's metric to the trial (a ``hebbcore_epoch_end`` hook); raises TrialPruned when told,
+    except at the trial's last measured epoch (``last``), when it has nothing left to save."""
 
-    def __init__(self, trial: Any, metric: str, pruned: type[BaseException]):
-        self.trial, self.metric, self.pruned, self.step = trial, metric, pruned, 0
+    def __init__(self, trial: Any, metric: str, pruned: type[BaseException], last: int):
+        self.trial, self.metric, self.pruned, self.last, self.step = trial, metric, pruned, last, 0
 
     @hookimpl
     def hebbcore_epoch_end(self, run_dir: str, record: dict[str, Any]) -> None:
@@ -267,7 +281,7 @@ class _Reporter:
             return
         self.step += 1
         self.trial.report(float(value), self.step)
-        if self.trial.should_prune():
+        if self.step < self.last and self.trial.should_prune():
             raise self.pruned(f"pruned at epoch {self.step} ({self.metric} {value:.4f})")
 
 
@@ -293,16 +307,20 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
         values = {key: _suggest(trial, key, p) for key, p in space.params.items()}
         name = f"{job.study}_t{trial.number:04d}"
         settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in values.items()), f"name={toml_value(name)}"]
-        spec = _measuring(load_spec(job.spec, registry, overrides=settings), space.metric)
         trial.set_user_attr("pid", os.getpid())
-        reporter = _Reporter(trial, space.metric, optuna.TrialPruned)
+        try:  # each bound was checked alone; some combinations of values still give no valid network
+            spec = _measuring(load_spec(job.spec, registry, overrides=settings), space.metric)
+        except SpecError as exc:
+            trial.set_user_attr("note", f"infeasible: {'; '.join(exc.problems)}")
+            raise optuna.TrialPruned("infeasible") from None
+        reporter = _Reporter(trial, space.metric, optuna.TrialPruned, spec.measured_epochs)
         registry.pm.register(reporter)
         try:
             result = run(spec, registry, backend=job.backend, device=job.device, progress=False, features=cache,
                          log=functools.partial(print, flush=True), out_dir=Path(job.out) / f"trial_{trial.number:04d}",
                          overwrite=True)  # fmt: skip
         except TrainingDiverged as exc:  # a region of the space where training blows up: a result, not an error
-            trial.set_user_attr("diverged", str(exc))
+            trial.set_user_attr("note", f"diverged: {exc}")
             raise optuna.TrialPruned(f"diverged: {exc}") from None
         finally:
             registry.pm.unregister(reporter)
@@ -334,7 +352,14 @@ def work(job: TuneJob, worker: int = 0) -> None:
 
 def _announce(study: Any, trial: Any) -> None:
     """One line per finished trial, as it finishes (a study runs for hours)."""
-    result = f"{trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+    if trial.state.name == "COMPLETE":
+        result = f"{trial.value:.4f}"
+    elif "note" in trial.user_attrs:
+        result = trial.user_attrs["note"].split(":")[0]  # diverged / infeasible; trials.csv holds the whole note
+    elif trial.state.name == "PRUNED" and trial.value is not None:
+        result = f"pruned at epoch {len(trial.intermediate_values)} ({trial.value:.4f})"
+    else:
+        result = trial.state.name.lower()
     print(f"{study.study_name}: trial {trial.number} {result} {trial.params}", flush=True)
 
 
@@ -344,15 +369,17 @@ def _work_in_child(job: TuneJob, worker: int) -> None:  # a spawned worker: erro
     except HebbcoreError as exc:
         print(f"hebbcore tune: worker {os.getpid()}: error: {exc}", flush=True)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker; the main process says it once
+        raise SystemExit(130) from None
 
 
 def shared_cache_budget(job: TuneJob, workers: int) -> TuneJob:
     """``job`` with each worker's feature-cache budget: the memory the default gives one cache, shared out."""
     if not job.feature_cache or job.feature_cache_bytes:
         return job
-    from .features import FEATURE_CACHE_BYTES
+    from .features import feature_cache_bytes
 
-    return dataclasses.replace(job, feature_cache_bytes=FEATURE_CACHE_BYTES // max(workers, 1))
+    return dataclasses.replace(job, feature_cache_bytes=feature_cache_bytes() // max(workers, 1))
 
 
 def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
@@ -363,8 +390,10 @@ def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     registry = default_registry()
     load_space(job.space, job.spec, registry, job.overrides)  # every problem before any process starts
     job = shared_cache_budget(job, workers)
+    _check_out(job)
     Path(job.out).mkdir(parents=True, exist_ok=True)
     study = open_study(job)
+    _check_study(job, study, registry)
     children = []
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch or sqlite state
@@ -388,28 +417,57 @@ def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     return {"number": best.number, "value": best.value, "params": best.params}
 
 
+def _check_out(job: TuneJob) -> None:
+    """Trial folders are numbered per study: a second study into the same ``out`` would overwrite the first's."""
+    first = Path(job.out) / "trial_0000" / "spec.toml"
+    try:
+        name = toml_table(first.read_text(encoding="utf-8"), str(first)).get("name", "")
+    except (OSError, UnicodeDecodeError, SpecError):
+        return
+    other = str(name).rsplit("_t", 1)[0]
+    if isinstance(name, str) and name.startswith(f"{other}_t") and other != job.study:
+        raise HebbcoreError(f"{job.out} holds the trials of study {other!r}; name another --out, or --study {other!r} "
+                            "to continue that one")  # fmt: skip
+
+
+def _check_study(job: TuneJob, study: Any, registry: Registry) -> None:
+    """A study's trials run one spec: continuing it with another spec, or other ``--set`` settings, would mix
+    trials of two experiments in one ranking (and in best.toml)."""
+    spec = load_spec(job.spec, registry, against_data=False, overrides=job.overrides)
+    key = hashlib.sha256(dumps_toml(spec_to_table(spec)).encode()).hexdigest()
+    held = study.user_attrs.get("spec_sha256")
+    if held is None:
+        study.set_user_attr("spec_sha256", key)
+    elif held != key:
+        raise HebbcoreError(f"study {job.study!r} ran its trials on another spec, or with other --set settings, than "
+                            "this command's; continue it with those, or name a new --study")  # fmt: skip
+
+
 def write_best(job: TuneJob, study: Any, registry: Registry) -> None:
-    """``best.toml``: the resolved spec of the study's best trial."""
+    """``best.toml``: the spec the study's best trial ran (its ``spec.toml``; rebuilt from the job's settings and
+    the trial's values where its folder is elsewhere, as with a storage shared between machines)."""
     best = study.best_trial
-    settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in best.params.items())]
-    spec: RunSpec = load_spec(job.spec, registry, against_data=False, overrides=settings)
-    header = f"# The best trial ({best.number}, {study.best_trial.value:.4f}) of study {job.study!r}.\n"
-    atomic_write_text(Path(job.out) / "best.toml", header + dumps_toml(spec_to_table(spec)))
+    header = f"# The best trial ({best.number}, {best.value:.4f}) of study {job.study!r}.\n"
+    ran = Path(job.out) / f"trial_{best.number:04d}" / "spec.toml"
+    try:
+        text = ran.read_text(encoding="utf-8")
+    except OSError:
+        settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in best.params.items())]
+        spec: RunSpec = load_spec(job.spec, registry, against_data=False, overrides=settings)
+        text = dumps_toml(spec_to_table(spec))
+    atomic_write_text(Path(job.out) / "best.toml", header + text)
 
 
 def write_trials(job: TuneJob, study: Any) -> None:
-    """``trials.csv``: each trial's number, state, value, measured epochs, whether it diverged, parameters."""
+    """``trials.csv``: each trial's number, state, value, measured epochs, note (diverged or infeasible, and
+    why) and parameters."""
     keys = sorted({k for t in study.trials for k in t.params})
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
     # a pruned trial's value is its metric at its last measured epoch, so the epochs it reported go beside it
-    lines = [",".join(["number", "state", "value", "measured_epochs", "diverged", *keys])]
+    out.writerow(["number", "state", "value", "measured_epochs", "note", *keys])
     for t in study.trials:
         value = "" if t.value is None else repr(t.value)
-        diverged = "yes" if "diverged" in t.user_attrs else ""
-        cells = [str(t.number), t.state.name, value, str(len(t.intermediate_values)), diverged]
-        lines.append(",".join(cells + [_csv(t.params.get(k, "")) for k in keys]))
-    atomic_write_text(Path(job.out) / "trials.csv", "\n".join(lines) + "\n")
-
-
-def _csv(value: Any) -> str:
-    text = str(value)
-    return f'"{text}"' if "," in text else text
+        cells = [t.number, t.state.name, value, len(t.intermediate_values), t.user_attrs.get("note", "")]
+        out.writerow(cells + [t.params.get(k, "") for k in keys])
+    atomic_write_text(Path(job.out) / "trials.csv", buf.getvalue())

@@ -135,6 +135,26 @@ class Stop(BaseException):
     pass
 
 
+def test_feature_cache_on_a_run_with_nothing_fixed_says_so_and_a_bad_budget_is_one_line(tmp_path, monkeypatch):
+    spec = tmp_path / "s.toml"
+    spec.write_text((REPO / "examples" / "tiny.toml").read_text().replace("n_train = 2000", "n_train = 200"))
+    res = hebbcore("run", spec, "--out", tmp_path / "a", "--feature-cache", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "--feature-cache: no layer at the bottom of 'tiny' stays fixed during the run" in res.stderr
+    monkeypatch.setenv("HEBBCORE_FEATURE_CACHE_BYTES", "lots")
+    res = hebbcore("run", spec, "--out", tmp_path / "b", "--no-progress")  # read only where a cache is made
+    assert res.returncode == 0, res.stderr
+    res = hebbcore("run", spec, "--out", tmp_path / "c", "--feature-cache")
+    assert res.returncode == 1 and res.stderr.strip().splitlines()[-1] == (
+        "hebbcore: error: HEBBCORE_FEATURE_CACHE_BYTES: expected a whole number of bytes such as 4000000000 or "
+        "4e9, got 'lots'"
+    )
+    monkeypatch.setenv("HEBBCORE_DEVICE_DATA_BYTES", "4GB")  # read by every run's data placement
+    res = hebbcore("run", spec, "--out", tmp_path / "d")
+    assert res.returncode == 1 and "HEBBCORE_DEVICE_DATA_BYTES: expected a whole number" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_run_on_cached_features_and_its_resume(tmp_path, npz_data, registry, monkeypatch):
     """--feature-cache trains the readout on the frozen layers' output, computed once, to the same result;
     --resume of such a run continues on the cache without being told, to the uninterrupted run's weights."""

@@ -180,6 +180,28 @@ def test_features_over_the_budget_run_through_every_layer_and_say_so(tmp_path, r
     assert "HEBBCORE_FEATURE_CACHE_BYTES" in notes[0]
 
 
+def test_a_probe_that_cannot_be_cached_says_why(tmp_path, registry):
+    from hebbcore.runner import run
+
+    notes: list[str] = []
+    spec = parse_spec({**PROBE, "sgd": {**PROBE["sgd"], "crop_padding": 2}}, registry)
+    result = run(spec, registry, out_dir=tmp_path, progress=False, features=FeatureCache(), log=notes.append)
+    assert "feature_cache" not in result.metrics
+    assert notes == ["probe: not caching the frozen layers' output: random crops (sgd.crop_padding) need the images "
+                     "themselves; they run on every batch (slower)"]  # fmt: skip
+
+
+def test_the_cache_budget_from_the_environment_is_checked(monkeypatch):
+    from hebbcore.errors import HebbcoreError
+    from hebbcore.features import feature_cache_bytes
+
+    monkeypatch.setenv("HEBBCORE_FEATURE_CACHE_BYTES", "4e9")
+    assert feature_cache_bytes() == 4_000_000_000 == FeatureCache().max_bytes
+    monkeypatch.setenv("HEBBCORE_FEATURE_CACHE_BYTES", "4GB")
+    with pytest.raises(HebbcoreError, match=r"^HEBBCORE_FEATURE_CACHE_BYTES: expected a whole number of bytes"):
+        FeatureCache()
+
+
 class Stop(BaseException):
     pass
 

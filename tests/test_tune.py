@@ -3,6 +3,7 @@ prunes and shares its trials between worker processes; best.toml is the best tri
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -139,10 +140,13 @@ def test_a_study_runs_resumes_and_writes_the_best_spec(files, registry, capsys):
     assert study_of(out).trials[3].state.name in ("COMPLETE", "PRUNED")  # the median pruner starts after 3
     params = [tuple(sorted(t.params.items())) for t in study_of(out).trials]
     assert len(set(params)) == 4  # the continued study draws new parameters, not the first trial's again
-    rows = [row.split(",") for row in (out / "trials.csv").read_text().splitlines()]
-    assert rows[0][:5] == ["number", "state", "value", "measured_epochs", "diverged"] and len(rows) == 5
+    rows = list(csv.reader((out / "trials.csv").open()))
+    assert rows[0][:5] == ["number", "state", "value", "measured_epochs", "note"] and len(rows) == 5
     for row, t in zip(rows[1:], study_of(out).trials, strict=True):  # a pruned trial: its value and epochs run
         assert row[:5] == [str(t.number), t.state.name, repr(t.value), str(len(t.intermediate_values)), ""]
+    best = max(study_of(out).trials, key=lambda t: t.value if t.state.name == "COMPLETE" else -1)
+    ran = (out / f"trial_{best.number:04d}" / "spec.toml").read_text()
+    assert (out / "best.toml").read_text().split("\n", 1)[1] == ran  # best.toml is the spec its trial ran
 
 
 def test_a_trial_told_to_prune_stops_and_is_recorded(files, monkeypatch, capsys):
@@ -185,10 +189,15 @@ def test_a_trial_behind_the_median_is_pruned_only_after_the_warm_up(files, regis
     assert verdicts == [False] * spared + [True] * (epochs - spared)
 
 
-def test_a_negative_seed_is_one_line(files, capsys):
-    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--trials", "1", "--seed", "-1"]
-    assert main(argv) == 2
+def test_a_negative_seed_or_an_unknown_backend_is_one_line_before_any_trial(files, capsys):
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--trials", "1",
+            "--out", str(files / "o")]  # fmt: skip
+    assert main([*argv, "--seed", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "hebbcore: error: --seed: expected >= 0, got -1"
+    assert main([*argv, "--backend", "nump"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hebbcore: error: unknown backend 'nump'") and "\n" not in err
+    assert not (files / "o").exists()
 
 
 def test_worker_processes_share_one_study(files):
@@ -209,9 +218,9 @@ def test_a_trial_that_diverges_is_pruned_and_the_study_goes_on(files):
     assert main(argv) == 1  # nothing completed: said in one line
     trials = study_of(out).trials
     assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
-    assert all("NaN or inf" in t.user_attrs["diverged"] for t in trials)
-    rows = [row.split(",") for row in (out / "trials.csv").read_text().splitlines()]
-    assert [row[4] for row in rows[1:]] == ["yes", "yes"]
+    assert all(t.user_attrs["note"].startswith("diverged:") and "NaN or inf" in t.user_attrs["note"] for t in trials)
+    rows = list(csv.reader((out / "trials.csv").open()))  # written though nothing completed
+    assert [row[4] for row in rows[1:]] == [t.user_attrs["note"] for t in trials]
 
 
 def test_the_space_is_checked_with_the_settings_every_trial_gets(files, registry):
@@ -297,10 +306,73 @@ def test_trials_of_a_probe_share_one_feature_cache(files, monkeypatch):
 
 
 def test_the_workers_share_out_one_cache_budget():
-    from hebbcore.features import FEATURE_CACHE_BYTES
+    from hebbcore.features import feature_cache_bytes
     from hebbcore.tune import TuneJob, shared_cache_budget
 
     job = TuneJob(spec="s", space="p", out="o", storage="sqlite://", study="x", trials=1, feature_cache=True)
-    assert shared_cache_budget(job, 3).feature_cache_bytes == FEATURE_CACHE_BYTES // 3
-    assert shared_cache_budget(job, 1).feature_cache_bytes == FEATURE_CACHE_BYTES
+    assert shared_cache_budget(job, 3).feature_cache_bytes == feature_cache_bytes() // 3
+    assert shared_cache_budget(job, 1).feature_cache_bytes == feature_cache_bytes()
     assert shared_cache_budget(job.__class__(**{**job.__dict__, "feature_cache": False}), 3).feature_cache_bytes == 0
+
+
+def test_a_combination_of_values_that_gives_no_network_is_a_pruned_trial_and_the_study_goes_on(files, capsys):
+    """Each value passes alone (checked up front); a 7x7 kernel on 4x4 images does not: that trial is recorded
+    as infeasible, with why, and the others run."""
+    (files / "k.toml").write_text('[params."layers.conv1.kernel_size"]\ntype = "categorical"\nchoices = [3, 7]\n'
+                                  '[params."data.options.size"]\ntype = "categorical"\nchoices = [4, 8]\n'
+                                  "[pruning]\ntype = 'none'\n")  # fmt: skip
+    out = files / "out"
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "k.toml"), "--out", str(out), "--trials", "6"]
+    code = main(argv)
+    printed = capsys.readouterr()
+    trials = study_of(out).trials
+    bad = [t for t in trials if t.params["layers.conv1.kernel_size"] == 7 and t.params["data.options.size"] == 4]
+    good = [t for t in trials if t not in bad]
+    assert bad and all(t.state.name == "PRUNED" and t.user_attrs["note"].startswith("infeasible:") for t in bad)
+    assert "kernel" in bad[0].user_attrs["note"] and not (out / f"trial_{bad[0].number:04d}").exists()
+    assert code == (0 if good else 1) and all(t.state.name == "COMPLETE" for t in good)
+    assert "Traceback" not in printed.err and f"trial {bad[0].number} infeasible" in printed.out
+
+
+def test_a_trial_is_not_pruned_at_its_last_epoch(monkeypatch):
+    """A trial that has run every epoch completes, whatever the pruner would say then."""
+    from hebbcore.tune import _Reporter
+
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    study = optuna.create_study(direction="maximize")
+    last = _Reporter(study.ask(), "val_acc", optuna.TrialPruned, last=2)
+    last.hebbcore_epoch_end("run", {"val_acc": None})  # an epoch that does not measure it: not a step
+    with pytest.raises(optuna.TrialPruned, match="pruned at epoch 1"):
+        last.hebbcore_epoch_end("run", {"val_acc": 0.5})
+    last.hebbcore_epoch_end("run", {"val_acc": 0.6})  # epoch 2 of 2: not pruned
+    assert last.step == 2
+
+
+def test_continuing_a_study_with_other_settings_is_refused(files, capsys):
+    out = files / "out"
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out), "--trials"]
+    assert main([*argv, "1"]) == 0
+    assert main([*argv, "2", "--set", "sgd.epochs=1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("hebbcore: error: study 'tiny_tune' ran its trials on another spec, or with other --set settings, "
+                   "than this command's; continue it with those, or name a new --study")  # fmt: skip
+    assert len(study_of(out).trials) == 1
+
+
+def test_a_second_study_into_the_same_folder_is_refused(files, capsys):
+    out = files / "out"
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out), "--trials", "1"]
+    assert main(argv) == 0
+    before = (out / "trial_0000" / "spec.toml").read_text()
+    assert main([*argv, "--study", "other"]) == 1
+    assert f"{out} holds the trials of study 'tiny_tune'" in capsys.readouterr().err
+    assert (out / "trial_0000" / "spec.toml").read_text() == before
+
+
+@pytest.mark.parametrize("url", ["foo://bar", "sqlite:////nonexistent/folder/x.db"])
+def test_a_storage_that_cannot_be_opened_is_one_line(files, capsys, url):
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(files / "o"),
+            "--trials", "1", "--storage", url]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"hebbcore: error: --storage {url}: cannot open the study there (") and "\n" not in err
