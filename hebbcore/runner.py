@@ -206,6 +206,9 @@ def run(
     with run_dir.locked():
         if not resume:  # refuse before the data loads, which can take a while
             run_dir.refuse_if_taken(overwrite)
+        elif run_dir.is_done() and (run_dir.path / CHECKPOINT).is_file():  # said before the data loads
+            raise HebbcoreError(f"cannot resume {str(run_dir.path)!r}: the run is finished; train it again with "
+                                "--overwrite")  # fmt: skip
         prefix = None
         if features is not None:
             dataset = dataset if dataset is not None else load_dataset(spec, registry)

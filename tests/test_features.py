@@ -191,6 +191,21 @@ def test_a_probe_that_cannot_be_cached_says_why(tmp_path, registry):
                      "themselves; they run on every batch (slower)"]  # fmt: skip
 
 
+def test_resuming_a_finished_cached_run_is_refused_before_any_feature_is_computed(tmp_path, registry, monkeypatch):
+    from hebbcore.errors import HebbcoreError
+    from hebbcore.runner import run
+
+    spec = parse_spec(PROBE, registry)
+    run(spec, registry, out_dir=tmp_path, progress=False, features=FeatureCache())
+
+    def no(*args, **kwargs):
+        raise AssertionError("features computed")
+
+    monkeypatch.setattr(FeatureCache, "features", no)
+    with pytest.raises(HebbcoreError, match="the run is finished"):
+        run(spec, registry, out_dir=tmp_path, progress=False, features=FeatureCache(), resume=True)
+
+
 def test_the_cache_budget_from_the_environment_is_checked(monkeypatch):
     from hebbcore.errors import HebbcoreError
     from hebbcore.features import feature_cache_bytes

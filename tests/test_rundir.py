@@ -368,6 +368,7 @@ def test_a_checkpoint_missing_a_parameter_or_rule_state_is_refused(tmp_path, reg
     metrics["final"] = None
     state["metrics"] = metrics
     state["phase_index"] = 0
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))  # as a run cut short leaves it
     for broken, needle in (
         (lambda s: s["net"].pop("conv1.weight"), "no array for parameter\\(s\\) conv1.weight"),
         (lambda s: s["rule_state"]["conv1"].pop("theta"), "has state \\['fresh', 'theta'\\]"),
