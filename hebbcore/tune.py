@@ -384,8 +384,8 @@ def shared_cache_budget(job: TuneJob, workers: int) -> TuneJob:
 
 def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     """Run the study with ``workers`` processes; returns the best trial's number, value and params, and writes
-    ``best.toml`` (its resolved spec) and ``trials.csv`` (each trial's state, value, measured epochs, whether it
-    diverged, and parameters) into ``job.out``."""
+    ``best.toml`` (the spec it ran) and ``trials.csv`` (each trial's state, value, measured epochs, note and
+    parameters) into ``job.out``. A study continues only with the spec and settings it started with."""
     optuna = _optuna()
     registry = default_registry()
     load_space(job.space, job.spec, registry, job.overrides)  # every problem before any process starts
@@ -424,8 +424,8 @@ def _check_out(job: TuneJob) -> None:
         name = toml_table(first.read_text(encoding="utf-8"), str(first)).get("name", "")
     except (OSError, UnicodeDecodeError, SpecError):
         return
-    other = str(name).rsplit("_t", 1)[0]
-    if isinstance(name, str) and name.startswith(f"{other}_t") and other != job.study:
+    other = str(name).rsplit("_t", 1)[0]  # trials are named STUDY_tNNNN
+    if "_t" in str(name) and other != job.study:
         raise HebbcoreError(f"{job.out} holds the trials of study {other!r}; name another --out, or --study {other!r} "
                             "to continue that one")  # fmt: skip
 
