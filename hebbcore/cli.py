@@ -286,9 +286,12 @@ def _plot(run_dir: str) -> int:
 def _evaluate(args: argparse.Namespace, registry) -> int:
     from .evaluate import evaluate_run, format_evaluation
     from .io import atomic_write_json
+    from .rundir import RunDir
 
     splits = tuple(s.strip() for s in args.split.split(",") if s.strip())
     result = evaluate_run(args.run_dir, registry, args.backend, args.device, splits, mirror=args.hflip)
+    if not RunDir(args.run_dir).is_done():  # a run cut short or a pruned trial: its last checkpoint's weights
+        print(f"hebbcore: {args.run_dir} is unfinished; these are its last checkpoint's weights", file=sys.stderr)
     print(format_evaluation(result))
     if args.json:
         atomic_write_json(args.json, {"run_dir": args.run_dir, "backend": args.backend, "splits": result})
