@@ -291,7 +291,7 @@ def _evaluate(args: argparse.Namespace, registry) -> int:
     splits = tuple(s.strip() for s in args.split.split(",") if s.strip())
     result = evaluate_run(args.run_dir, registry, args.backend, args.device, splits, mirror=args.hflip)
     if not RunDir(args.run_dir).is_done():  # a run cut short or a pruned trial: its last checkpoint's weights
-        print(f"hebbcore: {args.run_dir} is unfinished; these are its last checkpoint's weights", file=sys.stderr)
+        print(f"hebbcore: {args.run_dir} has no finished record; these are the weights it last saved", file=sys.stderr)
     print(format_evaluation(result))
     if args.json:
         atomic_write_json(args.json, {"run_dir": args.run_dir, "backend": args.backend, "splits": result})

@@ -200,6 +200,7 @@ def run(
     go (default: stderr, unless ``progress`` is False).
     """
     shard = shard or Shard()
+    env_bytes("HEBBCORE_DEVICE_DATA_BYTES", DEVICE_DATA_BYTES)  # a wrong value said before the run folder is claimed
     run_dir = out_dir if isinstance(out_dir, RunDir) else RunDir(out_dir, enabled=shard.rank == 0)
     if log is None:
         log = (lambda m: None) if progress is False or shard.rank else (lambda m: print(m, file=sys.stderr, flush=True))

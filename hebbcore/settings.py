@@ -127,12 +127,22 @@ def env_bytes(name: str, default: int) -> int:
     if not text:
         return default
     try:
-        value = float(text)
+        return _non_negative(int(text))
+    except ValueError:
+        pass
+    try:
+        value = float(text)  # 4e9
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0 and value == int(value)):
         raise HebbcoreError(f"{name}: expected a whole number of bytes such as 4000000000 or 4e9, got {text!r}")
     return int(value)
+
+
+def _non_negative(n: int) -> int:
+    if n < 0:
+        raise ValueError(n)
+    return n
 
 
 def size_text(n: int) -> str:

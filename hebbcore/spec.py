@@ -202,9 +202,12 @@ class RunSpec:
 
     @property
     def measured_epochs(self) -> int:
-        """The epochs whose records hold accuracies (a tuning trial reports each to its pruner)."""
-        hebbian = self.hebbian.epochs if "hebbian" in self.phases and self.hebbian_epochs_measure else 0
-        return hebbian + (self.sgd.epochs if "sgd" in self.phases else 0)
+        """The epochs whose records hold accuracies (a tuning trial reports each to its pruner); a phase with no
+        layer to train does not run."""
+        trains = {layer.train for layer in self.layers if layer.trainable}
+        hebbian = "hebbian" in self.phases and "hebbian" in trains and self.hebbian_epochs_measure
+        sgd = "sgd" in self.phases and "sgd" in trains
+        return (self.hebbian.epochs if hebbian else 0) + (self.sgd.epochs if sgd else 0)
 
 
 # ---------------------------------------------------------------------------- the run spec

@@ -34,6 +34,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import sys
 import typing
 import warnings
 from dataclasses import dataclass
@@ -142,9 +143,10 @@ def _pruning_problems(
             epochs = load_spec(spec_path, registry, against_data=False, overrides=list(overrides)).measured_epochs
         except SpecError:
             return problems  # the spec's own problems are named with the params'
-        if pruning.warmup_epochs >= epochs:
-            problems.append(f"pruning.warmup_epochs: {pruning.warmup_epochs} spares all {epochs} measured epochs of "
-                            "a trial, so none would ever be stopped (type = 'none' says so)")  # fmt: skip
+        if pruning.warmup_epochs >= epochs - 1:  # a trial's last epoch is never pruned
+            problems.append(f"pruning.warmup_epochs: {pruning.warmup_epochs} spares every epoch a trial could be "
+                            f"stopped at (it measures {epochs}, and is never stopped at the last), so none would "
+                            "ever be stopped (type = 'none' says so)")  # fmt: skip
     return problems
 
 
@@ -239,13 +241,24 @@ def open_study(job: TuneJob, create: bool = True, worker: int = 0, pruner: Any =
         raise
     except Exception as exc:  # SQLAlchemy's and Optuna's storage errors: a wrong URL, a folder that is missing
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise HebbcoreError(f"--storage {job.storage}: cannot open the study there ({exc.__class__.__name__}: "
+        first = first.replace(job.storage, _shown(job.storage))
+        raise HebbcoreError(f"cannot open the study's storage {_shown(job.storage)} ({exc.__class__.__name__}: "
                             f"{first[:200]})") from None  # fmt: skip
     held = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(
         seed=int(np.random.SeedSequence([job.seed, worker, held]).generate_state(1)[0])
     )
     return study
+
+
+def _shown(url: str) -> str:
+    """A storage URL for a message, its password masked."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: nothing in it to hide
+        return url
 
 
 def _load_or_create(optuna: Any, job: TuneJob, create: bool, pruner: Any) -> Any:
@@ -393,7 +406,7 @@ def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     _check_out(job)
     Path(job.out).mkdir(parents=True, exist_ok=True)
     study = open_study(job)
-    _check_study(job, study, registry)
+    _check_study(job, study)
     children = []
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch or sqlite state
@@ -419,28 +432,41 @@ def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
 
 def _check_out(job: TuneJob) -> None:
     """Trial folders are numbered per study: a second study into the same ``out`` would overwrite the first's."""
-    first = Path(job.out) / "trial_0000" / "spec.toml"
+    for path in sorted(Path(job.out).glob("trial_*/spec.toml")):
+        try:
+            name = toml_table(path.read_text(encoding="utf-8"), str(path)).get("name", "")
+        except (OSError, UnicodeDecodeError, SpecError):
+            continue
+        other = str(name).rsplit("_t", 1)[0]  # trials are named STUDY_tNNNN
+        if "_t" in str(name) and other != job.study:
+            raise HebbcoreError(f"{job.out} holds the trials of study {other!r}; name another --out, or --study "
+                                f"{other!r} to continue that one")  # fmt: skip
+
+
+def _check_study(job: TuneJob, study: Any) -> None:
+    """A study's trials run one spec: continuing it with another spec file, or other ``--set`` settings, would mix
+    trials of two experiments in one ranking (and in best.toml). The spec file's text and the settings are kept
+    in the study (as given, so the same command on another machine sharing the storage agrees)."""
     try:
-        name = toml_table(first.read_text(encoding="utf-8"), str(first)).get("name", "")
-    except (OSError, UnicodeDecodeError, SpecError):
+        text = Path(job.spec).read_text(encoding="utf-8")
+    except OSError:
+        return  # load_spec has said so already
+    mine = {"spec_sha256": hashlib.sha256(text.encode()).hexdigest(), "settings": list(job.overrides)}
+    held = {k: study.user_attrs[k] for k in mine if k in study.user_attrs}
+    if not held:
+        if study.get_trials(deepcopy=False):  # a study from before hebbcore kept them: it cannot be checked
+            print(f"hebbcore: study {job.study!r} predates the record of its spec and settings; it continues "
+                  "unchecked", file=sys.stderr)  # fmt: skip
+            return
+        for key, value in mine.items():
+            study.set_user_attr(key, value)
         return
-    other = str(name).rsplit("_t", 1)[0]  # trials are named STUDY_tNNNN
-    if "_t" in str(name) and other != job.study:
-        raise HebbcoreError(f"{job.out} holds the trials of study {other!r}; name another --out, or --study {other!r} "
-                            "to continue that one")  # fmt: skip
-
-
-def _check_study(job: TuneJob, study: Any, registry: Registry) -> None:
-    """A study's trials run one spec: continuing it with another spec, or other ``--set`` settings, would mix
-    trials of two experiments in one ranking (and in best.toml)."""
-    spec = load_spec(job.spec, registry, against_data=False, overrides=job.overrides)
-    key = hashlib.sha256(dumps_toml(spec_to_table(spec)).encode()).hexdigest()
-    held = study.user_attrs.get("spec_sha256")
-    if held is None:
-        study.set_user_attr("spec_sha256", key)
-    elif held != key:
-        raise HebbcoreError(f"study {job.study!r} ran its trials on another spec, or with other --set settings, than "
-                            "this command's; continue it with those, or name a new --study")  # fmt: skip
+    if held.get("spec_sha256") != mine["spec_sha256"]:
+        raise HebbcoreError(f"study {job.study!r} was started on another text of {job.spec}; continue it with that "
+                            "spec, or name a new --study")  # fmt: skip
+    if held.get("settings") != mine["settings"]:
+        raise HebbcoreError(f"study {job.study!r} was started with --set {held.get('settings')}, not "
+                            f"{mine['settings']}; continue it with those, or name a new --study")  # fmt: skip
 
 
 def write_best(job: TuneJob, study: Any, registry: Registry) -> None:
@@ -452,7 +478,8 @@ def write_best(job: TuneJob, study: Any, registry: Registry) -> None:
     try:
         text = ran.read_text(encoding="utf-8")
     except OSError:
-        settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in best.params.items())]
+        settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in best.params.items()),
+                    f"name={toml_value(f'{job.study}_t{best.number:04d}')}"]  # fmt: skip
         spec: RunSpec = load_spec(job.spec, registry, against_data=False, overrides=settings)
         text = dumps_toml(spec_to_table(spec))
     atomic_write_text(Path(job.out) / "best.toml", header + text)

@@ -152,7 +152,7 @@ def test_feature_cache_on_a_run_with_nothing_fixed_says_so_and_a_bad_budget_is_o
     monkeypatch.setenv("HEBBCORE_DEVICE_DATA_BYTES", "4GB")  # read by every run's data placement
     res = hebbcore("run", spec, "--out", tmp_path / "d")
     assert res.returncode == 1 and "HEBBCORE_DEVICE_DATA_BYTES: expected a whole number" in res.stderr
-    assert "Traceback" not in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "d").exists()  # said before the folder is claimed
 
 
 def test_run_on_cached_features_and_its_resume(tmp_path, npz_data, registry, monkeypatch):

@@ -76,7 +76,7 @@ def test_the_command_prints_writes_json_and_leaves_the_run_as_it_was(finished, t
     saved = json.loads((tmp_path / "ev.json").read_text())
     assert saved["splits"]["test"]["images"] == 90 and "mirror_averaged_accuracy" in saved["splits"]["val"]
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
-    assert "unfinished" not in res.stderr
+    assert "no finished record" not in res.stderr
 
 
 def test_an_unfinished_run_is_evaluated_and_said_to_be_unfinished(finished, tmp_path):
@@ -89,7 +89,7 @@ def test_an_unfinished_run_is_evaluated_and_said_to_be_unfinished(finished, tmp_
     (copy / "metrics.json").write_text(json.dumps({**metrics, "final": None}))  # as a run cut short leaves it
     res = subprocess.run([sys.executable, "-m", "hebbcore.cli", "evaluate", str(copy)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert res.stderr.strip() == f"hebbcore: {copy} is unfinished; these are its last checkpoint's weights"
+    assert res.stderr.strip() == f"hebbcore: {copy} has no finished record; these are the weights it last saved"
     assert res.stdout.startswith("test: ")
 
 

@@ -194,6 +194,18 @@ def test_the_measured_epochs_are_those_whose_records_hold_accuracies(tmp_path, r
     assert len([e for e in epochs if e["val_acc"] is not None]) == spec.measured_epochs == expected
 
 
+def test_an_all_hebbian_network_measures_only_its_hebbian_epochs(tmp_path, registry):
+    """Its SGD phase has nothing to train and does not run, so its epochs measure nothing."""
+    from conftest import REPO
+
+    from hebbcore.spec import load_spec
+
+    spec = load_spec(REPO / "examples" / "tiny.toml", registry,
+                     overrides=["data.options.n_train=100", "sgd.epochs=3", "hebbian.epochs=2"])  # fmt: skip
+    epochs = run(spec, registry, out_dir=tmp_path, progress=False).metrics["epochs"]
+    assert len([e for e in epochs if e["val_acc"] is not None]) == spec.measured_epochs == 2
+
+
 def test_a_checkpoint_recorded_by_an_older_hebbcore_still_matches_its_spec(registry):
     """Recorded specs lack the keys later versions added (a relu's power): filled in, they compare equal."""
     from hebbcore.runner import _resolved

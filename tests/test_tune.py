@@ -93,8 +93,9 @@ def test_every_problem_of_a_space_is_named_before_a_trial_runs(files, registry):
     with pytest.raises(SpecError, match=r"pruning.startup_trials: has no effect with type = 'none'"):
         load_space(files / "none.toml", files / "s.toml", registry)
     (files / "long.toml").write_text('[params."sgd.lr"]\ntype = "float"\nlow = 0.001\nhigh = 0.1\n'
-                                     "[pruning]\nwarmup_epochs = 2\n")  # fmt: skip
-    with pytest.raises(SpecError, match=r"pruning.warmup_epochs: 2 spares all 2 measured epochs of a trial"):
+                                     "[pruning]\nwarmup_epochs = 1\n")  # fmt: skip
+    with pytest.raises(SpecError, match=r"pruning.warmup_epochs: 1 spares every epoch a trial could be stopped at "
+                                        r"\(it measures 2, and is never stopped at the last\)"):  # fmt: skip
         load_space(files / "long.toml", files / "s.toml", registry)  # the Hebbian epoch measures nothing here
     with pytest.raises(SpecError) as err:
         load_space(files / "bad.toml", files / "s.toml", registry)
@@ -354,25 +355,58 @@ def test_continuing_a_study_with_other_settings_is_refused(files, capsys):
     assert main([*argv, "1"]) == 0
     assert main([*argv, "2", "--set", "sgd.epochs=1"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == ("hebbcore: error: study 'tiny_tune' ran its trials on another spec, or with other --set settings, "
-                   "than this command's; continue it with those, or name a new --study")  # fmt: skip
+    assert err == ("hebbcore: error: study 'tiny_tune' was started with --set [], not ['sgd.epochs=1']; continue it "
+                   "with those, or name a new --study")  # fmt: skip
+    (files / "s.toml").write_text(SPEC.replace("epochs = 2", "epochs = 1"))
+    assert main([*argv, "2"]) == 1
+    assert "study 'tiny_tune' was started on another text of" in capsys.readouterr().err
     assert len(study_of(out).trials) == 1
+
+
+def test_a_study_from_before_the_record_of_its_settings_continues_with_a_notice(files, capsys):
+    out = files / "out"
+    out.mkdir()
+    old = optuna.create_study(study_name="tiny_tune", storage=f"sqlite:///{out / 'study.db'}", direction="maximize")
+    old.enqueue_trial({"layers.conv1.hebbian.lr": 0.1, "sgd.lr": 0.01, "layers.conv1.out_channels": 3})
+    trial = old.ask()
+    for key, dist in (
+        ("layers.conv1.hebbian.lr", optuna.distributions.FloatDistribution(0.01, 0.5, log=True)),
+        ("sgd.lr", optuna.distributions.FloatDistribution(0.001, 0.1)),
+        ("layers.conv1.out_channels", optuna.distributions.CategoricalDistribution([3, 5])),
+    ):
+        trial._suggest(key, dist)
+    old.tell(trial, 0.5)  # fmt: skip
+    argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out), "--trials", "2"]
+    assert main(argv) == 0
+    assert "study 'tiny_tune' predates the record of its spec and settings; it continues unchecked" in (
+        capsys.readouterr().err
+    )
+    assert "settings" not in study_of(out).user_attrs  # what its first trial ran with is not known
 
 
 def test_a_second_study_into_the_same_folder_is_refused(files, capsys):
     out = files / "out"
     argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(out), "--trials", "1"]
     assert main(argv) == 0
-    before = (out / "trial_0000" / "spec.toml").read_text()
+    (out / "trial_0000").rename(out / "trial_0001")  # trial 0 may have no folder (infeasible, or another machine)
+    before = (out / "trial_0001" / "spec.toml").read_text()
     assert main([*argv, "--study", "other"]) == 1
     assert f"{out} holds the trials of study 'tiny_tune'" in capsys.readouterr().err
-    assert (out / "trial_0000" / "spec.toml").read_text() == before
+    assert (out / "trial_0001" / "spec.toml").read_text() == before
 
 
-@pytest.mark.parametrize("url", ["foo://bar", "sqlite:////nonexistent/folder/x.db"])
-def test_a_storage_that_cannot_be_opened_is_one_line(files, capsys, url):
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("foo://bar", "foo://bar"),
+        ("sqlite:////nonexistent/folder/x.db", "sqlite:////nonexistent/folder/x.db"),
+        ("postgresql://al:s3cret@127.0.0.1:1/db", "postgresql://al:***@127.0.0.1:1/db"),
+    ],
+)
+def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(files, capsys, url, shown):
     argv = ["tune", str(files / "s.toml"), "--space", str(files / "space.toml"), "--out", str(files / "o"),
             "--trials", "1", "--storage", url]  # fmt: skip
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"hebbcore: error: --storage {url}: cannot open the study there (") and "\n" not in err
+    assert err.startswith(f"hebbcore: error: cannot open the study's storage {shown} (") and "\n" not in err
+    assert "s3cret" not in err
