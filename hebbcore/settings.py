@@ -127,22 +127,16 @@ def env_bytes(name: str, default: int) -> int:
     if not text:
         return default
     try:
-        return _non_negative(int(text))
+        value = int(text)
     except ValueError:
-        pass
-    try:
-        value = float(text)  # 4e9
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0 and value == int(value)):
+        try:
+            number = float(text)  # 4e9
+        except ValueError:
+            number = math.nan
+        value = int(number) if math.isfinite(number) and number == int(number) else -1
+    if value < 0:
         raise HebbcoreError(f"{name}: expected a whole number of bytes such as 4000000000 or 4e9, got {text!r}")
-    return int(value)
-
-
-def _non_negative(n: int) -> int:
-    if n < 0:
-        raise ValueError(n)
-    return n
+    return value
 
 
 def size_text(n: int) -> str:

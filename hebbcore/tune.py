@@ -318,7 +318,7 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
 
     def objective(trial: Any) -> float:
         values = {key: _suggest(trial, key, p) for key, p in space.params.items()}
-        name = f"{job.study}_t{trial.number:04d}"
+        name = _trial_name(job, trial.number)
         settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in values.items()), f"name={toml_value(name)}"]
         trial.set_user_attr("pid", os.getpid())
         try:  # each bound was checked alone; some combinations of values still give no valid network
@@ -330,7 +330,7 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
         registry.pm.register(reporter)
         try:
             result = run(spec, registry, backend=job.backend, device=job.device, progress=False, features=cache,
-                         log=functools.partial(print, flush=True), out_dir=Path(job.out) / f"trial_{trial.number:04d}",
+                         log=functools.partial(print, flush=True), out_dir=_trial_dir(job, trial.number),
                          overwrite=True)  # fmt: skip
         except TrainingDiverged as exc:  # a region of the space where training blows up: a result, not an error
             trial.set_user_attr("note", f"diverged: {exc}")
@@ -430,6 +430,14 @@ def tune(job: TuneJob, workers: int = 1) -> dict[str, Any]:
     return {"number": best.number, "value": best.value, "params": best.params}
 
 
+def _trial_name(job: TuneJob, number: int) -> str:
+    return f"{job.study}_t{number:04d}"  # _check_out reads the study back from it
+
+
+def _trial_dir(job: TuneJob, number: int) -> Path:
+    return Path(job.out) / f"trial_{number:04d}"
+
+
 def _check_out(job: TuneJob) -> None:
     """Trial folders are numbered per study: a second study into the same ``out`` would overwrite the first's."""
     for path in sorted(Path(job.out).glob("trial_*/spec.toml")):
@@ -474,12 +482,12 @@ def write_best(job: TuneJob, study: Any, registry: Registry) -> None:
     the trial's values where its folder is elsewhere, as with a storage shared between machines)."""
     best = study.best_trial
     header = f"# The best trial ({best.number}, {best.value:.4f}) of study {job.study!r}.\n"
-    ran = Path(job.out) / f"trial_{best.number:04d}" / "spec.toml"
+    ran = _trial_dir(job, best.number) / "spec.toml"
     try:
         text = ran.read_text(encoding="utf-8")
     except OSError:
         settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in best.params.items()),
-                    f"name={toml_value(f'{job.study}_t{best.number:04d}')}"]  # fmt: skip
+                    f"name={toml_value(_trial_name(job, best.number))}"]  # fmt: skip
         spec: RunSpec = load_spec(job.spec, registry, against_data=False, overrides=settings)
         text = dumps_toml(spec_to_table(spec))
     atomic_write_text(Path(job.out) / "best.toml", header + text)
