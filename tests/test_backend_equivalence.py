@@ -296,6 +296,27 @@ def test_linear_winner_sums_add_each_row_to_its_winners(backend, registry, n, d,
     assert_close(ops.to_numpy(got), expected, what="linear_winner_sums")
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 6), min_size=1, max_size=4).map(tuple),
+    p=st.sampled_from([0.25, 0.7, 1.0, 1.4, 2.0, 3.0, 4.5]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_power_of_non_negative_arrays(backend, registry, numpy_ops, shape, p, seed):
+    """``Ops.power`` of the reference and of each backend against float64 ``**`` on non-negative input with
+    zeros (0 stays 0); the reference keeps a channels-last view channels-last."""
+    rng = np.random.default_rng(seed)
+    a = (np.abs(rng.standard_normal(shape)) * rng.choice([0.0, 1e-3, 1.0, 30.0], size=shape)).astype(np.float32)
+    expected = a.astype(np.float64) ** p
+    for ops in (numpy_ops, make_ops(registry, *backend)):
+        got = ops.power(ops.asarray(a), p)
+        assert tuple(got.shape) == shape and str(got.dtype).endswith("float32")
+        assert_close(ops.to_numpy(got), expected, what=f"{ops.name} power {p}")
+    if len(shape) == 4:  # the (N, K, H, W) view of channels-last memory a conv returns: no copy needed later
+        view = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        assert numpy_ops.power(view, p).transpose(0, 2, 3, 1).flags.c_contiguous
+
+
 def test_torch_native_winner_sums_on_the_cpu(backend, numpy_ops):
     """The torch-only path of the winners' sums (CUDA's), run on the CPU, against numpy."""
     if backend[0] != "torch":

@@ -361,6 +361,8 @@ def test_softmax_flushes_subnormal_outputs(registry, backend):
     assert not ((y > 0) & (y < tiny)).any(), y
     np.testing.assert_array_equal(y[0, 2:], 0.0)
     assert y[0, 1] > 0 and abs(y[0, 0] - 1.0) < 1e-6
+    nan = ops.to_numpy(ops.softmax(ops.asarray(np.array([[0.0, np.nan, 1.0]], dtype=np.float32)), axis=1))
+    assert np.isnan(nan).all()  # a NaN response stays visible to the run's NaN check, not flushed to 0
 
 
 def test_backends_leave_the_floating_point_mode_alone(registry):

@@ -39,7 +39,7 @@ class ReLU(Layer):
         if self.identity:
             return x
         y = ops.relu(x)
-        return y if self.options.power == 1.0 else y**self.options.power
+        return ops.power(y, self.options.power)
 
     def torch_module(self):
         from torch import nn
@@ -74,7 +74,7 @@ class Triangle(Layer):
     def forward(self, ops, params, x, ctx):
         mean = ops.sum(x, axis=1).reshape((x.shape[0], 1) + tuple(x.shape[2:])) * (1.0 / x.shape[1])
         y = ops.relu(x - mean)
-        return y if self.options.power == 1.0 else y**self.options.power
+        return ops.power(y, self.options.power)
 
     def torch_module(self):
         from .torch_modules import TriangleModule

@@ -42,7 +42,7 @@ def lebesgue_currents(ctx: HebbianContext, p: float):
     key = ("lebesgue_currents", p)
     if key not in ctx.cache:
         w = ctx.w
-        wp = w * abs(w) ** (p - 2)
+        wp = w * ctx.ops.power(abs(w), p - 2)
         ctx.cache[key] = ctx.ops.linear(ctx.x, wp) if ctx.kind == "linear" else ctx.ops.conv2d(ctx.x, wp, ctx.stride)
     return ctx.cache[key]
 
@@ -53,4 +53,4 @@ def lebesgue_norms(ctx: HebbianContext, p: float):
     axes = tuple(range(1, w.ndim))
     if p == 2:
         return ctx.ops.sqrt(ctx.ops.sum(w * w, axis=axes))
-    return ctx.ops.sum(abs(w) ** p, axis=axes) ** (1.0 / p)
+    return ctx.ops.power(ctx.ops.sum(ctx.ops.power(abs(w), p), axis=axes), 1.0 / p)
