@@ -149,6 +149,21 @@ def test_conv_gemm_script_names_the_blas_kernels_and_times_each_layer():
     assert re.search(r"^\| all four \| [\d.]+ \| [\d.]+ \| \| [\d.]+ \| (?:[\d.]+|nan) \|$", out.stdout, re.M)
 
 
+def test_conv_gemm_script_times_softhebbs_layers_with_their_weight_sums():
+    out = subprocess.run(
+        [sys.executable, "benchmarks/conv_gemm.py", "--repeats", "1", "--net", "softhebb"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    num = r"(?:[\d.]+|nan)"
+    rows = re.findall(rf"^\| \((\d+), (\d+), (\d+), (\d)\) \| [\d.]+ \| [\d.]+ \| {num} \| {num} \|$", out.stdout, re.M)
+    assert rows == [("3", "36", "96", "5"), ("96", "18", "384", "3"), ("384", "10", "1536", "3")]
+    assert re.search(rf"^\| all three \| [\d.]+ \| [\d.]+ \| {num} \| {num} \|$", out.stdout, re.M)
+
+
 def _git_head():
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return out.stdout.strip() if out.returncode == 0 else None
