@@ -105,10 +105,14 @@ def _parser(registry) -> argparse.ArgumentParser:
     ex.add_argument("run_dir", help="a run directory (spec.toml and weights.npz)")
     ex.add_argument("--format", choices=("torch", "safetensors"), default="torch")
     ex.add_argument("--out", default=None, help="the file (default RUN/model.pt or RUN/model.safetensors)")
-    e = sub.add_parser("evaluate", help="measure a finished run's accuracy again, optionally mirror-averaged")
+    e = sub.add_parser("evaluate", help="measure a finished run's accuracy again, optionally over several views")
     e.add_argument("run_dir", help="a run directory (spec.toml and weights.npz); nothing in it is written")
     e.add_argument("--split", default="test", help="comma list of splits: train, val, test (default test)")
     e.add_argument("--hflip", action="store_true", help="also with each image's scores plus its mirror image's")
+    e.add_argument(
+        "--shift", type=int, default=0, metavar="N",
+        help="also with the scores of its four translations by N pixels added (with --hflip, theirs mirrored too)",
+    )  # fmt: skip
     e.add_argument("--backend", default="numpy", help="array backend (default numpy)")
     e.add_argument("--device", default=None, help="device of the backend")
     e.add_argument("--json", default=None, metavar="FILE", help="also write the accuracies to FILE")
@@ -289,7 +293,9 @@ def _evaluate(args: argparse.Namespace, registry) -> int:
     from .rundir import RunDir
 
     splits = tuple(s.strip() for s in args.split.split(",") if s.strip())
-    result = evaluate_run(args.run_dir, registry, args.backend, args.device, splits, mirror=args.hflip)
+    result = evaluate_run(
+        args.run_dir, registry, args.backend, args.device, splits, mirror=args.hflip, shift=args.shift
+    )
     if not RunDir(args.run_dir).is_done():  # a run cut short or a pruned trial: its last checkpoint's weights
         print(f"hebbcore: {args.run_dir} has no finished record; these are the weights it last saved", file=sys.stderr)
     print(format_evaluation(result))

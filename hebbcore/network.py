@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError, SpecError, TrainingDiverged
+from .errors import DataError, HebbcoreError, SpecError, TrainingDiverged
 from .interfaces import HebbianContext, LayerInfo, check_hflip_inputs
 from .io import read_npz
 from .layers import ForwardContext, Layer, LayerShapeError, WeightLayer
@@ -251,17 +251,22 @@ class Network:
         """The argmax of :meth:`scores` for every sample, ``batch_size`` rows at a time (default: the device's
         :func:`hebbcore.ops.inference_batch`). ``mirror``: of the scores of each image ``(N, C, H, W)`` plus
         those of its left-right mirror image (test-time augmentation)."""
-        batch_size = batch_size or inference_batch(self.ops.device)
+        views = image_views(mirror, 0)
         if mirror:
             check_hflip_inputs(tuple(x.shape), "mirror-averaged scores (--hflip): the network's inputs")
+        return self.view_scores(x, views, batch_size).sum(axis=0).argmax(axis=1)
+
+    def view_scores(self, x: np.ndarray, views: list[View], batch_size: int | None = None) -> np.ndarray:
+        """Class scores ``(V, N, classes)`` of each of ``views`` (:func:`image_views`) of each image ``x[n]``
+        ``(N, C, H, W)``, ``batch_size`` images at a time; sums of them are test-time augmentation."""
+        batch_size = batch_size or inference_batch(self.ops.device)
         out = []
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size]
-            s = self.scores(self.ops.asarray(xb))
-            if mirror:
-                s = s + self.scores(self.ops.asarray(np.ascontiguousarray(xb[..., ::-1])))
-            out.append(self.ops.to_numpy(self.ops.argmax(s, 1)))
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+            out.append([self.ops.to_numpy(self.scores(self.ops.asarray(view_of(xb, v)))) for v in views])
+        if not out:
+            return np.zeros((len(views), 0, self.n_classes), dtype=np.float32)
+        return np.concatenate([np.stack(o) for o in out], axis=1)
 
     # ------------------------------------------------------------------ the Hebbian step
     def hebbian_step(self, x: Array, labels: Array | None) -> None:
@@ -327,3 +332,30 @@ def _sq_norm_overflows(w: np.ndarray) -> bool:
     """True when some kernel's squared norm is beyond float32 (computed in float64, so without overflowing)."""
     sq = np.square(w.reshape(len(w), -1), dtype=np.float64).sum(axis=1)
     return bool((sq > np.finfo(np.float32).max).any())
+
+
+#: One view of an image: ``(mirrored, dy, dx)``, mirrored left-right first, then shifted by ``(dy, dx)`` pixels.
+View = tuple[bool, int, int]
+
+
+def image_views(mirror: bool, shift: int) -> list[View]:
+    """The image itself; with ``shift`` > 0 also its four translations by ``shift`` pixels (down, up, right,
+    left); with ``mirror`` each of those and its mirror image."""
+    offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift > 0 else [])
+    return [(m, dy, dx) for m in ((False, True) if mirror else (False,)) for dy, dx in offsets]
+
+
+def view_of(x: np.ndarray, view: View) -> np.ndarray:
+    """``view`` of the images ``x`` ``(N, C, H, W)``: a shift moves the content by ``(dy, dx)`` pixels, the
+    uncovered border reflected from the image (numpy's ``reflect``: the edge pixel not repeated)."""
+    mirrored, dy, dx = view
+    if mirrored:
+        x = x[..., ::-1]
+    if dy or dx:
+        h, w = x.shape[-2:]
+        py, px = abs(dy), abs(dx)
+        if py >= h or px >= w:
+            raise HebbcoreError(f"a shift by {max(py, px)} pixels needs images larger than {h}x{w}")
+        padded = np.pad(x, ((0, 0), (0, 0), (py, py), (px, px)), mode="reflect")
+        x = padded[..., py - dy : py - dy + h, px - dx : px - dx + w]
+    return np.ascontiguousarray(x)

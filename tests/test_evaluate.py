@@ -4,6 +4,7 @@ against the run's own final record and against the exported torch module."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 
 from hebbcore.errors import DataError, HebbcoreError
 from hebbcore.evaluate import evaluate_run
+from hebbcore.network import image_views, view_of
 from hebbcore.runner import load_dataset, run
 from hebbcore.spec import parse_spec
 
@@ -62,12 +64,56 @@ def test_mirror_averaged_scores_equal_the_torch_modules(finished, registry):
     assert got["mirror_averaged_accuracy"] == pytest.approx(expected, abs=1e-12)
 
 
+def _reflect(k: np.ndarray, n: int) -> np.ndarray:
+    """numpy's ``reflect`` padding as an index map: -1 -> 1, n -> n - 2 (one reflection suffices here)."""
+    return np.where(k < 0, -k, np.where(k >= n, 2 * (n - 1) - k, k))
+
+
+def test_views_are_the_mirror_images_and_reflected_translations():
+    x = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
+    views = image_views(True, 1)
+    assert len(set(views)) == 10 and views[0] == (False, 0, 0) and (True, 0, 0) in views
+    assert image_views(False, 0) == [(False, 0, 0)] and len(image_views(False, 2)) == 5
+    for mirrored, dy, dx in views:
+        src = x[..., ::-1] if mirrored else x
+        rows, cols = _reflect(np.arange(5) - dy, 5), _reflect(np.arange(4) - dx, 4)  # content moves by (dy, dx)
+        np.testing.assert_array_equal(view_of(x, (mirrored, dy, dx)), src[:, :, rows][:, :, :, cols])
+    with pytest.raises(HebbcoreError, match="a shift by 5 pixels needs images larger than 5x4"):
+        view_of(x, (False, 5, 0))
+
+
+def test_view_averaged_scores_equal_the_torch_modules(finished, registry):
+    """10 views (mirror x the image and its four 1-pixel translations), summed scores, against the exported
+    torch module on views built by index maps."""
+    torch = pytest.importorskip("torch")
+    from hebbcore.torch_model import load_run
+
+    out, metrics, spec = finished
+    got = evaluate_run(out, registry, splits=("test",), mirror=True, shift=1)["test"]
+    assert got["views"] == 10 and got["accuracy"] == pytest.approx(metrics["final"]["test_acc"], abs=1e-12)
+    test = load_dataset(spec, registry).test
+    module = load_run(str(out), registry).eval()
+    h, w = test.x.shape[-2:]
+    total = 0
+    with torch.no_grad():
+        for mirrored in (False, True):
+            src = test.x[..., ::-1] if mirrored else test.x
+            for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
+                v = src[:, :, _reflect(np.arange(h) - dy, h)][:, :, :, _reflect(np.arange(w) - dx, w)]
+                total = total + module(torch.from_numpy(np.ascontiguousarray(v)))
+    expected = float((total.argmax(1).numpy() == test.y).mean())
+    assert got["views_averaged_accuracy"] == pytest.approx(expected, abs=1e-12)
+    assert (
+        got["mirror_averaged_accuracy"] == evaluate_run(out, registry, mirror=True)["test"]["mirror_averaged_accuracy"]
+    )
+
+
 def test_the_command_prints_writes_json_and_leaves_the_run_as_it_was(finished, tmp_path):
     out, metrics, _ = finished
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     res = subprocess.run(
-        [sys.executable, "-m", "hebbcore.cli", "evaluate", str(out), "--split", "val,test", "--hflip", "--json",
-         str(tmp_path / "ev.json")],
+        [sys.executable, "-m", "hebbcore.cli", "evaluate", str(out), "--split", "val,test", "--hflip", "--shift", "1",
+         "--json", str(tmp_path / "ev.json")],
         capture_output=True, text=True,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -75,6 +121,7 @@ def test_the_command_prints_writes_json_and_leaves_the_run_as_it_was(finished, t
     assert lines[1].startswith(f"test: {100 * metrics['final']['test_acc']:.2f} % of 90 images; mirror-averaged")
     saved = json.loads((tmp_path / "ev.json").read_text())
     assert saved["splits"]["test"]["images"] == 90 and "mirror_averaged_accuracy" in saved["splits"]["val"]
+    assert re.search(r"; averaged over 10 views: [\d.]+ %$", lines[1]) and saved["splits"]["val"]["views"] == 10
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     assert "no finished record" not in res.stderr
 
@@ -126,5 +173,7 @@ def test_bad_requests_are_one_line(finished, tmp_path, registry):
         "layers": [{"name": "fc", "type": "linear", "out_features": 2, "train": "sgd"}],
     }
     run(parse_spec(table, registry), registry, out_dir=vectors / "run", progress=False)
-    with pytest.raises(HebbcoreError, match=r"mirror-averaged scores \(--hflip\): the network's inputs must be images"):
+    with pytest.raises(HebbcoreError, match=r"augmentation \(--hflip, --shift\): the network's inputs must be images"):
         evaluate_run(vectors / "run", registry, mirror=True)
+    with pytest.raises(HebbcoreError, match="shift: expected a number of pixels >= 0, got -1"):
+        evaluate_run(out, registry, shift=-1)
