@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,6 +107,24 @@ def test_view_averaged_scores_equal_the_torch_modules(finished, registry):
     assert (
         got["mirror_averaged_accuracy"] == evaluate_run(out, registry, mirror=True)["test"]["mirror_averaged_accuracy"]
     )
+
+
+def test_the_view_sets_script_reads_the_same_scores(finished, registry):
+    """experiments/presets/view_sets.py (the lab's choice of views) agrees with evaluate on the shared set."""
+    out, metrics, _ = finished
+    res = subprocess.run(
+        [sys.executable, "experiments/presets/view_sets.py", str(out), "--split", "test", "--backend", "numpy"],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = dict(re.findall(r"^\| (.+?) \| \d+ \| ([\d.]+) \|$", res.stdout, re.M))
+    assert float(rows["plain"]) == pytest.approx(100 * metrics["final"]["test_acc"], abs=0.006)
+    views = evaluate_run(out, registry, mirror=True, shift=1)["test"]
+    assert float(rows["mirror"]) == pytest.approx(100 * views["mirror_averaged_accuracy"], abs=0.006)
+    assert float(rows["mirror x (itself, 1 px both axes)"]) == pytest.approx(
+        100 * views["views_averaged_accuracy"], abs=0.006
+    )
+    assert len(rows) == 6
 
 
 def test_the_command_prints_writes_json_and_leaves_the_run_as_it_was(finished, tmp_path):
