@@ -15,89 +15,49 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_winner_sums_script_prints_a_row_per_layer_and_skips_missing_backends():
-    out = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/winner_sums.py",
-            "--backend",
-            "numpy,nosuchbackend",
-            "--repeats",
-            "1",
-            "--steps",
-            "1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def script(*args: str, timeout: int = 300) -> str:
+    """What ``python ARGS...`` prints, run from the repository root; it must exit 0."""
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
-    assert re.search(r"nosuchbackend:\S* skipped", out.stdout)
-    rows = re.findall(r"^\| \((\d+), (\d+), (\d+), (\d)\) \| ([\d.]+) \| ([\d.]+) \|$", out.stdout, re.M)
+    return out.stdout
+
+
+def test_winner_sums_script_prints_a_row_per_layer_and_skips_missing_backends():
+    stdout = script("benchmarks/winner_sums.py", "--backend", "numpy,nosuchbackend", "--repeats", "1", "--steps", "1")
+    assert re.search(r"nosuchbackend:\S* skipped", stdout)
+    rows = re.findall(r"^\| \((\d+), (\d+), (\d+), (\d)\) \| ([\d.]+) \| ([\d.]+) \|$", stdout, re.M)
     assert [r[:4] for r in rows] == [
         ("3", "32", "96", "5"),
         ("96", "14", "128", "3"),
         ("128", "12", "192", "3"),
         ("192", "5", "256", "3"),
     ]
-    assert re.search(r"^\| numpy:cpu \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out.stdout, re.M)  # the steps' row
+    assert re.search(r"^\| numpy:cpu \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", stdout, re.M)  # the steps' row
 
 
 def test_step_profile_script_prints_both_steps(tmp_path):
     pytest.importorskip("torch")
-    out = subprocess.run(
-        [sys.executable, "benchmarks/step_profile.py", "--steps", "2", "--top", "3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
+    stdout = script("benchmarks/step_profile.py", "--steps", "2", "--top", "3")
     for name in ("Hebbian step", "floor"):
-        assert re.search(rf"^\| {name} \| [\d.]+ \| \d+ \| - \| - \|$", out.stdout, re.M), out.stdout
-        assert f"{name}, operators by self_cpu_time_total" in out.stdout
+        assert re.search(rf"^\| {name} \| [\d.]+ \| \d+ \| - \| - \|$", stdout, re.M), stdout
+        assert f"{name}, operators by self_cpu_time_total" in stdout
 
 
 def test_step_profile_by_method_on_numpy():
-    out = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/step_profile.py",
-            "--backend",
-            "numpy",
-            "--by-method",
-            "--steps",
-            "2",
-            "--top",
-            "40",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    rows = dict(re.findall(r"^\| (\w+) \| (\d+ \| [\d.]+ \| \d+ \| [\d.]+) \|$", out.stdout, re.M))
+    stdout = script("benchmarks/step_profile.py", "--backend", "numpy", "--by-method", "--steps", "2", "--top", "40")
+    rows = dict(re.findall(r"^\| (\w+) \| (\d+ \| [\d.]+ \| \d+ \| [\d.]+) \|$", stdout, re.M))
     # the Hebbian step computes winner sums, the floor a full weight-correlation: 4 conv layers each
     assert rows["conv2d_winner_sums"].startswith("4 |") and rows["conv2d_winner_sums"].split(" | ")[2] == "0"
     assert rows["conv2d_weight_sums"].startswith("0 |") and rows["conv2d_weight_sums"].split(" | ")[2] == "4"
     assert rows["conv2d"].split(" | ")[0] == rows["conv2d"].split(" | ")[2] == "4"
-    assert re.search(r"^\| whole step, wall \| - \| [\d.]+ \| - \| [\d.]+ \|$", out.stdout, re.M)
+    assert re.search(r"^\| whole step, wall \| - \| [\d.]+ \| - \| [\d.]+ \|$", stdout, re.M)
 
 
 def test_step_profile_by_layer_charges_each_layer_its_forward_and_update():
-    out = subprocess.run(
-        [sys.executable, "benchmarks/step_profile.py", "--backend", "numpy", "--by-layer", "--steps", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    rows = {m[0]: m[1:] for m in re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| (.*) \|$", out.stdout, re.M)}
+    stdout = script("benchmarks/step_profile.py", "--backend", "numpy", "--by-layer", "--steps", "2")
+    rows = {m[0]: m[1:] for m in re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| (.*) \|$", stdout, re.M)}
     for layer in ("conv1", "conv2", "conv3", "conv4", "fc5", "fc6"):  # the Hebbian layers: a forward and an update
-        assert float(rows[layer][0]) > 0 and float(rows[layer][1]) > 0, out.stdout
+        assert float(rows[layer][0]) > 0 and float(rows[layer][1]) > 0, stdout
     assert rows["pool1"][1] == "0.00" and rows["bn1"][1] == "0.00"  # no update where nothing learns
     assert "conv2d_winner_sums" in rows["conv1"][2] and "argmax" in rows["conv1"][2]
     forward, update = (sum(float(r[i]) for name, r in rows.items() if name != "all") for i in (0, 1))
@@ -106,38 +66,21 @@ def test_step_profile_by_layer_charges_each_layer_its_forward_and_update():
 
 
 def test_step_faults_and_blas_spin_scripts_print_their_tables():
-    out = subprocess.run(
-        [sys.executable, "benchmarks/step_faults.py", "--backend", "numpy", "--steps", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("malloc tuning: {'applied'")
+    stdout = script("benchmarks/step_faults.py", "--backend", "numpy", "--steps", "2")
+    assert stdout.startswith("malloc tuning: {'applied'")
     for step in ("Hebbian", "floor"):
-        assert re.search(rf"^\| numpy \| {step} \| [\d.]+ \| \d+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout
-    out = subprocess.run(
-        [sys.executable, "benchmarks/blas_spin.py"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr
+        assert re.search(rf"^\| numpy \| {step} \| [\d.]+ \| \d+ \| [\d.]+ \|$", stdout, re.M), stdout
+    stdout = script("benchmarks/blas_spin.py")
     for name in ("one thread", "two threads, halves"):
-        assert re.search(rf"^\| {name} \| [\d.]+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout
+        assert re.search(rf"^\| {name} \| [\d.]+ \| [\d.]+ \|$", stdout, re.M), stdout
 
 
 def test_conv_gemm_script_names_the_blas_kernels_and_times_each_layer():
-    out = subprocess.run(
-        [sys.executable, "benchmarks/conv_gemm.py", "--repeats", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("numpy BLAS: ")
+    stdout = script("benchmarks/conv_gemm.py", "--repeats", "1")
+    assert stdout.startswith("numpy BLAS: ")
     rows = re.findall(
         r"^\| \((\d+), (\d+), (\d+), (\d)\) \| [\d.]+ \| [\d.]+ \| \d+ \| [\d.]+ \| (?:[\d.]+|nan) \|$",
-        out.stdout,
+        stdout,
         re.M,
     )
     assert rows == [
@@ -146,22 +89,15 @@ def test_conv_gemm_script_names_the_blas_kernels_and_times_each_layer():
         ("128", "12", "192", "3"),
         ("192", "5", "256", "3"),
     ]
-    assert re.search(r"^\| all four \| [\d.]+ \| [\d.]+ \| \| [\d.]+ \| (?:[\d.]+|nan) \|$", out.stdout, re.M)
+    assert re.search(r"^\| all four \| [\d.]+ \| [\d.]+ \| \| [\d.]+ \| (?:[\d.]+|nan) \|$", stdout, re.M)
 
 
 def test_conv_gemm_script_times_softhebbs_layers_with_their_weight_sums():
-    out = subprocess.run(
-        [sys.executable, "benchmarks/conv_gemm.py", "--repeats", "1", "--net", "softhebb"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
+    stdout = script("benchmarks/conv_gemm.py", "--repeats", "1", "--net", "softhebb")
     num = r"(?:[\d.]+|nan)"
-    rows = re.findall(rf"^\| \((\d+), (\d+), (\d+), (\d)\) \| [\d.]+ \| [\d.]+ \| {num} \| {num} \|$", out.stdout, re.M)
+    rows = re.findall(rf"^\| \((\d+), (\d+), (\d+), (\d)\) \| [\d.]+ \| [\d.]+ \| {num} \| {num} \|$", stdout, re.M)
     assert rows == [("3", "36", "96", "5"), ("96", "18", "384", "3"), ("384", "10", "1536", "3")]
-    assert re.search(rf"^\| all three \| [\d.]+ \| [\d.]+ \| {num} \| {num} \|$", out.stdout, re.M)
+    assert re.search(rf"^\| all three \| [\d.]+ \| [\d.]+ \| {num} \| {num} \|$", stdout, re.M)
 
 
 def _git_head():
@@ -175,15 +111,8 @@ def test_at_revision_imports_the_library_from_a_worktree_it_removes_afterwards(t
         "import hebbcore.ops, hebbcore_backends, hebbcore_plugins; print(hebbcore.ops.__file__); "
         "print(hebbcore_backends.__file__); print(hebbcore_plugins.__file__)"
     )
-    out = subprocess.run(
-        [sys.executable, "benchmarks/at_revision.py", "HEAD", "python", "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    files = out.stdout.split()
+    stdout = script("benchmarks/at_revision.py", "HEAD", "python", "-c", probe, timeout=120)
+    files = stdout.split()
     assert len(files) == 3 and all("hebbcore-at-" in f and not f.startswith(str(ROOT)) for f in files), files
     trees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "hebbcore-at-" not in trees
@@ -209,21 +138,7 @@ def test_at_revision_imports_the_library_from_a_worktree_it_removes_afterwards(t
 
 @pytest.mark.skipif(_git_head() is None, reason="needs a git checkout of hebbcore")
 def test_ops_at_revision_alternates_both_versions_in_one_process():
-    out = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/ops_at_revision.py",
-            "HEAD",
-            "cosine,conv2d_winner_sums",
-            "--alternate",
-            "1",
-            "--rounds",
-            "1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    stdout = script(
+        "benchmarks/ops_at_revision.py", "HEAD", "cosine,conv2d_winner_sums", "--alternate", "1", "--rounds", "1"
     )
-    assert out.returncode == 0, out.stderr
-    assert re.search(r"^\| numpy \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out.stdout, re.M), out.stdout
+    assert re.search(r"^\| numpy \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", stdout, re.M), stdout
