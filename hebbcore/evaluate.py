@@ -53,6 +53,9 @@ def evaluate_run(
     spec = parse_spec(table, registry, str(run_dir / "spec.toml"), against_data=True)
     ops = make_backend(registry, backend, device)
     data = load_dataset(spec, registry)
+    if shift and len(data.input_shape) == 3 and shift >= min(data.input_shape[1:]):
+        h, w = data.input_shape[1:]
+        raise HebbcoreError(f"shift: expected fewer pixels than the images' height and width ({h}x{w}), got {shift}")
     net = Network(spec, data.input_shape, data.n_classes, ops, registry)
     weights = run_dir / "weights.npz"
     net.load_state_dict(read_npz(weights, "the run's weights"), source=str(weights), strict=True)

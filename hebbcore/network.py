@@ -251,10 +251,17 @@ class Network:
         """The argmax of :meth:`scores` for every sample, ``batch_size`` rows at a time (default: the device's
         :func:`hebbcore.ops.inference_batch`). ``mirror``: of the scores of each image ``(N, C, H, W)`` plus
         those of its left-right mirror image (test-time augmentation)."""
-        views = image_views(mirror, 0)
+        batch_size = batch_size or inference_batch(self.ops.device)
         if mirror:
             check_hflip_inputs(tuple(x.shape), "mirror-averaged scores (--hflip): the network's inputs")
-        return self.view_scores(x, views, batch_size).sum(axis=0).argmax(axis=1)
+        out = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size]
+            s = self.scores(self.ops.asarray(xb))
+            if mirror:
+                s = s + self.scores(self.ops.asarray(view_of(xb, (True, 0, 0))))
+            out.append(self.ops.to_numpy(self.ops.argmax(s, 1)))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def view_scores(self, x: np.ndarray, views: list[View], batch_size: int | None = None) -> np.ndarray:
         """Class scores ``(V, N, classes)`` of each of ``views`` (:func:`image_views`) of each image ``x[n]``

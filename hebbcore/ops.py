@@ -77,12 +77,16 @@ class Ops:
 
     def power(self, a: Array, p: float) -> Array:
         """``a ** p`` element-wise, for ``a >= 0`` (0 stays 0) and ``p > 0``: the rectified powers of the
-        triangle and power-ReLU layers and of Lebesgue norms. Default: ``exp(p · log a)``, in the layout of
-        ``a`` (numpy's float32 ``**`` calls the C library's ``powf`` per element, about 12x slower)."""
+        triangle and power-ReLU layers and of Lebesgue norms (whose ``p >= 2`` the rules check). Default:
+        ``exp(p · log a)`` in the layout of ``a`` (numpy's float32 ``**`` calls the C library's ``powf`` per
+        element, about 12x slower); its relative error grows as ``eps · |p · log a|``, about 4e-6 at ``p = 4.5``
+        and ``a = 1e4`` in float32 (``**``: 1e-7)."""
         if p == 1.0:
             return a
         if p == 2.0:
             return a * a
+        if getattr(a, "ndim", 0) == 0:  # log of a 0-d array is a scalar, which exp cannot write into
+            return a**p
         xp = self.xp
         with np.errstate(divide="ignore"):  # log 0 = -inf, which exp takes back to 0
             out = xp.log(a)

@@ -312,6 +312,7 @@ def test_power_of_non_negative_arrays(backend, registry, numpy_ops, shape, p, se
         got = ops.power(ops.asarray(a), p)
         assert tuple(got.shape) == shape and str(got.dtype).endswith("float32")
         assert_close(ops.to_numpy(got), expected, what=f"{ops.name} power {p}")
+    assert numpy_ops.power(np.float32(4.0), 0.5) == 2.0 and numpy_ops.power(np.array(9.0, np.float32), 0.5) == 3.0
     if len(shape) == 4:  # the (N, K, H, W) view of channels-last memory a conv returns: no copy needed later
         view = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         assert numpy_ops.power(view, p).transpose(0, 2, 3, 1).flags.c_contiguous

@@ -196,3 +196,7 @@ def test_bad_requests_are_one_line(finished, tmp_path, registry):
         evaluate_run(vectors / "run", registry, mirror=True)
     with pytest.raises(HebbcoreError, match="shift: expected a number of pixels >= 0, got -1"):
         evaluate_run(out, registry, shift=-1)
+    with pytest.raises(
+        HebbcoreError, match=r"shift: expected fewer pixels than the images' height and width \(12x12\)"
+    ):
+        evaluate_run(out, registry, shift=12)

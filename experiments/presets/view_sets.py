@@ -45,7 +45,7 @@ def main() -> None:
     registry = default_registry()
     table, _ = read_spec_table(args.run_dir / "spec.toml")
     table.pop("init_weights", None)  # the run's own weights replace its initial ones
-    spec = parse_spec(table, registry, str(args.run_dir / "spec.toml"))
+    spec = parse_spec(table, registry, str(args.run_dir / "spec.toml"), against_data=True)
     data = load_dataset(spec, registry)
     net = Network(spec, data.input_shape, data.n_classes, make_backend(registry, args.backend, None), registry)
     weights = args.run_dir / "weights.npz"
