@@ -14,7 +14,9 @@ the paper's net page-faulted ~5,000 (numpy) and 15,000–32,000 (torch) times; w
 kept for reuse. The cost is that the process keeps its peak heap instead of returning it between steps.
 
 The library never calls it on import (importing hebbcore changes no process-wide state); the
-``hebbcore run``, ``hebbcore bench`` and ``python -m hebbcore.experiments`` commands call it at start,
+``hebbcore run``, ``tune`` (its first worker), ``evaluate`` and ``bench`` and ``python -m hebbcore.experiments``
+commands call it at start (for inference too: without it, the varying torch-CPU activations of a long evaluation
+fragment the heap, which then grows without bound),
 and a script can call it too. ``HEBBCORE_MALLOC_TUNING=0`` turns it off. It does nothing where the C
 library is not glibc (macOS, Windows, musl).
 """
