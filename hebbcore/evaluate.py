@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError, HebbcoreError
-from .interfaces import check_hflip_inputs
+from .interfaces import Dataset, check_hflip_inputs
 from .io import read_npz
 from .network import Network, image_views
 from .plugin_manager import Registry
@@ -23,6 +23,31 @@ from .spec import parse_spec
 from .specfile import read_spec_table
 
 SPLITS = ("train", "val", "test")
+
+
+def load_finished_run(
+    run_dir: str | Path, registry: Registry, backend: str = "numpy", device: str | None = None
+) -> tuple[Dataset, Network]:
+    """The data of the run in ``run_dir`` and its network with the trained weights (``weights.npz``), which must
+    answer one score per class."""
+    run_dir = Path(run_dir)
+    missing = [f for f in ("spec.toml", "weights.npz") if not (run_dir / f).is_file()]
+    if missing:
+        raise DataError(
+            f"{str(run_dir)!r} has no {' and no '.join(missing)}; evaluate needs a finished run's spec and weights "
+            f"(committed results keep no weights: run it again into a folder of your own)"
+        )
+    table, _ = read_spec_table(run_dir / "spec.toml")
+    table.pop("init_weights", None)  # the run's trained weights replace its initial ones, which may be gone
+    spec = parse_spec(table, registry, str(run_dir / "spec.toml"), against_data=True)
+    ops = make_backend(registry, backend, device)
+    data = load_dataset(spec, registry)
+    net = Network(spec, data.input_shape, data.n_classes, ops, registry)
+    weights = run_dir / "weights.npz"
+    net.load_state_dict(read_npz(weights, "the run's weights"), source=str(weights), strict=True)
+    if not net.is_classifier:
+        raise HebbcoreError(f"{str(run_dir)!r}: the network's output is not one score per class; nothing to evaluate")
+    return data, net
 
 
 def evaluate_run(
@@ -36,37 +61,21 @@ def evaluate_run(
 ) -> dict[str, dict[str, Any]]:
     """``{split: {"images": n, "accuracy": a[, "mirror_averaged_accuracy": b][, "views": v,
     "views_averaged_accuracy": c]}}`` of the run in ``run_dir`` (``views``: with ``shift``, how many views)."""
-    run_dir = Path(run_dir)
-    missing = [f for f in ("spec.toml", "weights.npz") if not (run_dir / f).is_file()]
-    if missing:
-        raise DataError(
-            f"{str(run_dir)!r} has no {' and no '.join(missing)}; evaluate needs a finished run's spec and weights "
-            f"(committed results keep no weights: run it again into a folder of your own)"
-        )
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
         raise HebbcoreError(f"splits: expected some of {', '.join(SPLITS)}, got {', '.join(unknown)}")
     if shift < 0:
         raise HebbcoreError(f"shift: expected a number of pixels >= 0, got {shift}")
-    table, _ = read_spec_table(run_dir / "spec.toml")
-    table.pop("init_weights", None)  # the run's trained weights replace its initial ones, which may be gone
-    spec = parse_spec(table, registry, str(run_dir / "spec.toml"), against_data=True)
-    ops = make_backend(registry, backend, device)
-    data = load_dataset(spec, registry)
+    data, net = load_finished_run(run_dir, registry, backend, device)
     if shift and len(data.input_shape) == 3 and shift >= min(data.input_shape[1:]):
         h, w = data.input_shape[1:]
         raise HebbcoreError(f"shift: expected fewer pixels than the images' height and width ({h}x{w}), got {shift}")
-    net = Network(spec, data.input_shape, data.n_classes, ops, registry)
-    weights = run_dir / "weights.npz"
-    net.load_state_dict(read_npz(weights, "the run's weights"), source=str(weights), strict=True)
-    if not net.is_classifier:
-        raise HebbcoreError(f"{str(run_dir)!r}: the network's output is not one score per class; nothing to evaluate")
     out: dict[str, dict[str, Any]] = {}
     views = image_views(mirror, shift)
     for name in splits:
         split = getattr(data, name)
         if not len(split):
-            raise DataError(f"the {name} split of {str(run_dir / 'spec.toml')!r} is empty")
+            raise DataError(f"the {name} split of {str(Path(run_dir) / 'spec.toml')!r} is empty")
         if mirror or shift:
             check_hflip_inputs(tuple(split.x.shape), "test-time augmentation (--hflip, --shift): the network's inputs")
         scores = net.view_scores(split.x, views)  # each view once; the figures below sum some of them

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,29 +252,28 @@ class Network:
         """The argmax of :meth:`scores` for every sample, ``batch_size`` rows at a time (default: the device's
         :func:`hebbcore.ops.inference_batch`). ``mirror``: of the scores of each image ``(N, C, H, W)`` plus
         those of its left-right mirror image (test-time augmentation)."""
-        batch_size = batch_size or inference_batch(self.ops.device)
         if mirror:
             check_hflip_inputs(tuple(x.shape), "mirror-averaged scores (--hflip): the network's inputs")
-        out = []
-        for i in range(0, len(x), batch_size):
-            xb = x[i : i + batch_size]
-            s = self.scores(self.ops.asarray(xb))
-            if mirror:
-                s = s + self.scores(self.ops.asarray(view_of(xb, (True, 0, 0))))
-            out.append(self.ops.to_numpy(self.ops.argmax(s, 1)))
+        out = [
+            self.ops.to_numpy(self.ops.argmax(functools.reduce(operator.add, views), 1))  # summed on the device
+            for views in self._scores_by_batch(x, image_views(mirror, 0), batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def view_scores(self, x: np.ndarray, views: list[View], batch_size: int | None = None) -> np.ndarray:
         """Class scores ``(V, N, classes)`` of each of ``views`` (:func:`image_views`) of each image ``x[n]``
         ``(N, C, H, W)``, ``batch_size`` images at a time; sums of them are test-time augmentation."""
-        batch_size = batch_size or inference_batch(self.ops.device)
-        out = []
-        for i in range(0, len(x), batch_size):
-            xb = x[i : i + batch_size]
-            out.append([self.ops.to_numpy(self.scores(self.ops.asarray(view_of(xb, v)))) for v in views])
+        out = [np.stack([self.ops.to_numpy(s) for s in b]) for b in self._scores_by_batch(x, views, batch_size)]
         if not out:
             return np.zeros((len(views), 0, self.n_classes), dtype=np.float32)
-        return np.concatenate([np.stack(o) for o in out], axis=1)
+        return np.concatenate(out, axis=1)
+
+    def _scores_by_batch(self, x: np.ndarray, views: list[View], batch_size: int | None) -> Iterator[list[Array]]:
+        """For each batch of ``x``, the device scores of each of ``views`` of it."""
+        batch_size = batch_size or inference_batch(self.ops.device)
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size]
+            yield [self.scores(self.ops.asarray(view_of(xb, v))) for v in views]
 
     # ------------------------------------------------------------------ the Hebbian step
     def hebbian_step(self, x: Array, labels: Array | None) -> None:

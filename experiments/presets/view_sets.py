@@ -15,12 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hebbcore.io import read_npz
-from hebbcore.network import Network
+from hebbcore.evaluate import load_finished_run
 from hebbcore.plugin_manager import default_registry
-from hebbcore.runner import load_dataset, make_backend
-from hebbcore.spec import parse_spec
-from hebbcore.specfile import read_spec_table
 
 H1 = [(0, 0), (0, 1), (0, -1)]
 HV1 = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
@@ -42,14 +38,7 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=("train", "val", "test"))
     ap.add_argument("--backend", default="torch")
     args = ap.parse_args()
-    registry = default_registry()
-    table, _ = read_spec_table(args.run_dir / "spec.toml")
-    table.pop("init_weights", None)  # the run's own weights replace its initial ones
-    spec = parse_spec(table, registry, str(args.run_dir / "spec.toml"), against_data=True)
-    data = load_dataset(spec, registry)
-    net = Network(spec, data.input_shape, data.n_classes, make_backend(registry, args.backend, None), registry)
-    weights = args.run_dir / "weights.npz"
-    net.load_state_dict(read_npz(weights, "the run's weights"), source=str(weights), strict=True)
+    data, net = load_finished_run(args.run_dir, default_registry(), args.backend)
     split = getattr(data, args.split)
     views = [(m, dy, dx) for m in (False, True) for dy, dx in SETS["mirror x all of the above"]]
     scores = dict(zip(views, net.view_scores(split.x, views), strict=True))
