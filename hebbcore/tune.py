@@ -318,8 +318,7 @@ def _objective(job: TuneJob, space: SearchSpace, registry: Registry) -> Any:
 
     def objective(trial: Any) -> float:
         values = {key: _suggest(trial, key, p) for key, p in space.params.items()}
-        name = _trial_name(job, trial.number)
-        settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in values.items()), f"name={toml_value(name)}"]
+        settings = _trial_settings(job, trial.number, values)
         trial.set_user_attr("pid", os.getpid())
         try:  # each bound was checked alone; some combinations of values still give no valid network
             spec = _measuring(load_spec(job.spec, registry, overrides=settings), space.metric)
@@ -434,6 +433,12 @@ def _trial_name(job: TuneJob, number: int) -> str:
     return f"{job.study}_t{number:04d}"  # _check_out reads the study back from it
 
 
+def _trial_settings(job: TuneJob, number: int, values: dict[str, Any]) -> list[str]:
+    """The ``--set`` settings a trial runs with: the command's, the trial's values, its name."""
+    return [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in values.items()),
+            f"name={toml_value(_trial_name(job, number))}"]  # fmt: skip
+
+
 def _trial_dir(job: TuneJob, number: int) -> Path:
     return Path(job.out) / f"trial_{number:04d}"
 
@@ -486,8 +491,7 @@ def write_best(job: TuneJob, study: Any, registry: Registry) -> None:
     try:
         text = ran.read_text(encoding="utf-8")
     except OSError:
-        settings = [*job.overrides, *(f"{k}={toml_value(v)}" for k, v in best.params.items()),
-                    f"name={toml_value(_trial_name(job, best.number))}"]  # fmt: skip
+        settings = _trial_settings(job, best.number, best.params)
         spec: RunSpec = load_spec(job.spec, registry, against_data=False, overrides=settings)
         text = dumps_toml(spec_to_table(spec))
     atomic_write_text(Path(job.out) / "best.toml", header + text)
