@@ -7,6 +7,8 @@ import numpy as np
 from hebbcore.errors import BackendUnavailable
 from hebbcore.ops import Ops
 
+from . import cpu_kernels
+
 
 class NumpyOps(Ops):
     name = "numpy"
@@ -16,3 +18,29 @@ class NumpyOps(Ops):
         if device not in (None, "cpu"):
             raise BackendUnavailable(f"backend 'numpy' runs on the CPU only, not on device {device!r}")
         super().__init__("cpu")
+
+    # Compiled kernels (cpu_kernels) where Numba is installed; the array code of Ops otherwise.
+    def conv2d_winner_sums(self, x, index, n_kernels, kernel_size, stride=1):
+        if not (cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES):
+            return super().conv2d_winner_sums(x, index, n_kernels, kernel_size, stride)
+        kh, kw = kernel_size
+        out = cpu_kernels.winner_sums(self._channels_last(x), index, n_kernels, kh, kw, stride, self.threads)
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+    def linear_winner_sums(self, x, index, n_kernels):
+        if not (cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES):
+            return super().linear_winner_sums(x, index, n_kernels)
+        n, d = x.shape
+        xh = np.ascontiguousarray(x).reshape(n, 1, 1, d)
+        return cpu_kernels.winner_sums(xh, index.reshape(n, 1, 1), n_kernels, 1, 1, 1, self.threads).reshape(-1, d)
+
+    def cosine_argmax(self, dot, w_norm, x_norm, eps, allowed=None):
+        rows = cpu_kernels.similarity_rows(dot, w_norm, x_norm) if cpu_kernels.enabled() else None
+        if rows is None:
+            return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
+        cos, index = cpu_kernels.cosine_argmax(rows, w_norm, x_norm, eps, allowed, self.threads)
+        return cpu_kernels.in_layout_of(dot, cos), index.reshape((dot.shape[0],) + tuple(dot.shape[2:]))
+
+    @property
+    def threads(self) -> int:
+        return cpu_kernels.default_threads()

@@ -13,6 +13,7 @@ import numpy as np
 from hebbcore.errors import BackendUnavailable
 from hebbcore.ops import Ops
 
+from . import cpu_kernels
 from .numpy_backend import NumpyOps
 
 
@@ -81,6 +82,24 @@ class TorchOps(Ops):
     def isfinite_all(self, a) -> bool:
         return bool(self.torch.isfinite(a).all())
 
+    def cosine_argmax(self, dot, w_norm, x_norm, eps, allowed=None):
+        if self._kernels_for(dot):
+            d, wn, xn = (t.detach().numpy() for t in (dot, w_norm, x_norm))
+            rows = cpu_kernels.similarity_rows(d, wn, xn)
+            if rows is not None:
+                mask = None if allowed is None else allowed.numpy()
+                cos, index = cpu_kernels.cosine_argmax(rows, wn, xn, eps, mask, self._threads())
+                as_dot = self.torch.from_numpy(cpu_kernels.in_layout_of(d, cos))
+                return as_dot, self.torch.from_numpy(index.reshape((d.shape[0],) + d.shape[2:]))
+        return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
+
+    def _kernels_for(self, a) -> bool:
+        """True when the compiled CPU kernels take ``a``: a float tensor on the CPU and Numba enabled."""
+        return a.device.type == "cpu" and a.dtype in self._host_dtypes and cpu_kernels.enabled()
+
+    def _threads(self) -> int:
+        return self.torch.get_num_threads()
+
     def amax(self, a, axis):
         return a.amax(dim=axis, keepdim=True)
 
@@ -135,6 +154,12 @@ class TorchOps(Ops):
         return g.T @ x
 
     def linear_winner_sums(self, x, index, n_kernels):
+        if self._kernels_for(x):
+            n, d = x.shape
+            xh, win = x.detach().contiguous().numpy().reshape(n, 1, 1, d), index.numpy().reshape(n, 1, 1)
+            return self.torch.from_numpy(
+                cpu_kernels.winner_sums(xh, win, n_kernels, 1, 1, 1, self._threads()).reshape(-1, d)
+            )
         if x.device.type != "cpu":  # CUDA's index_add_ adds in no fixed order: keep the product there
             hot = self.one_hot(index, n_kernels, axis=1, dtype=str(x.dtype).removeprefix("torch."))
             return self.linear_weight_sums(x, hot)
@@ -191,6 +216,9 @@ class TorchOps(Ops):
         kh, kw = kernel_size
         ho, wo = index.shape[1:]
         xh = x.permute(0, 2, 3, 1).contiguous()
+        if self._kernels_for(x):
+            sums = cpu_kernels.winner_sums(xh.numpy(), index.numpy(), n_kernels, kh, kw, stride, self._threads())
+            return self.torch.from_numpy(np.ascontiguousarray(sums.transpose(0, 3, 1, 2)))
         d = kh * kw * c
         out = torch.zeros((n_kernels, d), dtype=x.dtype, device=x.device)
         if (

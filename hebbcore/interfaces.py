@@ -77,6 +77,7 @@ class HebbianContext:
         dot: ``w_k · x_p`` for every kernel and position, ``(N, K, Ho, Wo)`` or ``(N, K)``.
         similarity: cosine similarity ``dot / (‖w_k‖·‖x_p‖)``, same shape as ``dot``; computed on first use
             (the core may pass a function), so a rule that never reads it costs no patch norms.
+            :meth:`most_similar` gives the winner of a competition on it.
         labels: integer class labels ``(N,)`` on the backend (None when unlabeled).
         n_classes: number of classes of the task.
         stride: conv stride (1 for linear layers).
@@ -97,9 +98,13 @@ class HebbianContext:
         n_classes: int,
         stride: int = 1,
         reducer: Callable[[Array], Array] | None = None,
+        similarity_argmax: Callable[[Array | None], tuple[Array, Array]] | None = None,
     ):
+        """``similarity_argmax``: the similarity and :meth:`most_similar` in one call (one pass over ``dot``
+        where the backend can), used when a rule asks for the winners before the similarity is computed."""
         self.ops, self.kind, self.x, self.w = ops, kind, x, w
         self.dot, self._similarity, self.labels = dot, similarity, labels
+        self._similarity_argmax = similarity_argmax
         self.n_classes, self.stride = n_classes, stride
         self.reducer = reducer
         self.state: dict[str, Array] = {}
@@ -111,6 +116,15 @@ class HebbianContext:
         if callable(self._similarity):  # computed once, on first use
             self._similarity = self._similarity()
         return self._similarity
+
+    def most_similar(self, allowed: Array | None = None) -> Array:
+        """The index of the kernel most similar to each input patch (the largest :attr:`similarity`, the first on
+        ties): ``(N, Ho, Wo)`` or ``(N,)`` integers; with ``allowed`` ``(N, K)`` bool, among each sample's allowed
+        kernels (0 where it allows none). A winner-takes-all competition: ``Winners(ctx.most_similar(), K)``."""
+        if callable(self._similarity) and self._similarity_argmax is not None:
+            self._similarity, index = self._similarity_argmax(allowed)
+            return index
+        return self.ops.argmax_among(self.similarity, allowed)
 
     def reduce(self, a: Array) -> Array:
         """``a`` summed over every process of data-parallel training (``a`` itself in one process)."""

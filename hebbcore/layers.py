@@ -213,6 +213,19 @@ class WeightLayer(Layer):
         wn, xn = self.norms(ops, w, x)
         return ops.cosine(dot, wn, xn, COS_EPS)
 
+    def similarity_argmax(
+        self, ops: Ops, w: Array, x: Array, dot: Array, allowed: Array | None = None
+    ) -> tuple[Array, Array]:
+        """:meth:`similarity` and, at each sample and position, the index of the most similar kernel (among
+        ``allowed`` ``(N, K)`` bool, when given): in one pass where the backend can
+        (:meth:`hebbcore.ops.Ops.cosine_argmax`). A layer that overrides :meth:`similarity` gets its own
+        similarity's argmax."""
+        if type(self).similarity is not WeightLayer.similarity:
+            s = self.similarity(ops, w, x, dot)
+            return s, ops.argmax_among(s, allowed)
+        wn, xn = self.norms(ops, w, x)
+        return ops.cosine_argmax(dot, wn, xn, COS_EPS, allowed)
+
     def linear_response(self, params: dict[str, Array], dot: Array) -> Array:
         """``w·x + b`` from an already computed ``dot`` (no ``b`` on a Hebbian layer)."""
         b = params.get("bias")

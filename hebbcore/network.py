@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import functools
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -290,25 +290,29 @@ class Network:
                 x = self.layer_forward(node, x, batch_stats=not frozen)
                 continue
             dot = self.dot_of(node, x)
-            if node.cosine:  # the response is the cosine: needed anyway
-                cos: Array | Callable[[], Array] = self.cosine_of(node, x, dot)
-                x_next = self.ops.relu(cos)
-            else:  # a linear response: the cosine only if the rule reads it
-                cos = functools.partial(self.cosine_of, node, x, dot)
-                x_next = self._weights(node).linear_response(node.params, dot)
-            self.hebbian_update(node, x, dot, cos, labels)
-            x = x_next
+            ctx = self.hebbian_context(node, x, dot, labels)
+            x_linear = None if node.cosine else self._weights(node).linear_response(node.params, dot)
+            self.hebbian_update(node, ctx)
+            # the cosine of the weights before the update: computed by then if the rule read it
+            x = self.ops.relu(ctx.similarity) if node.cosine else x_linear
 
-    def hebbian_update(
-        self, node: Node, x: Array, dot: Array, cos: Array | Callable[[], Array], labels: Array | None
-    ) -> Array:
-        """Apply the rule and aggregation of ``node`` to its response; returns the update applied."""
-        w = node.params["weight"]
-        kind = self._weights(node).kind
-        ctx = HebbianContext(self.ops, kind, x, w, dot, cos, labels, self.n_classes, node.stride, reducer=self.reducer)
+    def hebbian_context(
+        self, node: Node, x: Array, dot: Array, labels: Array | None, cos: Array | None = None
+    ) -> HebbianContext:
+        """The rule's view of ``node``'s response ``dot`` to ``x``. ``cos``: the similarity, if computed; else it
+        is computed on first use, with the winners in the same pass when the rule asks for those first."""
+        layer, w = self._weights(node), node.params["weight"]
+        similarity = functools.partial(layer.similarity, self.ops, w, x, dot) if cos is None else cos
+        return HebbianContext(
+            self.ops, layer.kind, x, w, dot, similarity, labels, self.n_classes, node.stride, reducer=self.reducer,
+            similarity_argmax=functools.partial(layer.similarity_argmax, self.ops, w, x, dot),
+        )  # fmt: skip
+
+    def hebbian_update(self, node: Node, ctx: HebbianContext) -> Array:
+        """Apply the rule and aggregation of ``node`` to its response in ``ctx``; returns the update applied."""
         lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
         delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, lr, node.rule_state)
-        node.params["weight"] = delta + w  # the sum takes the update's layout (channels-last from a torch CPU conv)
+        node.params["weight"] = delta + ctx.w  # the sum takes the update's layout (channels-last from a torch CPU conv)
         return delta
 
     def check_finite(self, step: str) -> None:

@@ -103,6 +103,13 @@ class Ops:
     def argmax(self, a: Array, axis: int) -> Array:
         return a.argmax(axis=axis)
 
+    def argmax_among(self, a: Array, allowed: Array | None = None) -> Array:
+        """The index of the largest ``a`` along axis 1 (the first on ties); with ``allowed`` ``(N, K)`` bool,
+        among each sample's allowed entries only (0 where it allows none): a competition among some kernels."""
+        if allowed is not None:
+            a = self.where(allowed.reshape(tuple(allowed.shape) + (1,) * (a.ndim - 2)), a, -np.inf)
+        return self.argmax(a, 1)
+
     def amax(self, a: Array, axis: int) -> Array:
         """The largest value along ``axis``, which is kept with length 1 (broadcasts against ``a``)."""
         return a.max(axis=axis, keepdims=True)
@@ -436,3 +443,11 @@ class Ops:
         xp.multiply(w_norm, x_norm, out=den)
         den += eps
         return xp.divide(dot, den, out=den)
+
+    def cosine_argmax(
+        self, dot: Array, w_norm: Array, x_norm: Array, eps: float, allowed: Array | None = None
+    ) -> tuple[Array, Array]:
+        """``(cosine(dot, w_norm, x_norm, eps), argmax_among(that, allowed))``: the similarity and the winner of a
+        winner-takes-all competition, which a backend may compute in one pass over ``dot``."""
+        cos = self.cosine(dot, w_norm, x_norm, eps)
+        return cos, self.argmax_among(cos, allowed)

@@ -158,7 +158,7 @@ def hebbian_trace(net: Network, x, labels):
         node.stride,
     )
     y = ctx.dense(node.rule.post_synaptic(ctx))
-    delta = net.hebbian_update(node, xa, dot, cos, ops.asarray(labels, dtype="int64"))
+    delta = net.hebbian_update(node, net.hebbian_context(node, xa, dot, ops.asarray(labels, dtype="int64"), cos))
     return [ops.to_numpy(a) for a in (ops.relu(cos), y, delta, node.params["weight"])], ops.to_numpy(cos)
 
 

@@ -200,7 +200,7 @@ def fast_update(net, x, labels):
     xb = ops.asarray(x)
     lb = None if labels is None else ops.asarray(labels, dtype="int64")
     dot, cos = net.similarity(node, xb)
-    return ops.to_numpy(net.hebbian_update(node, xb, dot, cos, lb))
+    return ops.to_numpy(net.hebbian_update(node, net.hebbian_context(node, xb, dot, lb, cos)))
 
 
 def competition_score(rule, opts, net, x):

@@ -83,14 +83,14 @@ class Teacher(LearningRule):
             raise ValueError("the 'teacher' rule needs labels")
         ops = ctx.ops
         group, common = self._on(ops)
-        allowed = ctx.expand_per_sample(ops.take_rows(group, ctx.labels))  # (N, K[, 1, 1])
+        rows = ops.take_rows(group, ctx.labels)  # (N, K)
+        if self.options.competition == "masked_wta":
+            return Winners(ctx.most_similar(rows + common > 0), int(ctx.dot.shape[1]))
+        allowed = ctx.expand_per_sample(rows)  # (N, K[, 1, 1])
         always = ctx.expand_per_sample(common)
         if self.options.competition == "wta":
             masked = ops.where(allowed > 0, ctx.similarity, -2.0)
             return ops.one_hot_argmax(masked, axis=1) * allowed + always
-        if self.options.competition == "masked_wta":
-            masked = ops.where(allowed + always > 0, ctx.similarity, -2.0)  # cosines are >= -1
-            return Winners(ops.argmax(masked, axis=1), int(ctx.dot.shape[1]))
         return ops.broadcast_to(allowed + always, tuple(ctx.dot.shape))
 
     def decay_sum(self, ctx, coefficient, coefficient_sum):

@@ -1,0 +1,139 @@
+"""Compiled CPU kernels (Numba) for the winner-takes-all update, shared by the numpy and the torch-CPU
+backends.
+
+A winner-takes-all update adds one input patch per position to its winner's sum. Array libraries do that in
+several passes over memory (a sort and a gather of the patches, or a patch copy and an ``index_add_``); the
+kernel does it in one, reading each patch where it lies in the input. A winner-takes-all competition reads the
+cosines once more after they are written; the fused kernel picks the winner while each row is still in cache.
+
+They are used when Numba is installed (``pip install hebbcore[numba]``) unless the environment sets
+``HEBBCORE_NUMBA=0``; otherwise the backends keep their array-library code, which the tests hold these kernels
+equal to. Numba is imported on first use, never by importing hebbcore.
+
+Each kernel works on a range of samples with the GIL released, so that ``threads`` ranges run at once in a
+thread pool; the per-thread partial sums are added in a fixed order, so a result depends only on the inputs and
+the thread count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+#: The dtypes the kernels are compiled for.
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: Set to 0 to keep the array-library code even where Numba is installed (A/B timings, debugging).
+ENV_SWITCH = "HEBBCORE_NUMBA"
+
+
+def enabled() -> bool:
+    """True when the kernels are used: Numba imports and ``HEBBCORE_NUMBA`` is not ``0``."""
+    return os.environ.get(ENV_SWITCH, "1") != "0" and _kernels() is not None
+
+
+def default_threads() -> int:
+    """Threads for the numpy backend's kernels: the CPUs this process may run on, at most ``OMP_NUM_THREADS``
+    (the limit its BLAS keeps to as well)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(n, int(limit)) if limit.isdigit() else n)
+
+
+def winner_sums(xh: np.ndarray, index: np.ndarray, n_kernels: int, kh: int, kw: int, stride: int, threads: int) -> Any:
+    """``Σ_{(n,i,j): index[n,i,j] = k} xh[n, i·s : i·s + kh, j·s : j·s + kw, :]`` for each kernel ``k``.
+
+    ``xh`` ``(N, H, W, C)`` C-contiguous (channels-last), ``index`` ``(N, Ho, Wo)`` integers in ``[0, K)``;
+    returns ``(K, kh, kw, C)``. A dense layer is the case ``H = W = kh = kw = 1``.
+    """
+    kernel = _kernels().winner_sums
+    n, h, wd, c = xh.shape
+    ho, wo = index.shape[1:]
+    # the kernel writes where the indices say: anything out of range would write outside its arrays
+    if not xh.flags.c_contiguous or index.shape[0] != n or (ho - 1) * stride + kh > h or (wo - 1) * stride + kw > wd:
+        raise ValueError(f"winner sums: input {xh.shape} and winners {index.shape} do not fit {kh}x{kw}/{stride}")
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= n_kernels):
+        raise ValueError(f"winner sums: a winner index outside [0, {n_kernels})")
+    size = n_kernels * kh * kw * c
+    parts = _ranges(n, threads)
+    acc = np.zeros((len(parts), size), dtype=xh.dtype)
+    index = np.ascontiguousarray(index)
+    _run([lambda p=p, r=r: kernel(xh, index, acc[p], r[0], r[1], kh, kw, stride) for p, r in enumerate(parts)])
+    out = acc[0]
+    for p in range(1, len(parts)):
+        out += acc[p]
+    return out.reshape(n_kernels, kh, kw, c)
+
+
+def cosine_argmax(dot: np.ndarray, w_norm: np.ndarray, x_norm: np.ndarray, eps: float, allowed: Any, threads: int):
+    """``(dot / (w_norm·x_norm + eps), index)`` for ``dot`` ``(N, P, K)`` C-contiguous, ``w_norm`` ``(K,)``,
+    ``x_norm`` ``(N, P)``: the cosines ``(N, P, K)`` and, at each sample and position, the first kernel with the
+    largest cosine among ``allowed`` ``(N, K)`` bool (None: all), 0 where none is allowed; ``(N, P)`` int64."""
+    n, p, k = dot.shape
+    dtype = dot.dtype
+    w_norm = np.ascontiguousarray(w_norm, dtype=dtype).reshape(k)
+    x_norm = np.ascontiguousarray(x_norm, dtype=dtype).reshape(n, p)
+    penalty = np.zeros((n, k), dtype=dtype)
+    if allowed is not None:
+        penalty[~np.asarray(allowed, dtype=np.bool_).reshape(n, k)] = -np.inf
+    out = np.empty_like(dot)
+    index = np.empty((n, p), dtype=np.int64)
+    kernel, e = _kernels().cosine_argmax, dtype.type(eps)
+    _run([lambda r=r: kernel(dot, w_norm, x_norm, e, penalty, out, index, r[0], r[1]) for r in _ranges(n, threads)])
+    return out, index
+
+
+def similarity_rows(dot: np.ndarray, w_norm: Any, x_norm: Any) -> np.ndarray | None:
+    """``dot`` ``(N, K[, Ho, Wo])`` as the ``(N, P, K)`` C-contiguous rows :func:`cosine_argmax` takes (no copy),
+    or None where it is not laid out so (kernel axis fastest, as convolutions return activations), its dtype is
+    not float32/64, or the norms are not one per kernel and one per sample and position."""
+    if dot.ndim not in (2, 4) or dot.dtype not in KERNEL_DTYPES:
+        return None
+    n, k = dot.shape[:2]
+    rows = dot.transpose(0, 2, 3, 1) if dot.ndim == 4 else dot
+    if not rows.flags.c_contiguous or w_norm.size != k or x_norm.size != rows.size // max(k, 1):
+        return None
+    return rows.reshape(n, -1, k)
+
+
+def in_layout_of(dot: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The ``(N, P, K)`` rows as an array shaped like ``dot`` ``(N, K[, Ho, Wo])``, kernel axis fastest (a view)."""
+    if dot.ndim == 2:
+        return rows.reshape(dot.shape)
+    n, k, ho, wo = dot.shape
+    return rows.reshape(n, ho, wo, k).transpose(0, 3, 1, 2)
+
+
+def _ranges(n: int, threads: int) -> list[tuple[int, int]]:
+    """``threads`` (at most ``n``) contiguous ranges of samples covering ``[0, n)``; one empty range if n = 0."""
+    t = max(1, min(threads, n))
+    bounds = [n * i // t for i in range(t + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _run(calls: list[Callable[[], Any]]) -> None:
+    if len(calls) == 1:
+        calls[0]()
+        return
+    for f in [_pool(os.getpid()).submit(c) for c in calls]:
+        f.result()
+
+
+@cache
+def _pool(pid: int) -> ThreadPoolExecutor:
+    """The thread pool of process ``pid``: a forked child has none of its parent's threads, so it makes its own."""
+    return ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="hebbcore-kernel")
+
+
+@cache
+def _kernels() -> Any:
+    """The compiled kernels' module, or None without Numba (compiled on first call, cached on disk by Numba)."""
+    try:
+        from . import numba_kernels
+    except ImportError:
+        return None
+    return numba_kernels

@@ -1,0 +1,207 @@
+"""The compiled CPU kernels against loops, and the backends with and without them."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hebbcore_backends import cpu_kernels
+from hebbcore_backends.numpy_backend import NumpyOps
+
+numba_installed = pytest.mark.skipif(cpu_kernels._kernels() is None, reason="numba is not installed")
+
+
+def loop_winner_sums(x, index, k, kh, kw, s):
+    """``(K, C, kh, kw)``: each position's patch added to its winner's kernel, one position at a time."""
+    n, c = x.shape[:2]
+    out = np.zeros((k, c, kh, kw))
+    for b, i, j in np.ndindex(*index.shape):
+        out[index[b, i, j]] += x[b, :, i * s : i * s + kh, j * s : j * s + kw]
+    return out
+
+
+def loop_cosine_argmax(dot, wn, xn, eps, allowed):
+    """The cosines in float64 and, per sample and position, the first allowed kernel with the largest one."""
+    cos = dot.astype(np.float64) / (wn[None, None, :].astype(np.float64) * xn[:, :, None] + eps)
+    index = np.zeros(dot.shape[:2], dtype=np.int64)
+    for b, q in np.ndindex(*dot.shape[:2]):
+        best = None
+        for j in range(dot.shape[2]):
+            if (allowed is None or allowed[b, j]) and (best is None or cos[b, q, j] > cos[b, q, best]):
+                best = j
+        index[b, q] = 0 if best is None else best
+    return cos, index
+
+
+@numba_installed
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(0, 5),
+    c=st.integers(1, 5),
+    k=st.integers(1, 7),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    s=st.integers(1, 3),
+    extra=st.integers(0, 5),
+    threads=st.integers(1, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_winner_sums_against_a_loop(n, c, k, kh, kw, s, extra, threads, dtype, seed):
+    rng = np.random.default_rng(seed)
+    h, w = kh + extra, kw + (extra * 7) % 6
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    ho, wo = (h - kh) // s + 1, (w - kw) // s + 1
+    index = rng.integers(0, k, size=(n, ho, wo))
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    got = cpu_kernels.winner_sums(xh, index, k, kh, kw, s, threads)
+    assert got.shape == (k, kh, kw, c) and got.dtype == dtype
+    np.testing.assert_allclose(
+        got.transpose(0, 3, 1, 2), loop_winner_sums(x, index, k, kh, kw, s), rtol=1e-5, atol=1e-5
+    )
+
+
+@numba_installed
+def test_winner_sums_refuse_what_would_write_outside_the_arrays():
+    xh = np.zeros((2, 5, 5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
+        cpu_kernels.winner_sums(xh, np.full((2, 3, 3), 4), 4, 3, 3, 1, 1)
+    with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
+        cpu_kernels.winner_sums(xh, np.full((2, 3, 3), -1), 4, 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        cpu_kernels.winner_sums(xh, np.zeros((2, 4, 4), np.int64), 4, 3, 3, 1, 1)  # 4 windows of 3 need 6 pixels
+
+
+@numba_installed
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(0, 5),
+    p=st.integers(1, 9),
+    k=st.integers(1, 40),
+    masked=st.booleans(),
+    threads=st.integers(1, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_cosine_argmax_against_a_loop(n, p, k, masked, threads, dtype, seed):
+    rng = np.random.default_rng(seed)
+    dot = rng.standard_normal((n, p, k)).astype(dtype)
+    dot[:, :, k // 2] = dot[:, :, 0]  # exact ties: the first kernel wins
+    wn = np.ones(k, dtype) if k > 1 else rng.random(k).astype(dtype) + 0.5
+    xn = rng.random((n, p)).astype(dtype) + 0.1
+    allowed = rng.random((n, k)) < 0.5 if masked else None
+    if masked and n:
+        allowed[0] = False  # a sample with no allowed kernel: 0
+    cos, index = cpu_kernels.cosine_argmax(dot, wn, xn, 1e-8, allowed, threads)
+    want_cos, want_index = loop_cosine_argmax(dot, wn, xn, 1e-8, allowed)
+    assert cos.dtype == dtype and index.dtype == np.int64
+    np.testing.assert_allclose(cos, want_cos, rtol=1e-6)
+    np.testing.assert_array_equal(index, want_index)
+
+
+@numba_installed
+def test_a_nan_cosine_still_gives_an_index_in_range():
+    dot = np.full((1, 2, 5), np.nan, np.float32)
+    _, index = cpu_kernels.cosine_argmax(dot, np.ones(5, np.float32), np.ones((1, 2), np.float32), 1e-8, None, 1)
+    assert ((index >= 0) & (index < 5)).all()
+
+
+def test_rows_are_taken_only_from_channels_last_memory():
+    chw = np.zeros((2, 3, 4, 5), np.float32)  # (N, K, H, W) with W fastest: not the kernels' rows
+    last = np.zeros((2, 4, 5, 3), np.float32).transpose(0, 3, 1, 2)
+    wn, xn = np.ones((1, 3, 1, 1), np.float32), np.ones((2, 1, 4, 5), np.float32)
+    assert cpu_kernels.similarity_rows(chw, wn, xn) is None
+    rows = cpu_kernels.similarity_rows(last, wn, xn)
+    assert rows.shape == (2, 20, 3) and np.shares_memory(rows, last)
+    assert cpu_kernels.similarity_rows(last, wn, np.ones((1, 1, 4, 5), np.float32)) is None  # a broadcast x_norm
+    assert cpu_kernels.similarity_rows(last.astype(np.float16), wn, xn) is None
+
+
+def test_the_switch_and_a_missing_numba_keep_the_array_code(monkeypatch):
+    monkeypatch.setenv(cpu_kernels.ENV_SWITCH, "0")
+    assert not cpu_kernels.enabled()
+    monkeypatch.delenv(cpu_kernels.ENV_SWITCH)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    monkeypatch.delitem(sys.modules, "hebbcore_backends.numba_kernels", raising=False)
+    monkeypatch.delattr(sys.modules["hebbcore_backends"], "numba_kernels", raising=False)
+    cpu_kernels._kernels.cache_clear()
+    try:
+        assert not cpu_kernels.enabled()
+        x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+        index = np.zeros((2, 4, 4), np.int64)
+        got = NumpyOps().conv2d_winner_sums(x, index, 2, (3, 3))
+        np.testing.assert_allclose(got, loop_winner_sums(x, index, 2, 3, 3, 1), rtol=1e-5, atol=1e-5)
+    finally:
+        cpu_kernels._kernels.cache_clear()
+
+
+@numba_installed
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_backends_give_the_same_with_and_without_the_kernels(backend, registry, monkeypatch):
+    """Winner sums (conv and dense) and the fused cosine and competition, kernels on and off, in every layout
+    the backend's convolution returns."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    ops = registry.get("backend", backend)("cpu")
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((6, 4, 9, 9)), rng.standard_normal((7, 4, 3, 3))
+    xa, wa = ops.asarray(x), ops.asarray(w)
+    dot = ops.conv2d(xa, wa, 2)
+    wn = ops.sqrt(ops.sum(wa * wa, axis=(1, 2, 3))).reshape(1, -1, 1, 1)
+    xn = ops.sqrt(ops.patch_sq_norms(xa, (3, 3), 2))
+    allowed = ops.asarray(rng.random((6, 7)) < 0.5, dtype="bool")
+    dense_x = ops.asarray(rng.standard_normal((6, 11)))
+    index = ops.asarray(rng.integers(0, 7, (6, 4, 4)), dtype="int64")
+
+    def results():
+        cos, winners = ops.cosine_argmax(dot, wn, xn, 1e-8)
+        _, masked = ops.cosine_argmax(dot, wn, xn, 1e-8, allowed)
+        return [
+            ops.to_numpy(a)
+            for a in (
+                cos,
+                winners,
+                masked,
+                ops.conv2d_winner_sums(xa, index, 7, (3, 3), 2),
+                ops.linear_winner_sums(dense_x, index[:, 0, 0], 7),
+            )
+        ]
+
+    calls = []
+    for name in ("cosine_argmax", "winner_sums"):
+        kernel = getattr(cpu_kernels, name)
+        monkeypatch.setattr(cpu_kernels, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+    strides = (lambda a: a.stride()) if backend == "torch" else (lambda a: a.strides)
+    cos = ops.cosine_argmax(dot, wn, xn, 1e-8)[0]
+    assert tuple(cos.shape) == tuple(dot.shape) and strides(cos) == strides(dot)  # the convolution's layout
+    with_kernels = results()
+    assert calls.count("cosine_argmax") == 3 and calls.count("winner_sums") == 2  # the kernels took every call
+    monkeypatch.setenv(cpu_kernels.ENV_SWITCH, "0")
+    without = results()
+    for a, b in zip(with_kernels, without, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _sums_in_a_child(queue):
+    xh = np.ones((4, 3, 3, 2), np.float32)
+    queue.put(cpu_kernels.winner_sums(xh, np.zeros((4, 1, 1), np.int64), 1, 3, 3, 1, 2).sum())
+
+
+@numba_installed
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_a_forked_child_runs_the_kernels_on_its_own_threads():
+    import multiprocessing
+
+    xh = np.ones((4, 3, 3, 2), np.float32)
+    assert cpu_kernels.winner_sums(xh, np.zeros((4, 1, 1), np.int64), 1, 3, 3, 1, 2).sum() == 72  # the parent's pool
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_sums_in_a_child, args=(queue,), daemon=True)
+    child.start()
+    assert queue.get(timeout=30) == 72
+    child.join(timeout=60)
+    assert child.exitcode == 0
