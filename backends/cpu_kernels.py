@@ -44,11 +44,13 @@ def default_threads() -> int:
     return max(1, min(n, int(limit)) if limit.isdigit() else n)
 
 
-def winner_sums(xh: np.ndarray, index: np.ndarray, n_kernels: int, kh: int, kw: int, stride: int, threads: int) -> Any:
+def winner_sums(
+    xh: np.ndarray, index: np.ndarray, n_kernels: int, kh: int, kw: int, stride: int, threads: int, openmp: bool = False
+) -> Any:
     """``Σ_{(n,i,j): index[n,i,j] = k} xh[n, i·s : i·s + kh, j·s : j·s + kw, :]`` for each kernel ``k``.
 
     ``xh`` ``(N, H, W, C)`` C-contiguous (channels-last), ``index`` ``(N, Ho, Wo)`` integers in ``[0, K)``;
-    returns ``(K, kh, kw, C)``. A dense layer is the case ``H = W = kh = kw = 1``.
+    returns ``(K, kh, kw, C)``. A dense layer is the case ``H = W = kh = kw = 1``. ``openmp``: see :func:`_run`.
     """
     kernel = _kernels().winner_sums
     n, h, wd, c = xh.shape
@@ -59,20 +61,33 @@ def winner_sums(xh: np.ndarray, index: np.ndarray, n_kernels: int, kh: int, kw: 
     if index.size and (int(index.min()) < 0 or int(index.max()) >= n_kernels):
         raise ValueError(f"winner sums: a winner index outside [0, {n_kernels})")
     size = n_kernels * kh * kw * c
-    parts = _ranges(n, threads)
-    acc = np.zeros((len(parts), size), dtype=xh.dtype)
+    bounds = _bounds(n, threads)
+    acc = np.zeros((len(bounds) - 1, size), dtype=xh.dtype)
     index = np.ascontiguousarray(index)
-    _run([lambda p=p, r=r: kernel(xh, index, acc[p], r[0], r[1], kh, kw, stride) for p, r in enumerate(parts)])
+    _run(
+        bounds,
+        lambda p: kernel(xh, index, acc[p], bounds[p], bounds[p + 1], kh, kw, stride),
+        openmp and (lambda: _kernels().winner_sums_parallel(xh, index, acc, bounds, kh, kw, stride)),
+    )
     out = acc[0]
-    for p in range(1, len(parts)):
+    for p in range(1, len(acc)):
         out += acc[p]
     return out.reshape(n_kernels, kh, kw, c)
 
 
-def cosine_argmax(dot: np.ndarray, w_norm: np.ndarray, x_norm: np.ndarray, eps: float, allowed: Any, threads: int):
+def cosine_argmax(
+    dot: np.ndarray,
+    w_norm: np.ndarray,
+    x_norm: np.ndarray,
+    eps: float,
+    allowed: Any,
+    threads: int,
+    openmp: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(dot / (w_norm·x_norm + eps), index)`` for ``dot`` ``(N, P, K)`` C-contiguous, ``w_norm`` ``(K,)``,
     ``x_norm`` ``(N, P)``: the cosines ``(N, P, K)`` and, at each sample and position, the first kernel with the
-    largest cosine among ``allowed`` ``(N, K)`` bool (None: all), 0 where none is allowed; ``(N, P)`` int64."""
+    largest cosine among ``allowed`` ``(N, K)`` bool (None: all), 0 where none is allowed; ``(N, P)`` int64.
+    ``openmp``: see :func:`_run`."""
     n, p, k = dot.shape
     dtype = dot.dtype
     w_norm = np.ascontiguousarray(w_norm, dtype=dtype).reshape(k)
@@ -83,7 +98,12 @@ def cosine_argmax(dot: np.ndarray, w_norm: np.ndarray, x_norm: np.ndarray, eps: 
     out = np.empty_like(dot)
     index = np.empty((n, p), dtype=np.int64)
     kernel, e = _kernels().cosine_argmax, dtype.type(eps)
-    _run([lambda r=r: kernel(dot, w_norm, x_norm, e, penalty, out, index, r[0], r[1]) for r in _ranges(n, threads)])
+    bounds = _bounds(n, threads)
+    _run(
+        bounds,
+        lambda p: kernel(dot, w_norm, x_norm, e, penalty, out, index, bounds[p], bounds[p + 1]),
+        openmp and (lambda: _kernels().cosine_argmax_parallel(dot, w_norm, x_norm, e, penalty, out, index, bounds)),
+    )
     return out, index
 
 
@@ -108,19 +128,38 @@ def in_layout_of(dot: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return rows.reshape(n, ho, wo, k).transpose(0, 3, 1, 2)
 
 
-def _ranges(n: int, threads: int) -> list[tuple[int, int]]:
-    """``threads`` (at most ``n``) contiguous ranges of samples covering ``[0, n)``; one empty range if n = 0."""
+def _bounds(n: int, threads: int) -> np.ndarray:
+    """The bounds of ``threads`` (at most ``n``) contiguous ranges of samples covering ``[0, n)``."""
     t = max(1, min(threads, n))
-    bounds = [n * i // t for i in range(t + 1)]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+    return np.array([n * i // t for i in range(t + 1)], dtype=np.int64)
 
 
-def _run(calls: list[Callable[[], Any]]) -> None:
-    if len(calls) == 1:
-        calls[0]()
-        return
-    for f in [_pool(os.getpid()).submit(c) for c in calls]:
-        f.result()
+def _run(bounds: np.ndarray, part: Callable[[int], Any], parallel: Any) -> None:
+    """Run ``part(p)`` for each range ``bounds[p]:bounds[p + 1]``: one range on this thread; several on Python
+    threads (the kernels release the GIL), or with ``parallel`` (a call running them all) on Numba's threading
+    layer. The latter suits a process whose other work runs on an OpenMP team (torch's): after each of its
+    operations those workers spin for a while and leave a Python thread no core, while an OpenMP team of
+    Numba's takes the work at once (paper net, torch, 2 threads: Hebbian / forward 0.60-0.66 with Python
+    threads, 0.76-0.77 with Numba's; numpy, whose BLAS spins too, drops from 0.81 to 0.49 with Numba's). A forked
+    child keeps to Python threads: GNU OpenMP does not survive a fork."""
+    parts = len(bounds) - 1
+    if parts == 1:
+        part(0)
+    elif parallel and os.getpid() == _PARENT_PID:
+        import numba
+
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(parts, numba.config.NUMBA_NUM_THREADS))  # this thread's setting only
+        try:
+            parallel()
+        finally:
+            numba.set_num_threads(before)
+    else:
+        for f in [_pool(os.getpid()).submit(part, p) for p in range(parts)]:
+            f.result()
+
+
+_PARENT_PID = os.getpid()
 
 
 @cache

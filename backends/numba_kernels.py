@@ -52,3 +52,18 @@ def cosine_argmax(dot, w_norm, x_norm, eps, penalty, out, index, s0, s1):  # pra
             for j in range(uint64(k)):  # the first index at the top, as a min (vectorised) rather than a search
                 best = min(best, numba.int32(j) if o[j] + pen[j] == top else none)
             index[s, q] = best if best < none and top > -np.inf else 0  # a NaN row finds no top
+
+
+@numba.njit(parallel=True, cache=True)
+def winner_sums_parallel(xh, index, acc, bounds, kh, kw, stride):  # pragma: no cover (compiled)
+    """:func:`winner_sums` of the sample range ``bounds[t]:bounds[t + 1]`` into ``acc[t]``, the ranges in
+    parallel (Numba's threading layer: OpenMP where it has one)."""
+    for t in numba.prange(len(bounds) - 1):
+        winner_sums(xh, index, acc[t], bounds[t], bounds[t + 1], kh, kw, stride)
+
+
+@numba.njit(parallel=True, cache=True)
+def cosine_argmax_parallel(dot, w_norm, x_norm, eps, penalty, out, index, bounds):  # pragma: no cover (compiled)
+    """:func:`cosine_argmax` of the sample ranges ``bounds[t]:bounds[t + 1]`` in parallel."""
+    for t in numba.prange(len(bounds) - 1):
+        cosine_argmax(dot, w_norm, x_norm, eps, penalty, out, index, bounds[t], bounds[t + 1])

@@ -88,7 +88,7 @@ class TorchOps(Ops):
             rows = cpu_kernels.similarity_rows(d, wn, xn)
             if rows is not None:
                 mask = None if allowed is None else allowed.numpy()
-                cos, index = cpu_kernels.cosine_argmax(rows, wn, xn, eps, mask, self._threads())
+                cos, index = cpu_kernels.cosine_argmax(rows, wn, xn, eps, mask, self._threads(), openmp=True)
                 as_dot = self.torch.from_numpy(cpu_kernels.in_layout_of(d, cos))
                 return as_dot, self.torch.from_numpy(index.reshape((d.shape[0],) + d.shape[2:]))
         return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
@@ -158,7 +158,7 @@ class TorchOps(Ops):
             n, d = x.shape
             xh, win = x.detach().contiguous().numpy().reshape(n, 1, 1, d), index.numpy().reshape(n, 1, 1)
             return self.torch.from_numpy(
-                cpu_kernels.winner_sums(xh, win, n_kernels, 1, 1, 1, self._threads()).reshape(-1, d)
+                cpu_kernels.winner_sums(xh, win, n_kernels, 1, 1, 1, self._threads(), openmp=True).reshape(-1, d)
             )
         if x.device.type != "cpu":  # CUDA's index_add_ adds in no fixed order: keep the product there
             hot = self.one_hot(index, n_kernels, axis=1, dtype=str(x.dtype).removeprefix("torch."))
@@ -217,7 +217,9 @@ class TorchOps(Ops):
         ho, wo = index.shape[1:]
         xh = x.permute(0, 2, 3, 1).contiguous()
         if self._kernels_for(x):
-            sums = cpu_kernels.winner_sums(xh.numpy(), index.numpy(), n_kernels, kh, kw, stride, self._threads())
+            sums = cpu_kernels.winner_sums(
+                xh.numpy(), index.numpy(), n_kernels, kh, kw, stride, self._threads(), openmp=True
+            )
             return self.torch.from_numpy(np.ascontiguousarray(sums.transpose(0, 3, 1, 2)))
         d = kh * kw * c
         out = torch.zeros((n_kernels, d), dtype=x.dtype, device=x.device)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
 
 from hebbcore.cli import main
+from hebbcore.lab import machine
 from hebbcore.lab.bench import Target, floor_step, format_table, parse_targets, run_bench
 
 
@@ -141,6 +143,18 @@ def test_cli_bench_writes_json(tmp_path, capsys):
     assert blas["env"] == {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
     if blas["openblas_core"] is not None:
         assert f"{blas['openblas_core']} kernels" in printed
+    kernels = data["machine"]["cpu_kernels"]  # whether the compiled kernels ran, and why not
+    assert kernels == machine.cpu_kernels_line() and f"compiled CPU kernels (numpy, torch-cpu): {kernels}" in printed
+    numba_on = data["versions"]["numba"] is not None and os.environ.get("HEBBCORE_NUMBA") != "0"
+    assert kernels.startswith("on (numba ") == numba_on
+
+
+def test_the_cpu_kernels_line_says_why_they_are_off(monkeypatch):
+    monkeypatch.setenv("HEBBCORE_NUMBA", "0")
+    assert machine.cpu_kernels_line() == "off (HEBBCORE_NUMBA=0)"
+    monkeypatch.delenv("HEBBCORE_NUMBA")
+    monkeypatch.setitem(sys.modules, "numba", None)
+    assert machine.cpu_kernels_line() == "off (numba is not installed)"
 
 
 _BLAS_OF_CHILD = (

@@ -48,17 +48,18 @@ def loop_cosine_argmax(dot, wn, xn, eps, allowed):
     s=st.integers(1, 3),
     extra=st.integers(0, 5),
     threads=st.integers(1, 3),
+    openmp=st.booleans(),
     dtype=st.sampled_from([np.float32, np.float64]),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_winner_sums_against_a_loop(n, c, k, kh, kw, s, extra, threads, dtype, seed):
+def test_winner_sums_against_a_loop(n, c, k, kh, kw, s, extra, threads, openmp, dtype, seed):
     rng = np.random.default_rng(seed)
     h, w = kh + extra, kw + (extra * 7) % 6
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     ho, wo = (h - kh) // s + 1, (w - kw) // s + 1
     index = rng.integers(0, k, size=(n, ho, wo))
     xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    got = cpu_kernels.winner_sums(xh, index, k, kh, kw, s, threads)
+    got = cpu_kernels.winner_sums(xh, index, k, kh, kw, s, threads, openmp)
     assert got.shape == (k, kh, kw, c) and got.dtype == dtype
     np.testing.assert_allclose(
         got.transpose(0, 3, 1, 2), loop_winner_sums(x, index, k, kh, kw, s), rtol=1e-5, atol=1e-5
@@ -84,10 +85,11 @@ def test_winner_sums_refuse_what_would_write_outside_the_arrays():
     k=st.integers(1, 40),
     masked=st.booleans(),
     threads=st.integers(1, 3),
+    openmp=st.booleans(),
     dtype=st.sampled_from([np.float32, np.float64]),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_cosine_argmax_against_a_loop(n, p, k, masked, threads, dtype, seed):
+def test_cosine_argmax_against_a_loop(n, p, k, masked, threads, openmp, dtype, seed):
     rng = np.random.default_rng(seed)
     dot = rng.standard_normal((n, p, k)).astype(dtype)
     dot[:, :, k // 2] = dot[:, :, 0]  # exact ties: the first kernel wins
@@ -96,7 +98,7 @@ def test_cosine_argmax_against_a_loop(n, p, k, masked, threads, dtype, seed):
     allowed = rng.random((n, k)) < 0.5 if masked else None
     if masked and n:
         allowed[0] = False  # a sample with no allowed kernel: 0
-    cos, index = cpu_kernels.cosine_argmax(dot, wn, xn, 1e-8, allowed, threads)
+    cos, index = cpu_kernels.cosine_argmax(dot, wn, xn, 1e-8, allowed, threads, openmp)
     want_cos, want_index = loop_cosine_argmax(dot, wn, xn, 1e-8, allowed)
     assert cos.dtype == dtype and index.dtype == np.int64
     np.testing.assert_allclose(cos, want_cos, rtol=1e-6)
@@ -174,7 +176,7 @@ def test_backends_give_the_same_with_and_without_the_kernels(backend, registry, 
     calls = []
     for name in ("cosine_argmax", "winner_sums"):
         kernel = getattr(cpu_kernels, name)
-        monkeypatch.setattr(cpu_kernels, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+        monkeypatch.setattr(cpu_kernels, name, lambda *a, _k=kernel, _n=name, **kw: calls.append(_n) or _k(*a, **kw))
     strides = (lambda a: a.stride()) if backend == "torch" else (lambda a: a.strides)
     cos = ops.cosine_argmax(dot, wn, xn, 1e-8)[0]
     assert tuple(cos.shape) == tuple(dot.shape) and strides(cos) == strides(dot)  # the convolution's layout
@@ -188,20 +190,25 @@ def test_backends_give_the_same_with_and_without_the_kernels(backend, registry, 
 
 def _sums_in_a_child(queue):
     xh = np.ones((4, 3, 3, 2), np.float32)
-    queue.put(cpu_kernels.winner_sums(xh, np.zeros((4, 1, 1), np.int64), 1, 3, 3, 1, 2).sum())
+    index = np.zeros((4, 1, 1), np.int64)
+    queue.put([cpu_kernels.winner_sums(xh, index, 1, 3, 3, 1, 2, openmp).sum() for openmp in (False, True)])
 
 
 @numba_installed
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
 def test_a_forked_child_runs_the_kernels_on_its_own_threads():
+    """The parent's Python threads and OpenMP team are both in use; a forked child has neither and must not
+    hang on the one or be stopped by the other."""
     import multiprocessing
 
     xh = np.ones((4, 3, 3, 2), np.float32)
-    assert cpu_kernels.winner_sums(xh, np.zeros((4, 1, 1), np.int64), 1, 3, 3, 1, 2).sum() == 72  # the parent's pool
+    index = np.zeros((4, 1, 1), np.int64)
+    for openmp in (False, True):
+        assert cpu_kernels.winner_sums(xh, index, 1, 3, 3, 1, 2, openmp).sum() == 72
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_sums_in_a_child, args=(queue,), daemon=True)
     child.start()
-    assert queue.get(timeout=30) == 72
+    assert queue.get(timeout=30) == [72, 72]
     child.join(timeout=60)
     assert child.exitcode == 0

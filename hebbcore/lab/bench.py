@@ -526,6 +526,8 @@ def format_table(result: dict) -> str:
         line = blas_line(result.get("machine", {}).get("numpy_blas", {}))
         if line:
             lines.append(line)
+    if any(r["device"] == "cpu" for r in result["results"]) and "cpu_kernels" in result.get("machine", {}):
+        lines.append(f"compiled CPU kernels (numpy, torch-cpu): {result['machine']['cpu_kernels']}")
     c = result.get("comparisons", {})
     if "torch_cpu_over_numpy_hebbian" in c:
         lines.append(

@@ -12,12 +12,24 @@ import numpy as np
 
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version(), "numpy": np.__version__}
-    for mod in ("torch", "cupy"):
+    for mod in ("torch", "cupy", "numba"):
         try:
             out[mod] = __import__(mod).__version__
         except Exception:  # not installed or broken
             out[mod] = None
     return out
+
+
+def cpu_kernels_line() -> str:
+    """Whether the numpy and torch-CPU backends ran their compiled kernels (Numba installed and not switched
+    off by ``HEBBCORE_NUMBA=0``), for a benchmark's JSON and table."""
+    if os.environ.get("HEBBCORE_NUMBA", "1") == "0":
+        return "off (HEBBCORE_NUMBA=0)"
+    try:
+        import numba
+    except ImportError:
+        return "off (numba is not installed)"
+    return f"on (numba {numba.__version__})"
 
 
 def _cpu_model() -> str:
@@ -111,6 +123,7 @@ def machine_info(targets: list[Any]) -> dict:
 
     info["malloc_tuning"] = malloc_tuning()
     info["numpy_blas"] = numpy_blas()
+    info["cpu_kernels"] = cpu_kernels_line()
     try:
         import torch
 
