@@ -220,7 +220,7 @@ class TorchOps(Ops):
             sums = cpu_kernels.winner_sums(
                 xh.numpy(), index.numpy(), n_kernels, kh, kw, stride, self._threads(), openmp=True
             )
-            return self.torch.from_numpy(np.ascontiguousarray(sums.transpose(0, 3, 1, 2)))
+            return self.torch.from_numpy(sums.transpose(0, 3, 1, 2))  # channels-last, as conv2d takes weights
         d = kh * kw * c
         out = torch.zeros((n_kernels, d), dtype=x.dtype, device=x.device)
         if (
