@@ -10,9 +10,9 @@ They are used when Numba is installed (``pip install hebbcore[numba]``) unless t
 ``HEBBCORE_NUMBA=0``; otherwise the backends keep their array-library code, which the tests hold these kernels
 equal to. Numba is imported on first use, never by importing hebbcore.
 
-Each kernel works on a range of samples with the GIL released, so that ``threads`` ranges run at once in a
-thread pool; the per-thread partial sums are added in a fixed order, so a result depends only on the inputs and
-the thread count.
+Each kernel works on a range of samples with the GIL released; ``threads`` ranges run at once (see
+:func:`_run`), and their partial sums are added in a fixed order, so a result depends only on the inputs and
+the thread count. The numpy backend runs them on one thread, the torch backend on torch's thread count.
 """
 
 from __future__ import annotations
@@ -34,14 +34,6 @@ ENV_SWITCH = "HEBBCORE_NUMBA"
 def enabled() -> bool:
     """True when the kernels are used: Numba imports and ``HEBBCORE_NUMBA`` is not ``0``."""
     return os.environ.get(ENV_SWITCH, "1") != "0" and _kernels() is not None
-
-
-def default_threads() -> int:
-    """Threads for the numpy backend's kernels: the CPUs this process may run on, at most ``OMP_NUM_THREADS``
-    (the limit its BLAS keeps to as well)."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    return max(1, min(n, int(limit)) if limit.isdigit() else n)
 
 
 def winner_sums(

@@ -41,6 +41,7 @@ class NumpyOps(Ops):
         cos, index = cpu_kernels.cosine_argmax(rows, w_norm, x_norm, eps, allowed, self.threads)
         return cpu_kernels.in_layout_of(dot, cos), index.reshape((dot.shape[0],) + tuple(dot.shape[2:]))
 
-    @property
-    def threads(self) -> int:
-        return cpu_kernels.default_threads()
+    #: The kernels' threads: one, since numpy's BLAS workers spin after each product and leave another thread
+    #: no core (``benchmarks/blas_spin.py``; paper net at 2 threads, Hebbian / forward 0.84-0.93 on one kernel
+    #: thread against 0.77-0.80 on two).
+    threads = 1

@@ -13,7 +13,9 @@ Runs ``Network.hebbian_step`` of the paper's all-Hebbian net (``HHHHHH``, as ``h
   device synchronized before and after every call, so each method is charged its own work. The
   synchronizing removes the overlap of host and device, so the per-step total is larger than the wall time;
 - with ``--by-layer`` (any backend): the same timing of the Hebbian step, charged to each layer and split
-  into its forward pass and its update (``Network.hebbian_update``), with the update's three largest methods.
+  into its forward pass, its similarity (patch norms and cosine, with the competition's winners where a rule
+  asks for them; computed inside the update when it does) and the rest of its update
+  (``Network.hebbian_update``), with the update's three largest methods.
 """
 
 from __future__ import annotations
@@ -95,10 +97,25 @@ def by_method(ops, fn, steps: int, key=lambda name: name) -> tuple[float, dict]:
 
 
 def by_layer(net, fn, steps: int) -> tuple[float, dict]:
-    """:func:`by_method` with each call charged to ``(layer, part, method)``: ``part`` is ``"update"`` inside
-    ``Network.hebbian_update`` (the rule, the sums, the weight update) and ``"forward"`` elsewhere."""
+    """:func:`by_method` with each call charged to ``(layer, part, method)``: ``part`` is ``"similarity"``
+    inside a weight layer's ``similarity`` or ``similarity_argmax`` (the patch norms and the cosine, with the
+    competition's winners when a rule asks for them: :meth:`HebbianContext.most_similar`), ``"update"``
+    elsewhere inside ``Network.hebbian_update`` (the rule, the sums, the weight update) and ``"forward"``
+    elsewhere."""
     where = {"layer": "", "part": "forward"}
     originals = {n: getattr(net, n) for n in ("layer_forward", "dot_of", "cosine_of", "hebbian_update")}
+    layers = [node.layer for node in net.hebbian_nodes]
+
+    def similarity(method):
+        def call(*a, **k):
+            before = where["part"]
+            where["part"] = "similarity"
+            try:
+                return method(*a, **k)
+            finally:
+                where["part"] = before
+
+        return call
 
     def entered(name, method):
         def call(node, *a, **k):
@@ -116,26 +133,34 @@ def by_layer(net, fn, steps: int) -> tuple[float, dict]:
     try:
         for n, m in originals.items():
             setattr(net, n, entered(n, m))
+        for layer in layers:  # the instance's attribute shadows the class's method until deleted
+            for n in ("similarity", "similarity_argmax"):
+                setattr(layer, n, similarity(getattr(layer, n)))
         return by_method(net.ops, fn, steps, key=lambda name: (where["layer"], where["part"], name))
     finally:
         for n in originals:
             delattr(net, n)  # back to the class's methods
+        for layer in layers:
+            for n in ("similarity", "similarity_argmax"):
+                delattr(layer, n)
 
 
 def print_by_layer(stats: dict, steps: int, wall: float) -> None:
     layers = list(dict.fromkeys(layer for layer, _, _ in stats))
-    print("| layer | forward ms / step | update ms / step | the update's largest parts (ms / step) |")
-    print("|---|---:|---:|---|")
-    totals = {"forward": 0.0, "update": 0.0}
+    parts_head = "the update's largest parts (ms / step)"
+    print(f"| layer | forward ms / step | similarity ms / step | update ms / step | {parts_head} |")
+    print("|---|---:|---:|---:|---|")
+    totals = {"forward": 0.0, "similarity": 0.0, "update": 0.0}
     for layer in layers:
         part = {p: sum(sec for (la, pa, _), (_, sec) in stats.items() if la == layer and pa == p) for p in totals}
         for p in totals:
             totals[p] += part[p]
         top = sorted((sec, m) for (la, pa, m), (_, sec) in stats.items() if la == layer and pa == "update")[::-1]
         parts = ", ".join(f"{m} {sec * 1e3 / steps:.2f}" for sec, m in top[:3])
-        print(f"| {layer} | {part['forward'] * 1e3 / steps:.2f} | {part['update'] * 1e3 / steps:.2f} | {parts} |")
-    print(f"| all | {totals['forward'] * 1e3 / steps:.2f} | {totals['update'] * 1e3 / steps:.2f} | "
-          f"whole step, wall {wall * 1e3 / steps:.2f} |")  # fmt: skip
+        ms = " | ".join(f"{part[p] * 1e3 / steps:.2f}" for p in totals)
+        print(f"| {layer} | {ms} | {parts} |")
+    ms = " | ".join(f"{totals[p] * 1e3 / steps:.2f}" for p in totals)
+    print(f"| all | {ms} | whole step, wall {wall * 1e3 / steps:.2f} |")
 
 
 def main() -> None:

@@ -55,14 +55,15 @@ def test_step_profile_by_method_on_numpy():
 
 def test_step_profile_by_layer_charges_each_layer_its_forward_and_update():
     stdout = script("benchmarks/step_profile.py", "--backend", "numpy", "--by-layer", "--steps", "2")
-    rows = {m[0]: m[1:] for m in re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| (.*) \|$", stdout, re.M)}
-    for layer in ("conv1", "conv2", "conv3", "conv4", "fc5", "fc6"):  # the Hebbian layers: a forward and an update
-        assert float(rows[layer][0]) > 0 and float(rows[layer][1]) > 0, stdout
-    assert rows["pool1"][1] == "0.00" and rows["bn1"][1] == "0.00"  # no update where nothing learns
-    assert "conv2d_winner_sums" in rows["conv1"][2] and "argmax" in rows["conv1"][2]
-    forward, update = (sum(float(r[i]) for name, r in rows.items() if name != "all") for i in (0, 1))
-    assert float(rows["all"][0]) == pytest.approx(forward, abs=0.02 * len(rows))  # the total is the rows' sum
-    assert float(rows["all"][1]) == pytest.approx(update, abs=0.02 * len(rows))
+    row = r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| (.*) \|$"
+    rows = {m[0]: m[1:] for m in re.findall(row, stdout, re.M)}
+    for layer in ("conv1", "conv2", "conv3", "conv4", "fc5", "fc6"):  # Hebbian layers: forward, similarity, update
+        assert all(float(rows[layer][i]) > 0 for i in range(3)), stdout
+    assert rows["pool1"][1:3] == ("0.00", "0.00") and rows["bn1"][1:3] == ("0.00", "0.00")  # nothing learns there
+    assert "conv2d_winner_sums" in rows["conv1"][3] and "cosine" not in rows["conv1"][3]  # the cosine: similarity
+    for i in range(3):  # the total is the rows' sum
+        total = sum(float(r[i]) for name, r in rows.items() if name != "all")
+        assert float(rows["all"][i]) == pytest.approx(total, abs=0.02 * len(rows))
 
 
 def test_step_faults_and_blas_spin_scripts_print_their_tables():
