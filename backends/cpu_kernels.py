@@ -18,6 +18,7 @@ the thread count. The numpy backend runs them on one thread, the torch backend o
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -27,6 +28,8 @@ import numpy as np
 
 #: The dtypes the kernels are compiled for.
 KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: At most this many bytes of per-thread partial winner sums: fewer threads for a layer with many weights.
+PARTIAL_SUMS_MAX_BYTES = 64 << 20
 #: Set to 0 to keep the array-library code even where Numba is installed (A/B timings, debugging).
 ENV_SWITCH = "HEBBCORE_NUMBA"
 
@@ -53,7 +56,7 @@ def winner_sums(
     if index.size and (int(index.min()) < 0 or int(index.max()) >= n_kernels):
         raise ValueError(f"winner sums: a winner index outside [0, {n_kernels})")
     size = n_kernels * kh * kw * c
-    bounds = _bounds(n, threads)
+    bounds = _bounds(n, min(threads, max(1, PARTIAL_SUMS_MAX_BYTES // max(size * xh.itemsize, 1))))
     acc = np.zeros((len(bounds) - 1, size), dtype=xh.dtype)
     index = np.ascontiguousarray(index)
     _run(
@@ -77,37 +80,55 @@ def cosine_argmax(
     openmp: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(dot / (w_norm·x_norm + eps), index)`` for ``dot`` ``(N, P, K)`` C-contiguous, ``w_norm`` ``(K,)``,
-    ``x_norm`` ``(N, P)``: the cosines ``(N, P, K)`` and, at each sample and position, the first kernel with the
-    largest cosine among ``allowed`` ``(N, K)`` bool (None: all), 0 where none is allowed; ``(N, P)`` int64.
-    ``openmp``: see :func:`_run`."""
+    ``x_norm`` ``(N, P)``, both finite and ``>= 0``, and ``eps > 0`` (:func:`similarity_rows` checks these): the
+    cosines ``(N, P, K)`` and, at each sample and position, the first kernel with the largest cosine among
+    ``allowed`` ``(N, K)`` or ``(1, K)`` bool (None: all), as numpy's ``argmax`` of ``where(allowed, cosines,
+    -inf)``: the first allowed NaN wins, 0 where none is allowed; ``(N, P)`` int64. ``openmp``: see :func:`_run`."""
     n, p, k = dot.shape
     dtype = dot.dtype
     w_norm = np.ascontiguousarray(w_norm, dtype=dtype).reshape(k)
     x_norm = np.ascontiguousarray(x_norm, dtype=dtype).reshape(n, p)
-    penalty = np.zeros((n, k), dtype=dtype)
+    penalty = np.zeros((n, k), dtype=dtype)  # 0 where a kernel may win, -inf where not: an add, not a branch
     if allowed is not None:
-        penalty[~np.asarray(allowed, dtype=np.bool_).reshape(n, k)] = -np.inf
+        penalty[~np.broadcast_to(np.asarray(allowed, dtype=np.bool_).reshape(-1, k), (n, k))] = -np.inf
     out = np.empty_like(dot)
     index = np.empty((n, p), dtype=np.int64)
     kernel, e = _kernels().cosine_argmax, dtype.type(eps)
+    bits, big = dot.view(np.int32 if dtype.itemsize == 4 else np.int64), _huge(dtype, float(eps))
     bounds = _bounds(n, threads)
     _run(
         bounds,
-        lambda p: kernel(dot, w_norm, x_norm, e, penalty, out, index, bounds[p], bounds[p + 1]),
-        openmp and (lambda: _kernels().cosine_argmax_parallel(dot, w_norm, x_norm, e, penalty, out, index, bounds)),
+        lambda p: kernel(dot, bits, w_norm, x_norm, e, penalty, big, out, index, bounds[p], bounds[p + 1]),
+        openmp
+        and (lambda: _kernels().cosine_argmax_parallel(dot, bits, w_norm, x_norm, e, penalty, big, out, index, bounds)),
     )
     return out, index
 
 
-def similarity_rows(dot: np.ndarray, w_norm: Any, x_norm: Any) -> np.ndarray | None:
+def _huge(dtype: np.dtype, eps: float) -> np.ndarray:
+    """``[mask of the exponent field, the exponent field of 2**m]`` as integers of ``dtype``'s width, with ``m``
+    the largest power for which ``|dot| < 2**m`` keeps ``dot / eps`` finite: a row holding a larger, infinite or
+    NaN ``dot`` is computed exactly, outside fast-math."""
+    fi = np.finfo(dtype)
+    width = fi.bits - 1 - fi.nmant  # exponent bits
+    bias = (1 << (width - 1)) - 1
+    m = int(np.floor(np.log2(float(fi.max) * eps))) - 1
+    exponent = min(max(bias + m, 1), (1 << width) - 1)
+    return np.array([((1 << width) - 1) << fi.nmant, exponent << fi.nmant], dtype=f"int{fi.bits}")
+
+
+def similarity_rows(dot: np.ndarray, w_norm: np.ndarray, x_norm: np.ndarray, eps: float) -> np.ndarray | None:
     """``dot`` ``(N, K[, Ho, Wo])`` as the ``(N, P, K)`` C-contiguous rows :func:`cosine_argmax` takes (no copy),
-    or None where it is not laid out so (kernel axis fastest, as convolutions return activations), its dtype is
-    not float32/64, or the norms are not one per kernel and one per sample and position."""
-    if dot.ndim not in (2, 4) or dot.dtype not in KERNEL_DTYPES:
+    or None where the array code must do it: ``dot`` not laid out so (kernel axis fastest, as convolutions return
+    activations), empty, or not float32/64; norms that are not one per kernel and one per sample and position,
+    not finite or negative; ``eps <= 0``."""
+    if dot.ndim not in (2, 4) or dot.dtype not in KERNEL_DTYPES or dot.size == 0 or not eps > 0:
         return None
     n, k = dot.shape[:2]
     rows = dot.transpose(0, 2, 3, 1) if dot.ndim == 4 else dot
-    if not rows.flags.c_contiguous or w_norm.size != k or x_norm.size != rows.size // max(k, 1):
+    if not rows.flags.c_contiguous or w_norm.size != k or x_norm.size != rows.size // k:
+        return None
+    if not all(np.isfinite(a).all() and (a >= 0).all() for a in (w_norm, x_norm)):  # small: K and N·P values
         return None
     return rows.reshape(n, -1, k)
 
@@ -140,18 +161,21 @@ def _run(bounds: np.ndarray, part: Callable[[int], Any], parallel: Any) -> None:
     elif parallel and os.getpid() == _PARENT_PID:
         import numba
 
-        before = numba.get_num_threads()
-        numba.set_num_threads(min(parts, numba.config.NUMBA_NUM_THREADS))  # this thread's setting only
-        try:
-            parallel()
-        finally:
-            numba.set_num_threads(before)
+        # one parallel launch at a time: Numba's fallback threading layer (workqueue) aborts on concurrent ones
+        with _PARALLEL_LOCK:
+            before = numba.get_num_threads()
+            numba.set_num_threads(min(parts, numba.config.NUMBA_NUM_THREADS))  # this thread's setting only
+            try:
+                parallel()
+            finally:
+                numba.set_num_threads(before)
     else:
         for f in [_pool(os.getpid()).submit(part, p) for p in range(parts)]:
             f.result()
 
 
-_PARENT_PID = os.getpid()
+_PARENT_PID = os.getpid()  # a child forked after this import keeps to Python threads
+_PARALLEL_LOCK = threading.Lock()
 
 
 @cache

@@ -31,27 +31,57 @@ def winner_sums(xh, index, acc, s0, s1, kh, kw, stride):  # pragma: no cover (co
                         acc[dst + e] += flat[src + e]
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"nnan", "reassoc", "nsz"})  # only max and min reassociate: exact
-def cosine_argmax(dot, w_norm, x_norm, eps, penalty, out, index, s0, s1):  # pragma: no cover (compiled)
+@_jit  # no fast-math: NaN and inf follow IEEE and numpy here
+def _cosine_argmax_row(d, w_norm, xs, eps, pen, o):  # pragma: no cover (compiled)
+    """One row of :func:`cosine_argmax` as numpy computes it, for a row with a non-finite or huge ``dot``:
+    ``o = d / (w_norm·xs + eps)``, then ``argmax(o + pen)`` where the first NaN wins."""
+    k = d.shape[0]
+    best = 0
+    top = -np.inf
+    for j in range(k):
+        o[j] = d[j] / (w_norm[j] * xs + eps)
+        v = o[j] + pen[j] if pen[j] == 0 else -np.inf
+        if top == top and (v != v or v > top or j == 0):
+            top, best = v, j
+    return best
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"nnan", "reassoc", "nsz"})  # max and min vectorise: exact anyway
+def cosine_argmax(dot, dot_bits, w_norm, x_norm, eps, penalty, big, out, index, s0, s1):  # pragma: no cover (compiled)
     """For samples ``s0 <= s < s1`` of ``dot`` (N, P, K): ``out = dot / (w_norm · x_norm + eps)`` and ``index``
-    (N, P), the first ``k`` with the largest ``out + penalty[s]`` (``penalty`` 0 where a kernel may win, ``-inf``
-    where not; 0 where none may). Each row's cosines are still in cache when the competition reads them."""
+    (N, P), numpy's ``argmax(out + penalty[s])``, ``penalty`` 0 where a kernel may win and ``-inf`` where not:
+    the first largest allowed value (0 where none is above ``-inf``). Each row's cosines are still in cache when
+    the competition reads them.
+
+    The caller guarantees finite norms ``>= 0`` and ``eps > 0``; ``dot_bits`` is ``dot`` seen as integers, whose
+    exponent field (``big``: the mask of that field, and the smallest exponent counted as huge, in its two
+    entries) flags a row with a non-finite or huge value: that row goes to :func:`_cosine_argmax_row`, since
+    fast-math assumes no NaN here, and every other row's cosines are finite."""
     _, p, k = dot.shape
     none = numba.int32(k)
+    field, huge = big[0], big[1]
     for s in range(s0, s1):
         pen = penalty[s]
         for q in range(p):
             d = dot[s, q]
+            db = dot_bits[s, q]
             o = out[s, q]
             xs = x_norm[s, q]
+            odd = False
+            for j in range(uint64(k)):  # integer tests: fast-math cannot assume them away
+                odd |= (db[j] & field) >= huge
+            if odd:
+                index[s, q] = _cosine_argmax_row(d, w_norm, xs, eps, pen, o)
+                continue
             top = -np.inf
             for j in range(uint64(k)):
                 o[j] = d[j] / (w_norm[j] * xs + eps)
                 top = max(top, o[j] + pen[j])
             best = none
-            for j in range(uint64(k)):  # the first index at the top, as a min (vectorised) rather than a search
-                best = min(best, numba.int32(j) if o[j] + pen[j] == top else none)
-            index[s, q] = best if best < none and top > -np.inf else 0  # a NaN row finds no top
+            if top > -np.inf:
+                for j in range(uint64(k)):  # the first index at the top, as a min (vectorised) rather than a search
+                    best = min(best, numba.int32(j) if o[j] + pen[j] == top else none)
+            index[s, q] = best if best < none else 0
 
 
 @numba.njit(parallel=True, cache=True)
@@ -63,7 +93,7 @@ def winner_sums_parallel(xh, index, acc, bounds, kh, kw, stride):  # pragma: no 
 
 
 @numba.njit(parallel=True, cache=True)
-def cosine_argmax_parallel(dot, w_norm, x_norm, eps, penalty, out, index, bounds):  # pragma: no cover (compiled)
+def cosine_argmax_parallel(dot, dot_bits, w_norm, x_norm, eps, penalty, big, out, index, bounds):  # pragma: no cover
     """:func:`cosine_argmax` of the sample ranges ``bounds[t]:bounds[t + 1]`` in parallel."""
     for t in numba.prange(len(bounds) - 1):
-        cosine_argmax(dot, w_norm, x_norm, eps, penalty, out, index, bounds[t], bounds[t + 1])
+        cosine_argmax(dot, dot_bits, w_norm, x_norm, eps, penalty, big, out, index, bounds[t], bounds[t + 1])

@@ -35,7 +35,7 @@ class NumpyOps(Ops):
         return cpu_kernels.winner_sums(xh, index.reshape(n, 1, 1), n_kernels, 1, 1, 1, self.threads).reshape(-1, d)
 
     def cosine_argmax(self, dot, w_norm, x_norm, eps, allowed=None):
-        rows = cpu_kernels.similarity_rows(dot, w_norm, x_norm) if cpu_kernels.enabled() else None
+        rows = cpu_kernels.similarity_rows(dot, w_norm, x_norm, eps) if cpu_kernels.enabled() else None
         if rows is None:
             return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
         cos, index = cpu_kernels.cosine_argmax(rows, w_norm, x_norm, eps, allowed, self.threads)

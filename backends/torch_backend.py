@@ -85,7 +85,7 @@ class TorchOps(Ops):
     def cosine_argmax(self, dot, w_norm, x_norm, eps, allowed=None):
         if self._kernels_for(dot):
             d, wn, xn = (t.detach().numpy() for t in (dot, w_norm, x_norm))
-            rows = cpu_kernels.similarity_rows(d, wn, xn)
+            rows = cpu_kernels.similarity_rows(d, wn, xn, eps)
             if rows is not None:
                 mask = None if allowed is None else allowed.numpy()
                 cos, index = cpu_kernels.cosine_argmax(rows, wn, xn, eps, mask, self._threads(), openmp=True)
@@ -218,7 +218,7 @@ class TorchOps(Ops):
         xh = x.permute(0, 2, 3, 1).contiguous()
         if self._kernels_for(x):
             sums = cpu_kernels.winner_sums(
-                xh.numpy(), index.numpy(), n_kernels, kh, kw, stride, self._threads(), openmp=True
+                xh.detach().numpy(), index.numpy(), n_kernels, kh, kw, stride, self._threads(), openmp=True
             )
             return self.torch.from_numpy(sums.transpose(0, 3, 1, 2))  # channels-last, as conv2d takes weights
         d = kh * kw * c

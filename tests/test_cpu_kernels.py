@@ -106,21 +106,39 @@ def test_cosine_argmax_against_a_loop(n, p, k, masked, threads, openmp, dtype, s
 
 
 @numba_installed
-def test_a_nan_cosine_still_gives_an_index_in_range():
-    dot = np.full((1, 2, 5), np.nan, np.float32)
-    _, index = cpu_kernels.cosine_argmax(dot, np.ones(5, np.float32), np.ones((1, 2), np.float32), 1e-8, None, 1)
-    assert ((index >= 0) & (index < 5)).all()
+@pytest.mark.parametrize("openmp", [False, True])
+def test_nans_and_masks_follow_numpys_argmax_of_the_masked_cosines(openmp):
+    """The first allowed NaN wins, a forbidden NaN is ignored, infinities and overflowing cosines order as numpy
+    orders them, a (1, K) mask applies to every sample: as numpy's argmax of ``where(allowed, cos, -inf)`` (the
+    array code's), on the kernel's own cosines."""
+    rng = np.random.default_rng(11)
+    dot = rng.standard_normal((40, 6, 9)).astype(np.float32)
+    dot[rng.random(dot.shape) < 0.1] = np.nan
+    dot[rng.random(dot.shape) < 0.05] = np.inf
+    dot[rng.random(dot.shape) < 0.05] = -3e37  # finite, but its cosine overflows: the exact path too
+    wn, xn = rng.random(9).astype(np.float32) + 0.5, rng.random((40, 6)).astype(np.float32) + 0.5
+    for allowed in (None, rng.random((40, 9)) < 0.5, rng.random((1, 9)) < 0.5):
+        cos, index = cpu_kernels.cosine_argmax(dot, wn, xn, 1e-8, allowed, 2, openmp)
+        mask = np.ones((1, 9), bool) if allowed is None else allowed
+        np.testing.assert_array_equal(index, np.argmax(np.where(mask[:, None, :], cos, -np.inf), axis=-1))
+        with np.errstate(all="ignore"):
+            np.testing.assert_allclose(cos, dot / (wn * xn[..., None] + np.float32(1e-8)), rtol=1e-6)
 
 
-def test_rows_are_taken_only_from_channels_last_memory():
+def test_rows_are_taken_only_where_the_kernel_may_compute():
     chw = np.zeros((2, 3, 4, 5), np.float32)  # (N, K, H, W) with W fastest: not the kernels' rows
     last = np.zeros((2, 4, 5, 3), np.float32).transpose(0, 3, 1, 2)
     wn, xn = np.ones((1, 3, 1, 1), np.float32), np.ones((2, 1, 4, 5), np.float32)
-    assert cpu_kernels.similarity_rows(chw, wn, xn) is None
-    rows = cpu_kernels.similarity_rows(last, wn, xn)
+    assert cpu_kernels.similarity_rows(chw, wn, xn, 1e-8) is None
+    rows = cpu_kernels.similarity_rows(last, wn, xn, 1e-8)
     assert rows.shape == (2, 20, 3) and np.shares_memory(rows, last)
-    assert cpu_kernels.similarity_rows(last, wn, np.ones((1, 1, 4, 5), np.float32)) is None  # a broadcast x_norm
-    assert cpu_kernels.similarity_rows(last.astype(np.float16), wn, xn) is None
+    assert cpu_kernels.similarity_rows(last, wn, np.ones((1, 1, 4, 5), np.float32), 1e-8) is None  # broadcast x_norm
+    assert cpu_kernels.similarity_rows(last.astype(np.float16), wn, xn, 1e-8) is None
+    assert cpu_kernels.similarity_rows(last[:0], wn, xn[:0], 1e-8) is None  # an empty shard
+    assert cpu_kernels.similarity_rows(last, wn, xn, 0.0) is None  # 0/0 possible: NaN, the array code's way
+    for bad in (np.nan, np.inf, -1.0):  # the fast-math kernel assumes finite cosines
+        assert cpu_kernels.similarity_rows(last, wn, np.where(xn > 0, bad, xn), 1e-8) is None
+        assert cpu_kernels.similarity_rows(last, np.full_like(wn, bad), xn, 1e-8) is None
 
 
 def test_the_switch_and_a_missing_numba_keep_the_array_code(monkeypatch):
@@ -182,6 +200,8 @@ def test_backends_give_the_same_with_and_without_the_kernels(backend, registry, 
     assert tuple(cos.shape) == tuple(dot.shape) and strides(cos) == strides(dot)  # the convolution's layout
     with_kernels = results()
     assert calls.count("cosine_argmax") == 3 and calls.count("winner_sums") == 2  # the kernels took every call
+    empty = ops.cosine_argmax(dot[:0], wn, xn[:0], 1e-8, allowed[:0])  # an empty shard of a data-parallel batch
+    assert tuple(empty[0].shape) == (0, 7, 4, 4) and tuple(empty[1].shape) == (0, 4, 4)
     monkeypatch.setenv(cpu_kernels.ENV_SWITCH, "0")
     without = results()
     for a, b in zip(with_kernels, without, strict=True):
@@ -212,3 +232,31 @@ def test_a_forked_child_runs_the_kernels_on_its_own_threads():
     assert queue.get(timeout=30) == [72, 72]
     child.join(timeout=60)
     assert child.exitcode == 0
+
+
+_CONCURRENT = """
+import threading, numpy as np
+from hebbcore_backends import cpu_kernels
+xh, index, bad = np.ones((8, 3, 3, 2), np.float32), np.zeros((8, 1, 1), np.int64), []
+def work():
+    for _ in range(20):
+        if cpu_kernels.winner_sums(xh, index, 1, 3, 3, 1, 2, True).sum() != 144:
+            bad.append(1)
+threads = [threading.Thread(target=work) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+assert not bad
+"""
+
+
+@numba_installed
+@pytest.mark.parametrize("layer", ["default", "workqueue"])
+def test_parallel_kernels_from_several_python_threads(layer):
+    """Numba's fallback threading layer (workqueue) aborts the process on concurrent parallel launches: the
+    kernels take turns."""
+    import os
+    import subprocess
+
+    env = dict(os.environ) if layer == "default" else {**os.environ, "NUMBA_THREADING_LAYER": layer}
+    done = subprocess.run([sys.executable, "-c", _CONCURRENT], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

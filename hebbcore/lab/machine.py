@@ -21,8 +21,9 @@ def versions() -> dict[str, str | None]:
 
 
 def cpu_kernels_line() -> str:
-    """Whether the numpy and torch-CPU backends ran their compiled kernels (Numba installed and not switched
-    off by ``HEBBCORE_NUMBA=0``), for a benchmark's JSON and table."""
+    """Whether the numpy and torch-CPU backends' compiled kernels were on (Numba installed and not switched off
+    by ``HEBBCORE_NUMBA=0``; a call whose arrays they do not take still runs the array code), for a benchmark's
+    JSON and table."""
     if os.environ.get("HEBBCORE_NUMBA", "1") == "0":
         return "off (HEBBCORE_NUMBA=0)"
     try:
