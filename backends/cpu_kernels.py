@@ -153,8 +153,9 @@ def _run(bounds: np.ndarray, part: Callable[[int], Any], parallel: Any) -> None:
     layer. The latter suits a process whose other work runs on an OpenMP team (torch's): after each of its
     operations those workers spin for a while and leave a Python thread no core, while an OpenMP team of
     Numba's takes the work at once (paper net, torch, 2 threads: Hebbian / forward 0.60-0.66 with Python
-    threads, 0.76-0.77 with Numba's; numpy, whose BLAS spins too, drops from 0.81 to 0.49 with Numba's). A forked
-    child keeps to Python threads: GNU OpenMP does not survive a fork."""
+    threads, 0.71-0.85 with Numba's; docs/benchmarks.md). numpy's BLAS spins too, but an OpenMP team there slowed
+    its products (0.81 to 0.49), so the numpy backend runs one range. A forked child keeps to Python threads: GNU
+    OpenMP does not survive a fork."""
     parts = len(bounds) - 1
     if parts == 1:
         part(0)
