@@ -102,6 +102,8 @@ def cosine_argmax(
         openmp
         and (lambda: _kernels().cosine_argmax_parallel(dot, bits, w_norm, x_norm, e, penalty, big, out, index, bounds)),
     )
+    if (index < 0).any():  # rows with a non-finite or huge dot: numpy's rules, outside fast-math
+        _kernels().cosine_argmax_exact(dot, w_norm, x_norm, e, penalty, out, index)
     return out, index
 
 

@@ -31,22 +31,30 @@ def winner_sums(xh, index, acc, s0, s1, kh, kw, stride):  # pragma: no cover (co
                         acc[dst + e] += flat[src + e]
 
 
-@_jit  # no fast-math: NaN and inf follow IEEE and numpy here
-def _cosine_argmax_row(d, w_norm, xs, eps, pen, o):  # pragma: no cover (compiled)
-    """One row of :func:`cosine_argmax` as numpy computes it, for a row with a non-finite or huge ``dot``:
-    ``o = d / (w_norm·xs + eps)``, then ``argmax(o + pen)`` where the first NaN wins."""
-    k = d.shape[0]
-    best = 0
-    top = -np.inf
-    for j in range(k):
-        o[j] = d[j] / (w_norm[j] * xs + eps)
-        v = o[j] + pen[j] if pen[j] == 0 else -np.inf
-        if top == top and (v != v or v > top or j == 0):
-            top, best = v, j
-    return best
+@_jit  # no fast-math: NaN and inf follow IEEE and numpy here. Called from Python only: a caller's flags would apply
+def cosine_argmax_exact(dot, w_norm, x_norm, eps, penalty, out, index):  # pragma: no cover (compiled)
+    """The rows :func:`cosine_argmax` left (``index < 0``: a non-finite or huge ``dot``) as numpy computes them:
+    ``out = dot / (w_norm·x_norm + eps)``, then ``argmax(out + penalty)`` where the first NaN wins."""
+    n, p, k = dot.shape
+    for s in range(n):
+        for q in range(p):
+            if index[s, q] >= 0:
+                continue
+            d, o, pen, xs = dot[s, q], out[s, q], penalty[s], x_norm[s, q]
+            best = 0
+            top = -np.inf
+            for j in range(k):
+                o[j] = d[j] / (w_norm[j] * xs + eps)
+                v = o[j] + pen[j] if pen[j] == 0 else -np.inf
+                if top == top and (v != v or v > top or j == 0):
+                    top, best = v, j
+            index[s, q] = best
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"nnan", "reassoc", "nsz"})  # max and min vectorise: exact anyway
+_FAST = {"nnan", "reassoc", "nsz"}  # max and min vectorise; exact anyway on the finite rows this sees
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
 def cosine_argmax(dot, dot_bits, w_norm, x_norm, eps, penalty, big, out, index, s0, s1):  # pragma: no cover (compiled)
     """For samples ``s0 <= s < s1`` of ``dot`` (N, P, K): ``out = dot / (w_norm · x_norm + eps)`` and ``index``
     (N, P), numpy's ``argmax(out + penalty[s])``, ``penalty`` 0 where a kernel may win and ``-inf`` where not:
@@ -54,9 +62,9 @@ def cosine_argmax(dot, dot_bits, w_norm, x_norm, eps, penalty, big, out, index, 
     the competition reads them.
 
     The caller guarantees finite norms ``>= 0`` and ``eps > 0``; ``dot_bits`` is ``dot`` seen as integers, whose
-    exponent field (``big``: the mask of that field, and the smallest exponent counted as huge, in its two
-    entries) flags a row with a non-finite or huge value: that row goes to :func:`_cosine_argmax_row`, since
-    fast-math assumes no NaN here, and every other row's cosines are finite."""
+    exponent field (``big``: the mask of that field, and the smallest exponent counted as huge) flags a row with
+    a non-finite or huge value. Fast-math assumes no NaN, so such a row gets ``index = -1``, left to
+    :func:`cosine_argmax_exact`; every other row's cosines are finite."""
     _, p, k = dot.shape
     none = numba.int32(k)
     field, huge = big[0], big[1]
@@ -71,7 +79,7 @@ def cosine_argmax(dot, dot_bits, w_norm, x_norm, eps, penalty, big, out, index, 
             for j in range(uint64(k)):  # integer tests: fast-math cannot assume them away
                 odd |= (db[j] & field) >= huge
             if odd:
-                index[s, q] = _cosine_argmax_row(d, w_norm, xs, eps, pen, o)
+                index[s, q] = -1
                 continue
             top = -np.inf
             for j in range(uint64(k)):
@@ -92,7 +100,7 @@ def winner_sums_parallel(xh, index, acc, bounds, kh, kw, stride):  # pragma: no 
         winner_sums(xh, index, acc[t], bounds[t], bounds[t + 1], kh, kw, stride)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)  # the flags a caller compiles its callees with
 def cosine_argmax_parallel(dot, dot_bits, w_norm, x_norm, eps, penalty, big, out, index, bounds):  # pragma: no cover
     """:func:`cosine_argmax` of the sample ranges ``bounds[t]:bounds[t + 1]`` in parallel."""
     for t in numba.prange(len(bounds) - 1):
