@@ -107,6 +107,32 @@ def cosine_argmax(
     return out, index
 
 
+def cosine_argmax_of(
+    dot: np.ndarray,
+    w_norm: np.ndarray,
+    x_norm: np.ndarray,
+    eps: float,
+    allowed: Any,
+    threads: int,
+    openmp: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`cosine_argmax` of a layer's ``dot`` ``(N, K[, Ho, Wo])`` and its norms (``Ops.cosine_argmax``'s
+    arguments, as numpy arrays): the cosines in ``dot``'s layout and the winners ``(N[, Ho, Wo])``, or None where
+    the array code must compute them (see :func:`similarity_rows`)."""
+    rows = similarity_rows(dot, w_norm, x_norm, eps)
+    if rows is None:
+        return None
+    cos, index = cosine_argmax(rows, w_norm, x_norm, eps, allowed, threads, openmp)
+    return _in_layout_of(dot, cos), index.reshape((dot.shape[0],) + tuple(dot.shape[2:]))
+
+
+def linear_winner_sums(x: np.ndarray, index: np.ndarray, n_kernels: int, threads: int, openmp: bool = False) -> Any:
+    """:func:`winner_sums` of a dense layer: ``Σ_{n: index[n] = k} x[n]`` for each kernel, ``(N, D) -> (K, D)``."""
+    n, d = x.shape
+    xh = np.ascontiguousarray(x).reshape(n, 1, 1, d)
+    return winner_sums(xh, index.reshape(n, 1, 1), n_kernels, 1, 1, 1, threads, openmp).reshape(-1, d)
+
+
 def _huge(dtype: np.dtype, eps: float) -> np.ndarray:
     """``[mask of the exponent field, the exponent field of 2**m]`` as integers of ``dtype``'s width, with ``m``
     the largest power for which ``|dot| < 2**m`` keeps ``dot / eps`` finite: a row holding a larger, infinite or
@@ -135,7 +161,7 @@ def similarity_rows(dot: np.ndarray, w_norm: np.ndarray, x_norm: np.ndarray, eps
     return rows.reshape(n, -1, k)
 
 
-def in_layout_of(dot: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _in_layout_of(dot: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The ``(N, P, K)`` rows as an array shaped like ``dot`` ``(N, K[, Ho, Wo])``, kernel axis fastest (a view)."""
     if dot.ndim == 2:
         return rows.reshape(dot.shape)

@@ -30,16 +30,14 @@ class NumpyOps(Ops):
     def linear_winner_sums(self, x, index, n_kernels):
         if not (cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES):
             return super().linear_winner_sums(x, index, n_kernels)
-        n, d = x.shape
-        xh = np.ascontiguousarray(x).reshape(n, 1, 1, d)
-        return cpu_kernels.winner_sums(xh, index.reshape(n, 1, 1), n_kernels, 1, 1, 1, self.threads).reshape(-1, d)
+        return cpu_kernels.linear_winner_sums(x, index, n_kernels, self.threads)
 
     def cosine_argmax(self, dot, w_norm, x_norm, eps, allowed=None):
-        rows = cpu_kernels.similarity_rows(dot, w_norm, x_norm, eps) if cpu_kernels.enabled() else None
-        if rows is None:
-            return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
-        cos, index = cpu_kernels.cosine_argmax(rows, w_norm, x_norm, eps, allowed, self.threads)
-        return cpu_kernels.in_layout_of(dot, cos), index.reshape((dot.shape[0],) + tuple(dot.shape[2:]))
+        if cpu_kernels.enabled():
+            fused = cpu_kernels.cosine_argmax_of(dot, w_norm, x_norm, eps, allowed, self.threads)
+            if fused is not None:
+                return fused
+        return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
 
     #: The kernels' threads: one, since numpy's BLAS workers spin after each product and leave another thread
     #: no core (``benchmarks/blas_spin.py``; paper net at 2 threads, Hebbian / forward 0.84-0.93 on one kernel

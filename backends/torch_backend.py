@@ -85,12 +85,10 @@ class TorchOps(Ops):
     def cosine_argmax(self, dot, w_norm, x_norm, eps, allowed=None):
         if self._kernels_for(dot):
             d, wn, xn = (t.detach().numpy() for t in (dot, w_norm, x_norm))
-            rows = cpu_kernels.similarity_rows(d, wn, xn, eps)
-            if rows is not None:
-                mask = None if allowed is None else allowed.numpy()
-                cos, index = cpu_kernels.cosine_argmax(rows, wn, xn, eps, mask, self._threads(), openmp=True)
-                as_dot = self.torch.from_numpy(cpu_kernels.in_layout_of(d, cos))
-                return as_dot, self.torch.from_numpy(index.reshape((d.shape[0],) + d.shape[2:]))
+            mask = None if allowed is None else allowed.numpy()
+            fused = cpu_kernels.cosine_argmax_of(d, wn, xn, eps, mask, self._threads(), openmp=True)
+            if fused is not None:
+                return tuple(self.torch.from_numpy(a) for a in fused)
         return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
 
     def _kernels_for(self, a) -> bool:
@@ -155,11 +153,8 @@ class TorchOps(Ops):
 
     def linear_winner_sums(self, x, index, n_kernels):
         if self._kernels_for(x):
-            n, d = x.shape
-            xh, win = x.detach().contiguous().numpy().reshape(n, 1, 1, d), index.numpy().reshape(n, 1, 1)
-            return self.torch.from_numpy(
-                cpu_kernels.winner_sums(xh, win, n_kernels, 1, 1, 1, self._threads(), openmp=True).reshape(-1, d)
-            )
+            sums = cpu_kernels.linear_winner_sums(x.detach().numpy(), index.numpy(), n_kernels, self._threads(), True)
+            return self.torch.from_numpy(sums)
         if x.device.type != "cpu":  # CUDA's index_add_ adds in no fixed order: keep the product there
             hot = self.one_hot(index, n_kernels, axis=1, dtype=str(x.dtype).removeprefix("torch."))
             return self.linear_weight_sums(x, hot)
