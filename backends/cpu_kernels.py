@@ -88,22 +88,21 @@ def cosine_argmax(
     dtype = dot.dtype
     w_norm = np.ascontiguousarray(w_norm, dtype=dtype).reshape(k)
     x_norm = np.ascontiguousarray(x_norm, dtype=dtype).reshape(n, p)
-    penalty = np.zeros((n, k), dtype=dtype)  # 0 where a kernel may win, -inf where not: an add, not a branch
+    ints = np.dtype(f"int{8 * dtype.itemsize}")
+    allow = np.full((n, k), -1, dtype=ints)  # all ones where a kernel may win, 0 where not: a mask, not a branch
     if allowed is not None:
-        penalty[~np.broadcast_to(np.asarray(allowed, dtype=np.bool_).reshape(-1, k), (n, k))] = -np.inf
+        allow[~np.broadcast_to(np.asarray(allowed, dtype=np.bool_).reshape(-1, k), (n, k))] = 0
     out = np.empty_like(dot)
     index = np.empty((n, p), dtype=np.int64)
-    kernel, e = _kernels().cosine_argmax, dtype.type(eps)
-    bits, big = dot.view(np.int32 if dtype.itemsize == 4 else np.int64), _huge(dtype, float(eps))
+    args = (dot, dot.view(ints), w_norm, x_norm, dtype.type(eps), allow, _bits(dtype, float(eps)), out, index)
     bounds = _bounds(n, threads)
     _run(
         bounds,
-        lambda p: kernel(dot, bits, w_norm, x_norm, e, penalty, big, out, index, bounds[p], bounds[p + 1]),
-        openmp
-        and (lambda: _kernels().cosine_argmax_parallel(dot, bits, w_norm, x_norm, e, penalty, big, out, index, bounds)),
+        lambda p: _kernels().cosine_argmax(*args, bounds[p], bounds[p + 1]),
+        openmp and (lambda: _kernels().cosine_argmax_parallel(*args, bounds)),
     )
     if (index < 0).any():  # rows with a non-finite or huge dot: numpy's rules, outside fast-math
-        _kernels().cosine_argmax_exact(dot, w_norm, x_norm, e, penalty, out, index)
+        _kernels().cosine_argmax_exact(dot, w_norm, x_norm, dtype.type(eps), allow, out, index)
     return out, index
 
 
@@ -133,16 +132,18 @@ def linear_winner_sums(x: np.ndarray, index: np.ndarray, n_kernels: int, threads
     return winner_sums(xh, index.reshape(n, 1, 1), n_kernels, 1, 1, 1, threads, openmp).reshape(-1, d)
 
 
-def _huge(dtype: np.dtype, eps: float) -> np.ndarray:
-    """``[mask of the exponent field, the exponent field of 2**m]`` as integers of ``dtype``'s width, with ``m``
-    the largest power for which ``|dot| < 2**m`` keeps ``dot / eps`` finite: a row holding a larger, infinite or
-    NaN ``dot`` is computed exactly, outside fast-math."""
+def _bits(dtype: np.dtype, eps: float) -> np.ndarray:
+    """The integer constants of :func:`numba_kernels.cosine_argmax` for floats of ``dtype``, as integers of its
+    width: the mask of the exponent field; the exponent field of ``2**m``, with ``m`` the largest power for which
+    ``|dot| < 2**m`` keeps ``dot / eps`` finite (a row holding a larger, infinite or NaN ``dot`` is computed
+    exactly, outside fast-math); the sign bit's shift; every bit but the sign."""
     fi = np.finfo(dtype)
     width = fi.bits - 1 - fi.nmant  # exponent bits
     bias = (1 << (width - 1)) - 1
     m = int(np.floor(np.log2(float(fi.max) * eps))) - 1
     exponent = min(max(bias + m, 1), (1 << width) - 1)
-    return np.array([((1 << width) - 1) << fi.nmant, exponent << fi.nmant], dtype=f"int{fi.bits}")
+    consts = [((1 << width) - 1) << fi.nmant, exponent << fi.nmant, fi.bits - 1, (1 << (fi.bits - 1)) - 1]
+    return np.array(consts, dtype=f"int{fi.bits}")
 
 
 def similarity_rows(dot: np.ndarray, w_norm: np.ndarray, x_norm: np.ndarray, eps: float) -> np.ndarray | None:

@@ -106,6 +106,26 @@ def test_cosine_argmax_against_a_loop(n, p, k, masked, threads, openmp, dtype, s
 
 
 @numba_installed
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_signed_zeros_negatives_and_subnormals_order_as_numpy_orders_them(dtype):
+    """The competition compares the cosines as integer keys: -0 ties with +0 (the first wins), every negative and
+    subnormal value keeps its place, as numpy's argmax of the same floats."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    rows = [
+        [-0.0, 0.0, -0.0],
+        [-0.0, -0.0, -tiny],
+        [-3.0, -1.0, -1.0, -2.0],
+        [-tiny, -0.0, tiny, 0.0, tiny],
+        [-np.finfo(dtype).max / 4, -1e-30, -1e-30 * 1.5],
+    ]
+    for row in rows:
+        dot = np.array(row, dtype=dtype).reshape(1, 1, -1)
+        wn, xn = np.ones(dot.shape[-1], dtype), np.ones((1, 1), dtype)
+        cos, index = cpu_kernels.cosine_argmax(dot, wn, xn, 1e-8, None, 1)
+        assert index[0, 0] == np.argmax(dot / (wn * xn + dtype(1e-8))), row
+
+
+@numba_installed
 @pytest.mark.parametrize("openmp", [False, True])
 def test_nans_and_masks_follow_numpys_argmax_of_the_masked_cosines(openmp):
     """The first allowed NaN wins, a forbidden NaN is ignored, infinities and overflowing cosines order as numpy
