@@ -341,8 +341,11 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((n, k, h, h)).astype(np.float32)
     top = min(top, k)
-    for arr in (a, a[:, :, 0, 0].copy(), np.round(a)):  # rounded: many exact ties, broken the same way
+    last = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels-last, as convs return
+    for arr in (a, a[:, :, 0, 0].copy(), np.round(a), last):  # rounded: many exact ties, broken the same way
         b = ops.asarray(arr)
+        if arr is last and hasattr(b, "stride"):
+            assert b.permute(0, 2, 3, 1).is_contiguous()
         assert_close(ops.to_numpy(ops.kernel_gram(b)), numpy_ops.kernel_gram(arr), what="kernel_gram")
         assert_close(ops.to_numpy(ops.softmax(b, axis=1)), numpy_ops.softmax(arr, axis=1), what="softmax")
         mask = ops.to_numpy(ops.top_k_mask(b, top, axis=1))
