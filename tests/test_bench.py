@@ -214,6 +214,25 @@ def test_the_softhebb_comparison_times_both_steps(registry):
     assert "SoftHebb net (batch 10, 20 images)" in format_table({"results": [rec], "comparisons": {}})
 
 
+def test_the_dense_rules_are_timed_against_their_floors(registry):
+    from hebbcore.lab.bench import bench_target, markdown_table
+    from hebbcore.lab.bench_dense import DENSE_PRESETS
+
+    rec = bench_target(Target("numpy", "cpu"), registry, 4, batch_size=4, warmup=1, repeats=2, seed=0,
+                       skip=("forward", "floor", "sgd", "memory"), log=lambda s: None, dense_images=12)  # fmt: skip
+    nets = rec["dense"]["nets"]
+    assert set(nets) == {"softhebb", "krotov", "hpca"} and rec["dense"]["n_images"] == 12
+    for rule, d in nets.items():
+        assert d["preset"] == DENSE_PRESETS[rule].name
+        for kind in ("hebbian", "forward", "floor"):
+            assert len(d[kind]["all_seconds"]) == 2 and d[kind]["seconds"] == min(d[kind]["all_seconds"])
+        assert d["hebbian_vs_floor"] == pytest.approx(d["hebbian"]["images_per_s"] / d["floor"]["images_per_s"])
+        assert rec["targets_met"][f"{rule}_net_ge_0.9x_floor"] == (d["hebbian_vs_floor"] >= 0.9)
+    assert nets["softhebb"]["batch_size"] == 10 and nets["krotov"]["input_shape"] == [1, 28, 28]
+    assert "krotov net (krotov_mnist.toml, batch 100, 12 images)" in format_table({"results": [rec], "comparisons": {}})
+    assert "| numpy | hpca | lagani_hpca_cifar10.toml |" in markdown_table({"results": [rec]})
+
+
 def test_the_whole_run_measurement_adds_up(registry):
     pytest.importorskip("torch")
     from hebbcore.lab.bench import bench_target

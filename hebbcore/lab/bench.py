@@ -282,12 +282,14 @@ def bench_target(
     log: Callable[[str], None] = print,
     softhebb_images: int = 0,
     run_images: int = 0,
+    dense_images: int = 0,
 ) -> dict:
     """Measure one backend/device; every failure to run is reported in the record, not raised.
 
     ``softhebb_images``: also time SoftHebb's network, hebbcore's step against a plain PyTorch one, on that
     many images (0: not). ``run_images``: also time a whole conv1 + probe run on that many images against
-    its epochs and data loading (0: not)."""
+    its epochs and data loading (0: not). ``dense_images``: also time the networks of the dense-coefficient
+    rules (SoftHebb, Krotov, Hebbian PCA) against their floors on that many images (0: not)."""
     rec: dict[str, Any] = {
         "backend": target.backend,
         "device": target.device,
@@ -348,6 +350,11 @@ def bench_target(
 
         rec["softhebb"] = softhebb_comparison(ops, registry, softhebb_images, repeats, warmup, seed, log)
 
+    if dense_images:
+        from .bench_dense import dense_rules_comparison
+
+        rec["dense"] = dense_rules_comparison(ops, registry, dense_images, repeats, warmup, seed, log)
+
     if run_images:
         from .bench_run import run_overhead
 
@@ -386,6 +393,8 @@ def bench_target(
         checks[f"run_within_{rec['run']['target']:g}x_epochs_and_loading"] = rec["run"]["target_met"]
     if "target_met" in rec.get("softhebb", {}):
         checks[f"softhebb_ge_{rec['softhebb']['target']:g}x_plain_pytorch"] = rec["softhebb"]["target_met"]
+    for rule, d in rec.get("dense", {}).get("nets", {}).items():
+        checks[f"{rule}_net_ge_{rec['dense']['target_vs_floor']:g}x_floor"] = d["target_met"]
     rec["targets_met"] = checks
     return rec
 
@@ -404,6 +413,7 @@ def run_bench(
     log: Callable[[str], None] = print,
     softhebb_images: int = 0,
     run_images: int = 0,
+    dense_images: int = 0,
 ) -> dict:
     """Benchmark every target; returns the JSON-ready result (see the module docstring)."""
     registry = registry or default_registry()
@@ -427,13 +437,16 @@ def run_bench(
             "n_images": n_images,
             "softhebb_images": softhebb_images,
             "run_images": run_images,
+            "dense_images": dense_images,
         },
         "results": [],
     }
     for t in targets:
         n = n_images or (DEFAULT_GPU_IMAGES if str(t.device or "").startswith("cuda") else DEFAULT_CPU_IMAGES)
         result["results"].append(
-            bench_target(t, registry, n, batch_size, warmup, repeats, seed, skip, log, softhebb_images, run_images)
+            bench_target(
+                t, registry, n, batch_size, warmup, repeats, seed, skip, log, softhebb_images, run_images, dense_images
+            )
         )
     result["comparisons"] = compare(result["results"])
     with contextlib.suppress(OSError):
@@ -517,6 +530,13 @@ def format_table(result: dict) -> str:
                 f"hebbcore {sh['hebbcore']['images_per_s']:.1f} img/s, plain PyTorch ({sh['plain_device']}) "
                 f"{sh['plain']['images_per_s']:.1f} img/s: {sh['ratio']:.2f}x"
             )
+        for rule, d in r.get("dense", {}).get("nets", {}).items():
+            lines.append(
+                f"{r['backend']}:{r['device']} {rule} net ({d['preset']}, batch {d['batch_size']}, "
+                f"{r['dense']['n_images']} images): Hebbian {d['hebbian']['images_per_s']:.1f} img/s, forward-only "
+                f"{d['forward']['images_per_s']:.1f}, floor {d['floor']['images_per_s']:.1f}: Hebbian / forward "
+                f"{d['hebbian_vs_forward']:.2f}, Hebbian / floor {d['hebbian_vs_floor']:.2f}"
+            )
         if r.get("hebbian_cifar10_epoch_s") is not None:
             lines.append(
                 f"{r['backend']}:{r['device']} full CIFAR-10 Hebbian epoch (50,000 images): "
@@ -568,6 +588,22 @@ def markdown_table(result: dict) -> str:
             f"| {num(r['ratios'].get('hebbian_vs_sgd'), '.2f')} "
             f"| {num(None if peak is None else peak / (1 << 20), '.0f')} |"
         )
+    dense = [(r, rule, d) for r in result["results"] for rule, d in r.get("dense", {}).get("nets", {}).items()]
+    if dense:
+        lines += [
+            "",
+            "| backend | rule | preset | batch | Hebbian epoch img/s | forward-only img/s | floor img/s "
+            "| Hebbian / forward | Hebbian / floor (target) |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r, rule, d in dense:
+            target = f"≥ {r['dense']['target_vs_floor']:g}: {'met' if d['target_met'] else '**not met**'}"
+            lines.append(
+                f"| {r['backend']} | {rule} | {d['preset']} | {d['batch_size']} "
+                f"| {d['hebbian']['images_per_s']:.0f} | {d['forward']['images_per_s']:.0f} "
+                f"| {d['floor']['images_per_s']:.0f} | {d['hebbian_vs_forward']:.2f} "
+                f"| {d['hebbian_vs_floor']:.2f} ({target}) |"
+            )
     return "\n".join(lines)
 
 
@@ -632,6 +668,14 @@ def add_arguments(b) -> None:
         metavar="N",
         help="also time a whole conv1 + probe run on N images against its epochs and data loading (target 1.3x)",
     )
+    b.add_argument(
+        "--dense",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the networks of the dense-coefficient rules (SoftHebb, Krotov, Hebbian PCA) on N images "
+        "against their floors (target 0.9x)",
+    )
     b.add_argument("--json", default="runs/bench.json", help="where to write the JSON (default runs/bench.json)")
     b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
 
@@ -661,6 +705,8 @@ def _command_of(args) -> str:
         parts += ["--softhebb", str(args.softhebb)]
     if args.run:
         parts += ["--run", str(args.run)]
+    if args.dense:
+        parts += ["--dense", str(args.dense)]
     parts += ["--json", args.json] + (["--markdown"] if args.markdown else [])
     return " ".join(parts)
 
@@ -676,6 +722,7 @@ def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
         or args.warmup < 0
         or args.softhebb < 0
         or args.run < 0
+        or args.dense < 0
     ):
         from hebbcore.errors import SpecError
 
@@ -695,6 +742,7 @@ def cli_main(args, registry: Registry, argv: list[str] | None = None) -> int:
         log=lambda s: print(s, file=sys.stderr, flush=True),
         softhebb_images=args.softhebb,
         run_images=args.run,
+        dense_images=args.dense,
     )
     print(format_table(result))
     if args.markdown:
