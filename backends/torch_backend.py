@@ -101,6 +101,11 @@ class TorchOps(Ops):
     def amax(self, a, axis):
         return a.amax(dim=axis, keepdim=True)
 
+    def max_abs(self, a):
+        flat = a.permute(0, 2, 3, 1) if a.ndim == 4 and not a.is_contiguous() else a  # channels-last: memory order
+        flat = flat.reshape(-1)  # a view where the memory allows: torch reduces a strided 4-d tensor ~10x slower
+        return self.torch.maximum(flat.amax(), flat.amin().neg())
+
     def argmax(self, a, axis):
         if a.device.type == "cpu" and a.dtype in self._host_dtypes:  # numpy's is faster here (see one_hot_argmax)
             return self.torch.from_numpy(self._host.argmax(a.detach().numpy(), axis))

@@ -114,6 +114,11 @@ class Ops:
         """The largest value along ``axis``, which is kept with length 1 (broadcasts against ``a``)."""
         return a.max(axis=axis, keepdims=True)
 
+    def max_abs(self, a: Array) -> Array:
+        """``max |a|`` over every element, as a 0-d array on the device (no host sync); NaN if ``a`` holds one.
+        Default: the larger of ``max a`` and ``-min a``, two reads and no ``|a|`` temporary."""
+        return self.xp.maximum(a.max(), -a.min())
+
     def one_hot_argmax(self, a: Array, axis: int = 1) -> Array:
         """1.0 where ``a`` is largest along ``axis`` (first one on ties), 0.0 elsewhere."""
         if not a.size:

@@ -348,6 +348,7 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
             assert b.permute(0, 2, 3, 1).is_contiguous()
         assert_close(ops.to_numpy(ops.kernel_gram(b)), numpy_ops.kernel_gram(arr), what="kernel_gram")
         assert_close(ops.to_numpy(ops.softmax(b, axis=1)), numpy_ops.softmax(arr, axis=1), what="softmax")
+        assert float(ops.to_numpy(ops.max_abs(b))) == np.abs(arr).max()  # exact: a max picks one of the values
         mask = ops.to_numpy(ops.top_k_mask(b, top, axis=1))
         assert mask.dtype == np.float32
         np.testing.assert_array_equal(mask, numpy_ops.top_k_mask(arr, top, axis=1))
@@ -366,6 +367,17 @@ def test_softmax_flushes_subnormal_outputs(registry, backend):
     assert y[0, 1] > 0 and abs(y[0, 0] - 1.0) < 1e-6
     nan = ops.to_numpy(ops.softmax(ops.asarray(np.array([[0.0, np.nan, 1.0]], dtype=np.float32)), axis=1))
     assert np.isnan(nan).all()  # a NaN response stays visible to the run's NaN check, not flushed to 0
+
+
+@pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
+def test_max_abs_keeps_a_nan_visible(registry, backend):
+    """A NaN anywhere makes ``max |a|`` NaN, so a normalised update carries it to the run's NaN check."""
+    ops = make_ops(registry, *backend)
+    for pos in (0, 5, 23):
+        a = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4) - 30.0
+        a.reshape(-1)[pos] = np.nan
+        assert np.isnan(ops.to_numpy(ops.max_abs(ops.asarray(a))))
+    assert float(ops.to_numpy(ops.max_abs(ops.asarray(np.array([[-3.0, 2.0]], np.float32))))) == 3.0
 
 
 def test_backends_leave_the_floating_point_mode_alone(registry):

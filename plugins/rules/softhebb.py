@@ -57,7 +57,7 @@ class SoftHebbOptions:
 
 def max_normalized(ctx, d):
     """``d / max(max|d|, 1e-30)``, computed on the device (no host sync)."""
-    m = abs(d).max()
+    m = ctx.ops.max_abs(d)
     return d / (ctx.ops.relu(m - MAX_EPS) + MAX_EPS)
 
 
