@@ -101,6 +101,12 @@ class TorchOps(Ops):
     def amax(self, a, axis):
         return a.amax(dim=axis, keepdim=True)
 
+    def kernel_norms(self, w):
+        return self.torch.linalg.vector_norm(w, dim=tuple(range(1, w.ndim)))  # one pass, no w² temporary
+
+    def minus_per_kernel(self, a, v, w):
+        return self.torch.addcmul(a, v.reshape((-1,) + (1,) * (w.ndim - 1)), w, value=-1)  # one pass
+
     def max_abs(self, a):
         flat = _in_memory_order(a)
         return self.torch.maximum(flat.amax(), flat.amin().neg())

@@ -249,7 +249,7 @@ class LearningRule(ABC):
         coefficient_sum = ctx.coefficient_sum(coefficient)
         hebb = ctx.input_correlation(coefficient)
         beta = self.decay_sum(ctx, coefficient, coefficient_sum)
-        return (hebb if beta is None else hebb - ctx.per_kernel(beta) * ctx.w), coefficient_sum
+        return (hebb if beta is None else ctx.ops.minus_per_kernel(hebb, beta, ctx.w)), coefficient_sum
 
     def decay_sum(self, ctx: HebbianContext, coefficient: Array | Winners, coefficient_sum: Array) -> Array | None:
         """``Σ_p β_p`` per kernel ``(K,)``, the weight-decay term of the default :meth:`update_sums`; None for none.

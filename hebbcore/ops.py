@@ -114,6 +114,15 @@ class Ops:
         """The largest value along ``axis``, which is kept with length 1 (broadcasts against ``a``)."""
         return a.max(axis=axis, keepdims=True)
 
+    def kernel_norms(self, w: Array) -> Array:
+        """``‖w_k‖₂`` of each kernel ``w_k = w[k]``: ``(K, ...) -> (K,)``."""
+        return self.sqrt(self.sum(w * w, axis=tuple(range(1, w.ndim))))
+
+    def minus_per_kernel(self, a: Array, v: Array, w: Array) -> Array:
+        """``a − v_k·w_k`` for each kernel ``k``: ``a`` and ``w`` ``(K, ...)``, ``v`` ``(K,)``; the decay term of a
+        Hebbian update (``Σ_p c_p·x_p − (Σ_p β_p)·w``). A backend may do it in one pass."""
+        return a - v.reshape((-1,) + (1,) * (w.ndim - 1)) * w
+
     def max_abs(self, a: Array) -> Array:
         """``max |a|`` over every element, as a 0-d array on the device (no host sync); NaN if ``a`` holds one.
         Default: the larger of ``max a`` and ``-min a``, two reads and no ``|a|`` temporary."""

@@ -349,6 +349,12 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
         assert_close(ops.to_numpy(ops.kernel_gram(b)), numpy_ops.kernel_gram(arr), what="kernel_gram")
         assert_close(ops.to_numpy(ops.softmax(b, axis=1)), numpy_ops.softmax(arr, axis=1), what="softmax")
         assert float(ops.to_numpy(ops.max_abs(b))) == np.abs(arr).max()  # exact: a max picks one of the values
+        flat = arr.reshape(len(arr), -1).astype(np.float64)
+        assert_close(ops.to_numpy(ops.kernel_norms(b)), np.sqrt((flat**2).sum(axis=1)), what="kernel_norms")
+        v = rng.standard_normal(len(arr)).astype(np.float32)
+        want = flat - v[:, None].astype(np.float64) * flat[::-1].reshape(flat.shape)
+        got = ops.minus_per_kernel(b, ops.asarray(v), ops.asarray(arr[::-1].copy()))
+        assert_close(ops.to_numpy(got).reshape(len(arr), -1), want, what="minus_per_kernel")
         mask = ops.to_numpy(ops.top_k_mask(b, top, axis=1))
         assert mask.dtype == np.float32
         np.testing.assert_array_equal(mask, numpy_ops.top_k_mask(arr, top, axis=1))

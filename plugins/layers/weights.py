@@ -63,7 +63,7 @@ class Conv(WeightLayer):
 
     def norms(self, ops, w, x):
         xn = ops.sqrt(ops.patch_sq_norms(x, tuple(w.shape[2:]), self.stride))  # a convolution of x², no patches
-        wn = ops.sqrt(ops.sum(w * w, axis=(1, 2, 3))).reshape(1, -1, 1, 1)
+        wn = ops.kernel_norms(w).reshape(1, -1, 1, 1)
         return wn, xn
 
     def torch_module(self):
@@ -108,7 +108,7 @@ class Linear(WeightLayer):
         return ops.linear(x, w)
 
     def norms(self, ops, w, x):
-        return ops.sqrt(ops.sum(w * w, axis=1)).reshape(1, -1), ops.sqrt(ops.sum(x * x, axis=1)).reshape(-1, 1)
+        return ops.kernel_norms(w).reshape(1, -1), ops.sqrt(ops.sum(x * x, axis=1)).reshape(-1, 1)
 
     def torch_module(self):
         from torch import nn

@@ -52,5 +52,5 @@ def lebesgue_norms(ctx: HebbianContext, p: float):
     w = ctx.w
     axes = tuple(range(1, w.ndim))
     if p == 2:
-        return ctx.ops.sqrt(ctx.ops.sum(w * w, axis=axes))
+        return ctx.ops.kernel_norms(w)
     return ctx.ops.power(ctx.ops.sum(ctx.ops.power(abs(w), p), axis=axes), 1.0 / p)

@@ -80,7 +80,10 @@ class KrotovHopfield(LearningRule):
     def update_sums(self, ctx, y):
         o = self.options
         cur = self.currents(ctx)
-        d = ctx.input_correlation(y) * (o.radius**o.p) - ctx.per_kernel(squared_sum(ctx, y, cur)) * ctx.w
+        hebb = ctx.input_correlation(y)
+        if o.radius != 1.0:  # R^p = 1 otherwise: no pass over the weight-sized sums
+            hebb = hebb * (o.radius**o.p)
+        d = ctx.ops.minus_per_kernel(hebb, squared_sum(ctx, y, cur), ctx.w)
         if o.normalize:
             d = max_normalized(ctx, d)
         return d, ctx.coefficient_sum(y)

@@ -84,18 +84,19 @@ class SoftHebb(LearningRule):
 
     def post_synaptic(self, ctx):
         ops, u = ctx.ops, self._u(ctx)
-        y = ops.softmax(u * (1.0 / self.options.temperature), axis=1)
+        t = self.options.temperature
+        y = ops.softmax(u if t == 1.0 else u * (1.0 / t), axis=1)  # at t = 1 no pass to scale u
         if not self.options.anti_hebbian:
             return y
         sign = ops.one_hot_argmax(u, axis=1) * 2.0 - 1.0  # +1 for the winner, -1 for the losers
         return y * sign
 
     def update_sums(self, ctx, y):
-        d = ctx.input_correlation(y) - ctx.per_kernel(squared_sum(ctx, y, self._u(ctx))) * ctx.w
-        if self.options.normalize:
-            d = max_normalized(ctx, d)
-        if self.options.adaptive_lr:
-            norms = lebesgue_norms(ctx, self.options.lebesgue_p)
-            rate = (abs(norms - self.options.radius) + NORM_EPS) ** self.options.power_lr
-            d = d * ctx.per_kernel(rate)
-        return d, ctx.coefficient_sum(y)
+        d = ctx.ops.minus_per_kernel(ctx.input_correlation(y), squared_sum(ctx, y, self._u(ctx)), ctx.w)
+        if not self.options.adaptive_lr:
+            return (max_normalized(ctx, d) if self.options.normalize else d), ctx.coefficient_sum(y)
+        norms = lebesgue_norms(ctx, self.options.lebesgue_p)
+        rate = (abs(norms - self.options.radius) + NORM_EPS) ** self.options.power_lr
+        if self.options.normalize:  # one pass over d: ρ_k / max|D| per kernel (the weights are conv3's 5.3M floats)
+            rate = rate / (ctx.ops.relu(ctx.ops.max_abs(d) - MAX_EPS) + MAX_EPS)
+        return d * ctx.per_kernel(rate), ctx.coefficient_sum(y)
