@@ -99,4 +99,5 @@ class SoftHebb(LearningRule):
         rate = (abs(norms - self.options.radius) + NORM_EPS) ** self.options.power_lr
         if self.options.normalize:  # one pass over d: ρ_k / max|D| per kernel (the weights are conv3's 5.3M floats)
             rate = rate / (ctx.ops.relu(ctx.ops.max_abs(d) - MAX_EPS) + MAX_EPS)
-        return d * ctx.per_kernel(rate), ctx.coefficient_sum(y)
+        d *= ctx.per_kernel(rate)  # in place: minus_per_kernel returned a new array
+        return d, ctx.coefficient_sum(y)
