@@ -15,6 +15,20 @@ from hebbcore_backends.numpy_backend import NumpyOps
 numba_installed = pytest.mark.skipif(cpu_kernels._kernels() is None, reason="numba is not installed")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _threads_on_small_arrays():
+    """The tests' arrays are small: split them over threads anyway, so the partial sums and teams are tested."""
+    saved, cpu_kernels.MIN_ELEMENTS_PER_THREAD = cpu_kernels.MIN_ELEMENTS_PER_THREAD, 1
+    yield
+    cpu_kernels.MIN_ELEMENTS_PER_THREAD = saved
+
+
+def test_small_work_stays_on_one_thread(monkeypatch):
+    monkeypatch.setattr(cpu_kernels, "MIN_ELEMENTS_PER_THREAD", 1 << 18)  # the library's bound, not the fixture's
+    assert cpu_kernels._threads_for((1 << 18) - 1, 4) == 1
+    assert cpu_kernels._threads_for(3 << 18, 4) == 3 and cpu_kernels._threads_for(1 << 30, 2) == 2
+
+
 def loop_winner_sums(x, index, k, kh, kw, s):
     """``(K, C, kh, kw)``: each position's patch added to its winner's kernel, one position at a time."""
     n, c = x.shape[:2]
