@@ -154,8 +154,8 @@ def similarity_rows(dot: np.ndarray, w_norm: np.ndarray, x_norm: np.ndarray, eps
     """``dot`` ``(N, K[, Ho, Wo])`` as the ``(N, P, K)`` C-contiguous rows :func:`cosine_argmax` takes (no copy),
     or None where the array code must do it: ``dot`` not laid out so (kernel axis fastest, as convolutions return
     activations), empty, or not float32/64; norms that are not one per kernel and one per sample and position,
-    not finite or negative; ``eps <= 0``."""
-    if dot.ndim not in (2, 4) or dot.dtype not in KERNEL_DTYPES or dot.size == 0 or not eps > 0:
+    not finite or negative; ``eps`` not above 0 in ``dot``'s dtype."""
+    if dot.ndim not in (2, 4) or dot.dtype not in KERNEL_DTYPES or dot.size == 0 or not dot.dtype.type(eps) > 0:
         return None
     n, k = dot.shape[:2]
     rows = dot.transpose(0, 2, 3, 1) if dot.ndim == 4 else dot

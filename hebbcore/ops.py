@@ -116,7 +116,8 @@ class Ops:
 
     def kernel_norms(self, w: Array) -> Array:
         """``‖w_k‖₂`` of each kernel ``w_k = w[k]``: ``(K, ...) -> (K,)``. Default: one ``einsum``, in any memory
-        layout and without a ``w²`` temporary (numpy, conv3's 5.3M weights: 0.8 ms against 1.9-2.7)."""
+        layout and without a ``w²`` temporary (numpy, conv3's 5.3M weights: 0.8 ms against 1.9-2.7); it sums in
+        order rather than pairwise (relative error ~7e-7 on 13,824 float32 weights against ~6e-8)."""
         axes = "abcdefgh"[: w.ndim]
         return self.sqrt(self.xp.einsum(f"{axes},{axes}->a", w, w))
 
@@ -124,8 +125,11 @@ class Ops:
         """``a − v_k·w_k`` for each kernel ``k``, a new array: ``a`` and ``w`` ``(K, ...)``, ``v`` ``(K,)``; the decay
         term of a Hebbian update (``Σ_p c_p·x_p − (Σ_p β_p)·w``). Default: the difference written over the product,
         one new array instead of two (numpy, conv3's weights: 2.5 ms against 7-8.5)."""
-        out = self.xp.multiply(v.reshape((-1,) + (1,) * (w.ndim - 1)), w)
-        return self.xp.subtract(a, out, out=out)
+        xp = self.xp
+        out = xp.multiply(v.reshape((-1,) + (1,) * (w.ndim - 1)), w)
+        if out.shape != a.shape or xp.result_type(a, out) != out.dtype:  # a wider or broadcast a: a new result
+            return a - out
+        return xp.subtract(a, out, out=out)
 
     def max_abs(self, a: Array) -> Array:
         """``max |a|`` over every element, as a 0-d array on the device (no host sync); NaN if ``a`` holds one.

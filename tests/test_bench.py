@@ -229,8 +229,25 @@ def test_the_dense_rules_are_timed_against_their_floors(registry):
         assert d["hebbian_vs_floor"] == pytest.approx(d["hebbian"]["images_per_s"] / d["floor"]["images_per_s"])
         assert rec["targets_met"][f"{rule}_net_ge_0.9x_floor"] == (d["hebbian_vs_floor"] >= 0.9)
     assert nets["softhebb"]["batch_size"] == 10 and nets["krotov"]["input_shape"] == [1, 28, 28]
-    assert "krotov net (krotov_mnist.toml, batch 100, 12 images)" in format_table({"results": [rec], "comparisons": {}})
+    assert nets["krotov"]["n_images"] == 100 and nets["softhebb"]["n_images"] == 20  # whole batches
+    assert "krotov net (krotov_mnist.toml, batch 100, 100 images)" in format_table(
+        {"results": [rec], "comparisons": {}}
+    )
     assert "| numpy | hpca | lagani_hpca_cifar10.toml |" in markdown_table({"results": [rec]})
+
+
+def test_a_dense_preset_that_cannot_run_is_recorded_not_raised(registry, monkeypatch, tmp_path):
+    from hebbcore.lab import bench_dense
+    from hebbcore.lab.bench import bench_target, markdown_table
+
+    monkeypatch.setattr(bench_dense, "DENSE_PRESETS", {"softhebb": tmp_path / "missing.toml"})
+    rec = bench_target(Target("numpy", "cpu"), registry, 4, batch_size=4, warmup=0, repeats=1, seed=0,
+                       skip=("forward", "floor", "sgd", "memory"), log=lambda s: None, dense_images=4)  # fmt: skip
+    d = rec["dense"]["nets"]["softhebb"]
+    assert d["preset"] == "missing.toml" and "missing.toml" in d["error"]
+    assert rec["targets_met"]["softhebb_net_ge_0.9x_floor"] is False
+    assert "softhebb net (missing.toml): error:" in format_table({"results": [rec], "comparisons": {}})
+    assert "missing.toml" not in markdown_table({"results": [rec]})
 
 
 def test_the_whole_run_measurement_adds_up(registry):

@@ -137,6 +137,13 @@ def test_signed_zeros_negatives_and_subnormals_order_as_numpy_orders_them(dtype)
         wn, xn = np.ones(dot.shape[-1], dtype), np.ones((1, 1), dtype)
         cos, index = cpu_kernels.cosine_argmax(dot, wn, xn, 1e-8, None, 1)
         assert index[0, 0] == np.argmax(dot / (wn * xn + dtype(1e-8))), row
+    # cosines near the float's top, still on the fast path (|dot| below the exact kernel's bound): keys hold
+    dot = np.array([1e29, -1e29, 9.99e28, 1e29, -3e28], dtype=dtype).reshape(1, 1, -1)
+    wn, xn = np.ones(5, dtype), np.zeros((1, 1), dtype)
+    bits = cpu_kernels._bits(np.dtype(dtype), 1e-8)
+    assert (np.abs(dot).view(bits.dtype) < bits[1]).all()  # not left to the exact kernel
+    cos, index = cpu_kernels.cosine_argmax(dot, wn, xn, 1e-8, np.array([[False, True, True, True, True]]), 1)
+    assert np.isfinite(cos).all() and abs(cos[0, 0, 0]) > 1e36 and index[0, 0] == 3
 
 
 @numba_installed

@@ -49,6 +49,8 @@ CASES = [
     ("softhebb", {"response": "cosine", "normalize": False, "adaptive_lr": False, "temperature": 0.2}, "mean"),
     ("softhebb", {"power_lr": 0.75, "anti_hebbian": False, "temperature": 0.7}, "sum"),
     ("softhebb", {"lebesgue_p": 3.0, "temperature": 0.5}, "sum"),
+    ("softhebb", {"normalize": False}, "sum"),  # the rate alone, at temperature 1 (u not scaled)
+    ("softhebb", {"adaptive_lr": False, "temperature": 1.0}, "sum"),  # the max-normalisation alone
     ("krotov", {}, "sum"),
     ("krotov", {"p": 3.0, "k": 3, "delta": 0.3, "radius": 1.5, "normalize": False}, "mean"),
     ("krotov", {"delta": 0.0}, "sum"),  # SoftHebb's "hard" mode (docs/authors_code.md)
@@ -373,6 +375,11 @@ def test_softmax_flushes_subnormal_outputs(registry, backend):
     assert y[0, 1] > 0 and abs(y[0, 0] - 1.0) < 1e-6
     nan = ops.to_numpy(ops.softmax(ops.asarray(np.array([[0.0, np.nan, 1.0]], dtype=np.float32)), axis=1))
     assert np.isnan(nan).all()  # a NaN response stays visible to the run's NaN check, not flushed to 0
+    # the same as a channels-last (N, K, H, W) response, as convolutions return them
+    last = np.concatenate([a, np.array([[0.0, np.nan, 1.0, 0.0, 0.0]], np.float32)]).reshape(2, 1, 1, 5)
+    y4 = ops.to_numpy(ops.softmax(ops.asarray(np.ascontiguousarray(last).transpose(0, 3, 1, 2)), axis=1))
+    np.testing.assert_array_equal(y4[0, :, 0, 0], y[0])
+    assert np.isnan(y4[1]).all()
 
 
 @pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])

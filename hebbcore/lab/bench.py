@@ -20,6 +20,9 @@ side by side and with the same batches:
   backpropagation (modes ``GGGGGG``), torch autograd on the matching torch
   device (the CPU for numpy, the backend's CUDA device for cupy and torch-cuda),
   Nesterov SGD as in the SGD phase;
+- with ``--softhebb N``, ``--dense N`` and ``--run N`` (opt-in): SoftHebb's network against a plain PyTorch
+  step (:mod:`.bench_softhebb`), the dense-coefficient rules' networks against their floors
+  (:mod:`.bench_dense`), a whole conv1 + probe run against its epochs and data loading (:mod:`.bench_run`);
 - ``peak_step_bytes``: the peak memory one batch-64 Hebbian step allocates
   above what was allocated before it (numpy: ``tracemalloc``; torch CPU: the
   profiler's allocation events; CUDA: ``torch.cuda.max_memory_allocated`` /
@@ -394,7 +397,7 @@ def bench_target(
     if "target_met" in rec.get("softhebb", {}):
         checks[f"softhebb_ge_{rec['softhebb']['target']:g}x_plain_pytorch"] = rec["softhebb"]["target_met"]
     for rule, d in rec.get("dense", {}).get("nets", {}).items():
-        checks[f"{rule}_net_ge_{rec['dense']['target_vs_floor']:g}x_floor"] = d["target_met"]
+        checks[f"{rule}_net_ge_{rec['dense']['target_vs_floor']:g}x_floor"] = d.get("target_met", False)
     rec["targets_met"] = checks
     return rec
 
@@ -531,9 +534,12 @@ def format_table(result: dict) -> str:
                 f"{sh['plain']['images_per_s']:.1f} img/s: {sh['ratio']:.2f}x"
             )
         for rule, d in r.get("dense", {}).get("nets", {}).items():
+            if "error" in d:
+                lines.append(f"{r['backend']}:{r['device']} {rule} net ({d['preset']}): error: {d['error']}")
+                continue
             lines.append(
                 f"{r['backend']}:{r['device']} {rule} net ({d['preset']}, batch {d['batch_size']}, "
-                f"{r['dense']['n_images']} images): Hebbian {d['hebbian']['images_per_s']:.1f} img/s, forward-only "
+                f"{d['n_images']} images): Hebbian {d['hebbian']['images_per_s']:.1f} img/s, forward-only "
                 f"{d['forward']['images_per_s']:.1f}, floor {d['floor']['images_per_s']:.1f}: Hebbian / forward "
                 f"{d['hebbian_vs_forward']:.2f}, Hebbian / floor {d['hebbian_vs_floor']:.2f}"
             )
@@ -588,7 +594,12 @@ def markdown_table(result: dict) -> str:
             f"| {num(r['ratios'].get('hebbian_vs_sgd'), '.2f')} "
             f"| {num(None if peak is None else peak / (1 << 20), '.0f')} |"
         )
-    dense = [(r, rule, d) for r in result["results"] for rule, d in r.get("dense", {}).get("nets", {}).items()]
+    dense = [
+        (r, rule, d)
+        for r in result["results"]
+        for rule, d in r.get("dense", {}).get("nets", {}).items()
+        if "error" not in d
+    ]
     if dense:
         lines += [
             "",
