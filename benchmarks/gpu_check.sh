@@ -11,6 +11,8 @@
 #   3. the test suite, where the CUDA and CuPy tests that skip on a CPU run (CIFAR-10 is not there: its tests skip);
 #   4. `hebbcore bench` on $BACKENDS (default torch:cuda and cupy, a full 50,000-image epoch each on CUDA), table
 #      in the log, JSON in $OUT/bench_gpu.json: the figures docs/benchmarks.md's GPU section needs;
+#   4b. on torch-CUDA: SoftHebb's network, hebbcore's step against the plain PyTorch one, and the dense-coefficient
+#      rules' networks against their floors (`--softhebb`, `--dense`), JSON in $OUT/bench_gpu_dense.json;
 #   5. benchmarks/winner_sums.py on $BACKENDS: per layer, the dense one-hot correlation against the winner sums
 #      (and, on CuPy, the scatter-add candidate), then 32 Hebbian steps with each against the floor;
 #   6. benchmarks/step_profile.py on torch-CUDA: kernels launched and device time per Hebbian step against its floor,
@@ -42,6 +44,8 @@ if ! python3 -c "import hebbcore" 2>/dev/null; then
 fi
 step tests 150 python3 -m pytest -q -p no:cacheprovider -rs
 step bench 240 hebbcore bench --backend "$BACKENDS" --repeats 2 --markdown --json "$OUT/bench_gpu.json"
+step softhebb_dense 60 hebbcore bench --backend torch:cuda --images 2048 --repeats 2 --skip floor,sgd,memory \
+    --softhebb 1000 --dense 1000 --json "$OUT/bench_gpu_dense.json"
 step winner_sums 90 python3 benchmarks/winner_sums.py --backend "$BACKENDS" --repeats 20 --steps 32
 step profile_torch 60 python3 benchmarks/step_profile.py --backend torch:cuda --steps 20
 step profile_cupy 60 python3 benchmarks/step_profile.py --backend cupy --by-method --steps 20
