@@ -57,8 +57,12 @@ class SoftHebbOptions:
 
 def max_normalized(ctx, d):
     """``d / max(max|d|, 1e-30)``, computed on the device (no host sync)."""
-    m = ctx.ops.max_abs(d)
-    return d / (ctx.ops.relu(m - MAX_EPS) + MAX_EPS)
+    return d / max_abs_floor(ctx, d)
+
+
+def max_abs_floor(ctx, d):
+    """``max(max|d|, 1e-30)`` as a 0-d array on the device: what :func:`max_normalized` divides by."""
+    return ctx.ops.relu(ctx.ops.max_abs(d) - MAX_EPS) + MAX_EPS
 
 
 class SoftHebb(LearningRule):
@@ -98,6 +102,6 @@ class SoftHebb(LearningRule):
         norms = lebesgue_norms(ctx, self.options.lebesgue_p)
         rate = (abs(norms - self.options.radius) + NORM_EPS) ** self.options.power_lr
         if self.options.normalize:  # one pass over d: ρ_k / max|D| per kernel (the weights are conv3's 5.3M floats)
-            rate = rate / (ctx.ops.relu(ctx.ops.max_abs(d) - MAX_EPS) + MAX_EPS)
+            rate = rate / max_abs_floor(ctx, d)
         d *= ctx.per_kernel(rate)  # in place: minus_per_kernel returned a new array
         return d, ctx.coefficient_sum(y)
