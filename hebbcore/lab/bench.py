@@ -268,6 +268,22 @@ def sgd_epoch_fn(registry: Registry, device, x: np.ndarray, y: np.ndarray, batch
 
 
 # ---------------------------------------------------------------------------- one target
+def interleaved_rates(
+    runs: dict[str, tuple[Callable[[], None], Any]], n: int, repeats: int, log: Callable[[str], None]
+) -> dict[str, dict]:
+    """Each epoch of ``runs`` (kind -> (epoch, what to synchronize)) on ``n`` images, the kinds interleaved
+    ``repeats`` times: kind -> its fastest rate (:func:`_rate`)."""
+    seconds: dict[str, list[float]] = {k: [] for k in runs}
+    cpu_seconds: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(repeats):
+        for kind, (fn, sync) in runs.items():
+            wall, cpu = _timed(sync, fn)
+            seconds[kind].append(wall)
+            cpu_seconds[kind].append(cpu)
+            log(f"{kind} epoch {r + 1}/{repeats}: {wall:.2f} s ({n / wall:.0f} images/s)")
+    return {kind: _rate(n, s, cpu_seconds[kind]) for kind, s in seconds.items()}
+
+
 def _rate(n: int, seconds: list[float], cpu_seconds: list[float]) -> dict:
     best = min(seconds)
     return {"seconds": best, "images_per_s": n / best, "all_seconds": seconds, "cpu_seconds": min(cpu_seconds)}
@@ -334,19 +350,7 @@ def bench_target(
             rec["sgd_device"] = str(dev)
     ops.synchronize()
 
-    seconds: dict[str, list[float]] = {k: [] for k in runs}
-    cpu_seconds: dict[str, list[float]] = {k: [] for k in runs}
-    for r in range(repeats):
-        for kind, (fn, sync) in runs.items():
-            wall, cpu = _timed(sync, fn)
-            seconds[kind].append(wall)
-            cpu_seconds[kind].append(cpu)
-            log(
-                f"[{target.label}] {kind} epoch {r + 1}/{repeats}: {seconds[kind][-1]:.2f} s "
-                f"({n_images / seconds[kind][-1]:.0f} images/s)"
-            )
-    for kind, s in seconds.items():
-        rec[kind] = _rate(n_images, s, cpu_seconds[kind])
+    rec.update(interleaved_rates(runs, n_images, repeats, lambda s: log(f"[{target.label}] {s}")))
 
     if softhebb_images:
         from .bench_softhebb import softhebb_comparison
@@ -370,13 +374,13 @@ def bench_target(
         rec["peak_step_bytes"], rec["peak_step_method"], rec["peak_step_batch"] = peak, method, int(xb.shape[0])
 
     ratios: dict[str, float] = {}
-    if "forward" in seconds:
+    if "forward" in runs:
         ratios["hebbian_vs_forward"] = rec["hebbian"]["images_per_s"] / rec["forward"]["images_per_s"]
         if str(ops.device).startswith("cpu"):  # the same ratio by CPU time (on a GPU the host time means little)
             ratios["hebbian_vs_forward_cpu_time"] = rec["forward"]["cpu_seconds"] / rec["hebbian"]["cpu_seconds"]
-    if "floor" in seconds:
+    if "floor" in runs:
         ratios["hebbian_vs_floor"] = rec["hebbian"]["images_per_s"] / rec["floor"]["images_per_s"]
-    if "sgd" in seconds:
+    if "sgd" in runs:
         ratios["hebbian_vs_sgd"] = rec["hebbian"]["images_per_s"] / rec["sgd"]["images_per_s"]
     rec["ratios"] = ratios
     checks: dict[str, bool] = {}

@@ -63,13 +63,12 @@ def _time_net(
     ``n_images`` rounded up to whole batches, interleaved ``repeats`` times, as the main bench times its own."""
     from .bench import (
         _DeviceEpoch,
-        _rate,
-        _timed,
         floor_epoch_fn,
         floor_step,
         forward_epoch_fn,
         forward_step,
         hebbian_epoch_fn,
+        interleaved_rates,
     )
 
     spec = load_spec(path, registry, against_data=False)
@@ -84,27 +83,13 @@ def _time_net(
         net.hebbian_step(xb, yb)
         forward_step(net, xb)
         floor_step(net, xb)
-    epochs = {
-        "hebbian": hebbian_epoch_fn(net, data, spec.hebbian.check_every),
-        "forward": forward_epoch_fn(net, data),
-        "floor": floor_epoch_fn(net, data),
+    runs = {
+        "hebbian": (hebbian_epoch_fn(net, data, spec.hebbian.check_every), ops),
+        "forward": (forward_epoch_fn(net, data), ops),
+        "floor": (floor_epoch_fn(net, data), ops),
     }
-    seconds: dict[str, list[float]] = {k: [] for k in epochs}
-    cpu_seconds: dict[str, list[float]] = {k: [] for k in epochs}
-    for r in range(repeats):
-        for kind, epoch in epochs.items():
-            wall, cpu = _timed(ops, epoch)
-            seconds[kind].append(wall)
-            cpu_seconds[kind].append(cpu)
-            log(f"{rule} net {kind} epoch {r + 1}/{repeats}: {n / wall:.1f} images/s")
-    rec: dict[str, Any] = {
-        "preset": path.name,
-        "batch_size": bs,
-        "n_images": n,
-        "input_shape": list(info.input_shape),
-    }
-    for kind in epochs:
-        rec[kind] = _rate(n, seconds[kind], cpu_seconds[kind])
+    rec: dict[str, Any] = {"preset": path.name, "batch_size": bs, "n_images": n, "input_shape": list(info.input_shape)}
+    rec.update(interleaved_rates(runs, n, repeats, lambda s: log(f"{rule} net {s}")))
     rec["hebbian_vs_forward"] = rec["hebbian"]["images_per_s"] / rec["forward"]["images_per_s"]
     rec["hebbian_vs_floor"] = rec["hebbian"]["images_per_s"] / rec["floor"]["images_per_s"]
     rec["hebbian_vs_floor_cpu_time"] = rec["floor"]["cpu_seconds"] / rec["hebbian"]["cpu_seconds"]
