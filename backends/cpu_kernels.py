@@ -136,6 +136,39 @@ def linear_winner_sums(x: np.ndarray, index: np.ndarray, n_kernels: int, threads
     return winner_sums(xh, index.reshape(n, 1, 1), n_kernels, 1, 1, 1, threads, openmp).reshape(-1, d)
 
 
+def winner_signed_sums_of(
+    y: np.ndarray, u: np.ndarray, threads: int, openmp: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``Ops.winner_signed_sums`` of ``y`` and ``u`` ``(N, K[, Ho, Wo])`` (numpy arrays, ``y`` written in place):
+    ``(y, Σ y, Σ y·u)`` with the sums ``(K,)`` in ``y``'s dtype, added in float64 in a fixed order; or None where
+    the array code must compute them (see :func:`kernel_rows`)."""
+    rows, u_rows = kernel_rows(y), kernel_rows(u)
+    if rows is None or u_rows is None or u.dtype != y.dtype or u.shape != y.shape or not y.flags.writeable:
+        return None
+    n, p, k = rows.shape
+    bounds = _bounds(n, _threads_for(2 * rows.size, threads))
+    sums = np.zeros((2, len(bounds) - 1, k))
+    args = (rows, u_rows, u_rows.view(f"int{8 * y.itemsize}"), _bits(y.dtype, 1.0))
+    _run(
+        bounds,
+        lambda t: _kernels().winner_signed_sums(*args, bounds[t], bounds[t + 1], sums[0, t], sums[1, t]),
+        openmp and (lambda: _kernels().winner_signed_sums_parallel(*args, bounds, sums[0], sums[1])),
+    )
+    total = sums[:, 0]
+    for t in range(1, sums.shape[1]):
+        total += sums[:, t]
+    return y, total[0].astype(y.dtype), total[1].astype(y.dtype)
+
+
+def kernel_rows(a: np.ndarray) -> np.ndarray | None:
+    """``a`` ``(N, K[, Ho, Wo])`` as ``(N, P, K)`` C-contiguous rows (no copy), or None where it is not laid out
+    so (kernel axis fastest, as convolutions return activations), empty, or not float32/64."""
+    if a.ndim not in (2, 4) or a.dtype not in KERNEL_DTYPES or a.size == 0:
+        return None
+    rows = a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
+    return rows.reshape(a.shape[0], -1, a.shape[1]) if rows.flags.c_contiguous else None
+
+
 def _bits(dtype: np.dtype, eps: float) -> np.ndarray:
     """The integer constants of :func:`numba_kernels.cosine_argmax` for floats of ``dtype``, as integers of its
     width: the mask of the exponent field; the exponent field of ``2**m``, with ``m`` the largest power for which
@@ -155,15 +188,17 @@ def similarity_rows(dot: np.ndarray, w_norm: np.ndarray, x_norm: np.ndarray, eps
     or None where the array code must do it: ``dot`` not laid out so (kernel axis fastest, as convolutions return
     activations), empty, or not float32/64; norms that are not one per kernel and one per sample and position,
     not finite or negative; ``eps`` not above 0 in ``dot``'s dtype."""
-    if dot.ndim not in (2, 4) or dot.dtype not in KERNEL_DTYPES or dot.size == 0 or not dot.dtype.type(eps) > 0:
-        return None
-    n, k = dot.shape[:2]
-    rows = dot.transpose(0, 2, 3, 1) if dot.ndim == 4 else dot
-    if not rows.flags.c_contiguous or w_norm.size != k or x_norm.size != rows.size // k:
+    rows = kernel_rows(dot)
+    if (
+        rows is None
+        or not dot.dtype.type(eps) > 0
+        or w_norm.size != rows.shape[2]
+        or x_norm.size != rows.size // rows.shape[2]
+    ):
         return None
     if not all(np.isfinite(a).all() and (a >= 0).all() for a in (w_norm, x_norm)):  # small: K and N·P values
         return None
-    return rows.reshape(n, -1, k)
+    return rows
 
 
 def _in_layout_of(dot: np.ndarray, rows: np.ndarray) -> np.ndarray:

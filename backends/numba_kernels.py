@@ -59,6 +59,46 @@ def _key(b, allow, sign, low):  # pragma: no cover (compiled)
     return (((b ^ (m & low)) - m) & allow) | (~low & ~allow)
 
 
+@_jit  # no fast-math: NaN and inf are compared by their integer keys as numpy orders them
+def winner_signed_sums(y, u, u_bits, bits, s0, s1, c_sum, cu_sum):  # pragma: no cover (compiled)
+    """For samples ``s0 <= s < s1`` of ``y`` and ``u`` (N, P, K): negate ``y`` in place except at the first
+    largest ``u`` of each row (the first NaN, if any, as numpy's ``argmax``) and add the result and its product
+    with ``u`` to ``c_sum`` and ``cu_sum`` (K,) float64. ``bits``: as :func:`cosine_argmax`'s."""
+    p, k = y.shape[1], y.shape[2]
+    field, sign, low = bits[0], bits[2], bits[3]
+    none = numba.int32(k)
+    for s in range(s0, s1):
+        for q in range(p):
+            yr, ur, ub = y[s, q], u[s, q], u_bits[s, q]
+            nan = numba.int32(0)
+            top = ~low
+            for j in range(uint64(k)):
+                nan |= numba.int32((ub[j] & low) > field)  # exponent all ones and a nonzero mantissa
+                top = max(top, _key(ub[j], -1, sign, low))
+            best = none
+            if nan:
+                for j in range(k):
+                    if ur[j] != ur[j]:
+                        best = numba.int32(j)
+                        break
+            else:
+                for j in range(uint64(k)):  # the first index at the top, as a min (vectorised)
+                    best = min(best, numba.int32(j) if _key(ub[j], -1, sign, low) == top else none)
+            for j in range(uint64(k)):
+                v = yr[j] if numba.int32(j) == best else -yr[j]
+                yr[j] = v
+                c_sum[j] += v
+                cu_sum[j] += np.float64(v) * np.float64(ur[j])
+
+
+@numba.njit(parallel=True, cache=True)
+def winner_signed_sums_parallel(y, u, u_bits, bits, bounds, c_sum, cu_sum):  # pragma: no cover (compiled)
+    """:func:`winner_signed_sums` of the sample ranges ``bounds[t]:bounds[t + 1]`` into ``c_sum[t]`` and
+    ``cu_sum[t]``, in parallel."""
+    for t in numba.prange(len(bounds) - 1):
+        winner_signed_sums(y, u, u_bits, bits, bounds[t], bounds[t + 1], c_sum[t], cu_sum[t])
+
+
 _FAST = {"nnan", "reassoc", "nsz"}  # its passes vectorise better (0.43 against 0.63 ms on conv3); exact on finite rows
 
 

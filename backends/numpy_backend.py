@@ -39,6 +39,13 @@ class NumpyOps(Ops):
                 return fused
         return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
 
+    def winner_signed_sums(self, y, u):
+        if cpu_kernels.enabled():
+            fused = cpu_kernels.winner_signed_sums_of(y, u, self.threads)
+            if fused is not None:
+                return fused
+        return super().winner_signed_sums(y, u)
+
     #: The kernels' threads: one, since numpy's BLAS workers spin after each product and leave another thread
     #: no core (``benchmarks/blas_spin.py``; paper net at 2 threads, Hebbian / forward 0.84-0.93 on one kernel
     #: thread against 0.77-0.80 on two).

@@ -143,6 +143,15 @@ class Ops:
         # argmax over a channels-last axis needs no copy; one zero fill and one scatter, no boolean temporary
         return self.one_hot(self.argmax(a, axis), a.shape[axis], axis, str(a.dtype))
 
+    def winner_signed_sums(self, y: Array, u: Array) -> tuple[Array, Array, Array]:
+        """``(s, Σ s, Σ s·u)``: ``s = y`` at the first largest ``u`` along axis 1 of each sample and position and
+        ``-y`` elsewhere (SoftHebb's anti-Hebbian coefficients), with its sums over every axis but 1 (``(K,)``).
+        ``y`` and ``u`` are shaped alike; ``y`` may be overwritten with ``s`` (pass an array you own), so a
+        backend can do it all in one pass."""
+        s = y * (self.one_hot_argmax(u, axis=1) * 2.0 - 1.0)
+        axes = (0,) + tuple(range(2, s.ndim))
+        return s, self.sum(s, axis=axes), self.sum(s * u, axis=axes)
+
     def one_hot(self, index: Array, n: int, axis: int = 1, dtype: str = "float32") -> Array:
         """1.0 at ``index`` along a new axis ``axis`` of length ``n``: ``(N[, Ho, Wo]) -> (N, n[, Ho, Wo])``.
 

@@ -166,6 +166,90 @@ def test_nans_and_masks_follow_numpys_argmax_of_the_masked_cosines(openmp):
             np.testing.assert_allclose(cos, dot / (wn * xn[..., None] + np.float32(1e-8)), rtol=1e-6)
 
 
+def loop_winner_signed_sums(y, u):
+    """``y`` negated but at each row's first largest ``u`` (the first NaN if any), and its sums, in float64."""
+    s = -y.astype(np.float64)
+    for b, q in np.ndindex(*y.shape[:2]):
+        row = u[b, q]
+        nan = np.flatnonzero(np.isnan(row))
+        best = nan[0] if len(nan) else int(np.argmax(row))
+        s[b, q, best] = y[b, q, best]
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as the kernel's sum
+        return s, s.sum(axis=(0, 1)), (s * u).sum(axis=(0, 1))
+
+
+@numba_installed
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 5),
+    p=st.integers(1, 9),
+    k=st.integers(1, 40),
+    special=st.sampled_from(["none", "nan", "inf", "zeros"]),
+    threads=st.integers(1, 3),
+    openmp=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_winner_signed_sums_against_a_loop(n, p, k, special, threads, openmp, dtype, seed):
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal((n, p, k)).astype(dtype)
+    u[:, :, k // 2] = u[:, :, 0]  # exact ties: the first kernel wins
+    if special == "nan":
+        u[0, 0, -1] = np.nan
+        u[-1, -1, k // 3] = -np.nan  # a NaN with its sign bit set wins as well
+    elif special == "inf":
+        u[0, 0, -1], u[-1, -1, 0] = np.inf, -np.inf
+    elif special == "zeros":  # -0 ties with +0: the first wins
+        u[0, 0] = -1.0
+        u[0, 0, k - 1], u[0, 0, k // 2] = -0.0, 0.0
+    y = rng.random((n, p, k)).astype(dtype)
+    want, want_sum, want_u_sum = loop_winner_signed_sums(y, u)
+    # as the backends pass them: (N, K, H, W) views of channels-last memory
+    y4, u4 = (a.reshape(n, p, 1, k).transpose(0, 3, 1, 2) for a in (y, u))
+    got, c_sum, cu_sum = cpu_kernels.winner_signed_sums_of(y4, u4, threads, openmp)
+    assert got is y4 and c_sum.dtype == dtype and c_sum.shape == (k,)
+    np.testing.assert_array_equal(y, want.astype(dtype))  # written in place, signs exact
+    np.testing.assert_allclose(c_sum, want_sum, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cu_sum, want_u_sum, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def test_winner_signed_sums_leave_what_the_kernel_cannot_take_to_the_array_code():
+    last = np.zeros((2, 4, 5, 3), np.float32).transpose(0, 3, 1, 2)
+    chw = np.zeros((2, 3, 4, 5), np.float32)
+    assert cpu_kernels.winner_signed_sums_of(chw, chw.copy(), 1) is None  # not channels-last
+    assert cpu_kernels.winner_signed_sums_of(last, last.astype(np.float64), 1) is None  # mixed dtypes
+    assert cpu_kernels.winner_signed_sums_of(last[:0], last[:0], 1) is None  # an empty shard
+    frozen = last.copy()
+    frozen.flags.writeable = False
+    assert cpu_kernels.winner_signed_sums_of(frozen, last, 1) is None
+
+
+@numba_installed
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_backends_sign_softhebbs_coefficients_the_same_with_and_without_the_kernels(backend, registry, monkeypatch):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    ops = registry.get("backend", backend)("cpu")
+    rng = np.random.default_rng(3)
+    xa, wa = ops.asarray(rng.standard_normal((5, 4, 8, 8))), ops.asarray(rng.standard_normal((6, 4, 3, 3)))
+    u = ops.conv2d(xa, wa)  # the convolution's layout (channels-last): the kernel's rows
+    dense = ops.asarray(rng.standard_normal((7, 6)))
+    calls = []
+    kernel = cpu_kernels.winner_signed_sums_of
+    monkeypatch.setattr(cpu_kernels, "winner_signed_sums_of", lambda *a, **kw: calls.append(1) or kernel(*a, **kw))
+    results = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv(cpu_kernels.ENV_SWITCH, switch)
+        results[switch] = [
+            [ops.to_numpy(a) for a in ops.winner_signed_sums(ops.softmax(v, axis=1), v)] for v in (u, dense)
+        ]
+    assert len(calls) == 2  # the kernel took both calls with the switch on
+    for got, want in zip(results["1"], results["0"], strict=True):
+        np.testing.assert_array_equal(got[0], want[0])
+        for a, b in zip(got[1:], want[1:], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_rows_are_taken_only_where_the_kernel_may_compute():
     chw = np.zeros((2, 3, 4, 5), np.float32)  # (N, K, H, W) with W fastest: not the kernels' rows
     last = np.zeros((2, 4, 5, 3), np.float32).transpose(0, 3, 1, 2)

@@ -393,6 +393,22 @@ def test_max_abs_keeps_a_nan_visible(registry, backend):
     assert float(ops.to_numpy(ops.max_abs(ops.asarray(np.array([[-3.0, 2.0]], np.float32))))) == 3.0
 
 
+@pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
+def test_isfinite_all_finds_every_nan_and_inf(registry, backend):
+    """The run's NaN check: any NaN or inf anywhere, in a channels-last layout too; an empty array is finite."""
+    ops = make_ops(registry, *backend)
+    base = np.arange(24, dtype=np.float32).reshape(1, 4, 2, 3) - 30.0
+    assert ops.isfinite_all(ops.asarray(base)) and ops.isfinite_all(ops.asarray(base[:0]))
+    for bad in (np.nan, -np.nan, np.inf, -np.inf):
+        for pos in (0, 7, 23):
+            a = base.copy()
+            a.reshape(-1)[pos] = bad
+            assert not ops.isfinite_all(ops.asarray(a))
+            v = ops.asarray(np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
+            last = v.permute(0, 3, 1, 2) if hasattr(v, "permute") else v.transpose(0, 3, 1, 2)
+            assert not ops.isfinite_all(last)
+
+
 def test_backends_leave_the_floating_point_mode_alone(registry):
     """No backend turns flush-to-zero on for the process (it breaks other libraries, e.g. hypothesis's floats)."""
     torch = pytest.importorskip("torch")

@@ -41,6 +41,7 @@ from .activation import lebesgue_currents, lebesgue_norms, positive, squared_sum
 
 MAX_EPS = 1e-30
 NORM_EPS = 1e-10
+_SUMS = "softhebb.sums"  # ctx.cache key: the signed coefficients and their sums, from post_synaptic's pass
 
 
 @dataclass(frozen=True)
@@ -92,16 +93,26 @@ class SoftHebb(LearningRule):
         y = ops.softmax(u if t == 1.0 else u * (1.0 / t), axis=1)  # at t = 1 no pass to scale u
         if not self.options.anti_hebbian:
             return y
-        sign = ops.one_hot_argmax(u, axis=1) * 2.0 - 1.0  # +1 for the winner, -1 for the losers
-        return y * sign
+        # +y for the winner, -y for the losers, in place, with the update's two sums in the same pass
+        signed, c_sum, cu_sum = ops.winner_signed_sums(y, u)
+        ctx.cache[_SUMS] = (signed, c_sum, cu_sum)
+        return signed
+
+    def _sums(self, ctx, y):
+        """``(Σ_p y, Σ_p y·u)`` per kernel: from :meth:`post_synaptic`'s pass when ``y`` is what it returned."""
+        cached = ctx.cache.get(_SUMS)
+        if cached is not None and cached[0] is y:
+            return cached[1], cached[2]
+        return ctx.coefficient_sum(y), squared_sum(ctx, y, self._u(ctx))
 
     def update_sums(self, ctx, y):
-        d = ctx.ops.minus_per_kernel(ctx.input_correlation(y), squared_sum(ctx, y, self._u(ctx)), ctx.w)
+        y_sum, yu_sum = self._sums(ctx, y)
+        d = ctx.ops.minus_per_kernel(ctx.input_correlation(y), yu_sum, ctx.w)
         if not self.options.adaptive_lr:
-            return (max_normalized(ctx, d) if self.options.normalize else d), ctx.coefficient_sum(y)
+            return (max_normalized(ctx, d) if self.options.normalize else d), y_sum
         norms = lebesgue_norms(ctx, self.options.lebesgue_p)
         rate = (abs(norms - self.options.radius) + NORM_EPS) ** self.options.power_lr
         if self.options.normalize:  # one pass over d: ρ_k / max|D| per kernel (the weights are conv3's 5.3M floats)
             rate = rate / max_abs_floor(ctx, d)
         d *= ctx.per_kernel(rate)  # in place: minus_per_kernel returned a new array
-        return d, ctx.coefficient_sum(y)
+        return d, y_sum
