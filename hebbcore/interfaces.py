@@ -110,6 +110,9 @@ class HebbianContext:
         self.state: dict[str, Array] = {}
         self.cache: dict[str, Any] = {}
         self.total_positions: int | None = None  # P summed over processes, once asked for
+        #: False while the step's aggregation never reads the coefficient sums (``mean``, ``sum``): see
+        #: :meth:`aggregated_sum`.
+        self.reads_coefficient_sum = True
 
     @property
     def similarity(self) -> Array:
@@ -173,6 +176,12 @@ class HebbianContext:
         if isinstance(c, Winners):
             return self.ops.winner_counts(c.index, c.n_kernels)
         return self.ops.sum(c, axis=self.kernel_axis_sum)
+
+    def aggregated_sum(self, c: Array | Winners) -> Array | None:
+        """:meth:`coefficient_sum` for :meth:`LearningRule.update_sums` to return as the aggregation's
+        ``Σ_p c_p``: None where the step's aggregation never reads it (``mean``, ``sum``), so nothing computes it.
+        A rule that uses the sum itself (as a decay) calls :meth:`coefficient_sum`."""
+        return self.coefficient_sum(c) if self.reads_coefficient_sum else None
 
     def dense(self, c: Array | Winners) -> Array:
         """``c`` as an array shaped like :attr:`dot` (a :class:`Winners` becomes its one-hot)."""
@@ -239,8 +248,9 @@ class LearningRule(ABC):
         A rule with one winner per sample and position may return :class:`Winners` instead.
         """
 
-    def update_sums(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[Array, Array]:
-        """``(Σ_p c_p·d_p, Σ_p c_p)``: summed update directions (shaped like ``w``) and coefficient sums ``(K,)``.
+    def update_sums(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[Array, Array | None]:
+        """``(Σ_p c_p·d_p, Σ_p c_p)``: summed update directions (shaped like ``w``) and coefficient sums ``(K,)``
+        (None allowed where the aggregation does not read them: return :meth:`HebbianContext.aggregated_sum`).
 
         The default is the common form ``d_p = x_p − (β_p / c_p)·w``: ``Σ_p c_p·x_p − (Σ_p β_p)·w`` with
         ``Σ_p β_p`` from :meth:`decay_sum` (plain Hebb, Hebb with decay, WTA, Oja, ...). A rule whose
@@ -265,19 +275,21 @@ class Aggregation(ABC):
     """
 
     name: ClassVar[str]
+    #: False when :meth:`combine` never reads the coefficient sums: a rule may then pass None for them.
+    reads_coefficient_sum: ClassVar[bool] = True
 
     @classmethod
     def check(cls, rule_cls: type[LearningRule]) -> list[str]:
         """Why this aggregation is wrong for the rule's coefficients (run when the spec is loaded); [] if fine."""
         return []
 
-    def sums(self, ctx: HebbianContext, rule: LearningRule, coefficient: Array | Winners) -> tuple[Array, Array]:
+    def sums(self, ctx: HebbianContext, rule: LearningRule, coefficient: Array | Winners) -> tuple[Array, Array | None]:
         """The sums :meth:`combine` takes, the first shaped like ``ctx.w``; by default the rule's
         ``(Σ_p c_p·d_p, Σ_p c_p)``. The step checks that sum's and :meth:`combine`'s shape and dtype."""
         return rule.update_sums(ctx, coefficient)
 
     @abstractmethod
-    def combine(self, ctx: HebbianContext, direction_sum: Array, coefficient_sum: Array) -> Array:
+    def combine(self, ctx: HebbianContext, direction_sum: Array, coefficient_sum: Array | None) -> Array:
         """One update per kernel (shaped like ``ctx.w``), before the learning rate."""
 
 

@@ -20,13 +20,15 @@ def hebbian_delta(
     """
     state = rule.next_state(ctx, state)
     ctx.state = state
+    ctx.reads_coefficient_sum = aggregation.reads_coefficient_sum
     coefficient = rule.post_synaptic(ctx)
     if not isinstance(coefficient, Winners):
         _expect(coefficient, ctx.dot, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot")
     direction_sum, coefficient_sum = aggregation.sums(ctx, rule, coefficient)
     _expect(direction_sum, ctx.w, f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update", "w")
     if ctx.reducer is not None:
-        direction_sum, coefficient_sum = ctx.reducer(direction_sum), ctx.reducer(coefficient_sum)
+        direction_sum = ctx.reducer(direction_sum)
+        coefficient_sum = None if coefficient_sum is None else ctx.reducer(coefficient_sum)
     combined = aggregation.combine(ctx, direction_sum, coefficient_sum)
     _expect(combined, ctx.w, f"aggregation {aggregation.name!r}: combine returned", "w")
     return float(lr) * combined, state  # a Python float keeps the weights' dtype (a numpy float64 would not)

@@ -71,6 +71,7 @@ class DirectionMean(Aggregation):
 
 class Mean(Aggregation):
     name = "mean"
+    reads_coefficient_sum = False
 
     def combine(self, ctx, direction_sum, coefficient_sum):
         return direction_sum * (1.0 / ctx.n_positions)
@@ -78,6 +79,7 @@ class Mean(Aggregation):
 
 class Sum(Aggregation):
     name = "sum"
+    reads_coefficient_sum = False
 
     def combine(self, ctx, direction_sum, coefficient_sum):
         return direction_sum

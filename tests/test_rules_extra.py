@@ -363,6 +363,29 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
         assert (mask.sum(axis=1) == top).all()
 
 
+@pytest.mark.parametrize(
+    "rule, opts",
+    [("hpca", {}), ("sanger", {}), ("krotov", {"k": 2}), ("softhebb", {"anti_hebbian": False}), ("softhebb", {})],
+)
+@pytest.mark.parametrize("agg", ["mean", "sum"])
+def test_sums_no_aggregation_reads_are_not_computed(registry, numpy_ops, monkeypatch, rule, opts, agg):
+    """``mean`` and ``sum`` never read the coefficient sums: the rules hand them None (nothing computes them),
+    and the update is the one the sums' presence gives."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
+    agg_cls = type(registry.get("aggregation", agg)())
+    seen = []
+    combine = agg_cls.combine
+    monkeypatch.setattr(agg_cls, "combine", lambda self, ctx, d, c: seen.append(c) or combine(self, ctx, d, c))
+    deltas = {}
+    for reads in (False, True):
+        monkeypatch.setattr(agg_cls, "reads_coefficient_sum", reads)
+        net = one_layer_net(registry, numpy_ops, rule, opts, agg, "conv", 4, (2, 6, 6), 3, ksize=3)
+        deltas[reads] = fast_update(net, x, None)
+    assert seen[0] is None and seen[1] is not None and seen[1].shape == (4,)
+    np.testing.assert_allclose(deltas[False], deltas[True], rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
 def test_softmax_flushes_subnormal_outputs(registry, backend):
     """A sharp softmax leaves outputs below 1e-38; every backend returns 0 there (they slow products ~50x)."""

@@ -86,4 +86,4 @@ class KrotovHopfield(LearningRule):
         d = ctx.ops.minus_per_kernel(hebb, squared_sum(ctx, y, cur), ctx.w)
         if o.normalize:
             d = max_normalized(ctx, d)
-        return d, ctx.coefficient_sum(y)
+        return d, ctx.aggregated_sum(y)

@@ -40,7 +40,7 @@ def sanger_sums(ctx: HebbianContext, y, lower):
     k = ctx.w.shape[0]
     gram = ctx.ops.kernel_gram(y) * lower  # G_kj for j <= k
     recon = (gram @ ctx.w.reshape(k, -1)).reshape(tuple(ctx.w.shape))
-    return ctx.input_correlation(y) - recon, ctx.coefficient_sum(y)
+    return ctx.input_correlation(y) - recon, ctx.aggregated_sum(y)
 
 
 @dataclass(frozen=True)

@@ -98,4 +98,4 @@ class Ridge(LearningRule):
         gram = st["gram"] * inv_n
         penalty = ops.sum(gram * eye) * (self.options.l2 / d)
         solution = ops.solve(gram + eye * penalty, st["cross"] * inv_n)  # (D, K)
-        return solution.T - ctx.w, ctx.coefficient_sum(y)
+        return solution.T - ctx.w, ctx.aggregated_sum(y)

@@ -102,8 +102,8 @@ class SoftHebb(LearningRule):
         """``(Σ_p y, Σ_p y·u)`` per kernel: from :meth:`post_synaptic`'s pass when ``y`` is what it returned."""
         cached = ctx.cache.get(_SUMS)
         if cached is not None and cached[0] is y:
-            return cached[1], cached[2]
-        return ctx.coefficient_sum(y), squared_sum(ctx, y, self._u(ctx))
+            return (cached[1] if ctx.reads_coefficient_sum else None), cached[2]
+        return ctx.aggregated_sum(y), squared_sum(ctx, y, self._u(ctx))
 
     def update_sums(self, ctx, y):
         y_sum, yu_sum = self._sums(ctx, y)
