@@ -160,6 +160,31 @@ def winner_signed_sums_of(
     return y, total[0].astype(y.dtype), total[1].astype(y.dtype)
 
 
+def ranked_of(
+    u: np.ndarray, rank: int, delta: float, threads: int, openmp: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``Ops.ranked_coefficients`` of ``u`` ``(N, K[, Ho, Wo])`` (a numpy array): ``y`` in ``u``'s layout and its
+    sums ``(K,)`` in ``u``'s dtype, added in float64 in a fixed order; or None where the array code must compute
+    them (see :func:`kernel_rows`)."""
+    rows = kernel_rows(u)
+    if rows is None or not 1 <= rank <= rows.shape[2]:
+        return None
+    n, p, k = rows.shape
+    bounds = _bounds(n, _threads_for(rank * rows.size, threads))
+    sums = np.zeros((2, len(bounds) - 1, k))
+    y = np.zeros_like(rows)
+    args = (rows, rows.view(f"int{8 * u.itemsize}"), _bits(u.dtype, 1.0), rank, u.dtype.type(delta))
+    _run(
+        bounds,
+        lambda t: _kernels().ranked(*args, bounds[t], bounds[t + 1], y, sums[0, t], sums[1, t]),
+        openmp and (lambda: _kernels().ranked_parallel(*args, bounds, y, sums[0], sums[1])),
+    )
+    total = sums[:, 0]
+    for t in range(1, sums.shape[1]):
+        total += sums[:, t]
+    return _in_layout_of(u, y), total[0].astype(u.dtype), total[1].astype(u.dtype)
+
+
 def kernel_rows(a: np.ndarray) -> np.ndarray | None:
     """``a`` ``(N, K[, Ho, Wo])`` as ``(N, P, K)`` C-contiguous rows (no copy), or None where it is not laid out
     so (kernel axis fastest, as convolutions return activations), empty, or not float32/64."""

@@ -46,6 +46,13 @@ class NumpyOps(Ops):
                 return fused
         return super().winner_signed_sums(y, u)
 
+    def ranked_coefficients(self, u, rank, delta):
+        if cpu_kernels.enabled():
+            fused = cpu_kernels.ranked_of(u, rank, delta, self.threads)
+            if fused is not None:
+                return fused
+        return super().ranked_coefficients(u, rank, delta)
+
     #: The kernels' threads: one, since numpy's BLAS workers spin after each product and leave another thread
     #: no core (``benchmarks/blas_spin.py``; paper net at 2 threads, Hebbian / forward 0.84-0.93 on one kernel
     #: thread against 0.77-0.80 on two).

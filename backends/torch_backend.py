@@ -100,6 +100,13 @@ class TorchOps(Ops):
                 return y, self.torch.from_numpy(fused[1]), self.torch.from_numpy(fused[2])
         return super().winner_signed_sums(y, u)
 
+    def ranked_coefficients(self, u, rank, delta):
+        if self._kernels_for(u):
+            fused = cpu_kernels.ranked_of(u.detach().numpy(), rank, delta, self._threads(), True)
+            if fused is not None:
+                return tuple(self.torch.from_numpy(a) for a in fused)
+        return super().ranked_coefficients(u, rank, delta)
+
     def _kernels_for(self, a) -> bool:
         """True when the compiled CPU kernels take ``a``: a float tensor on the CPU and Numba enabled."""
         return a.device.type == "cpu" and a.dtype in self._host_dtypes and cpu_kernels.enabled()

@@ -14,6 +14,7 @@ backend keeps these signatures.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, ClassVar
 
@@ -151,6 +152,20 @@ class Ops:
         s = y * (self.one_hot_argmax(u, axis=1) * 2.0 - 1.0)
         axes = (0,) + tuple(range(2, s.ndim))
         return s, self.sum(s, axis=axes), self.sum(s * u, axis=axes)
+
+    def ranked_coefficients(self, u: Array, rank: int, delta: float) -> tuple[Array, Array, Array]:
+        """``(y, Σ y, Σ y·u)``: Krotov and Hopfield's ranking along axis 1 of each sample and position, ``y = 1``
+        at the largest ``u`` and ``-delta`` added at the ``rank``-th largest (ranks as repeated
+        :meth:`one_hot_argmax`, each winner then set to -inf), 0 elsewhere, shaped like ``u``; the sums over
+        every axis but 1 (``(K,)``)."""
+        first = hit = self.one_hot_argmax(u, axis=1)
+        masked = u
+        for _ in range(rank - 1):  # ranks 2..rank: mask the last winner, take the next argmax
+            masked = self.where(hit > 0, -math.inf, masked)
+            hit = self.one_hot_argmax(masked, axis=1)
+        y = first - hit * delta
+        axes = (0,) + tuple(range(2, y.ndim))
+        return y, self.sum(y, axis=axes), self.sum(y * u, axis=axes)
 
     def one_hot(self, index: Array, n: int, axis: int = 1, dtype: str = "float32") -> Array:
         """1.0 at ``index`` along a new axis ``axis`` of length ``n``: ``(N[, Ho, Wo]) -> (N, n[, Ho, Wo])``.

@@ -213,6 +213,61 @@ def test_winner_signed_sums_against_a_loop(n, p, k, special, threads, openmp, dt
     np.testing.assert_allclose(cu_sum, want_u_sum, rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
+def loop_ranked(u, rank, delta):
+    """Krotov's coefficients by a loop, each row ranked by repeated masked argmax (the first NaN wins), and the
+    sums in float64."""
+    y = np.zeros(u.shape, np.float64)
+    for b, q in np.ndindex(*u.shape[:2]):
+        row = u[b, q].astype(np.float64)
+        hits = []
+        for _ in range(rank):
+            nan = np.flatnonzero(np.isnan(row))
+            hits.append(int(nan[0]) if len(nan) else int(np.argmax(row)))
+            row[hits[-1]] = -np.inf
+        y[b, q, hits[0]] = 1.0
+        y[b, q, hits[-1]] -= delta
+    with np.errstate(invalid="ignore"):  # 0·inf: NaN, as the array code's product
+        return y, y.sum(axis=(0, 1)), (y * u).sum(axis=(0, 1))
+
+
+@numba_installed
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 4),
+    p=st.integers(1, 5),
+    k=st.integers(1, 30),
+    rank=st.integers(1, 8),
+    special=st.sampled_from(["none", "nan", "inf", "zeros", "all_nan"]),
+    threads=st.integers(1, 3),
+    openmp=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_ranked_coefficients_against_a_loop(n, p, k, rank, special, threads, openmp, dtype, seed):
+    rng = np.random.default_rng(seed)
+    rank = min(rank, k)
+    u = rng.standard_normal((n, p, k)).astype(dtype)
+    u[:, :, k // 2] = u[:, :, 0]  # exact ties: the lower index ranks first
+    row = u[0, 0]
+    if special == "nan":
+        row[rng.integers(k)], row[rng.integers(k)] = np.nan, -np.nan
+    elif special == "inf":  # ranks past the finite values fall on -inf, masked winners among them
+        row[:] = -np.inf
+        row[rng.integers(k)] = 1.0
+    elif special == "zeros":
+        row[:] = 0.0
+        row[rng.integers(k)] = -0.0
+    elif special == "all_nan":
+        row[:] = np.nan
+    want, want_sum, want_u_sum = loop_ranked(u, rank, 0.4)
+    u4 = u.reshape(n, p, 1, k).transpose(0, 3, 1, 2)  # (N, K, H, W) views of channels-last memory
+    y, c_sum, cu_sum = cpu_kernels.ranked_of(u4, rank, 0.4, threads, openmp)
+    assert y.dtype == dtype and y.strides == u4.strides and c_sum.shape == (k,)
+    np.testing.assert_allclose(y.transpose(0, 2, 3, 1).reshape(n, p, k), want, rtol=1e-6)
+    np.testing.assert_allclose(c_sum, want_sum, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cu_sum, want_u_sum, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
 def test_winner_signed_sums_leave_what_the_kernel_cannot_take_to_the_array_code():
     last = np.zeros((2, 4, 5, 3), np.float32).transpose(0, 3, 1, 2)
     chw = np.zeros((2, 3, 4, 5), np.float32)
@@ -226,7 +281,7 @@ def test_winner_signed_sums_leave_what_the_kernel_cannot_take_to_the_array_code(
 
 @numba_installed
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_backends_sign_softhebbs_coefficients_the_same_with_and_without_the_kernels(backend, registry, monkeypatch):
+def test_backends_sign_and_rank_coefficients_the_same_with_and_without_the_kernels(backend, registry, monkeypatch):
     if backend == "torch":
         pytest.importorskip("torch")
     ops = registry.get("backend", backend)("cpu")
@@ -237,13 +292,15 @@ def test_backends_sign_softhebbs_coefficients_the_same_with_and_without_the_kern
     calls = []
     kernel = cpu_kernels.winner_signed_sums_of
     monkeypatch.setattr(cpu_kernels, "winner_signed_sums_of", lambda *a, **kw: calls.append(1) or kernel(*a, **kw))
+    ranked = cpu_kernels.ranked_of
+    monkeypatch.setattr(cpu_kernels, "ranked_of", lambda *a, **kw: calls.append(2) or ranked(*a, **kw))
     results = {}
     for switch in ("1", "0"):
         monkeypatch.setenv(cpu_kernels.ENV_SWITCH, switch)
         results[switch] = [
             [ops.to_numpy(a) for a in ops.winner_signed_sums(ops.softmax(v, axis=1), v)] for v in (u, dense)
-        ]
-    assert len(calls) == 2  # the kernel took both calls with the switch on
+        ] + [[ops.to_numpy(a) for a in ops.ranked_coefficients(v, 3, 0.4)] for v in (u, dense)]
+    assert calls == [1, 1, 2, 2]  # the kernels took every call with the switch on
     for got, want in zip(results["1"], results["0"], strict=True):
         np.testing.assert_array_equal(got[0], want[0])
         for a, b in zip(got[1:], want[1:], strict=True):

@@ -34,6 +34,16 @@ def squared_sum(ctx: HebbianContext, a, b):
     return ctx.coefficient_sum(a * b)
 
 
+def pass_sums(ctx: HebbianContext, key: str, y, u):
+    """``(Σ_p y, Σ_p y·u)`` per kernel: what ``post_synaptic`` stored as ``ctx.cache[key] = (y, Σ y, Σ y·u)``
+    where ``y`` is the array it returned (its backend added them up in the same pass), else computed; the first
+    None where the aggregation does not read it (:meth:`HebbianContext.aggregated_sum`)."""
+    cached = ctx.cache.get(key)
+    if cached is not None and cached[0] is y:
+        return (cached[1] if ctx.reads_coefficient_sum else None), cached[2]
+    return ctx.aggregated_sum(y), squared_sum(ctx, y, u)
+
+
 def lebesgue_currents(ctx: HebbianContext, p: float):
     """``I_pk = ⟨w_k, x_p⟩_p = Σ_i sign(w_ki)|w_ki|^{p−1} x_pi`` shaped like ``ctx.dot`` (``ctx.dot`` itself for
     ``p = 2``): Krotov and Hopfield's currents, SoftHebb's ``lebesgue_p``. One forward product per step, cached."""

@@ -25,13 +25,14 @@ from a single process's (``normalize = false`` is exact).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from hebbcore.interfaces import LearningRule
 
-from .activation import lebesgue_currents, positive, squared_sum
+from .activation import lebesgue_currents, pass_sums, positive
 from .softhebb import max_normalized
+
+_SUMS = "krotov.sums"  # ctx.cache key: the coefficients and their sums, from post_synaptic's pass
 
 
 @dataclass(frozen=True)
@@ -69,21 +70,18 @@ class KrotovHopfield(LearningRule):
         return lebesgue_currents(ctx, self.options.p)
 
     def post_synaptic(self, ctx):
-        ops = ctx.ops
-        cur = self.currents(ctx)
-        first = hit = ops.one_hot_argmax(cur, axis=1)  # rank 1 (lower index first on ties)
-        for _ in range(self.options.k - 1):  # ranks 2..k: mask the last winner, take the next argmax
-            cur = ops.where(hit > 0, -math.inf, cur)
-            hit = ops.one_hot_argmax(cur, axis=1)
-        return first - hit * self.options.delta
+        # 1 at rank 1, -delta at rank k (lower index first on ties), with the update's two sums in the same pass
+        y, y_sum, yu_sum = ctx.ops.ranked_coefficients(self.currents(ctx), self.options.k, self.options.delta)
+        ctx.cache[_SUMS] = (y, y_sum, yu_sum)
+        return y
 
     def update_sums(self, ctx, y):
         o = self.options
-        cur = self.currents(ctx)
+        y_sum, yu_sum = pass_sums(ctx, _SUMS, y, self.currents(ctx))
         hebb = ctx.input_correlation(y)
         if o.radius != 1.0:  # R^p = 1 otherwise: no pass over the weight-sized sums
             hebb = hebb * (o.radius**o.p)
-        d = ctx.ops.minus_per_kernel(hebb, squared_sum(ctx, y, cur), ctx.w)
+        d = ctx.ops.minus_per_kernel(hebb, yu_sum, ctx.w)
         if o.normalize:
             d = max_normalized(ctx, d)
-        return d, ctx.aggregated_sum(y)
+        return d, y_sum

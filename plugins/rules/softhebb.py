@@ -37,7 +37,7 @@ from typing import Literal
 
 from hebbcore.interfaces import LearningRule
 
-from .activation import lebesgue_currents, lebesgue_norms, positive, squared_sum
+from .activation import lebesgue_currents, lebesgue_norms, pass_sums, positive
 
 MAX_EPS = 1e-30
 NORM_EPS = 1e-10
@@ -98,15 +98,8 @@ class SoftHebb(LearningRule):
         ctx.cache[_SUMS] = (signed, c_sum, cu_sum)
         return signed
 
-    def _sums(self, ctx, y):
-        """``(Σ_p y, Σ_p y·u)`` per kernel: from :meth:`post_synaptic`'s pass when ``y`` is what it returned."""
-        cached = ctx.cache.get(_SUMS)
-        if cached is not None and cached[0] is y:
-            return (cached[1] if ctx.reads_coefficient_sum else None), cached[2]
-        return ctx.aggregated_sum(y), squared_sum(ctx, y, self._u(ctx))
-
     def update_sums(self, ctx, y):
-        y_sum, yu_sum = self._sums(ctx, y)
+        y_sum, yu_sum = pass_sums(ctx, _SUMS, y, self._u(ctx))
         d = ctx.ops.minus_per_kernel(ctx.input_correlation(y), yu_sum, ctx.w)
         if not self.options.adaptive_lr:
             return (max_normalized(ctx, d) if self.options.normalize else d), y_sum
