@@ -145,18 +145,14 @@ def winner_signed_sums_of(
     rows, u_rows = kernel_rows(y), kernel_rows(u)
     if rows is None or u_rows is None or u.dtype != y.dtype or u.shape != y.shape or not y.flags.writeable:
         return None
-    n, p, k = rows.shape
-    bounds = _bounds(n, _threads_for(2 * rows.size, threads))
-    sums = np.zeros((2, len(bounds) - 1, k))
+    bounds = _bounds(rows.shape[0], _threads_for(2 * rows.size, threads))
     args = (rows, u_rows, u_rows.view(f"int{8 * y.itemsize}"), _bits(y.dtype, 1.0))
-    _run(
+    total = _two_sums(
         bounds,
-        lambda t: _kernels().winner_signed_sums(*args, bounds[t], bounds[t + 1], sums[0, t], sums[1, t]),
-        openmp and (lambda: _kernels().winner_signed_sums_parallel(*args, bounds, sums[0], sums[1])),
+        rows.shape[2],
+        lambda t, a, b: _kernels().winner_signed_sums(*args, bounds[t], bounds[t + 1], a, b),
+        openmp and (lambda a, b: _kernels().winner_signed_sums_parallel(*args, bounds, a, b)),
     )
-    total = sums[:, 0]
-    for t in range(1, sums.shape[1]):
-        total += sums[:, t]
     return y, total[0].astype(y.dtype), total[1].astype(y.dtype)
 
 
@@ -169,20 +165,28 @@ def ranked_of(
     rows = kernel_rows(u)
     if rows is None or not 1 <= rank <= rows.shape[2]:
         return None
-    n, p, k = rows.shape
-    bounds = _bounds(n, _threads_for(rank * rows.size, threads))
-    sums = np.zeros((2, len(bounds) - 1, k))
+    bounds = _bounds(rows.shape[0], _threads_for(rank * rows.size, threads))
     y = np.zeros_like(rows)
     args = (rows, rows.view(f"int{8 * u.itemsize}"), _bits(u.dtype, 1.0), rank, u.dtype.type(delta))
-    _run(
+    total = _two_sums(
         bounds,
-        lambda t: _kernels().ranked(*args, bounds[t], bounds[t + 1], y, sums[0, t], sums[1, t]),
-        openmp and (lambda: _kernels().ranked_parallel(*args, bounds, y, sums[0], sums[1])),
+        rows.shape[2],
+        lambda t, a, b: _kernels().ranked(*args, bounds[t], bounds[t + 1], y, a, b),
+        openmp and (lambda a, b: _kernels().ranked_parallel(*args, bounds, y, a, b)),
     )
+    return _in_layout_of(u, y), total[0].astype(u.dtype), total[1].astype(u.dtype)
+
+
+def _two_sums(bounds: np.ndarray, k: int, part: Callable[..., Any], parallel: Any) -> np.ndarray:
+    """``(2, k)`` float64: the two per-kernel sums a kernel adds up over the sample ranges of ``bounds``, run as
+    :func:`_run` runs ``part(t, sum_a, sum_b)`` (or ``parallel(sums_a, sums_b)``, one row per range), each range's
+    partial sums added in order."""
+    sums = np.zeros((2, len(bounds) - 1, k))
+    _run(bounds, lambda t: part(t, sums[0, t], sums[1, t]), parallel and (lambda: parallel(sums[0], sums[1])))
     total = sums[:, 0]
     for t in range(1, sums.shape[1]):
         total += sums[:, t]
-    return _in_layout_of(u, y), total[0].astype(u.dtype), total[1].astype(u.dtype)
+    return total
 
 
 def kernel_rows(a: np.ndarray) -> np.ndarray | None:

@@ -94,7 +94,7 @@ class TorchOps(Ops):
         return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
 
     def winner_signed_sums(self, y, u):
-        if self._kernels_for(y) and u.device == y.device:
+        if self._kernels_for(y) and self._kernels_for(u):
             fused = cpu_kernels.winner_signed_sums_of(y.detach().numpy(), u.detach().numpy(), self._threads(), True)
             if fused is not None:  # y itself holds the signed coefficients
                 return y, self.torch.from_numpy(fused[1]), self.torch.from_numpy(fused[2])
