@@ -13,6 +13,13 @@ from hebbcore_backends import cpu_kernels
 from hebbcore_backends.numpy_backend import NumpyOps
 
 numba_installed = pytest.mark.skipif(cpu_kernels._kernels() is None, reason="numba is not installed")
+#: How a kernel test runs: threads, Numba's team or Python threads, dtype, and the data's seed.
+RUNS = {
+    "threads": st.integers(1, 3),
+    "openmp": st.booleans(),
+    "dtype": st.sampled_from([np.float32, np.float64]),
+    "seed": st.integers(0, 2**31 - 1),
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -38,6 +45,13 @@ def loop_winner_sums(x, index, k, kh, kw, s):
     return out
 
 
+def rows_with_ties(rng, n, p, k, dtype):
+    """``(N, P, K)`` normal values whose kernel ``K // 2`` ties with kernel 0 (the lower index must win)."""
+    a = rng.standard_normal((n, p, k)).astype(dtype)
+    a[:, :, k // 2] = a[:, :, 0]
+    return a
+
+
 def loop_cosine_argmax(dot, wn, xn, eps, allowed):
     """The cosines in float64 and, per sample and position, the first allowed kernel with the largest one."""
     cos = dot.astype(np.float64) / (wn[None, None, :].astype(np.float64) * xn[:, :, None] + eps)
@@ -61,10 +75,7 @@ def loop_cosine_argmax(dot, wn, xn, eps, allowed):
     kw=st.integers(1, 4),
     s=st.integers(1, 3),
     extra=st.integers(0, 5),
-    threads=st.integers(1, 3),
-    openmp=st.booleans(),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**31 - 1),
+    **RUNS,
 )
 def test_winner_sums_against_a_loop(n, c, k, kh, kw, s, extra, threads, openmp, dtype, seed):
     rng = np.random.default_rng(seed)
@@ -98,15 +109,11 @@ def test_winner_sums_refuse_what_would_write_outside_the_arrays():
     p=st.integers(1, 9),
     k=st.integers(1, 40),
     masked=st.booleans(),
-    threads=st.integers(1, 3),
-    openmp=st.booleans(),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**31 - 1),
+    **RUNS,
 )
 def test_cosine_argmax_against_a_loop(n, p, k, masked, threads, openmp, dtype, seed):
     rng = np.random.default_rng(seed)
-    dot = rng.standard_normal((n, p, k)).astype(dtype)
-    dot[:, :, k // 2] = dot[:, :, 0]  # exact ties: the first kernel wins
+    dot = rows_with_ties(rng, n, p, k, dtype)
     wn = np.ones(k, dtype) if k > 1 else rng.random(k).astype(dtype) + 0.5
     xn = rng.random((n, p)).astype(dtype) + 0.1
     allowed = rng.random((n, k)) < 0.5 if masked else None
@@ -170,12 +177,21 @@ def loop_winner_signed_sums(y, u):
     """``y`` negated but at each row's first largest ``u`` (the first NaN if any), and its sums, in float64."""
     s = -y.astype(np.float64)
     for b, q in np.ndindex(*y.shape[:2]):
-        row = u[b, q]
-        nan = np.flatnonzero(np.isnan(row))
-        best = nan[0] if len(nan) else int(np.argmax(row))
+        best = first_largest(u[b, q])
         s[b, q, best] = y[b, q, best]
-    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as the kernel's sum
-        return s, s.sum(axis=(0, 1)), (s * u).sum(axis=(0, 1))
+    return with_sums(s, u)
+
+
+def first_largest(row):
+    """numpy's ``argmax``, spelled out: the first NaN if the row holds one, else the first largest value."""
+    nan = np.flatnonzero(np.isnan(row))
+    return int(nan[0]) if len(nan) else int(np.argmax(row))
+
+
+def with_sums(y, u):
+    """``(y, Σ y, Σ y·u)`` over samples and positions of ``(N, P, K)`` arrays, in float64."""
+    with np.errstate(invalid="ignore"):  # inf - inf and 0·inf: NaN, as the kernels' sums
+        return y, y.sum(axis=(0, 1)), (y * u).sum(axis=(0, 1))
 
 
 @numba_installed
@@ -185,15 +201,11 @@ def loop_winner_signed_sums(y, u):
     p=st.integers(1, 9),
     k=st.integers(1, 40),
     special=st.sampled_from(["none", "nan", "inf", "zeros"]),
-    threads=st.integers(1, 3),
-    openmp=st.booleans(),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**31 - 1),
+    **RUNS,
 )
 def test_winner_signed_sums_against_a_loop(n, p, k, special, threads, openmp, dtype, seed):
     rng = np.random.default_rng(seed)
-    u = rng.standard_normal((n, p, k)).astype(dtype)
-    u[:, :, k // 2] = u[:, :, 0]  # exact ties: the first kernel wins
+    u = rows_with_ties(rng, n, p, k, dtype)
     if special == "nan":
         u[0, 0, -1] = np.nan
         u[-1, -1, k // 3] = -np.nan  # a NaN with its sign bit set wins as well
@@ -221,13 +233,11 @@ def loop_ranked(u, rank, delta):
         row = u[b, q].astype(np.float64)
         hits = []
         for _ in range(rank):
-            nan = np.flatnonzero(np.isnan(row))
-            hits.append(int(nan[0]) if len(nan) else int(np.argmax(row)))
+            hits.append(first_largest(row))
             row[hits[-1]] = -np.inf
         y[b, q, hits[0]] = 1.0
         y[b, q, hits[-1]] -= delta
-    with np.errstate(invalid="ignore"):  # 0·inf: NaN, as the array code's product
-        return y, y.sum(axis=(0, 1)), (y * u).sum(axis=(0, 1))
+    return with_sums(y, u)
 
 
 @numba_installed
@@ -238,16 +248,12 @@ def loop_ranked(u, rank, delta):
     k=st.integers(1, 30),
     rank=st.integers(1, 8),
     special=st.sampled_from(["none", "nan", "inf", "zeros", "all_nan"]),
-    threads=st.integers(1, 3),
-    openmp=st.booleans(),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**31 - 1),
+    **RUNS,
 )
 def test_ranked_coefficients_against_a_loop(n, p, k, rank, special, threads, openmp, dtype, seed):
     rng = np.random.default_rng(seed)
     rank = min(rank, k)
-    u = rng.standard_normal((n, p, k)).astype(dtype)
-    u[:, :, k // 2] = u[:, :, 0]  # exact ties: the lower index ranks first
+    u = rows_with_ties(rng, n, p, k, dtype)
     row = u[0, 0]
     if special == "nan":
         row[rng.integers(k)], row[rng.integers(k)] = np.nan, -np.nan
