@@ -141,9 +141,12 @@ def winner_signed_sums_of(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``Ops.winner_signed_sums`` of ``y`` and ``u`` ``(N, K[, Ho, Wo])`` (numpy arrays, ``y`` written in place):
     ``(y, Σ y, Σ y·u)`` with the sums ``(K,)`` in ``y``'s dtype, added in float64 in a fixed order; or None where
-    the array code must compute them (see :func:`kernel_rows`)."""
+    the array code must compute them: either not laid out as :func:`kernel_rows` takes, different shapes or
+    dtypes, ``y`` read-only, or ``y`` and ``u`` sharing memory (the kernel reads ``u`` after writing ``y``)."""
     rows, u_rows = kernel_rows(y), kernel_rows(u)
     if rows is None or u_rows is None or u.dtype != y.dtype or u.shape != y.shape or not y.flags.writeable:
+        return None
+    if np.may_share_memory(y, u):
         return None
     bounds = _bounds(rows.shape[0], _threads_for(2 * rows.size, threads))
     args = (rows, u_rows, u_rows.view(f"int{8 * y.itemsize}"), _bits(y.dtype, 1.0))
@@ -161,7 +164,7 @@ def ranked_of(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``Ops.ranked_coefficients`` of ``u`` ``(N, K[, Ho, Wo])`` (a numpy array): ``y`` in ``u``'s layout and its
     sums ``(K,)`` in ``u``'s dtype, added in float64 in a fixed order; or None where the array code must compute
-    them (see :func:`kernel_rows`)."""
+    them: ``u`` not laid out as :func:`kernel_rows` takes, or ``rank`` outside ``[1, K]``."""
     rows = kernel_rows(u)
     if rows is None or not 1 <= rank <= rows.shape[2]:
         return None

@@ -39,19 +39,20 @@ class NumpyOps(Ops):
                 return fused
         return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
 
-    def winner_signed_sums(self, y, u):
+    # The kernels add Σ y in the same pass whether asked or not: it costs nothing there.
+    def winner_signed_sums(self, y, u, with_sum=True):
         if cpu_kernels.enabled():
             fused = cpu_kernels.winner_signed_sums_of(y, u, self.threads)
             if fused is not None:
                 return fused
-        return super().winner_signed_sums(y, u)
+        return super().winner_signed_sums(y, u, with_sum)
 
-    def ranked_coefficients(self, u, rank, delta):
+    def ranked_coefficients(self, u, rank, delta, with_sum=True):
         if cpu_kernels.enabled():
             fused = cpu_kernels.ranked_of(u, rank, delta, self.threads)
             if fused is not None:
                 return fused
-        return super().ranked_coefficients(u, rank, delta)
+        return super().ranked_coefficients(u, rank, delta, with_sum)
 
     #: The kernels' threads: one, since numpy's BLAS workers spin after each product and leave another thread
     #: no core (``benchmarks/blas_spin.py``; paper net at 2 threads, Hebbian / forward 0.84-0.93 on one kernel

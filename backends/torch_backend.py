@@ -82,6 +82,8 @@ class TorchOps(Ops):
     def isfinite_all(self, a) -> bool:
         # max |a| is NaN or inf exactly when an element is: two reductions, against isfinite's passes and its
         # bool temporary (conv3 of SoftHebb's net, 5.3M floats: 0.47 against 6.1 ms)
+        if not a.is_floating_point():  # integers and bools are finite (max_abs negates, which bools refuse)
+            return True
         return a.numel() == 0 or bool(self.torch.isfinite(self.max_abs(a)))
 
     def cosine_argmax(self, dot, w_norm, x_norm, eps, allowed=None):
@@ -93,19 +95,21 @@ class TorchOps(Ops):
                 return tuple(self.torch.from_numpy(a) for a in fused)
         return super().cosine_argmax(dot, w_norm, x_norm, eps, allowed)
 
-    def winner_signed_sums(self, y, u):
-        if self._kernels_for(y) and self._kernels_for(u):
+    # The kernels add Σ y in the same pass whether asked or not; they write through numpy, past autograd, so a y
+    # that needs a gradient keeps the array code.
+    def winner_signed_sums(self, y, u, with_sum=True):
+        if self._kernels_for(y) and self._kernels_for(u) and not y.requires_grad:
             fused = cpu_kernels.winner_signed_sums_of(y.detach().numpy(), u.detach().numpy(), self._threads(), True)
             if fused is not None:  # y itself holds the signed coefficients
                 return y, self.torch.from_numpy(fused[1]), self.torch.from_numpy(fused[2])
-        return super().winner_signed_sums(y, u)
+        return super().winner_signed_sums(y, u, with_sum)
 
-    def ranked_coefficients(self, u, rank, delta):
+    def ranked_coefficients(self, u, rank, delta, with_sum=True):
         if self._kernels_for(u):
             fused = cpu_kernels.ranked_of(u.detach().numpy(), rank, delta, self._threads(), True)
             if fused is not None:
                 return tuple(self.torch.from_numpy(a) for a in fused)
-        return super().ranked_coefficients(u, rank, delta)
+        return super().ranked_coefficients(u, rank, delta, with_sum)
 
     def _kernels_for(self, a) -> bool:
         """True when the compiled CPU kernels take ``a``: a float tensor on the CPU and Numba enabled."""

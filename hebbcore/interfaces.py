@@ -10,7 +10,8 @@ A Hebbian step on one layer runs in four moves, and a plugin owns exactly one:
    :meth:`LearningRule.next_state` just before, receiving and returning it explicitly;
 3. the **rule** sums its per-position updates over every sample and position:
    :meth:`LearningRule.update_sums` returns ``(Σ_p c_p·d_p, Σ_p c_p)`` where
-   ``Δw_p = η·c_p·d_p`` is the update one position alone would make;
+   ``Δw_p = η·c_p·d_p`` is the update one position alone would make (``Σ_p c_p`` may be
+   None where the aggregation never reads it: :meth:`HebbianContext.aggregated_sum`);
 4. the **aggregation** turns the sums into one update per shared kernel:
    :meth:`Aggregation.combine`. The core multiplies by the learning rate ``η``.
 
@@ -285,7 +286,8 @@ class Aggregation(ABC):
 
     def sums(self, ctx: HebbianContext, rule: LearningRule, coefficient: Array | Winners) -> tuple[Array, Array | None]:
         """The sums :meth:`combine` takes, the first shaped like ``ctx.w``; by default the rule's
-        ``(Σ_p c_p·d_p, Σ_p c_p)``. The step checks that sum's and :meth:`combine`'s shape and dtype."""
+        ``(Σ_p c_p·d_p, Σ_p c_p)``. The step checks that sum's and :meth:`combine`'s shape and dtype. Do not change
+        ``coefficient`` in place: a rule may have summed it already in :meth:`LearningRule.post_synaptic`."""
         return rule.update_sums(ctx, coefficient)
 
     @abstractmethod

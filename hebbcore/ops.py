@@ -144,20 +144,22 @@ class Ops:
         # argmax over a channels-last axis needs no copy; one zero fill and one scatter, no boolean temporary
         return self.one_hot(self.argmax(a, axis), a.shape[axis], axis, str(a.dtype))
 
-    def winner_signed_sums(self, y: Array, u: Array) -> tuple[Array, Array, Array]:
+    def winner_signed_sums(self, y: Array, u: Array, with_sum: bool = True) -> tuple[Array, Array | None, Array]:
         """``(s, Σ s, Σ s·u)``: ``s = y`` at the first largest ``u`` along axis 1 of each sample and position and
-        ``-y`` elsewhere (SoftHebb's anti-Hebbian coefficients), with its sums over every axis but 1 (``(K,)``).
-        ``y`` and ``u`` are shaped alike; ``y`` may be overwritten with ``s`` (pass an array you own), so a
-        backend can do it all in one pass."""
+        ``-y`` elsewhere (SoftHebb's anti-Hebbian coefficients), with its sums over every axis but 1 (``(K,)``;
+        ``Σ s`` None unless ``with_sum``). ``y`` and ``u`` are shaped alike and share no memory; ``y`` may be
+        overwritten with ``s`` (pass an array you own), so a backend can do it all in one pass."""
         s = y * (self.one_hot_argmax(u, axis=1) * 2.0 - 1.0)
         axes = (0,) + tuple(range(2, s.ndim))
-        return s, self.sum(s, axis=axes), self.sum(s * u, axis=axes)
+        return s, self.sum(s, axis=axes) if with_sum else None, self.sum(s * u, axis=axes)
 
-    def ranked_coefficients(self, u: Array, rank: int, delta: float) -> tuple[Array, Array, Array]:
+    def ranked_coefficients(
+        self, u: Array, rank: int, delta: float, with_sum: bool = True
+    ) -> tuple[Array, Array | None, Array]:
         """``(y, Σ y, Σ y·u)``: Krotov and Hopfield's ranking along axis 1 of each sample and position, ``y = 1``
-        at the largest ``u`` and ``-delta`` added at the ``rank``-th largest (ranks as repeated
-        :meth:`one_hot_argmax`, each winner then set to -inf), 0 elsewhere, shaped like ``u``; the sums over
-        every axis but 1 (``(K,)``)."""
+        at the largest ``u`` and ``-delta`` added at the ``rank``-th largest (``1 <= rank <= K``; ranks as
+        repeated :meth:`one_hot_argmax`, each winner then set to -inf), 0 elsewhere, shaped like ``u``; the sums
+        over every axis but 1 (``(K,)``; ``Σ y`` None unless ``with_sum``)."""
         first = hit = self.one_hot_argmax(u, axis=1)
         masked = u
         for _ in range(rank - 1):  # ranks 2..rank: mask the last winner, take the next argmax
@@ -165,7 +167,7 @@ class Ops:
             hit = self.one_hot_argmax(masked, axis=1)
         y = first - hit * delta
         axes = (0,) + tuple(range(2, y.ndim))
-        return y, self.sum(y, axis=axes), self.sum(y * u, axis=axes)
+        return y, self.sum(y, axis=axes) if with_sum else None, self.sum(y * u, axis=axes)
 
     def one_hot(self, index: Array, n: int, axis: int = 1, dtype: str = "float32") -> Array:
         """1.0 at ``index`` along a new axis ``axis`` of length ``n``: ``(N[, Ho, Wo]) -> (N, n[, Ho, Wo])``.

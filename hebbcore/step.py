@@ -18,14 +18,19 @@ def hebbian_delta(
     (data-parallel training) the sums are summed over the processes, so every process
     applies the update one process would compute on the whole batch.
     """
+    ctx.reads_coefficient_sum = aggregation.reads_coefficient_sum
     state = rule.next_state(ctx, state)
     ctx.state = state
-    ctx.reads_coefficient_sum = aggregation.reads_coefficient_sum
     coefficient = rule.post_synaptic(ctx)
     if not isinstance(coefficient, Winners):
         _expect(coefficient, ctx.dot, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot")
     direction_sum, coefficient_sum = aggregation.sums(ctx, rule, coefficient)
     _expect(direction_sum, ctx.w, f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update", "w")
+    if coefficient_sum is None and aggregation.reads_coefficient_sum:
+        raise PluginError(
+            f"rule {rule.name!r} returned no coefficient sums (None), but aggregation {aggregation.name!r} reads "
+            f"them; return ctx.aggregated_sum(c), or set reads_coefficient_sum = False on an aggregation that does not"
+        )
     if ctx.reducer is not None:
         direction_sum = ctx.reducer(direction_sum)
         coefficient_sum = None if coefficient_sum is None else ctx.reducer(coefficient_sum)

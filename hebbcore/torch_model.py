@@ -107,7 +107,7 @@ class _HebbianMixin:
         delta, self.rule_state = hebbian_delta(ctx, self.rule, self.aggregation, self.lr, self.rule_state)
         self.weight.add_(delta)
         self.steps += 1
-        if self.steps % CHECK_EVERY == 1 and not bool(torch.isfinite(self.weight).all()):  # a host sync: not every step
+        if self.steps % CHECK_EVERY == 1 and not ops.isfinite_all(self.weight):  # a host sync: not every step
             raise TrainingDiverged(
                 f"{type(self).__name__}: the weights became NaN or inf at Hebbian step "
                 f"{self.steps}; lower the learning rate or check the input"

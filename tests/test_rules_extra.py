@@ -369,21 +369,36 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
 )
 @pytest.mark.parametrize("agg", ["mean", "sum"])
 def test_sums_no_aggregation_reads_are_not_computed(registry, numpy_ops, monkeypatch, rule, opts, agg):
-    """``mean`` and ``sum`` never read the coefficient sums: the rules hand them None (nothing computes them),
-    and the update is the one the sums' presence gives."""
+    """``mean`` and ``sum`` never read the coefficient sums: the rules hand them None (nothing computes them,
+    nor sums them over processes), and the update is the one the sums' presence gives."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
     agg_cls = type(registry.get("aggregation", agg)())
     seen = []
     combine = agg_cls.combine
     monkeypatch.setattr(agg_cls, "combine", lambda self, ctx, d, c: seen.append(c) or combine(self, ctx, d, c))
-    deltas = {}
+    deltas, reduced = {}, {}
     for reads in (False, True):
         monkeypatch.setattr(agg_cls, "reads_coefficient_sum", reads)
         net = one_layer_net(registry, numpy_ops, rule, opts, agg, "conv", 4, (2, 6, 6), 3, ksize=3)
+        reduced[reads] = []
+        net.reducer = lambda a, _r=reduced[reads]: _r.append(tuple(a.shape)) or a  # one process's data-parallel sum
         deltas[reads] = fast_update(net, x, None)
     assert seen[0] is None and seen[1] is not None and seen[1].shape == (4,)
+    assert (4,) not in reduced[False] and reduced[True].count((4,)) == 1 and (4, 2, 3, 3) in reduced[False]
     np.testing.assert_allclose(deltas[False], deltas[True], rtol=1e-6, atol=1e-7)
+
+
+def test_no_sums_for_an_aggregation_that_reads_them_is_refused(registry, numpy_ops, monkeypatch):
+    from hebbcore.errors import PluginError
+
+    net = one_layer_net(registry, numpy_ops, "hebb", {}, "direction_mean", "linear", 4, (5,), 3)
+    rule_cls = type(net.nodes[0].rule)
+    sums = rule_cls.update_sums
+    monkeypatch.setattr(rule_cls, "update_sums", lambda self, ctx, c: (sums(self, ctx, c)[0], None))  # omits them
+    x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
+    with pytest.raises(PluginError, match="rule 'hebb' returned no coefficient sums.*'direction_mean' reads"):
+        fast_update(net, x, None)
 
 
 @pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
@@ -422,6 +437,11 @@ def test_isfinite_all_finds_every_nan_and_inf(registry, backend):
     ops = make_ops(registry, *backend)
     base = np.arange(24, dtype=np.float32).reshape(1, 4, 2, 3) - 30.0
     assert ops.isfinite_all(ops.asarray(base)) and ops.isfinite_all(ops.asarray(base[:0]))
+    big = np.ones((64, 128, 16, 8), np.float32)  # past the threads' grain: each part's max is combined
+    assert ops.isfinite_all(ops.asarray(big))
+    big[-1, -1, -1, -2] = np.nan
+    assert not ops.isfinite_all(ops.asarray(big))
+    assert ops.isfinite_all(ops.asarray(np.array([1, 2], np.int64)))
     for bad in (np.nan, -np.nan, np.inf, -np.inf):
         for pos in (0, 7, 23):
             a = base.copy()

@@ -71,7 +71,8 @@ class KrotovHopfield(LearningRule):
 
     def post_synaptic(self, ctx):
         # 1 at rank 1, -delta at rank k (lower index first on ties), with the update's two sums in the same pass
-        y, y_sum, yu_sum = ctx.ops.ranked_coefficients(self.currents(ctx), self.options.k, self.options.delta)
+        o = self.options
+        y, y_sum, yu_sum = ctx.ops.ranked_coefficients(self.currents(ctx), o.k, o.delta, ctx.reads_coefficient_sum)
         ctx.cache[_SUMS] = (y, y_sum, yu_sum)
         return y
 

@@ -94,7 +94,7 @@ class SoftHebb(LearningRule):
         if not self.options.anti_hebbian:
             return y
         # +y for the winner, -y for the losers, in place, with the update's two sums in the same pass
-        signed, c_sum, cu_sum = ops.winner_signed_sums(y, u)
+        signed, c_sum, cu_sum = ops.winner_signed_sums(y, u, ctx.reads_coefficient_sum)
         ctx.cache[_SUMS] = (signed, c_sum, cu_sum)
         return signed
 
