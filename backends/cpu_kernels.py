@@ -68,10 +68,7 @@ def winner_sums(
         lambda p: kernel(xh, index, acc[p], bounds[p], bounds[p + 1], kh, kw, stride),
         openmp and (lambda: _kernels().winner_sums_parallel(xh, index, acc, bounds, kh, kw, stride)),
     )
-    out = acc[0]
-    for p in range(1, len(acc)):
-        out += acc[p]
-    return out.reshape(n_kernels, kh, kw, c)
+    return _added(acc).reshape(n_kernels, kh, kw, c)
 
 
 def cosine_argmax(
@@ -186,10 +183,16 @@ def _two_sums(bounds: np.ndarray, k: int, part: Callable[..., Any], parallel: An
     partial sums added in order."""
     sums = np.zeros((2, len(bounds) - 1, k))
     _run(bounds, lambda t: part(t, sums[0, t], sums[1, t]), parallel and (lambda: parallel(sums[0], sums[1])))
-    total = sums[:, 0]
-    for t in range(1, sums.shape[1]):
-        total += sums[:, t]
-    return total
+    return np.stack([_added(sums[0]), _added(sums[1])])
+
+
+def _added(parts: np.ndarray) -> np.ndarray:
+    """The per-range partial sums ``parts[0] + parts[1] + ...`` added in order (a result that depends only on the
+    inputs and the thread count), into ``parts[0]``."""
+    out = parts[0]
+    for p in range(1, len(parts)):
+        out += parts[p]
+    return out
 
 
 def kernel_rows(a: np.ndarray) -> np.ndarray | None:

@@ -109,7 +109,7 @@ def ranked(u, u_bits, bits, rank, delta, s0, s1, y, c_sum, cu_sum):  # pragma: n
     p, k = u.shape[1], u.shape[2]
     field, sign, low = bits[0], bits[2], bits[3]
     none = numba.int32(k)
-    keys = np.empty_like(u_bits[0, 0]) if u.shape[0] else np.empty_like(u_bits.reshape(-1))
+    keys = np.empty(k, dtype=u_bits.dtype)
     ninf = _key(field | ~low, -1, sign, low)  # -inf's key: a masked winner
     for s in range(s0, s1):
         for q in range(p):
