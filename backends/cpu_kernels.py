@@ -158,23 +158,26 @@ def winner_signed_sums_of(
 
 def ranked_of(
     u: np.ndarray, rank: int, delta: float, threads: int, openmp: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``Ops.ranked_coefficients`` of ``u`` ``(N, K[, Ho, Wo])`` (a numpy array): ``y`` in ``u``'s layout and its
-    sums ``(K,)`` in ``u``'s dtype, added in float64 in a fixed order; or None where the array code must compute
-    them: ``u`` not laid out as :func:`kernel_rows` takes, or ``rank`` outside ``[1, K]``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
+    """``Ops.ranked_coefficients`` of ``u`` ``(N, K[, Ho, Wo])`` (a numpy array): ``y`` in ``u``'s layout, its
+    sums ``(K,)`` in ``u``'s dtype, added in float64 in a fixed order, and the two ranks' indices (int64); or None
+    where the array code must compute them: ``u`` not laid out as :func:`kernel_rows` takes, or ``rank`` outside
+    ``[1, K]``."""
     rows = kernel_rows(u)
     if rows is None or not 1 <= rank <= rows.shape[2]:
         return None
     bounds = _bounds(rows.shape[0], _threads_for(rank * rows.size, threads))
     y = np.zeros_like(rows)
+    win = np.empty((2, *rows.shape[:2]), dtype=np.int64)
     args = (rows, rows.view(f"int{8 * u.itemsize}"), _bits(u.dtype, 1.0), rank, u.dtype.type(delta))
     total = _two_sums(
         bounds,
         rows.shape[2],
-        lambda t, a, b: _kernels().ranked(*args, bounds[t], bounds[t + 1], y, a, b),
-        openmp and (lambda a, b: _kernels().ranked_parallel(*args, bounds, y, a, b)),
+        lambda t, a, b: _kernels().ranked(*args, bounds[t], bounds[t + 1], y, win, a, b),
+        openmp and (lambda a, b: _kernels().ranked_parallel(*args, bounds, y, win, a, b)),
     )
-    return _in_layout_of(u, y), total[0].astype(u.dtype), total[1].astype(u.dtype)
+    ranks = win.reshape((2, u.shape[0], *u.shape[2:]))
+    return _in_layout_of(u, y), total[0].astype(u.dtype), total[1].astype(u.dtype), (ranks[0], ranks[1])
 
 
 def _two_sums(bounds: np.ndarray, k: int, part: Callable[..., Any], parallel: Any) -> np.ndarray:
@@ -190,8 +193,9 @@ def _added(parts: np.ndarray) -> np.ndarray:
     """The per-range partial sums ``parts[0] + parts[1] + ...`` added in order (a result that depends only on the
     inputs and the thread count), into ``parts[0]``."""
     out = parts[0]
-    for p in range(1, len(parts)):
-        out += parts[p]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as the array code's one sum gives
+        for p in range(1, len(parts)):
+            out += parts[p]
     return out
 
 

@@ -100,11 +100,12 @@ def winner_signed_sums_parallel(y, u, u_bits, bits, bounds, c_sum, cu_sum):  # p
 
 
 @_jit  # no fast-math: NaN rows take the exact path below
-def ranked(u, u_bits, bits, rank, delta, s0, s1, y, c_sum, cu_sum):  # pragma: no cover (compiled)
+def ranked(u, u_bits, bits, rank, delta, s0, s1, y, win, c_sum, cu_sum):  # pragma: no cover (compiled)
     """For samples ``s0 <= s < s1`` of ``u`` (N, P, K): ``y`` (zeros on entry) gets 1 at each row's rank-1 index
     and ``-delta`` added at its rank-``rank`` one, ranks taken as numpy's ``argmax`` (the first largest; the first
-    NaN if any), each winner then set to -inf; ``c_sum`` and ``cu_sum`` (K,) float64 gain ``y`` and ``y·u`` (its
-    zeros too where ``u`` is not finite: NaN, as the array code's product gives).
+    NaN if any), each winner then set to -inf; ``win`` (2, N, P) gets the two indices; ``c_sum`` and ``cu_sum``
+    (K,) float64 gain ``y`` and ``y·u`` (its zeros too where ``u`` is not finite: NaN, as the array code's product
+    gives).
     ``bits``: as :func:`cosine_argmax`'s; ``delta`` in ``y``'s dtype."""
     p, k = u.shape[1], u.shape[2]
     field, sign, low = bits[0], bits[2], bits[3]
@@ -138,6 +139,8 @@ def ranked(u, u_bits, bits, rank, delta, s0, s1, y, c_sum, cu_sum):  # pragma: n
                 keys[best] = ninf
                 if r == 0:
                     first = best
+            win[0, s, q] = first
+            win[1, s, q] = best
             yr[first] = 1.0
             yr[best] = yr[best] - delta  # delta in y's dtype: 1 - delta where both ranks fall on one kernel
             c_sum[first] += 1.0
@@ -151,10 +154,10 @@ def ranked(u, u_bits, bits, rank, delta, s0, s1, y, c_sum, cu_sum):  # pragma: n
 
 
 @numba.njit(parallel=True, cache=True)
-def ranked_parallel(u, u_bits, bits, rank, delta, bounds, y, c_sum, cu_sum):  # pragma: no cover (compiled)
+def ranked_parallel(u, u_bits, bits, rank, delta, bounds, y, win, c_sum, cu_sum):  # pragma: no cover (compiled)
     """:func:`ranked` of the sample ranges ``bounds[t]:bounds[t + 1]`` into ``c_sum[t]``, ``cu_sum[t]``."""
     for t in numba.prange(len(bounds) - 1):
-        ranked(u, u_bits, bits, rank, delta, bounds[t], bounds[t + 1], y, c_sum[t], cu_sum[t])
+        ranked(u, u_bits, bits, rank, delta, bounds[t], bounds[t + 1], y, win, c_sum[t], cu_sum[t])
 
 
 _FAST = {"nnan", "reassoc", "nsz"}  # its passes vectorise better (0.43 against 0.63 ms on conv3); exact on finite rows

@@ -108,7 +108,9 @@ class TorchOps(Ops):
         if self._kernels_for(u):
             fused = cpu_kernels.ranked_of(u.detach().numpy(), rank, delta, self._threads(), True)
             if fused is not None:
-                return tuple(self.torch.from_numpy(a) for a in fused)
+                y, y_sum, yu_sum, ranks = fused
+                t = self.torch.from_numpy
+                return t(y), t(y_sum), t(yu_sum), (t(ranks[0]), t(ranks[1]))
         return super().ranked_coefficients(u, rank, delta, with_sum)
 
     def _kernels_for(self, a) -> bool:
@@ -135,6 +137,9 @@ class TorchOps(Ops):
         if a.device.type == "cpu" and a.dtype in self._host_dtypes:  # numpy's is faster here (see one_hot_argmax)
             return self.torch.from_numpy(self._host.argmax(a.detach().numpy(), axis))
         return a.argmax(dim=axis)
+
+    def concatenate(self, arrays, axis=0):
+        return self.torch.cat(list(arrays), dim=axis)
 
     def one_hot(self, index, n, axis=1, dtype="float32"):
         flat = index.reshape(-1)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -75,7 +75,10 @@ class HebbianContext:
         kind: ``"conv"`` or ``"linear"``.
         x: the layer input, ``(N, C, H, W)`` or ``(N, D)``.
         w: the weights, ``(K, C, kh, kw)`` or ``(K, D)``.
-        dot: ``w_k · x_p`` for every kernel and position, ``(N, K, Ho, Wo)`` or ``(N, K)``.
+        dot: ``w_k · x_p`` for every kernel and position, ``(N, K, Ho, Wo)`` or ``(N, K)``; computed on first use
+            where the core passes a function (with :attr:`dot_shape`), so a rule that reads other currents
+            (Krotov's ``p``-norm ones) at the top Hebbian layer costs no product with ``w``.
+        dot_shape: the shape of ``dot``, known before it is computed.
         similarity: cosine similarity ``dot / (‖w_k‖·‖x_p‖)``, same shape as ``dot``; computed on first use
             (the core may pass a function), so a rule that never reads it costs no patch norms.
             :meth:`most_similar` gives the winner of a competition on it.
@@ -93,18 +96,26 @@ class HebbianContext:
         kind: str,
         x: Array,
         w: Array,
-        dot: Array,
+        dot: Array | Callable[[], Array],
         similarity: Array | Callable[[], Array],
         labels: Array | None,
         n_classes: int,
         stride: int = 1,
         reducer: Callable[[Array], Array] | None = None,
         similarity_argmax: Callable[[Array | None], tuple[Array, Array]] | None = None,
+        dot_shape: tuple[int, ...] | None = None,
     ):
         """``similarity_argmax``: the similarity and :meth:`most_similar` in one call (one pass over ``dot``
-        where the backend can), used when a rule asks for the winners before the similarity is computed."""
+        where the backend can), used when a rule asks for the winners before the similarity is computed.
+        ``dot_shape``: required where ``dot`` is a function."""
         self.ops, self.kind, self.x, self.w = ops, kind, x, w
-        self.dot, self._similarity, self.labels = dot, similarity, labels
+        if callable(dot):
+            if dot_shape is None:
+                raise ValueError("HebbianContext: a dot computed on first use needs its dot_shape")
+            self.dot_shape = tuple(int(n) for n in dot_shape)
+        else:
+            self.dot_shape = tuple(int(n) for n in dot.shape)
+        self._dot, self._similarity, self.labels = dot, similarity, labels
         self._similarity_argmax = similarity_argmax
         self.n_classes, self.stride = n_classes, stride
         self.reducer = reducer
@@ -114,6 +125,17 @@ class HebbianContext:
         #: False while the step's aggregation never reads the coefficient sums (``mean``, ``sum``): see
         #: :meth:`aggregated_sum`.
         self.reads_coefficient_sum = True
+
+    @property
+    def dot(self) -> Array:
+        if callable(self._dot):  # computed once, on first use
+            self._dot = self._dot()
+        return self._dot
+
+    @property
+    def dot_dtype(self) -> Any:
+        """The dtype of :attr:`dot` (the weights' until it is computed: the core multiplies like dtypes)."""
+        return self.w.dtype if callable(self._dot) else self._dot.dtype
 
     @property
     def similarity(self) -> Array:
@@ -142,8 +164,8 @@ class HebbianContext:
     @property
     def local_positions(self) -> int:
         """Number of (sample, position) pairs in this process's batch."""
-        shape = self.dot.shape
-        return int(shape[0]) if self.kind == "linear" else int(shape[0] * shape[2] * shape[3])
+        shape = self.dot_shape
+        return shape[0] if self.kind == "linear" else shape[0] * shape[2] * shape[3]
 
     @property
     def n_positions(self) -> int:
@@ -165,12 +187,24 @@ class HebbianContext:
         the patches (or inputs) each kernel won (:meth:`Ops.conv2d_winner_sums`, :meth:`Ops.linear_winner_sums`).
         """
         if isinstance(c, Winners):
-            if self.kind == "conv":
-                return self.ops.conv2d_winner_sums(self.x, c.index, c.n_kernels, tuple(self.w.shape[2:]), self.stride)
-            return self.ops.linear_winner_sums(self.x, c.index, c.n_kernels)
+            return self._winner_sums(self.x, c)
         if self.kind == "linear":
             return self.ops.linear_weight_sums(self.x, c)
         return self.ops.conv2d_weight_sums(self.x, c, tuple(self.w.shape[2:]), self.stride)
+
+    def winner_correlation(self, winners: Sequence[Array], weights: Sequence[float]) -> Array:
+        """:meth:`input_correlation` of ``c = Σ_j weights[j] · one_hot(winners[j])``: several winners per sample
+        and position, each index array shaped as :attr:`Winners.index`, the ``j``-th with coefficient
+        ``weights[j]`` (Krotov's rank 1 and rank k: ``(1, -delta)``). One winner sum over the input stacked once
+        per set, each copy scaled: a row or patch per winner, not a ``K``-wide product."""
+        ops = self.ops
+        x = ops.concatenate([self.x if a == 1 else self.x * float(a) for a in weights])
+        return self._winner_sums(x, Winners(ops.concatenate(list(winners)), int(self.w.shape[0])))
+
+    def _winner_sums(self, x: Array, c: Winners) -> Array:
+        if self.kind == "conv":
+            return self.ops.conv2d_winner_sums(x, c.index, c.n_kernels, tuple(self.w.shape[2:]), self.stride)
+        return self.ops.linear_winner_sums(x, c.index, c.n_kernels)
 
     def coefficient_sum(self, c: Array | Winners) -> Array:
         """``Σ_p c[p, k]`` for each kernel: shape ``(K,)`` (for winners: how often each kernel won)."""
@@ -187,7 +221,7 @@ class HebbianContext:
     def dense(self, c: Array | Winners) -> Array:
         """``c`` as an array shaped like :attr:`dot` (a :class:`Winners` becomes its one-hot)."""
         if isinstance(c, Winners):
-            return self.ops.one_hot(c.index, c.n_kernels, axis=1, dtype=str(self.dot.dtype).replace("torch.", ""))
+            return self.ops.one_hot(c.index, c.n_kernels, axis=1, dtype=str(self.dot_dtype).replace("torch.", ""))
         return c
 
     def per_kernel(self, v: Array) -> Array:

@@ -284,28 +284,37 @@ class Network:
         keeps its statistics, as at inference) and updates its weights from its
         own response, computed before its update.
         """
-        for node in self.nodes[: self._hebbian_top + 1]:
+        for i, node in enumerate(self.nodes[: self._hebbian_top + 1]):
             if node.rule is None:
                 frozen = node.layer.running_stats and node.spec.train == "frozen"
                 x = self.layer_forward(node, x, batch_stats=not frozen)
                 continue
-            dot = self.dot_of(node, x)
-            ctx = self.hebbian_context(node, x, dot, labels)
-            x_linear = None if node.cosine else self._weights(node).linear_response(node.params, dot)
+            ctx = self.hebbian_context(node, x, None, labels)
             self.hebbian_update(node, ctx)
-            # the cosine of the weights before the update: computed by then if the rule read it
-            x = self.ops.relu(ctx.similarity) if node.cosine else x_linear
+            if i == self._hebbian_top:
+                break  # nothing reads the top Hebbian layer's response: not computed unless the rule read it
+            # the response to the weights before the update (ctx keeps them): computed by then if the rule read it
+            x = (
+                self.ops.relu(ctx.similarity)
+                if node.cosine
+                else self._weights(node).linear_response(node.params, ctx.dot)
+            )
 
     def hebbian_context(
-        self, node: Node, x: Array, dot: Array, labels: Array | None, cos: Array | None = None
+        self, node: Node, x: Array, dot: Array | None, labels: Array | None, cos: Array | None = None
     ) -> HebbianContext:
-        """The rule's view of ``node``'s response ``dot`` to ``x``. ``cos``: the similarity, if computed; else it
-        is computed on first use, with the winners in the same pass when the rule asks for those first."""
+        """The rule's view of ``node``'s response ``dot`` to ``x``. ``dot`` None: computed on first use.
+        ``cos``: the similarity, if computed; else it is computed on first use, with the winners in the same pass
+        when the rule asks for those first."""
         layer, w = self._weights(node), node.params["weight"]
-        similarity = functools.partial(layer.similarity, self.ops, w, x, dot) if cos is None else cos
+        ops = self.ops
+        dot_of = functools.cache(functools.partial(layer.dot, ops, w, x)) if dot is None else (lambda: dot)
+        similarity = (lambda: layer.similarity(ops, w, x, dot_of())) if cos is None else cos
         return HebbianContext(
-            self.ops, layer.kind, x, w, dot, similarity, labels, self.n_classes, node.stride, reducer=self.reducer,
-            similarity_argmax=functools.partial(layer.similarity_argmax, self.ops, w, x, dot),
+            ops, layer.kind, x, w, dot_of if dot is None else dot, similarity, labels, self.n_classes, node.stride,
+            reducer=self.reducer,
+            similarity_argmax=lambda allowed: layer.similarity_argmax(ops, w, x, dot_of(), allowed),
+            dot_shape=(int(x.shape[0]), *node.out_shape),
         )  # fmt: skip
 
     def hebbian_update(self, node: Node, ctx: HebbianContext) -> Array:

@@ -15,7 +15,7 @@ backend keeps these signatures.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -155,19 +155,29 @@ class Ops:
 
     def ranked_coefficients(
         self, u: Array, rank: int, delta: float, with_sum: bool = True
-    ) -> tuple[Array, Array | None, Array]:
-        """``(y, Σ y, Σ y·u)``: Krotov and Hopfield's ranking along axis 1 of each sample and position, ``y = 1``
-        at the largest ``u`` and ``-delta`` added at the ``rank``-th largest (``1 <= rank <= K``; ranks as
-        repeated :meth:`one_hot_argmax`, each winner then set to -inf), 0 elsewhere, shaped like ``u``; the sums
-        over every axis but 1 (``(K,)``; ``Σ y`` None unless ``with_sum``)."""
-        first = hit = self.one_hot_argmax(u, axis=1)
+    ) -> tuple[Array, Array | None, Array, tuple[Array, Array]]:
+        """``(y, Σ y, Σ y·u, (first, kth))``: Krotov and Hopfield's ranking along axis 1 of each sample and
+        position, ``y = 1`` at the largest ``u`` and ``-delta`` added at the ``rank``-th largest (``1 <= rank <=
+        K``; ranks as repeated :meth:`argmax`, each winner then set to -inf), 0 elsewhere, shaped like ``u``; the
+        sums over every axis but 1 (``(K,)``; ``Σ y`` None unless ``with_sum``); ``first`` and ``kth``, the two
+        ranks' kernel indices (integers shaped like ``u`` without axis 1), so that a sum of ``y`` against the
+        inputs adds two rows per position (:meth:`hebbcore.interfaces.HebbianContext.winner_correlation`)."""
+        n = u.shape[1]
+        first = index = self.argmax(u, 1)
+        hit = self.one_hot(index, n, 1, str(u.dtype).replace("torch.", ""))
+        y = hit
         masked = u
         for _ in range(rank - 1):  # ranks 2..rank: mask the last winner, take the next argmax
             masked = self.where(hit > 0, -math.inf, masked)
-            hit = self.one_hot_argmax(masked, axis=1)
-        y = first - hit * delta
+            index = self.argmax(masked, 1)
+            hit = self.one_hot(index, n, 1, str(u.dtype).replace("torch.", ""))
+        y = y - hit * delta
         axes = (0,) + tuple(range(2, y.ndim))
-        return y, self.sum(y, axis=axes) if with_sum else None, self.sum(y * u, axis=axes)
+        return y, self.sum(y, axis=axes) if with_sum else None, self.sum(y * u, axis=axes), (first, index)
+
+    def concatenate(self, arrays: Sequence[Array], axis: int = 0) -> Array:
+        """The arrays joined along ``axis``."""
+        return self.xp.concatenate(list(arrays), axis=axis)
 
     def one_hot(self, index: Array, n: int, axis: int = 1, dtype: str = "float32") -> Array:
         """1.0 at ``index`` along a new axis ``axis`` of length ``n``: ``(N[, Ho, Wo]) -> (N, n[, Ho, Wo])``.

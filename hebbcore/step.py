@@ -23,9 +23,15 @@ def hebbian_delta(
     ctx.state = state
     coefficient = rule.post_synaptic(ctx)
     if not isinstance(coefficient, Winners):
-        _expect(coefficient, ctx.dot, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot")
+        _expect(coefficient, ctx.dot_shape, ctx.dot_dtype, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot")
     direction_sum, coefficient_sum = aggregation.sums(ctx, rule, coefficient)
-    _expect(direction_sum, ctx.w, f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update", "w")
+    _expect(
+        direction_sum,
+        ctx.w.shape,
+        ctx.w.dtype,
+        f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update",
+        "w",
+    )
     if coefficient_sum is None and aggregation.reads_coefficient_sum:
         raise PluginError(
             f"rule {rule.name!r} returned no coefficient sums (None), but aggregation {aggregation.name!r} reads "
@@ -35,13 +41,13 @@ def hebbian_delta(
         direction_sum = ctx.reducer(direction_sum)
         coefficient_sum = None if coefficient_sum is None else ctx.reducer(coefficient_sum)
     combined = aggregation.combine(ctx, direction_sum, coefficient_sum)
-    _expect(combined, ctx.w, f"aggregation {aggregation.name!r}: combine returned", "w")
+    _expect(combined, ctx.w.shape, ctx.w.dtype, f"aggregation {aggregation.name!r}: combine returned", "w")
     return float(lr) * combined, state  # a Python float keeps the weights' dtype (a numpy float64 would not)
 
 
-def _expect(a: Any, like: Array, what: str, name: str) -> None:
-    """A plugin's array must have the shape and dtype of ``like``: numpy would broadcast a wrong shape and
-    promote a float64 silently, and the run would train on garbage or in double precision."""
-    if tuple(getattr(a, "shape", ())) != tuple(like.shape) or getattr(a, "dtype", None) != like.dtype:
+def _expect(a: Any, shape: Any, dtype: Any, what: str, name: str) -> None:
+    """A plugin's array must have the ``shape`` and ``dtype`` of ``name``: numpy would broadcast a wrong shape
+    and promote a float64 silently, and the run would train on garbage or in double precision."""
+    if tuple(getattr(a, "shape", ())) != tuple(shape) or getattr(a, "dtype", None) != dtype:
         got = f"{type(a).__name__} {tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', '')}".rstrip()
-        raise PluginError(f"{what} {got}; expected the shape and dtype of {name}, {tuple(like.shape)} {like.dtype}")
+        raise PluginError(f"{what} {got}; expected the shape and dtype of {name}, {tuple(shape)} {dtype}")

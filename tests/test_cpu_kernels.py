@@ -226,9 +226,10 @@ def test_winner_signed_sums_against_a_loop(n, p, k, special, threads, openmp, dt
 
 
 def loop_ranked(u, rank, delta):
-    """Krotov's coefficients by a loop, each row ranked by repeated masked argmax (the first NaN wins), and the
-    sums in float64."""
+    """Krotov's coefficients by a loop, each row ranked by repeated masked argmax (the first NaN wins), the sums
+    in float64 and the two ranks' indices."""
     y = np.zeros(u.shape, np.float64)
+    ranks = np.zeros((2, *u.shape[:2]), np.int64)
     for b, q in np.ndindex(*u.shape[:2]):
         row = u[b, q].astype(np.float64)
         hits = []
@@ -237,7 +238,8 @@ def loop_ranked(u, rank, delta):
             row[hits[-1]] = -np.inf
         y[b, q, hits[0]] = 1.0
         y[b, q, hits[-1]] -= delta
-    return with_sums(y, u)
+        ranks[:, b, q] = hits[0], hits[-1]
+    return (*with_sums(y, u), ranks)
 
 
 @numba_installed
@@ -265,9 +267,10 @@ def test_ranked_coefficients_against_a_loop(n, p, k, rank, special, threads, ope
         row[0] = row[rng.integers(k)] = -0.0
     elif special == "all_nan":
         row[:] = np.nan
-    want, want_sum, want_u_sum = loop_ranked(u, rank, 0.4)
+    want, want_sum, want_u_sum, want_ranks = loop_ranked(u, rank, 0.4)
     u4 = u.reshape(n, p, 1, k).transpose(0, 3, 1, 2)  # (N, K, H, W) views of channels-last memory
-    y, c_sum, cu_sum = cpu_kernels.ranked_of(u4, rank, 0.4, threads, openmp)
+    y, c_sum, cu_sum, ranks = cpu_kernels.ranked_of(u4, rank, 0.4, threads, openmp)
+    np.testing.assert_array_equal(np.stack(ranks).reshape(2, n, p), want_ranks)
     assert y.dtype == dtype and y.strides == u4.strides and c_sum.shape == (k,)
     np.testing.assert_allclose(y.transpose(0, 2, 3, 1).reshape(n, p, k), want, rtol=1e-6)
     np.testing.assert_allclose(c_sum, want_sum, rtol=1e-5, atol=1e-5)
@@ -298,6 +301,9 @@ def test_backends_sign_and_rank_coefficients_the_same_with_and_without_the_kerne
     calls = []
     kernel = cpu_kernels.winner_signed_sums_of
 
+    def flat(result):  # ranked_coefficients: (y, sums..., (first, kth)) as one list of arrays
+        return [*result[:-1], *result[-1]] if isinstance(result[-1], tuple) else list(result)
+
     def counted(fn, tag):  # a kernel that ran (not one that declined and left the call to the array code)
         return lambda *a, **kw: (r := fn(*a, **kw)) is not None and calls.append(tag) or r
 
@@ -309,11 +315,13 @@ def test_backends_sign_and_rank_coefficients_the_same_with_and_without_the_kerne
         monkeypatch.setenv(cpu_kernels.ENV_SWITCH, switch)
         results[switch] = [
             [ops.to_numpy(a) for a in ops.winner_signed_sums(ops.softmax(v, axis=1), v)] for v in (u, dense)
-        ] + [[ops.to_numpy(a) for a in ops.ranked_coefficients(v, 3, 0.4)] for v in (u, dense)]
+        ] + [[ops.to_numpy(a) for a in flat(ops.ranked_coefficients(v, 3, 0.4))] for v in (u, dense)]
     assert calls == [1, 1, 2, 2]  # the kernels computed every call with the switch on
     for got, want in zip(results["1"], results["0"], strict=True):
         np.testing.assert_array_equal(got[0], want[0])
-        for a, b in zip(got[1:], want[1:], strict=True):
+        for a, b in zip(got[3:], want[3:], strict=True):  # the ranks' indices
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(got[1:3], want[1:3], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 

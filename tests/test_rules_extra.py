@@ -621,8 +621,16 @@ def test_bcm_threshold_tracks_the_second_moment(registry, numpy_ops):
         assert_close(net.nodes[0].rule_state["theta"], (y * y).mean(0), what="theta")
 
 
-@pytest.mark.parametrize("response", ["linear", "cosine"])
-def test_hebbian_step_passes_the_layer_response_up(registry, numpy_ops, response):
+@pytest.mark.parametrize(
+    "response, hebbian",
+    [
+        ("linear", {"rule": "hpca", "aggregation": "mean"}),
+        ("cosine", {"rule": "hpca", "aggregation": "mean"}),
+        # its p-norm currents are not w·x: the response passed up is computed for the layer above alone
+        ("linear", {"rule": "krotov", "aggregation": "sum", "options": {"p": 3.0, "k": 2}}),
+    ],
+)
+def test_hebbian_step_passes_the_layer_response_up(registry, numpy_ops, response, hebbian):
     """The layer above a Hebbian layer sees, during the Hebbian step, what it sees at inference.
 
     A batch-norm with momentum 1 keeps the last batch's statistics: they must be the moments of
@@ -638,7 +646,7 @@ def test_hebbian_step_passes_the_layer_response_up(registry, numpy_ops, response
                     "out_channels": 6,
                     "kernel_size": 3,
                     "response": response,
-                    "hebbian": {"rule": "hpca", "aggregation": "mean", "lr": 1e-12},
+                    "hebbian": {**hebbian, "lr": 1e-12},
                 },
                 {"name": "bn", "type": "batchnorm", "momentum": 1.0},
                 {"name": "flat", "type": "flatten"},
@@ -655,3 +663,62 @@ def test_hebbian_step_passes_the_layer_response_up(registry, numpy_ops, response
     np.testing.assert_allclose(
         numpy_ops.to_numpy(bn.params["running_mean"]), out.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("kind", ["conv", "linear"])
+def test_the_top_hebbian_layer_computes_only_what_its_rule_reads(registry, numpy_ops, monkeypatch, kind):
+    """Krotov's p-norm currents replace ``w·x``, and nothing reads the top Hebbian layer's response during the
+    Hebbian step: one product per step (the currents'), and the step's update is the one with ``dot`` given."""
+    shape = (2, 6, 6) if kind == "conv" else (7,)
+    opts = {"p": 3.0, "k": 2}
+    nets = [one_layer_net(registry, numpy_ops, "krotov", opts, "sum", kind, 5, shape, 3, ksize=3) for _ in range(2)]
+    x = np.random.default_rng(5).standard_normal((4, *shape)).astype(np.float32)
+    want = fast_update(nets[0], x, None)  # dot and cosine computed and handed over
+    ops = type(numpy_ops)
+    calls = []
+    for name in ("linear", "conv2d"):
+        real = getattr(ops, name)
+        monkeypatch.setattr(ops, name, lambda self, *a, _f=real, _n=name: calls.append(_n) or _f(self, *a))
+    w0 = numpy_ops.to_numpy(nets[1].nodes[0].params["weight"])
+    nets[1].hebbian_step(numpy_ops.asarray(x), None)
+    assert calls == ["linear" if kind == "linear" else "conv2d"]
+    np.testing.assert_allclose(numpy_ops.to_numpy(nets[1].nodes[0].params["weight"]) - w0, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
+@pytest.mark.parametrize("kind", ["conv-k3s1", "conv-k2s2", "linear"])
+def test_winner_correlation_is_the_correlation_of_the_weighted_one_hots(registry, backend, kind):
+    """``Σ_j a_j·one_hot(winners_j)`` against the inputs, added two rows per position, against a loop over the
+    patches in float64 (with collisions: both sets may pick one kernel)."""
+    from hebbcore.interfaces import HebbianContext
+
+    ops = make_ops(registry, *backend)
+    rng = np.random.default_rng(6)
+    k, ksize, stride = 5, (3 if kind == "conv-k3s1" else 2), (1 if kind == "conv-k3s1" else 2)
+    if kind == "linear":
+        x, w, pos_shape = rng.standard_normal((6, 7)), rng.standard_normal((k, 7)), (6,)
+    else:
+        x, w = rng.standard_normal((3, 2, 7, 7)), rng.standard_normal((k, 2, ksize, ksize))
+        pos_shape = (3, (7 - ksize) // stride + 1, (7 - ksize) // stride + 1)
+    sets = [rng.integers(0, k, pos_shape) for _ in range(2)]
+    weights = (1.5, -0.4)
+    want = np.zeros((k, w[0].size))
+    flat_sets = [s.reshape(-1) for s in sets]
+    for p, (_, patch) in enumerate(positions(x, "linear" if kind == "linear" else "conv", ksize, stride)):
+        for a, idx in zip(weights, flat_sets, strict=True):
+            want[idx[p]] += a * patch
+    xd, wd = ops.asarray(x.astype(np.float32)), ops.asarray(w.astype(np.float32))
+    ctx = HebbianContext(
+        ops, "linear" if kind == "linear" else "conv", xd, wd, lambda: None, lambda: None, None, 3,
+        stride if kind != "linear" else 1, dot_shape=(pos_shape[0], k, *pos_shape[1:]),
+    )  # fmt: skip
+    got = ctx.winner_correlation([ops.asarray(s, dtype="int64") for s in sets], weights)
+    assert_close(ops.to_numpy(got).reshape(k, -1), want, rtol=1e-5, atol=1e-5, what="winner correlation")
+
+
+def test_a_dot_computed_on_first_use_needs_its_shape(numpy_ops):
+    from hebbcore.interfaces import HebbianContext
+
+    x = numpy_ops.asarray(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="needs its dot_shape"):
+        HebbianContext(numpy_ops, "linear", x, x, lambda: x, lambda: x, None, 3)

@@ -35,7 +35,7 @@ def squared_sum(ctx: HebbianContext, a, b):
 
 
 def pass_sums(ctx: HebbianContext, key: str, y, u):
-    """``(Σ_p y, Σ_p y·u)`` per kernel: what ``post_synaptic`` stored as ``ctx.cache[key] = (y, Σ y, Σ y·u)``
+    """``(Σ_p y, Σ_p y·u)`` per kernel: what ``post_synaptic`` stored as ``ctx.cache[key] = (y, Σ y, Σ y·u, ...)``
     where ``y`` is the array it returned (its backend added them up in the same pass), else computed; the first
     None where the aggregation does not read it (:meth:`HebbianContext.aggregated_sum`)."""
     cached = ctx.cache.get(key)

@@ -73,7 +73,7 @@ class ContrastiveHebbian(LearningRule):
         n, g, k = self.layer.n_classes, self.options.groups_per_class, self.layer.out_features
         table = ctx.ops.constant(("teacher.group", n, g, k), lambda: group_table(n, g, k))
         t = ctx.expand_per_sample(ctx.ops.take_rows(table, ctx.labels))
-        return ctx.ops.broadcast_to(t, tuple(ctx.dot.shape))
+        return ctx.ops.broadcast_to(t, ctx.dot_shape)
 
     def post_synaptic(self, ctx):
         if ctx.labels is None:

@@ -34,7 +34,7 @@ class WinnerTakesAll(LearningRule):
         if self.options.ties == "all":  # every kernel at the maximum wins: a dense 0/1 coefficient
             s = ctx.similarity
             return ctx.ops.where(s >= ctx.ops.amax(s, axis=1), s * 0.0 + 1.0, s * 0.0)
-        return Winners(ctx.most_similar(), int(ctx.dot.shape[1]))
+        return Winners(ctx.most_similar(), ctx.dot_shape[1])
 
     def decay_sum(self, ctx, coefficient, coefficient_sum):
         return decay_for(self.options.update, coefficient_sum)

@@ -12,8 +12,9 @@ all others ``g = 0``, and
     D_k  = Σ_p g_pk · (R^p · x_p − I_pk · w_k)
     Δw_k = η · D_k / max|D|          (``normalize``, as in the authors' code; else D_k)
 
-So ``c_p = g_pk``, ``d_p = (R^p x_p − I_pk w_k) / max|D|``. Sums: one conv
-weight-gradient of ``g`` and ``Σ_p g_pk I_pk``; the currents for ``p ≠ 2`` are one
+So ``c_p = g_pk``, ``d_p = (R^p x_p − I_pk w_k) / max|D|``. Sums: ``Σ_p g_pk x_p``, two
+inputs (or patches) per position added to their kernels' rows (at most two ``g`` are non-zero:
+no K-wide weight-gradient), and ``Σ_p g_pk I_pk``; the currents for ``p ≠ 2`` are one
 forward convolution with the kernels ``sign(w)|w|^{p−1}``. The weights converge to
 ``‖w_k‖_p = R``. ``g`` is signed and the update already normalised: use
 ``aggregation = "sum"``.
@@ -70,18 +71,26 @@ class KrotovHopfield(LearningRule):
         return lebesgue_currents(ctx, self.options.p)
 
     def post_synaptic(self, ctx):
-        # 1 at rank 1, -delta at rank k (lower index first on ties), with the update's two sums in the same pass
+        # 1 at rank 1, -delta at rank k (lower index first on ties), with the update's two sums and the two ranks'
+        # indices from the same pass
         o = self.options
-        y, y_sum, yu_sum = ctx.ops.ranked_coefficients(self.currents(ctx), o.k, o.delta, ctx.reads_coefficient_sum)
-        ctx.cache[_SUMS] = (y, y_sum, yu_sum)
+        y, y_sum, yu_sum, ranks = ctx.ops.ranked_coefficients(
+            self.currents(ctx), o.k, o.delta, ctx.reads_coefficient_sum
+        )
+        ctx.cache[_SUMS] = (y, y_sum, yu_sum, ranks)
         return y
 
     def update_sums(self, ctx, y):
         o = self.options
         y_sum, yu_sum = pass_sums(ctx, _SUMS, y, self.currents(ctx))
-        hebb = ctx.input_correlation(y)
-        if o.radius != 1.0:  # R^p = 1 otherwise: no pass over the weight-sized sums
-            hebb = hebb * (o.radius**o.p)
+        scale = o.radius**o.p  # R^p = 1 unless a radius is set
+        cached = ctx.cache.get(_SUMS)
+        if cached is not None and cached[0] is y:  # two inputs per position, not a K-wide product
+            hebb = ctx.winner_correlation(cached[3], (scale, -o.delta * scale))
+        else:
+            hebb = ctx.input_correlation(y)
+            if scale != 1.0:  # no pass over the weight-sized sums otherwise
+                hebb = hebb * scale
         d = ctx.ops.minus_per_kernel(hebb, yu_sum, ctx.w)
         if o.normalize:
             d = max_normalized(ctx, d)

@@ -85,13 +85,13 @@ class Teacher(LearningRule):
         group, common = self._on(ops)
         rows = ops.take_rows(group, ctx.labels)  # (N, K)
         if self.options.competition == "masked_wta":
-            return Winners(ctx.most_similar(rows + common > 0), int(ctx.dot.shape[1]))
+            return Winners(ctx.most_similar(rows + common > 0), ctx.dot_shape[1])
         allowed = ctx.expand_per_sample(rows)  # (N, K[, 1, 1])
         always = ctx.expand_per_sample(common)
         if self.options.competition == "wta":
             masked = ops.where(allowed > 0, ctx.similarity, -2.0)
             return ops.one_hot_argmax(masked, axis=1) * allowed + always
-        return ops.broadcast_to(allowed + always, tuple(ctx.dot.shape))
+        return ops.broadcast_to(allowed + always, ctx.dot_shape)
 
     def decay_sum(self, ctx, coefficient, coefficient_sum):
         return decay_for(self.options.update, coefficient_sum)
