@@ -106,6 +106,17 @@ def by_layer(net, fn, steps: int) -> tuple[float, dict]:
     originals = {n: getattr(net, n) for n in ("layer_forward", "dot_of", "cosine_of", "hebbian_update")}
     layers = [node.layer for node in net.hebbian_nodes]
 
+    def forward_dot(name, method):  # the step computes w·x on first use, maybe inside the update: still forward
+        def call(*a, **k):
+            before = dict(where)
+            where.update(layer=name, part="forward")
+            try:
+                return method(*a, **k)
+            finally:
+                where.update(before)
+
+        return call
+
     def similarity(method):
         def call(*a, **k):
             before = where["part"]
@@ -133,15 +144,16 @@ def by_layer(net, fn, steps: int) -> tuple[float, dict]:
     try:
         for n, m in originals.items():
             setattr(net, n, entered(n, m))
-        for layer in layers:  # the instance's attribute shadows the class's method until deleted
+        for node in net.hebbian_nodes:  # the instance's attribute shadows the class's method until deleted
             for n in ("similarity", "similarity_argmax"):
-                setattr(layer, n, similarity(getattr(layer, n)))
+                setattr(node.layer, n, similarity(getattr(node.layer, n)))
+            node.layer.dot = forward_dot(node.name, node.layer.dot)
         return by_method(net.ops, fn, steps, key=lambda name: (where["layer"], where["part"], name))
     finally:
         for n in originals:
             delattr(net, n)  # back to the class's methods
         for layer in layers:
-            for n in ("similarity", "similarity_argmax"):
+            for n in ("similarity", "similarity_argmax", "dot"):
                 delattr(layer, n)
 
 

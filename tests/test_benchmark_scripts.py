@@ -57,8 +57,10 @@ def test_step_profile_by_layer_charges_each_layer_its_forward_and_update():
     stdout = script("benchmarks/step_profile.py", "--backend", "numpy", "--by-layer", "--steps", "2")
     row = r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| (.*) \|$"
     rows = {m[0]: m[1:] for m in re.findall(row, stdout, re.M)}
-    for layer in ("conv1", "conv2", "conv3", "conv4", "fc5", "fc6"):  # Hebbian layers: forward, similarity, update
+    for layer in ("conv1", "conv2", "conv3", "conv4", "fc5"):  # Hebbian layers: forward, similarity, update
         assert all(float(rows[layer][i]) > 0 for i in range(3)), stdout
+    # the top layer's teacher reads neither w·x nor the cosine, and nothing reads its response during the step
+    assert rows["fc6"][:2] == ("0.00", "0.00") and float(rows["fc6"][2]) > 0, stdout
     assert rows["pool1"][1:3] == ("0.00", "0.00") and rows["bn1"][1:3] == ("0.00", "0.00")  # nothing learns there
     assert "conv2d_winner_sums" in rows["conv1"][3] and "cosine" not in rows["conv1"][3]  # the cosine: similarity
     for i in range(3):  # the total is the rows' sum
