@@ -129,6 +129,11 @@ class TorchOps(Ops):
     def minus_per_kernel(self, a, v, w):
         return self.torch.addcmul(a, v.reshape((-1,) + (1,) * (w.ndim - 1)), w, value=-1)  # one pass
 
+    def add_scaled(self, a, s, b):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return super().add_scaled(a, s, b)
+        return self.torch.add(a, b, alpha=float(s), out=self.torch.empty_like(b))  # one pass, in b's layout
+
     def max_abs(self, a):
         flat = _in_memory_order(a)
         return self.torch.maximum(flat.amax(), flat.amin().neg())

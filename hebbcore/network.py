@@ -33,7 +33,7 @@ from .layers import ForwardContext, Layer, LayerShapeError, WeightLayer
 from .ops import Array, Ops, inference_batch
 from .plugin_manager import Registry
 from .spec import LayerSpec, RunSpec
-from .step import hebbian_delta
+from .step import hebbian_direction
 
 _INFERENCE = ForwardContext()
 
@@ -290,7 +290,7 @@ class Network:
                 x = self.layer_forward(node, x, batch_stats=not frozen)
                 continue
             ctx = self.hebbian_context(node, x, None, labels)
-            self.hebbian_update(node, ctx)
+            self.apply_hebbian(node, ctx)
             if i == self._hebbian_top:
                 break  # nothing reads the top Hebbian layer's response: not computed unless the rule read it
             # the response to the weights before the update (ctx keeps them): computed by then if the rule read it
@@ -318,11 +318,21 @@ class Network:
         )  # fmt: skip
 
     def hebbian_update(self, node: Node, ctx: HebbianContext) -> Array:
-        """Apply the rule and aggregation of ``node`` to its response in ``ctx``; returns the update applied."""
-        lr = node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
-        delta, node.rule_state = hebbian_delta(ctx, node.rule, node.aggregation, lr, node.rule_state)
-        node.params["weight"] = delta + ctx.w  # the sum takes the update's layout (channels-last from a torch CPU conv)
-        return delta
+        """Apply the rule and aggregation of ``node`` to its response in ``ctx``; returns the update applied
+        (``η`` times :meth:`apply_hebbian`'s direction, a pass the step itself does not make)."""
+        return float(self._lr(node)) * self.apply_hebbian(node, ctx)
+
+    def apply_hebbian(self, node: Node, ctx: HebbianContext) -> Array:
+        """Apply the rule and aggregation of ``node`` to its response in ``ctx``: ``w + η·direction`` in one pass;
+        returns the direction (the update before the learning rate ``η``)."""
+        direction, node.rule_state = hebbian_direction(ctx, node.rule, node.aggregation, node.rule_state)
+        # the sum takes the direction's layout (channels-last from a torch CPU conv)
+        node.params["weight"] = self.ops.add_scaled(ctx.w, self._lr(node), direction)
+        return direction
+
+    @staticmethod
+    def _lr(node: Node) -> float:
+        return node.spec.hebbian.lr if node.spec.hebbian is not None else 0.0
 
     def check_finite(self, step: str) -> None:
         """Raise :class:`TrainingDiverged` naming the first layer whose parameters, their squared norms

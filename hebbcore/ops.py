@@ -132,6 +132,12 @@ class Ops:
             return a - out
         return xp.subtract(a, out, out=out)
 
+    def add_scaled(self, a: Array, s: float, b: Array) -> Array:
+        """``a + s·b``, a new array in ``b``'s layout (a weight update: ``w + η·Δ``). Default: one temporary,
+        added to in place."""
+        out = self.xp.multiply(b, float(s))  # a Python float keeps b's dtype
+        return self.xp.add(out, a, out=out) if out.shape == a.shape and out.dtype == a.dtype else out + a
+
     def max_abs(self, a: Array) -> Array:
         """``max |a|`` over every element, as a 0-d array on the device (no host sync); NaN if ``a`` holds one.
         Default: the larger of ``max a`` and ``-min a``, two reads and no ``|a|`` temporary."""

@@ -9,10 +9,11 @@ from .interfaces import Aggregation, HebbianContext, LearningRule, Winners
 from .ops import Array
 
 
-def hebbian_delta(
-    ctx: HebbianContext, rule: LearningRule, aggregation: Aggregation, lr: float, state: dict[str, Any]
+def hebbian_direction(
+    ctx: HebbianContext, rule: LearningRule, aggregation: Aggregation, state: dict[str, Any]
 ) -> tuple[Array, dict[str, Any]]:
-    """``(Δw, next state)`` of one layer for the batch in ``ctx``.
+    """``(Δw / η, next state)`` of one layer for the batch in ``ctx``: the update before the learning rate, which
+    the caller adds to the weights in one pass (:meth:`hebbcore.ops.Ops.add_scaled`).
 
     The rule advances its state and gives its coefficients and sums; with ``ctx.reducer``
     (data-parallel training) the sums are summed over the processes, so every process
@@ -42,7 +43,7 @@ def hebbian_delta(
         coefficient_sum = None if coefficient_sum is None else ctx.reducer(coefficient_sum)
     combined = aggregation.combine(ctx, direction_sum, coefficient_sum)
     _expect(combined, ctx.w.shape, ctx.w.dtype, f"aggregation {aggregation.name!r}: combine returned", "w")
-    return float(lr) * combined, state  # a Python float keeps the weights' dtype (a numpy float64 would not)
+    return combined, state  # the caller scales by η with a Python float, which keeps the weights' dtype
 
 
 def _expect(a: Any, shape: Any, dtype: Any, what: str, name: str) -> None:

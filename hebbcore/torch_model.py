@@ -22,7 +22,7 @@ from .errors import HebbcoreError, SpecError, TrainingDiverged
 from .interfaces import HebbianContext
 from .layers import COS_EPS, WeightLayer
 from .network import Network, Node
-from .step import hebbian_delta
+from .step import hebbian_direction
 
 #: Hebbian steps between NaN/inf checks of a module's weights (the first step is checked too).
 CHECK_EVERY = 50
@@ -93,7 +93,7 @@ class _HebbianMixin:
     def hebbian_step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Update the weights from input ``x`` with the attached rule; returns the pre-update response.
 
-        The same step as :class:`hebbcore.network.Network`'s (:func:`hebbcore.step.hebbian_delta`);
+        The same step as :class:`hebbcore.network.Network`'s (:func:`hebbcore.step.hebbian_direction`);
         the rule's state lives in :attr:`rule_state`.
         """
         if self.rule is None:
@@ -104,8 +104,8 @@ class _HebbianMixin:
         ctx = HebbianContext(ops, kind, x, self.weight, dot, cos, labels, self.n_classes, self._stride())
         if self.rule_state is None:
             self.rule_state = dict(self.rule.init_state(ops))
-        delta, self.rule_state = hebbian_delta(ctx, self.rule, self.aggregation, self.lr, self.rule_state)
-        self.weight.add_(delta)
+        direction, self.rule_state = hebbian_direction(ctx, self.rule, self.aggregation, self.rule_state)
+        self.weight.add_(direction, alpha=float(self.lr))  # one pass
         self.steps += 1
         if self.steps % CHECK_EVERY == 1 and not ops.isfinite_all(self.weight):  # a host sync: not every step
             raise TrainingDiverged(

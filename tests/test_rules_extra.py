@@ -357,6 +357,14 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
         want = flat - v[:, None].astype(np.float64) * flat[::-1].reshape(flat.shape)
         got = ops.minus_per_kernel(b, ops.asarray(v), ops.asarray(arr[::-1].copy()))
         assert_close(ops.to_numpy(got).reshape(len(arr), -1), want, what="minus_per_kernel")
+        s = float(rng.uniform(-2, 2))  # the weight update w + η·Δ, in Δ's layout
+        want = arr[::-1].astype(np.float64) + s * arr.astype(np.float64)
+        for o, bb in ((ops, b), (numpy_ops, arr)):
+            got = o.add_scaled(o.asarray(arr[::-1].copy()), s, bb)
+            assert_close(o.to_numpy(got), want, what=f"{o.name} add_scaled")
+            assert got.dtype == bb.dtype and (
+                arr is not last or not hasattr(got, "stride") or got.stride() == b.stride()
+            )
         mask = ops.to_numpy(ops.top_k_mask(b, top, axis=1))
         assert mask.dtype == np.float32
         np.testing.assert_array_equal(mask, numpy_ops.top_k_mask(arr, top, axis=1))
