@@ -180,6 +180,67 @@ def ranked_of(
     return _in_layout_of(u, y), total[0].astype(u.dtype), total[1].astype(u.dtype), (ranks[0], ranks[1])
 
 
+def max_normalized_decay_of(
+    a: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray,
+    scale: np.ndarray | None,
+    floor: float,
+    threads: int,
+    openmp: bool = False,
+) -> np.ndarray | None:
+    """``Ops.max_normalized_decay`` of numpy arrays, in place in ``a`` (returned): one pass that makes ``a − v·w``
+    and its largest magnitude, one that scales each kernel; rows of zeros (Krotov's kernels no position chose)
+    are read once and left. None where the array code must do it: ``a`` and ``w`` not laid out alike with each
+    kernel's elements together (:func:`kernel_major`), sharing memory, ``a`` read-only, or ``v`` not one per
+    kernel."""
+    rows, w_rows = kernel_major(a), kernel_major(w)
+    if (
+        rows is None
+        or w_rows is None
+        or a.shape != w.shape
+        or a.strides != w.strides
+        or a.dtype != w.dtype
+        or not a.flags.writeable
+        or np.may_share_memory(a, w)
+        or v.size != rows.shape[0]
+    ):
+        return None
+    k = rows.shape[0]
+    ints = np.dtype(f"int{8 * a.itemsize}")
+    low, inf_bits = ints.type(np.iinfo(ints).max), np.array(np.inf, a.dtype).view(ints)[()]
+    row_max = np.empty(k, dtype=ints)
+    bounds = _bounds(k, _threads_for(2 * rows.size, threads))
+    args = (rows, rows.view(ints), np.ascontiguousarray(v.reshape(-1), dtype=a.dtype), w_rows, w_rows.view(ints))
+    _run(
+        bounds,
+        lambda t: _kernels().decay_rows(*args, bounds[t], bounds[t + 1], low, inf_bits, row_max),
+        openmp and (lambda: _kernels().decay_rows_parallel(*args, bounds, low, inf_bits, row_max)),
+    )
+    top = row_max.max()
+    m = np.nan if top > inf_bits else max(float(top.view(a.dtype)), floor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = (np.ones(k) if scale is None else np.asarray(scale, dtype=np.float64).reshape(-1)) / m
+    skip = (row_max == 0) & np.isfinite(f)  # 0·f = 0: nothing to write
+    f = f.astype(a.dtype)
+    _run(
+        bounds,
+        lambda t: _kernels().scale_rows(rows, f, skip, bounds[t], bounds[t + 1]),
+        openmp and (lambda: _kernels().scale_rows_parallel(rows, f, skip, bounds)),
+    )
+    return a
+
+
+def kernel_major(a: np.ndarray) -> np.ndarray | None:
+    """``a`` ``(K, ...)`` as ``(K, D)`` C-contiguous rows, each kernel's elements in memory order (no copy), or
+    None where its memory is not so (kernel axis slowest, no gaps), empty, or not float32/64."""
+    if a.ndim < 2 or a.dtype not in KERNEL_DTYPES or a.size == 0:
+        return None
+    inner = sorted(range(1, a.ndim), key=lambda i: -a.strides[i])
+    rows = a.transpose(0, *inner)
+    return rows.reshape(a.shape[0], -1) if rows.flags.c_contiguous else None
+
+
 def _two_sums(bounds: np.ndarray, k: int, part: Callable[..., Any], parallel: Any) -> np.ndarray:
     """``(2, k)`` float64: the two per-kernel sums a kernel adds up over the sample ranges of ``bounds``, run as
     :func:`_run` runs ``part(t, sum_a, sum_b)`` (or ``parallel(sums_a, sums_b)``, one row per range), each range's

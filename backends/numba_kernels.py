@@ -215,3 +215,53 @@ def cosine_argmax_parallel(dot, dot_bits, w_norm, x_norm, eps, allow, bits, out,
     """:func:`cosine_argmax` of the sample ranges ``bounds[t]:bounds[t + 1]`` in parallel."""
     for t in numba.prange(len(bounds) - 1):
         cosine_argmax(dot, dot_bits, w_norm, x_norm, eps, allow, bits, out, index, bounds[t], bounds[t + 1])
+
+
+@_jit  # no fast-math: the differences follow IEEE as the array code's; the max runs on integer keys
+def decay_rows(a, a_bits, v, w, w_bits, r0, r1, low, inf_bits, row_max):  # pragma: no cover (compiled)
+    """For kernels ``r0 <= k < r1`` of ``a`` and ``w`` (K, D) alike: ``a_k -= v_k·w_k`` in place and ``row_max[k]``
+    the largest ``|a_k|`` afterwards, as the bits of a float without its sign (``low``: every bit but the sign;
+    above ``inf_bits``: a NaN), which order as the floats do and make an integer max LLVM vectorises. A row with
+    ``v_k = 0`` and a finite ``w_k`` is read, not written (``a − 0·w = a`` there)."""
+    d = a.shape[1]
+    for k in range(r0, r1):
+        ak, ab, wk, wb = a[k], a_bits[k], w[k], w_bits[k]
+        vk = v[k]
+        top = low ^ low
+        if vk == 0:
+            for e in range(uint64(d)):
+                top = max(top, wb[e] & low)
+        if vk != 0 or top >= inf_bits:  # a NaN or inf in w makes 0·w NaN, as the array code's product does
+            for e in range(uint64(d)):
+                ak[e] = ak[e] - vk * wk[e]
+        top = low ^ low
+        for e in range(uint64(d)):
+            top = max(top, ab[e] & low)
+        row_max[k] = top
+
+
+@_jit
+def scale_rows(a, f, skip, r0, r1):  # pragma: no cover (compiled)
+    """``a_k *= f_k`` for kernels ``r0 <= k < r1`` of ``a`` (K, D), but where ``skip[k]`` (a row of zeros)."""
+    d = a.shape[1]
+    for k in range(r0, r1):
+        if skip[k]:
+            continue
+        ak = a[k]
+        fk = f[k]
+        for e in range(uint64(d)):
+            ak[e] = ak[e] * fk
+
+
+@numba.njit(parallel=True, cache=True)
+def decay_rows_parallel(a, a_bits, v, w, w_bits, bounds, low, inf_bits, row_max):  # pragma: no cover (compiled)
+    """:func:`decay_rows` of the kernel ranges ``bounds[t]:bounds[t + 1]`` on Numba's threads."""
+    for t in numba.prange(len(bounds) - 1):
+        decay_rows(a, a_bits, v, w, w_bits, bounds[t], bounds[t + 1], low, inf_bits, row_max)
+
+
+@numba.njit(parallel=True, cache=True)
+def scale_rows_parallel(a, f, skip, bounds):  # pragma: no cover (compiled)
+    """:func:`scale_rows` of the kernel ranges ``bounds[t]:bounds[t + 1]`` on Numba's threads."""
+    for t in numba.prange(len(bounds) - 1):
+        scale_rows(a, f, skip, bounds[t], bounds[t + 1])

@@ -47,6 +47,13 @@ class NumpyOps(Ops):
                 return fused
         return super().winner_signed_sums(y, u, with_sum)
 
+    def max_normalized_decay(self, a, v, w, scale=None, floor=1e-30):
+        if cpu_kernels.enabled() and isinstance(a, np.ndarray) and isinstance(w, np.ndarray):
+            s = None if scale is None else np.asarray(scale)
+            if cpu_kernels.max_normalized_decay_of(a, np.asarray(v), w, s, floor, self.threads) is not None:
+                return a  # normalised in place
+        return super().max_normalized_decay(a, v, w, scale, floor)
+
     def ranked_coefficients(self, u, rank, delta, with_sum=True):
         if cpu_kernels.enabled():
             fused = cpu_kernels.ranked_of(u, rank, delta, self.threads)

@@ -129,6 +129,14 @@ class TorchOps(Ops):
     def minus_per_kernel(self, a, v, w):
         return self.torch.addcmul(a, v.reshape((-1,) + (1,) * (w.ndim - 1)), w, value=-1)  # one pass
 
+    def max_normalized_decay(self, a, v, w, scale=None, floor=1e-30):
+        if self._kernels_for(a) and self._kernels_for(w) and not a.requires_grad:
+            scale_np = None if scale is None else scale.detach().cpu().numpy()
+            args = (a.detach().numpy(), v.detach().cpu().numpy(), w.detach().numpy(), scale_np, floor)
+            if cpu_kernels.max_normalized_decay_of(*args, self._threads(), True) is not None:
+                return a  # normalised in place
+        return super().max_normalized_decay(a, v, w, scale, floor)
+
     def add_scaled(self, a, s, b):
         if a.shape != b.shape or a.dtype != b.dtype:
             return super().add_scaled(a, s, b)

@@ -132,6 +132,20 @@ class Ops:
             return a - out
         return xp.subtract(a, out, out=out)
 
+    def max_normalized_decay(
+        self, a: Array, v: Array, w: Array, scale: Array | None = None, floor: float = 1e-30
+    ) -> Array:
+        """``(a − v_k·w_k) · scale_k / max(max|a − v·w|, floor)`` for each kernel ``k`` (``scale`` 1 where None):
+        the decay term of a Hebbian update (:meth:`minus_per_kernel`) divided by its largest magnitude, as
+        Krotov's and SoftHebb's updates are. ``a`` and ``w`` ``(K, ...)``, ``v`` and ``scale`` ``(K,)``; ``a``
+        may be overwritten (pass an array you own), so a backend can do it in two passes."""
+        d = self.minus_per_kernel(a, v, w)
+        m = self.relu(self.max_abs(d) - floor) + floor  # on the device: no host sync
+        if scale is None:
+            return d / m
+        d *= (scale / m).reshape((-1,) + (1,) * (d.ndim - 1))  # in place: minus_per_kernel returned a new array
+        return d
+
     def add_scaled(self, a: Array, s: float, b: Array) -> Array:
         """``a + s·b``, a new array in ``b``'s layout (a weight update: ``w + η·Δ``). Default: one temporary,
         added to in place."""

@@ -460,3 +460,84 @@ def test_parallel_kernels_from_several_python_threads(layer):
     env = dict(os.environ) if layer == "default" else {**os.environ, "NUMBA_THREADING_LAYER": layer}
     done = subprocess.run([sys.executable, "-c", _CONCURRENT], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def loop_max_normalized_decay(a, v, w, scale, floor):
+    """``(a − v·w)·scale / max(max|a − v·w|, floor)`` kernel by kernel, element by element, in float64."""
+    k = a.shape[0]
+    d = [[float(x) - float(v[i]) * float(y) for x, y in zip(a[i].ravel(), w[i].ravel(), strict=True)] for i in range(k)]
+    flat = [abs(x) for row in d for x in row]
+    m = np.nan if any(x != x for x in flat) else max(max(flat), floor)
+    s = np.ones(k) if scale is None else scale.astype(np.float64)
+    return np.array([[x * s[i] / m for x in d[i]] for i in range(k)]).reshape(a.shape)
+
+
+@numba_installed
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(1, 9),
+    shape=st.sampled_from([(5,), (2, 3, 3)]),
+    special=st.sampled_from(["none", "zero_rows", "nan", "inf_w", "tiny"]),
+    scaled=st.booleans(),
+    channels_last=st.booleans(),
+    **RUNS,
+)
+def test_max_normalized_decay_against_a_loop(k, shape, special, scaled, channels_last, threads, openmp, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, w = (rng.standard_normal((k, *shape)).astype(dtype) for _ in range(2))
+    v = rng.standard_normal(k).astype(dtype)
+    if special == "zero_rows":  # Krotov's kernels no position chose: no sum, no decay
+        a[::2], v[::2] = 0, 0
+    elif special == "nan":
+        a[rng.integers(k)].flat[0] = np.nan
+    elif special == "inf_w":  # 0·inf is NaN: a row with v = 0 is not left alone then
+        v[0] = 0
+        w[0].flat[-1] = np.inf
+    elif special == "tiny":  # the floor, not the maximum, divides
+        a, v = a * dtype(1e-35), v * 0
+    scale = rng.uniform(0.5, 2, k) if scaled else None
+    if channels_last and len(shape) == 3:  # (K, C, kh, kw) in (K, kh, kw, C) memory, as torch's conv gradients
+        a, w = (np.ascontiguousarray(t.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) for t in (a, w))
+    want = loop_max_normalized_decay(a, v, w, scale, 1e-30)
+    with np.errstate(all="ignore"):
+        got = cpu_kernels.max_normalized_decay_of(a, v, w, scale, 1e-30, threads, openmp)
+    assert got is a
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-30, equal_nan=True)
+
+
+def test_max_normalized_decay_leaves_what_the_kernel_cannot_take_to_the_array_code():
+    a = np.ones((3, 2, 2, 2), np.float32)
+    last = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    v = np.ones(3, np.float32)
+    assert cpu_kernels.max_normalized_decay_of(a, v, last, None, 1e-30, 1) is None  # laid out differently
+    assert cpu_kernels.max_normalized_decay_of(a, v, a, None, 1e-30, 1) is None  # a is w
+    assert cpu_kernels.max_normalized_decay_of(a[:, :, ::2], v, a[:, :, ::2].copy(), None, 1e-30, 1) is None  # gaps
+    assert cpu_kernels.max_normalized_decay_of(a, v[:2], a.copy(), None, 1e-30, 1) is None  # not one v per kernel
+    frozen = a.copy()
+    frozen.flags.writeable = False
+    assert cpu_kernels.max_normalized_decay_of(frozen, v, a, None, 1e-30, 1) is None
+
+
+@numba_installed
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_backends_normalize_the_decay_the_same_with_and_without_the_kernel(backend, registry, monkeypatch):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    ops = registry.get("backend", backend)("cpu")
+    rng = np.random.default_rng(4)
+    a, w = rng.standard_normal((2, 6, 4, 3, 3)).astype(np.float32)
+    v, scale = rng.standard_normal(6).astype(np.float32), rng.uniform(0.5, 2, 6).astype(np.float32)
+    a[1], v[1] = 0, 0
+    ran = []
+    kernel = cpu_kernels.max_normalized_decay_of
+    monkeypatch.setattr(cpu_kernels, "max_normalized_decay_of", lambda *x: ran.append(r := kernel(*x)) or r)
+    results = {}
+    for switch in ("1", "0"):  # a copy each time: the kernel overwrites a
+        monkeypatch.setenv(cpu_kernels.ENV_SWITCH, switch)
+        results[switch] = [
+            ops.to_numpy(ops.max_normalized_decay(ops.asarray(a.copy()), ops.asarray(v), ops.asarray(w), s, 1e-30))
+            for s in (None, ops.asarray(scale))
+        ]
+    assert len(ran) == 2 and all(r is not None for r in ran)  # the kernel computed both calls with the switch on
+    for got, want in zip(results["1"], results["0"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

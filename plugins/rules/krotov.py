@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from hebbcore.interfaces import LearningRule
 
 from .activation import lebesgue_currents, pass_sums, positive
-from .softhebb import max_normalized
+from .softhebb import decayed
 
 _SUMS = "krotov.sums"  # ctx.cache key: the coefficients and their sums, from post_synaptic's pass
 
@@ -91,7 +91,4 @@ class KrotovHopfield(LearningRule):
             hebb = ctx.input_correlation(y)
             if scale != 1.0:  # no pass over the weight-sized sums otherwise
                 hebb = hebb * scale
-        d = ctx.ops.minus_per_kernel(hebb, yu_sum, ctx.w)
-        if o.normalize:
-            d = max_normalized(ctx, d)
-        return d, y_sum
+        return decayed(ctx, hebb, yu_sum, o.normalize), y_sum

@@ -56,16 +56,6 @@ class SoftHebbOptions:
     lebesgue_p: float = 2.0  # the norm of the currents and of the adaptive rate's radius (the authors' lebesgue_p)
 
 
-def max_normalized(ctx, d):
-    """``d / max(max|d|, 1e-30)``, computed on the device (no host sync)."""
-    return d / max_abs_floor(ctx, d)
-
-
-def max_abs_floor(ctx, d):
-    """``max(max|d|, 1e-30)`` as a 0-d array on the device: what :func:`max_normalized` divides by."""
-    return ctx.ops.relu(ctx.ops.max_abs(d) - MAX_EPS) + MAX_EPS
-
-
 class SoftHebb(LearningRule):
     name = "softhebb"
     Options = SoftHebbOptions
@@ -100,12 +90,24 @@ class SoftHebb(LearningRule):
 
     def update_sums(self, ctx, y):
         y_sum, yu_sum = pass_sums(ctx, _SUMS, y, self._u(ctx))
-        d = ctx.ops.minus_per_kernel(ctx.input_correlation(y), yu_sum, ctx.w)
-        if not self.options.adaptive_lr:
-            return (max_normalized(ctx, d) if self.options.normalize else d), y_sum
-        norms = lebesgue_norms(ctx, self.options.lebesgue_p)
-        rate = (abs(norms - self.options.radius) + NORM_EPS) ** self.options.power_lr
-        if self.options.normalize:  # one pass over d: ρ_k / max|D| per kernel (the weights are conv3's 5.3M floats)
-            rate = rate / max_abs_floor(ctx, d)
+        return decayed(ctx, ctx.input_correlation(y), yu_sum, self.options.normalize, self._rate(ctx)), y_sum
+
+    def _rate(self, ctx):
+        """The adaptive rate ``ρ_k = (|‖w_k‖_p − R| + ε)^power_lr`` per kernel, or None without one."""
+        o = self.options
+        if not o.adaptive_lr:
+            return None
+        return (abs(lebesgue_norms(ctx, o.lebesgue_p) - o.radius) + NORM_EPS) ** o.power_lr
+
+
+def decayed(ctx, hebb, yu_sum, normalize, rate=None):
+    """``D = hebb − (Σ y·u)_k·w_k``, then ``D / max(max|D|, 1e-30)`` with ``normalize``, times ``rate_k`` if
+    given: SoftHebb's and Krotov's update from its sums, in two passes over the weights where the backend can
+    (:meth:`hebbcore.ops.Ops.max_normalized_decay`, which may overwrite ``hebb``)."""
+    ops = ctx.ops
+    if normalize:
+        return ops.max_normalized_decay(hebb, yu_sum, ctx.w, rate, MAX_EPS)
+    d = ops.minus_per_kernel(hebb, yu_sum, ctx.w)
+    if rate is not None:
         d *= ctx.per_kernel(rate)  # in place: minus_per_kernel returned a new array
-        return d, y_sum
+    return d
