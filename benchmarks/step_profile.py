@@ -15,7 +15,7 @@ Runs ``Network.hebbian_step`` of the paper's all-Hebbian net (``HHHHHH``, as ``h
 - with ``--by-layer`` (any backend): the same timing of the Hebbian step, charged to each layer and split
   into its forward pass, its similarity (patch norms and cosine, with the competition's winners where a rule
   asks for them; computed inside the update when it does) and the rest of its update
-  (``Network.hebbian_update``), with the update's three largest methods.
+  (``Network.apply_hebbian``), with the update's three largest methods.
 """
 
 from __future__ import annotations
@@ -100,10 +100,10 @@ def by_layer(net, fn, steps: int) -> tuple[float, dict]:
     """:func:`by_method` with each call charged to ``(layer, part, method)``: ``part`` is ``"similarity"``
     inside a weight layer's ``similarity`` or ``similarity_argmax`` (the patch norms and the cosine, with the
     competition's winners when a rule asks for them: :meth:`HebbianContext.most_similar`), ``"update"``
-    elsewhere inside ``Network.hebbian_update`` (the rule, the sums, the weight update) and ``"forward"``
+    elsewhere inside ``Network.apply_hebbian`` (the rule, the sums, the weight update) and ``"forward"``
     elsewhere."""
     where = {"layer": "", "part": "forward"}
-    originals = {n: getattr(net, n) for n in ("layer_forward", "dot_of", "cosine_of", "hebbian_update")}
+    originals = {n: getattr(net, n) for n in ("layer_forward", "dot_of", "cosine_of", "apply_hebbian")}
     layers = [node.layer for node in net.hebbian_nodes]
 
     def forward_dot(name, method):  # the step computes w·x on first use, maybe inside the update: still forward
@@ -133,7 +133,7 @@ def by_layer(net, fn, steps: int) -> tuple[float, dict]:
             # the layer stays current after the call: the ReLU of its response is computed after dot_of returns
             before = where["part"]
             where["layer"] = node.name
-            where["part"] = "update" if name == "hebbian_update" else before
+            where["part"] = "update" if name == "apply_hebbian" else before
             try:
                 return method(node, *a, **k)
             finally:
