@@ -325,9 +325,24 @@ class TorchOps(Ops):
         return self.torch.addcmul(self._expand(shift, x.ndim), x, self._expand(scale, x.ndim))  # one pass over x
 
     # rule primitives
-    def kernel_gram(self, y):
-        ym = y if y.ndim == 2 else y.permute(0, 2, 3, 1).reshape(-1, y.shape[1])
-        return ym.T @ ym
+    def _by_position(self, y):
+        return y if y.ndim == 2 else y.permute(0, 2, 3, 1).reshape(-1, y.shape[1])  # a view of channels-last y
+
+    @staticmethod
+    def _gram_rows(ym):
+        # no syrk in torch's matmul: each block's rows only up to the diagonal, (P·K²·(B + 1)/(2B))
+        return lambda a0, a1: ym[:, a0:a1].T @ ym[:, :a1]
+
+    @staticmethod
+    def _stride(a, axis):
+        return a.stride(axis)
+
+    @staticmethod
+    def _permute(a, axes):
+        return a.permute(axes)
+
+    def _tril(self, a, k):
+        return self.torch.tril(a, diagonal=k)
 
     def top_k_mask(self, a, k, axis=1):
         if k <= 4:  # k passes of argmax (first index on ties) beat a full sort

@@ -450,9 +450,61 @@ class Ops:
     # ------------------------------------------------------------------ rule primitives (competition, PCA)
     def kernel_gram(self, y: Array) -> Array:
         """``G[k, j] = Σ_{n,p} y[n, k, p] · y[n, j, p]`` over samples and positions: ``(N, K[, Ho, Wo]) -> (K, K)``."""
-        k = y.shape[1]
-        ym = y if y.ndim == 2 else self.xp.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(-1, k)
+        ym = self._by_position(y)
         return ym.T @ ym
+
+    #: Kernels per block of :meth:`lower_gram_product` (the width of its products).
+    gram_block: ClassVar[int] = 64
+
+    def lower_gram_product(self, y: Array, w: Array) -> Array:
+        """``Σ_{j≤k} G_kj · w_j`` for each kernel ``k``, with ``G`` = :meth:`kernel_gram` ``(y)``: the decay of
+        Sanger's and Hebbian PCA's update, shaped and laid out like ``w`` ``(K, ...)``.
+
+        Default: the kernels in ``B`` blocks of about :attr:`gram_block`; each block's rows of ``G`` up to its
+        last kernel (:meth:`_gram_rows`), the entries past the diagonal zeroed, times those kernels' weights:
+        ``D·K²·(B + 1)/(2B)`` multiply-adds instead of ``tril(G)·W``'s ``D·K²`` (``D`` a kernel's size).
+        """
+        k = y.shape[1]
+        gram_rows = self._gram_rows(self._by_position(y))
+        wm, restore = self._kernel_rows(w)
+        b = max(1, round(k / self.gram_block))
+        bounds = [k * i // b for i in range(b + 1)]
+        rows = [
+            self._tril(gram_rows(a0, a1), a0) @ wm[:a1]  # zero where j > k
+            for a0, a1 in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        return restore(self.concatenate(rows))
+
+    def _gram_rows(self, ym: Array) -> Callable[[int, int], Array]:
+        """The function ``(a0, a1) -> G[a0:a1, :a1]`` of ``ym`` ``(P, K)``'s Gram matrix. Default: the whole
+        ``G`` in one product, sliced (numpy's matmul makes ``YᵀY`` a BLAS ``syrk``: half the multiply-adds)."""
+        g = ym.T @ ym
+        return lambda a0, a1: g[a0:a1, :a1]
+
+    def _by_position(self, y: Array) -> Array:
+        """``y`` ``(N, K[, Ho, Wo])`` as a ``(P, K)`` matrix, one row per sample and position."""
+        return y if y.ndim == 2 else self.xp.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(-1, y.shape[1])
+
+    def _kernel_rows(self, w: Array) -> tuple[Array, Callable[[Array], Array]]:
+        """``w`` ``(K, ...)`` as ``(K, D)`` rows in its memory order (a view where it is dense), and the function
+        that gives a ``(K, D)`` result ``w``'s shape and layout."""
+        inner = sorted(range(1, w.ndim), key=lambda i: -self._stride(w, i))
+        perm = (0, *inner)
+        rows = self._permute(w, perm)
+        shape, inverse = tuple(rows.shape), tuple(int(i) for i in np.argsort(perm))
+        return rows.reshape(w.shape[0], -1), lambda r: self._permute(r.reshape(shape), inverse)
+
+    @staticmethod
+    def _stride(a: Array, axis: int) -> int:
+        return int(a.strides[axis])
+
+    @staticmethod
+    def _permute(a: Array, axes: tuple[int, ...]) -> Array:
+        return a.transpose(axes)
+
+    def _tril(self, a: Array, k: int) -> Array:
+        """``a`` with the entries above its ``k``-th diagonal zeroed (``j > i + k``)."""
+        return self.xp.tril(a, k)
 
     def top_k_mask(self, a: Array, k: int, axis: int = 1) -> Array:
         """1.0 at the ``k`` largest entries along ``axis`` (lower index first on ties), 0.0 elsewhere; ``a.dtype``.

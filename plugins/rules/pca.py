@@ -19,7 +19,8 @@ Both rules:
 With a linear response the kernels converge, in order, to the leading
 eigenvectors of the (uncentred) patch correlation matrix. Computed from sums:
 ``Σ_p y_pk x_p − Σ_{j≤k} G_kj w_j`` with the Gram matrix ``G = Σ_p y_p y_pᵀ``
-(``Ops.kernel_gram``), one conv weight-gradient and a ``K×K`` matrix product.
+(``Ops.lower_gram_product``: the lower triangle of ``G`` by blocks, times ``W``), and one conv
+weight-gradient.
 
 ``y`` is signed (linear response), so use ``aggregation = "mean"`` or ``"sum"``.
 """
@@ -28,19 +29,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from hebbcore.interfaces import HebbianContext, LearningRule
 
 from .activation import Activation, activation
 
 
-def sanger_sums(ctx: HebbianContext, y, lower):
-    """``(Σ_p y_pk (x_p − Σ_{j≤k} y_pj w_j), Σ_p y_pk)`` with ``lower`` the ``K×K`` lower-triangular ones."""
-    k = ctx.w.shape[0]
-    gram = ctx.ops.kernel_gram(y) * lower  # G_kj for j <= k
-    recon = (gram @ ctx.w.reshape(k, -1)).reshape(tuple(ctx.w.shape))
-    return ctx.input_correlation(y) - recon, ctx.aggregated_sum(y)
+def sanger_sums(ctx: HebbianContext, y):
+    """``(Σ_p y_pk (x_p − Σ_{j≤k} y_pj w_j), Σ_p y_pk)``."""
+    return ctx.input_correlation(y) - ctx.ops.lower_gram_product(y, ctx.w), ctx.aggregated_sum(y)
 
 
 @dataclass(frozen=True)
@@ -64,16 +60,11 @@ class Sanger(LearningRule):
     separable = False  # d_p = x_p − Σ_j y_pj·w_j
     aggregation = "mean"
 
-    def _lower_on(self, ops):
-        """The ``K×K`` lower-triangular ones on ``ops``'s device."""
-        k = self.layer.out_features
-        return ops.constant(("tril", k), lambda: np.tril(np.ones((k, k), dtype=np.float32)))
-
     def post_synaptic(self, ctx):
         return activation(ctx, self.options.activation)
 
     def update_sums(self, ctx, y):
-        return sanger_sums(ctx, y, self._lower_on(ctx.ops))
+        return sanger_sums(ctx, y)
 
 
 class HebbianPCA(Sanger):
