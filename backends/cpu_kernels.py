@@ -192,8 +192,8 @@ def max_normalized_decay_of(
     """``Ops.max_normalized_decay`` of numpy arrays, in place in ``a`` (returned): one pass that makes ``a − v·w``
     and its largest magnitude, one that scales each kernel; rows of zeros (Krotov's kernels no position chose)
     are read once and left. None where the array code must do it: ``a`` and ``w`` not laid out alike with each
-    kernel's elements together (:func:`kernel_major`), sharing memory, ``a`` read-only, or ``v`` not one per
-    kernel."""
+    kernel's elements together (:func:`kernel_major`), sharing memory, ``a`` read-only, or ``v`` or ``scale`` not one
+    per kernel."""
     rows, w_rows = kernel_major(a), kernel_major(w)
     if (
         rows is None
@@ -204,6 +204,7 @@ def max_normalized_decay_of(
         or not a.flags.writeable
         or np.may_share_memory(a, w)
         or v.size != rows.shape[0]
+        or (scale is not None and scale.size != rows.shape[0])
     ):
         return None
     k = rows.shape[0]

@@ -71,6 +71,9 @@ class CupyOps(Ops):
         # The elementwise product and reduction it always was on the GPU, until einsum is timed there.
         return (x * x).sum(axis=1)
 
+    def adds_winner_rows(self, x, kind):
+        return False  # both winner sums are the one-hot product here (below)
+
     def conv2d_winner_sums(self, x, index, n_kernels, kernel_size, stride=1):
         # The default (sorted blocks, one sum per winning kernel) launches K small kernels per chunk and reads
         # the block bounds back to the host; until a scatter-add version is measured on a GPU, the winners

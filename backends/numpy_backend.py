@@ -27,6 +27,9 @@ class NumpyOps(Ops):
         out = cpu_kernels.winner_sums(self._channels_last(x), index, n_kernels, kh, kw, stride, self.threads)
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
+    def adds_winner_rows(self, x, kind):
+        return kind == "conv" or (cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES)
+
     def linear_winner_sums(self, x, index, n_kernels):
         if not (cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES):
             return super().linear_winner_sums(x, index, n_kernels)

@@ -199,6 +199,9 @@ class TorchOps(Ops):
     def linear_weight_sums(self, x, g):
         return g.T @ x
 
+    def adds_winner_rows(self, x, kind):
+        return x.device.type == "cpu"  # Numba's kernels or index_add_; CUDA keeps the one-hot product
+
     def linear_winner_sums(self, x, index, n_kernels):
         if self._kernels_for(x):
             sums = cpu_kernels.linear_winner_sums(x.detach().numpy(), index.numpy(), n_kernels, self._threads(), True)

@@ -130,7 +130,7 @@ def by_layer(net, fn, steps: int) -> tuple[float, dict]:
 
     def entered(name, method):
         def call(node, *a, **k):
-            # the layer stays current after the call: the ReLU of its response is computed after dot_of returns
+            # the layer stays current after the call: the ReLU of its response is computed after it returns
             before = where["part"]
             where["layer"] = node.name
             where["part"] = "update" if name == "apply_hebbian" else before

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .errors import HebbcoreError
+from .errors import HebbcoreError, PluginError
 from .ops import Array, Ops
 
 
@@ -130,6 +130,11 @@ class HebbianContext:
     def dot(self) -> Array:
         if callable(self._dot):  # computed once, on first use
             self._dot = self._dot()
+            if tuple(self._dot.shape) != self.dot_shape:  # n_positions and the rules' shapes were taken from it
+                raise PluginError(
+                    f"the layer's dot product has shape {tuple(self._dot.shape)}; its output shape says "
+                    f"{self.dot_shape}"
+                )
         return self._dot
 
     @property
@@ -192,14 +197,23 @@ class HebbianContext:
             return self.ops.linear_weight_sums(self.x, c)
         return self.ops.conv2d_weight_sums(self.x, c, tuple(self.w.shape[2:]), self.stride)
 
-    def winner_correlation(self, winners: Sequence[Array], weights: Sequence[float]) -> Array:
+    def winner_correlation(
+        self, winners: Sequence[Array], weights: Sequence[float], dense: Array | None = None
+    ) -> Array:
         """:meth:`input_correlation` of ``c = Σ_j weights[j] · one_hot(winners[j])``: several winners per sample
         and position, each index array shaped as :attr:`Winners.index`, the ``j``-th with coefficient
-        ``weights[j]`` (Krotov's rank 1 and rank k: ``(1, -delta)``). One winner sum over the input stacked once
-        per set, each copy scaled: a row or patch per winner, not a ``K``-wide product."""
-        ops = self.ops
+        ``weights[j]`` (Krotov's rank 1 and rank k: ``(1, -delta)``). Where the backend adds winners' rows
+        (:meth:`hebbcore.ops.Ops.adds_winner_rows`): one winner sum over the input stacked once per set, each copy
+        scaled, a row or patch per winner instead of a ``K``-wide product; elsewhere the one product of ``c``
+        (``dense``, when the caller has it as an array shaped like :attr:`dot`)."""
+        ops, k = self.ops, int(self.w.shape[0])
+        if not ops.adds_winner_rows(self.x, self.kind):
+            if dense is None:
+                dtype = str(self.dot_dtype).replace("torch.", "")
+                dense = sum(ops.one_hot(i, k, 1, dtype) * float(a) for i, a in zip(winners, weights, strict=True))
+            return self.input_correlation(dense)
         x = ops.concatenate([self.x if a == 1 else self.x * float(a) for a in weights])
-        return self._winner_sums(x, Winners(ops.concatenate(list(winners)), int(self.w.shape[0])))
+        return self._winner_sums(x, Winners(ops.concatenate(list(winners)), k))
 
     def _winner_sums(self, x: Array, c: Winners) -> Array:
         if self.kind == "conv":

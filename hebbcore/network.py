@@ -297,7 +297,7 @@ class Network:
             x = (
                 self.ops.relu(ctx.similarity)
                 if node.cosine
-                else self._weights(node).linear_response(node.params, ctx.dot)
+                else self._weights(node).linear_response({**node.params, "weight": ctx.w}, ctx.dot)
             )
 
     def hebbian_context(

@@ -232,6 +232,14 @@ class Ops:
         """``Σ_n g[n, k] · x[n, :]``: ``(N, D), (N, K) -> (K, D)``."""
         return g.T @ x
 
+    def adds_winner_rows(self, x: Array, kind: str) -> bool:
+        """True when :meth:`conv2d_winner_sums` (``kind = "conv"``) or :meth:`linear_winner_sums` (``"linear"``)
+        adds each winner's patch or row to its kernel's sum for input ``x``, False where it multiplies a one-hot
+        (a ``K``-wide product): then several winners per position are summed as one dense product
+        (:meth:`hebbcore.interfaces.HebbianContext.winner_correlation`). Default: the conv's sorted blocks add,
+        the linear one-hot product does not."""
+        return kind == "conv"
+
     def linear_winner_sums(self, x: Array, index: Array, n_kernels: int) -> Array:
         """``Σ_{n: index[n] = k} x[n, :]`` for each kernel ``k``: ``(N, D), (N,) int -> (K, D)``; equal to
         :meth:`linear_weight_sums` of ``one_hot(index)``. Default: that product (a backend may add the rows)."""

@@ -469,7 +469,8 @@ def loop_max_normalized_decay(a, v, w, scale, floor):
     flat = [abs(x) for row in d for x in row]
     m = np.nan if any(x != x for x in flat) else max(max(flat), floor)
     s = np.ones(k) if scale is None else scale.astype(np.float64)
-    return np.array([[x * s[i] / m for x in d[i]] for i in range(k)]).reshape(a.shape)
+    with np.errstate(invalid="ignore"):  # inf / inf is NaN, as it should be
+        return np.array([[x * s[i] / m for x in d[i]] for i in range(k)]).reshape(a.shape)
 
 
 @numba_installed
@@ -477,7 +478,7 @@ def loop_max_normalized_decay(a, v, w, scale, floor):
 @given(
     k=st.integers(1, 9),
     shape=st.sampled_from([(5,), (2, 3, 3)]),
-    special=st.sampled_from(["none", "zero_rows", "nan", "inf_w", "tiny"]),
+    special=st.sampled_from(["none", "zero_rows", "nan", "inf_w", "inf_a", "tiny"]),
     scaled=st.booleans(),
     channels_last=st.booleans(),
     **RUNS,
@@ -493,6 +494,8 @@ def test_max_normalized_decay_against_a_loop(k, shape, special, scaled, channels
     elif special == "inf_w":  # 0·inf is NaN: a row with v = 0 is not left alone then
         v[0] = 0
         w[0].flat[-1] = np.inf
+    elif special == "inf_a":  # the maximum is inf: finite entries become 0, the inf itself NaN
+        a[rng.integers(k)].flat[0] = -np.inf
     elif special == "tiny":  # the floor, not the maximum, divides
         a, v = a * dtype(1e-35), v * 0
     scale = rng.uniform(0.5, 2, k) if scaled else None
@@ -513,6 +516,7 @@ def test_max_normalized_decay_leaves_what_the_kernel_cannot_take_to_the_array_co
     assert cpu_kernels.max_normalized_decay_of(a, v, a, None, 1e-30, 1) is None  # a is w
     assert cpu_kernels.max_normalized_decay_of(a[:, :, ::2], v, a[:, :, ::2].copy(), None, 1e-30, 1) is None  # gaps
     assert cpu_kernels.max_normalized_decay_of(a, v[:2], a.copy(), None, 1e-30, 1) is None  # not one v per kernel
+    assert cpu_kernels.max_normalized_decay_of(a, v, a.copy(), np.ones(1), 1e-30, 1) is None  # nor one scale
     frozen = a.copy()
     frozen.flags.writeable = False
     assert cpu_kernels.max_normalized_decay_of(frozen, v, a, None, 1e-30, 1) is None

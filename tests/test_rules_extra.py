@@ -693,13 +693,25 @@ def test_the_top_hebbian_layer_computes_only_what_its_rule_reads(registry, numpy
     np.testing.assert_allclose(numpy_ops.to_numpy(nets[1].nodes[0].params["weight"]) - w0, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param(("numpy", None), id="numpy"),
+        pytest.param(("numpy", "no-numba"), id="numpy-array-code"),  # a one-hot product: one dense product instead
+        *backend_params(),
+    ],
+)
 @pytest.mark.parametrize("kind", ["conv-k3s1", "conv-k2s2", "linear"])
-def test_winner_correlation_is_the_correlation_of_the_weighted_one_hots(registry, backend, kind):
-    """``Σ_j a_j·one_hot(winners_j)`` against the inputs, added two rows per position, against a loop over the
-    patches in float64 (with collisions: both sets may pick one kernel)."""
+def test_winner_correlation_is_the_correlation_of_the_weighted_one_hots(registry, monkeypatch, backend, kind):
+    """``Σ_j a_j·one_hot(winners_j)`` against the inputs, added two rows per position (or, where the backend's
+    winner sums are a one-hot product, as one dense product), against a loop over the patches in float64 (with
+    collisions: both sets may pick one kernel)."""
     from hebbcore.interfaces import HebbianContext
+    from hebbcore_backends import cpu_kernels
 
+    if backend[1] == "no-numba":
+        monkeypatch.setenv(cpu_kernels.ENV_SWITCH, "0")
+        backend = ("numpy", None)
     ops = make_ops(registry, *backend)
     rng = np.random.default_rng(6)
     k, ksize, stride = 5, (3 if kind == "conv-k3s1" else 2), (1 if kind == "conv-k3s1" else 2)
@@ -720,8 +732,13 @@ def test_winner_correlation_is_the_correlation_of_the_weighted_one_hots(registry
         ops, "linear" if kind == "linear" else "conv", xd, wd, lambda: None, lambda: None, None, 3,
         stride if kind != "linear" else 1, dot_shape=(pos_shape[0], k, *pos_shape[1:]),
     )  # fmt: skip
+    products = []
+    for name in ("linear_weight_sums", "conv2d_weight_sums"):
+        real = getattr(type(ops), name)
+        monkeypatch.setattr(type(ops), name, lambda self, *a, _f=real, **kw: products.append(1) or _f(self, *a, **kw))
     got = ctx.winner_correlation([ops.asarray(s, dtype="int64") for s in sets], weights)
     assert_close(ops.to_numpy(got).reshape(k, -1), want, rtol=1e-5, atol=1e-5, what="winner correlation")
+    assert len(products) == (0 if ops.adds_winner_rows(xd, ctx.kind) else 1)
 
 
 def test_a_dot_computed_on_first_use_needs_its_shape(numpy_ops):
@@ -754,5 +771,50 @@ def test_lower_gram_product_is_sangers_decay(registry, monkeypatch, backend, blo
         wd = wd.contiguous(memory_format=__import__("torch").channels_last)
     got = ops.lower_gram_product(ops.asarray(y), wd)
     assert_close(ops.to_numpy(got), want, rtol=1e-5, atol=1e-5, what="lower_gram_product")
-    if hasattr(got, "stride"):
-        assert got.stride() == wd.stride()  # in w's layout: the update's subtraction reads both alike
+    # in w's layout: the update's subtraction reads both alike
+    assert (got.stride() == wd.stride()) if hasattr(got, "stride") else (got.strides == wd.strides)
+
+
+@pytest.mark.parametrize(
+    "hebbian",
+    [
+        {"rule": "krotov", "aggregation": "sum", "options": {"p": 3.0, "k": 2}},  # w·x read after the update
+        {"rule": "hpca", "aggregation": "mean"},  # read before it
+    ],
+)
+def test_the_response_passed_up_is_the_one_before_the_update(registry, numpy_ops, hebbian):
+    spec = parse_spec(
+        {
+            "seed": 0,
+            "layers": [
+                {
+                    "name": "fc",
+                    "type": "linear",
+                    "out_features": 5,
+                    "response": "linear",
+                    "hebbian": {**hebbian, "lr": 0.5},
+                },
+                {"name": "bn", "type": "batchnorm", "momentum": 1.0},
+                {"name": "clf", "type": "linear", "out_features": 3, "hebbian": {"rule": "teacher", "lr": 0.1}},
+            ],
+        },
+        registry,
+    )
+    net = Network(spec, (7,), 3, numpy_ops, registry)
+    x = np.random.default_rng(1).normal(size=(16, 7)).astype(np.float32)
+    w0 = numpy_ops.to_numpy(net.nodes[0].params["weight"]).copy()
+    net.hebbian_step(numpy_ops.asarray(x), numpy_ops.asarray(np.arange(16) % 3, dtype="int64"))
+    assert np.abs(numpy_ops.to_numpy(net.nodes[0].params["weight"]) - w0).max() > 1e-3  # the update was not tiny
+    bn = next(n for n in net.nodes if n.name == "bn")
+    want = (x.astype(np.float64) @ w0.T.astype(np.float64)).mean(axis=0)
+    np.testing.assert_allclose(numpy_ops.to_numpy(bn.params["running_mean"]), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_dot_of_another_shape_than_the_layer_output_is_a_plugin_error(numpy_ops):
+    from hebbcore.errors import PluginError
+    from hebbcore.interfaces import HebbianContext
+
+    x = numpy_ops.asarray(np.zeros((2, 3)))
+    ctx = HebbianContext(numpy_ops, "linear", x, x, lambda: x, lambda: x, None, 3, dot_shape=(2, 4))
+    with pytest.raises(PluginError, match=r"dot product has shape \(2, 3\); its output shape says \(2, 4\)"):
+        _ = ctx.dot

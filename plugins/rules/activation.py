@@ -4,6 +4,8 @@
 - ``"relu"``:   ``y = max(0, w_k·x_p)`` (the nonlinear form of Hebbian PCA and BCM);
 - ``"cosine"``: ``y = max(0, cos(w_k, x_p))``, the response a Hebbian layer of
   hebbcore passes to the next layer.
+
+and the helpers several rules share: cached sums, Lebesgue-norm currents and norms, the normalised decay.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 from typing import Literal
 
 from hebbcore.interfaces import HebbianContext
+
+#: The floor of the largest magnitude an update is divided by (SoftHebb's and Krotov's ``normalize``).
+MAX_EPS = 1e-30
 
 #: The response a rule reads (a spec option, checked at load as a Literal).
 Activation = Literal["linear", "relu", "cosine"]
@@ -64,3 +69,16 @@ def lebesgue_norms(ctx: HebbianContext, p: float):
     if p == 2:
         return ctx.ops.kernel_norms(w)
     return ctx.ops.power(ctx.ops.sum(ctx.ops.power(abs(w), p), axis=axes), 1.0 / p)
+
+
+def decayed(ctx, hebb, yu_sum, normalize, rate=None):
+    """``D = hebb − (Σ y·u)_k·w_k``, then ``D / max(max|D|, 1e-30)`` with ``normalize``, times ``rate_k`` if
+    given: SoftHebb's and Krotov's update from its sums, in two passes over the weights where the backend can
+    (:meth:`hebbcore.ops.Ops.max_normalized_decay`, which may overwrite ``hebb``)."""
+    ops = ctx.ops
+    if normalize:
+        return ops.max_normalized_decay(hebb, yu_sum, ctx.w, rate, MAX_EPS)
+    d = ops.minus_per_kernel(hebb, yu_sum, ctx.w)
+    if rate is not None:
+        d *= ctx.per_kernel(rate)  # in place: minus_per_kernel returned a new array
+    return d

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 
 from hebbcore.interfaces import LearningRule
 
-from .activation import lebesgue_currents, pass_sums, positive
-from .softhebb import decayed
+from .activation import decayed, lebesgue_currents, pass_sums, positive
 
 _SUMS = "krotov.sums"  # ctx.cache key: the coefficients and their sums, from post_synaptic's pass
 
@@ -86,7 +85,7 @@ class KrotovHopfield(LearningRule):
         scale = o.radius**o.p  # R^p = 1 unless a radius is set
         cached = ctx.cache.get(_SUMS)
         if cached is not None and cached[0] is y:  # two inputs per position, not a K-wide product
-            hebb = ctx.winner_correlation(cached[3], (scale, -o.delta * scale))
+            hebb = ctx.winner_correlation(cached[3], (scale, -o.delta * scale), None if scale != 1.0 else y)
         else:
             hebb = ctx.input_correlation(y)
             if scale != 1.0:  # no pass over the weight-sized sums otherwise

@@ -37,9 +37,8 @@ from typing import Literal
 
 from hebbcore.interfaces import LearningRule
 
-from .activation import lebesgue_currents, lebesgue_norms, pass_sums, positive
+from .activation import decayed, lebesgue_currents, lebesgue_norms, pass_sums, positive
 
-MAX_EPS = 1e-30
 NORM_EPS = 1e-10
 _SUMS = "softhebb.sums"  # ctx.cache key: the signed coefficients and their sums, from post_synaptic's pass
 
@@ -98,16 +97,3 @@ class SoftHebb(LearningRule):
         if not o.adaptive_lr:
             return None
         return (abs(lebesgue_norms(ctx, o.lebesgue_p) - o.radius) + NORM_EPS) ** o.power_lr
-
-
-def decayed(ctx, hebb, yu_sum, normalize, rate=None):
-    """``D = hebb − (Σ y·u)_k·w_k``, then ``D / max(max|D|, 1e-30)`` with ``normalize``, times ``rate_k`` if
-    given: SoftHebb's and Krotov's update from its sums, in two passes over the weights where the backend can
-    (:meth:`hebbcore.ops.Ops.max_normalized_decay`, which may overwrite ``hebb``)."""
-    ops = ctx.ops
-    if normalize:
-        return ops.max_normalized_decay(hebb, yu_sum, ctx.w, rate, MAX_EPS)
-    d = ops.minus_per_kernel(hebb, yu_sum, ctx.w)
-    if rate is not None:
-        d *= ctx.per_kernel(rate)  # in place: minus_per_kernel returned a new array
-    return d
