@@ -288,12 +288,17 @@ def test_winner_signed_sums_leave_what_the_kernel_cannot_take_to_the_array_code(
     assert cpu_kernels.winner_signed_sums_of(frozen, last, 1) is None
 
 
-@numba_installed
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_backends_sign_and_rank_coefficients_the_same_with_and_without_the_kernels(backend, registry, monkeypatch):
-    if backend == "torch":
+@pytest.fixture(params=["numpy", "torch"])
+def cpu_ops(request, registry):
+    """The two backends that run the kernels: numpy and torch on the CPU."""
+    if request.param == "torch":
         pytest.importorskip("torch")
-    ops = registry.get("backend", backend)("cpu")
+    return registry.get("backend", request.param)("cpu")
+
+
+@numba_installed
+def test_backends_sign_and_rank_coefficients_the_same_with_and_without_the_kernels(cpu_ops, monkeypatch):
+    ops = cpu_ops
     rng = np.random.default_rng(3)
     xa, wa = ops.asarray(rng.standard_normal((5, 4, 8, 8))), ops.asarray(rng.standard_normal((6, 4, 3, 3)))
     u = ops.conv2d(xa, wa)  # the convolution's layout (channels-last): the kernel's rows
@@ -523,11 +528,8 @@ def test_max_normalized_decay_leaves_what_the_kernel_cannot_take_to_the_array_co
 
 
 @numba_installed
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_backends_normalize_the_decay_the_same_with_and_without_the_kernel(backend, registry, monkeypatch):
-    if backend == "torch":
-        pytest.importorskip("torch")
-    ops = registry.get("backend", backend)("cpu")
+def test_backends_normalize_the_decay_the_same_with_and_without_the_kernel(cpu_ops, monkeypatch):
+    ops = cpu_ops
     rng = np.random.default_rng(4)
     a, w = rng.standard_normal((2, 6, 4, 3, 3)).astype(np.float32)
     v, scale = rng.standard_normal(6).astype(np.float32), rng.uniform(0.5, 2, 6).astype(np.float32)
