@@ -20,18 +20,23 @@ class NumpyOps(Ops):
         super().__init__("cpu")
 
     # Compiled kernels (cpu_kernels) where Numba is installed; the array code of Ops otherwise.
+    @staticmethod
+    def _kernels_for(x) -> bool:
+        """True when the compiled kernels take ``x``: Numba enabled and a float32/64 array."""
+        return cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES
+
     def conv2d_winner_sums(self, x, index, n_kernels, kernel_size, stride=1):
-        if not (cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES):
+        if not self._kernels_for(x):
             return super().conv2d_winner_sums(x, index, n_kernels, kernel_size, stride)
         kh, kw = kernel_size
         out = cpu_kernels.winner_sums(self._channels_last(x), index, n_kernels, kh, kw, stride, self.threads)
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
     def adds_winner_rows(self, x, kind):
-        return kind == "conv" or (cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES)
+        return kind == "conv" or self._kernels_for(x)
 
     def linear_winner_sums(self, x, index, n_kernels):
-        if not (cpu_kernels.enabled() and x.dtype in cpu_kernels.KERNEL_DTYPES):
+        if not self._kernels_for(x):
             return super().linear_winner_sums(x, index, n_kernels)
         return cpu_kernels.linear_winner_sums(x, index, n_kernels, self.threads)
 

@@ -207,7 +207,7 @@ class TorchOps(Ops):
             sums = cpu_kernels.linear_winner_sums(x.detach().numpy(), index.numpy(), n_kernels, self._threads(), True)
             return self.torch.from_numpy(sums)
         if x.device.type != "cpu":  # CUDA's index_add_ adds in no fixed order: keep the product there
-            hot = self.one_hot(index, n_kernels, axis=1, dtype=str(x.dtype).removeprefix("torch."))
+            hot = self.one_hot(index, n_kernels, axis=1, dtype=self.dtype_name(x.dtype))
             return self.linear_weight_sums(x, hot)
         # each row added to its winner's: N·D additions instead of the one-hot product's N·D·K
         return self.torch.zeros((n_kernels, x.shape[1]), dtype=x.dtype).index_add_(0, index.reshape(-1), x)

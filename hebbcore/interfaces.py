@@ -209,8 +209,7 @@ class HebbianContext:
         ops, k = self.ops, int(self.w.shape[0])
         if not ops.adds_winner_rows(self.x, self.kind):
             if dense is None:
-                dtype = str(self.dot_dtype).replace("torch.", "")
-                dense = sum(ops.one_hot(i, k, 1, dtype) * float(a) for i, a in zip(winners, weights, strict=True))
+                dense = sum(self.dense(Winners(i, k)) * float(a) for i, a in zip(winners, weights, strict=True))
             return self.input_correlation(dense)
         x = ops.concatenate([self.x if a == 1 else self.x * float(a) for a in weights])
         return self._winner_sums(x, Winners(ops.concatenate(list(winners)), k))
@@ -235,7 +234,7 @@ class HebbianContext:
     def dense(self, c: Array | Winners) -> Array:
         """``c`` as an array shaped like :attr:`dot` (a :class:`Winners` becomes its one-hot)."""
         if isinstance(c, Winners):
-            return self.ops.one_hot(c.index, c.n_kernels, axis=1, dtype=str(self.dot_dtype).replace("torch.", ""))
+            return self.ops.one_hot(c.index, c.n_kernels, axis=1, dtype=self.ops.dtype_name(self.dot_dtype))
         return c
 
     def per_kernel(self, v: Array) -> Array:

@@ -182,15 +182,15 @@ class Ops:
         sums over every axis but 1 (``(K,)``; ``Σ y`` None unless ``with_sum``); ``first`` and ``kth``, the two
         ranks' kernel indices (integers shaped like ``u`` without axis 1), so that a sum of ``y`` against the
         inputs adds two rows per position (:meth:`hebbcore.interfaces.HebbianContext.winner_correlation`)."""
-        n = u.shape[1]
+        n, dtype = u.shape[1], self.dtype_name(u.dtype)
         first = index = self.argmax(u, 1)
-        hit = self.one_hot(index, n, 1, str(u.dtype).replace("torch.", ""))
+        hit = self.one_hot(index, n, 1, dtype)
         y = hit
         masked = u
         for _ in range(rank - 1):  # ranks 2..rank: mask the last winner, take the next argmax
             masked = self.where(hit > 0, -math.inf, masked)
             index = self.argmax(masked, 1)
-            hit = self.one_hot(index, n, 1, str(u.dtype).replace("torch.", ""))
+            hit = self.one_hot(index, n, 1, dtype)
         y = y - hit * delta
         axes = (0,) + tuple(range(2, y.ndim))
         return y, self.sum(y, axis=axes) if with_sum else None, self.sum(y * u, axis=axes), (first, index)
@@ -198,6 +198,11 @@ class Ops:
     def concatenate(self, arrays: Sequence[Array], axis: int = 0) -> Array:
         """The arrays joined along ``axis``."""
         return self.xp.concatenate(list(arrays), axis=axis)
+
+    @staticmethod
+    def dtype_name(dtype: Any) -> str:
+        """An array's dtype by the name :meth:`one_hot` and :meth:`asarray` take (``"float32"``, also for torch's)."""
+        return str(dtype).removeprefix("torch.")
 
     def one_hot(self, index: Array, n: int, axis: int = 1, dtype: str = "float32") -> Array:
         """1.0 at ``index`` along a new axis ``axis`` of length ``n``: ``(N[, Ho, Wo]) -> (N, n[, Ho, Wo])``.
