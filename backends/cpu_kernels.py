@@ -180,20 +180,17 @@ def ranked_of(
     return _in_layout_of(u, y), total[0].astype(u.dtype), total[1].astype(u.dtype), (ranks[0], ranks[1])
 
 
-def max_normalized_decay_of(
+def decay_and_max_abs_of(
     a: np.ndarray,
     v: np.ndarray,
     w: np.ndarray,
-    scale: np.ndarray | None,
-    floor: float,
     threads: int,
     openmp: bool = False,
-) -> np.ndarray | None:
-    """``Ops.max_normalized_decay`` of numpy arrays, in place in ``a`` (returned): one pass that makes ``a − v·w``
-    and its largest magnitude, one that scales each kernel; rows of zeros (Krotov's kernels no position chose)
-    are read once and left. None where the array code must do it: ``a`` and ``w`` not laid out alike with each
-    kernel's elements together (:func:`kernel_major`), sharing memory, ``a`` read-only, or ``v`` or ``scale`` not one
-    per kernel."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``Ops.decay_and_max_abs`` of numpy arrays in one pass: ``a − v·w`` in place in ``a`` (returned) and its largest
+    magnitude, a 0-d array; rows with ``v = 0`` (Krotov's kernels no position chose) are read, not written. None
+    where the array code must do it: ``a`` and ``w`` not laid out alike with each kernel's elements together
+    (:func:`kernel_major`), sharing memory, ``a`` read-only, or ``v`` not one per kernel."""
     rows, w_rows = kernel_major(a), kernel_major(w)
     if (
         rows is None
@@ -204,7 +201,6 @@ def max_normalized_decay_of(
         or not a.flags.writeable
         or np.may_share_memory(a, w)
         or v.size != rows.shape[0]
-        or (scale is not None and scale.size != rows.shape[0])
     ):
         return None
     k = rows.shape[0]
@@ -219,17 +215,44 @@ def max_normalized_decay_of(
         openmp and (lambda: _kernels().decay_rows_parallel(*args, bounds, low, inf_bits, row_max)),
     )
     top = row_max.max()
-    m = np.nan if top > inf_bits else max(float(top.view(a.dtype)), floor)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = (np.ones(k) if scale is None else np.asarray(scale, dtype=np.float64).reshape(-1)) / m
-    skip = (row_max == 0) & np.isfinite(f)  # 0·f = 0: nothing to write
-    f = f.astype(a.dtype)
+    return a, np.array(np.nan if top > inf_bits else top.view(a.dtype), dtype=a.dtype)
+
+
+def kernel_affine_of(
+    w: np.ndarray,
+    a: np.ndarray,
+    s: np.ndarray,
+    b: np.ndarray,
+    out: np.ndarray,
+    threads: int,
+    openmp: bool = False,
+) -> np.ndarray | None:
+    """``Ops.kernel_affine`` of numpy arrays: ``out_k = a_k·w_k + b_k·s_k`` in one pass, ``a`` and ``b`` ``(K,)``;
+    ``out`` (returned) may be ``w`` or ``s``. None where the array code must do it: ``w``, ``s`` and ``out`` not
+    laid out alike with each kernel's elements together (:func:`kernel_major`), or ``out`` read-only or
+    overlapping ``w`` or ``s`` other than as the same array."""
+    rows, w_rows, s_rows = kernel_major(out), kernel_major(w), kernel_major(s)
+    if (
+        rows is None
+        or w_rows is None
+        or s_rows is None
+        or not w.shape == s.shape == out.shape
+        or not w.strides == s.strides == out.strides
+        or not w.dtype == s.dtype == out.dtype
+        or not out.flags.writeable
+        or any(x is not out and np.may_share_memory(x, out) for x in (w, s))
+    ):
+        return None
+    k = rows.shape[0]
+    a = np.ascontiguousarray(np.broadcast_to(a, (k,)), dtype=out.dtype)
+    b = np.ascontiguousarray(np.broadcast_to(b, (k,)), dtype=out.dtype)
+    bounds = _bounds(k, _threads_for(2 * rows.size, threads))
     _run(
         bounds,
-        lambda t: _kernels().scale_rows(rows, f, skip, bounds[t], bounds[t + 1]),
-        openmp and (lambda: _kernels().scale_rows_parallel(rows, f, skip, bounds)),
+        lambda t: _kernels().affine_rows(w_rows, a, s_rows, b, rows, bounds[t], bounds[t + 1]),
+        openmp and (lambda: _kernels().affine_rows_parallel(w_rows, a, s_rows, b, rows, bounds)),
     )
-    return a
+    return out
 
 
 def kernel_major(a: np.ndarray) -> np.ndarray | None:

@@ -240,19 +240,6 @@ def decay_rows(a, a_bits, v, w, w_bits, r0, r1, low, inf_bits, row_max):  # prag
         row_max[k] = top
 
 
-@_jit
-def scale_rows(a, f, skip, r0, r1):  # pragma: no cover (compiled)
-    """``a_k *= f_k`` for kernels ``r0 <= k < r1`` of ``a`` (K, D), but where ``skip[k]`` (a row of zeros)."""
-    d = a.shape[1]
-    for k in range(r0, r1):
-        if skip[k]:
-            continue
-        ak = a[k]
-        fk = f[k]
-        for e in range(uint64(d)):
-            ak[e] = ak[e] * fk
-
-
 @numba.njit(parallel=True, cache=True)
 def decay_rows_parallel(a, a_bits, v, w, w_bits, bounds, low, inf_bits, row_max):  # pragma: no cover (compiled)
     """:func:`decay_rows` of the kernel ranges ``bounds[t]:bounds[t + 1]`` on Numba's threads."""
@@ -260,8 +247,20 @@ def decay_rows_parallel(a, a_bits, v, w, w_bits, bounds, low, inf_bits, row_max)
         decay_rows(a, a_bits, v, w, w_bits, bounds[t], bounds[t + 1], low, inf_bits, row_max)
 
 
+@_jit  # no fast-math: w·a + s·b rounds as the array code's two products and one sum
+def affine_rows(w, a, s, b, out, r0, r1):  # pragma: no cover (compiled)
+    """``out_k = a_k·w_k + b_k·s_k`` for kernels ``r0 <= k < r1`` of ``w``, ``s`` and ``out`` (K, D) alike
+    (``out`` may be ``w`` or ``s``: each element is read before it is written)."""
+    d = w.shape[1]
+    for k in range(r0, r1):
+        wk, sk, ok = w[k], s[k], out[k]
+        ak, bk = a[k], b[k]
+        for e in range(uint64(d)):
+            ok[e] = wk[e] * ak + sk[e] * bk
+
+
 @numba.njit(parallel=True, cache=True)
-def scale_rows_parallel(a, f, skip, bounds):  # pragma: no cover (compiled)
-    """:func:`scale_rows` of the kernel ranges ``bounds[t]:bounds[t + 1]`` on Numba's threads."""
+def affine_rows_parallel(w, a, s, b, out, bounds):  # pragma: no cover (compiled)
+    """:func:`affine_rows` of the kernel ranges ``bounds[t]:bounds[t + 1]`` on Numba's threads."""
     for t in numba.prange(len(bounds) - 1):
-        scale_rows(a, f, skip, bounds[t], bounds[t + 1])
+        affine_rows(w, a, s, b, out, bounds[t], bounds[t + 1])

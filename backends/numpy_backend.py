@@ -55,12 +55,19 @@ class NumpyOps(Ops):
                 return fused
         return super().winner_signed_sums(y, u, with_sum)
 
-    def max_normalized_decay(self, a, v, w, scale=None, floor=1e-30):
+    def kernel_affine(self, w, a, s, b, out=None):
+        if self._kernels_for(s) and isinstance(w, np.ndarray):
+            dest = np.empty_like(s) if out is None else out
+            if cpu_kernels.kernel_affine_of(w, np.asarray(a), s, np.asarray(b), dest, self.threads) is not None:
+                return dest
+        return super().kernel_affine(w, a, s, b, out)
+
+    def decay_and_max_abs(self, a, v, w):
         if cpu_kernels.enabled() and isinstance(a, np.ndarray) and isinstance(w, np.ndarray):
-            s = None if scale is None else np.asarray(scale)
-            if cpu_kernels.max_normalized_decay_of(a, np.asarray(v), w, s, floor, self.threads) is not None:
-                return a  # normalised in place
-        return super().max_normalized_decay(a, v, w, scale, floor)
+            fused = cpu_kernels.decay_and_max_abs_of(a, np.asarray(v), w, self.threads)
+            if fused is not None:
+                return fused
+        return super().decay_and_max_abs(a, v, w)
 
     def ranked_coefficients(self, u, rank, delta, with_sum=True):
         if cpu_kernels.enabled():

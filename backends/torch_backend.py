@@ -129,18 +129,25 @@ class TorchOps(Ops):
     def minus_per_kernel(self, a, v, w):
         return self.torch.addcmul(a, v.reshape((-1,) + (1,) * (w.ndim - 1)), w, value=-1)  # one pass
 
-    def max_normalized_decay(self, a, v, w, scale=None, floor=1e-30):
+    def decay_and_max_abs(self, a, v, w):
         if self._kernels_for(a) and self._kernels_for(w) and not a.requires_grad:
-            scale_np = None if scale is None else scale.detach().cpu().numpy()
-            args = (a.detach().numpy(), v.detach().cpu().numpy(), w.detach().numpy(), scale_np, floor)
-            if cpu_kernels.max_normalized_decay_of(*args, self._threads(), True) is not None:
-                return a  # normalised in place
-        return super().max_normalized_decay(a, v, w, scale, floor)
+            args = (a.detach().numpy(), v.detach().cpu().numpy(), w.detach().numpy())
+            fused = cpu_kernels.decay_and_max_abs_of(*args, self._threads(), True)
+            if fused is not None:
+                return a, self.torch.from_numpy(fused[1])  # a holds the decayed sums
+        return super().decay_and_max_abs(a, v, w)
 
-    def add_scaled(self, a, s, b):
-        if a.shape != b.shape or a.dtype != b.dtype:
-            return super().add_scaled(a, s, b)
-        return self.torch.add(a, b, alpha=float(s), out=self.torch.empty_like(b))  # one pass, in b's layout
+    def kernel_affine(self, w, a, s, b, out=None):
+        torch = self.torch
+        dest = torch.empty_like(s) if out is None else out  # s's layout (channels-last from a CPU conv)
+        if not (w.shape == s.shape == dest.shape and w.dtype == s.dtype == dest.dtype) or dest is s:
+            return super().kernel_affine(w, a, s, b, out)
+        a, b = (float(v) if _cpu_scalar(v) else v for v in (a, b))  # a Python float takes torch's scalar paths
+        ak, bk = (v if isinstance(v, float) else v.reshape((-1,) + (1,) * (s.ndim - 1)) for v in (a, b))
+        if isinstance(a, float) and a == 1.0:  # one pass
+            return torch.add(w, s, alpha=b, out=dest) if isinstance(b, float) else torch.addcmul(w, s, bk, out=dest)
+        dest = torch.mul(w, ak, out=dest)  # two passes
+        return dest.add_(s, alpha=b) if isinstance(b, float) else dest.addcmul_(s, bk)
 
     def max_abs(self, a):
         flat = _in_memory_order(a)
@@ -392,6 +399,11 @@ class TorchOps(Ops):
         den = self.torch.empty_like(dot)  # the memory layout of dot
         self.torch.addcmul(self._scalar(eps, dot.dtype), w_norm, x_norm, out=den)
         return self.torch.div(dot, den, out=den)
+
+
+def _cpu_scalar(v) -> bool:
+    """True for a one-element tensor in host memory, which ``float()`` reads without a device sync."""
+    return not isinstance(v, float) and v.device.type == "cpu" and v.numel() == 1
 
 
 def _in_memory_order(a):

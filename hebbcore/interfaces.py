@@ -67,6 +67,49 @@ class Winners:
     n_kernels: int
 
 
+@dataclass(frozen=True, eq=False)  # holds arrays: no element-wise __eq__
+class KernelTerms:
+    """A layer's summed update ``scale_k·(hebb − decay_k·w)`` kept in its terms, so that the step adds ``η`` times
+    it to the weights in one pass (:meth:`hebbcore.ops.Ops.kernel_affine`) instead of one pass per term.
+
+    ``hebb``: shaped like ``w`` (``Σ_p c_p·x_p``), an array the rule made for this step and does not keep;
+    ``decay``: ``(K,)`` (``Σ_p β_p``), None for none; ``scale``: ``(K,)`` or a float, None for 1. The vectors are in
+    ``w``'s dtype, on its device.
+    """
+
+    hebb: Any
+    decay: Any = None
+    scale: Any = None
+
+    def times(self, factor: Array | float | None) -> KernelTerms:
+        """These terms with ``scale`` multiplied by ``factor`` (``(K,)``, a float, or None for 1)."""
+        if factor is None:
+            return self
+        return dataclasses.replace(self, scale=factor if self.scale is None else self.scale * factor)
+
+    def direction(self, ops: Ops, w: Array) -> Array:
+        """The update as one array shaped like ``w``: a new array unless nothing is left to apply to ``hebb``."""
+        if self.decay is None:
+            if self.scale is None:
+                return self.hebb
+            return self.hebb * (self.scale if isinstance(self.scale, float) else _per_kernel(self.scale, w))
+        if self.scale is None:
+            return ops.minus_per_kernel(self.hebb, self.decay, w)
+        return ops.kernel_affine(w, -(self.scale * self.decay), self.hebb, self.scale)
+
+    def applied(self, ops: Ops, w: Array, lr: float, out: Array | None = None) -> Array:
+        """``w + lr·update`` in one pass where the backend can: a new array in ``hebb``'s layout, or ``out``."""
+        b = float(lr) if self.scale is None else self.scale * float(lr)
+        if isinstance(b, (int, float)):
+            b = float(b)
+        a = 1.0 if self.decay is None else 1.0 - b * self.decay
+        return ops.kernel_affine(w, a, self.hebb, b, out)
+
+
+def _per_kernel(v: Array, w: Array) -> Array:
+    return v.reshape((-1,) + (1,) * (w.ndim - 1))
+
+
 class HebbianContext:
     """One layer's response to one batch, handed to the rule.
 
@@ -296,18 +339,25 @@ class LearningRule(ABC):
         A rule with one winner per sample and position may return :class:`Winners` instead.
         """
 
-    def update_sums(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[Array, Array | None]:
-        """``(Σ_p c_p·d_p, Σ_p c_p)``: summed update directions (shaped like ``w``) and coefficient sums ``(K,)``
-        (None allowed where the aggregation does not read them: return :meth:`HebbianContext.aggregated_sum`).
+    def update_terms(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[KernelTerms, Array | None]:
+        """``(Σ_p c_p·d_p, Σ_p c_p)``: the summed update directions as :class:`KernelTerms` (shaped like ``w``) and
+        the coefficient sums ``(K,)`` (None allowed where the aggregation does not read them: return
+        :meth:`HebbianContext.aggregated_sum`). The step adds the terms to the weights in one pass.
 
-        The default is the common form ``d_p = x_p − (β_p / c_p)·w``: ``Σ_p c_p·x_p − (Σ_p β_p)·w`` with
-        ``Σ_p β_p`` from :meth:`decay_sum` (plain Hebb, Hebb with decay, WTA, Oja, ...). A rule whose
-        update is not of this form overrides this method.
+        The default is the common form ``d_p = x_p − (β_p / c_p)·w``: ``KernelTerms(Σ_p c_p·x_p, Σ_p β_p)`` with
+        ``Σ_p β_p`` from :meth:`decay_sum` (plain Hebb, Hebb with decay, WTA, Oja, ...). A rule whose update is not
+        of this form overrides this method, or :meth:`update_sums` (not both: the step then calls
+        :meth:`update_sums`).
         """
         coefficient_sum = ctx.coefficient_sum(coefficient)
-        hebb = ctx.input_correlation(coefficient)
-        beta = self.decay_sum(ctx, coefficient, coefficient_sum)
-        return (hebb if beta is None else ctx.ops.minus_per_kernel(hebb, beta, ctx.w)), coefficient_sum
+        terms = KernelTerms(ctx.input_correlation(coefficient), self.decay_sum(ctx, coefficient, coefficient_sum))
+        return terms, coefficient_sum
+
+    def update_sums(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[Array, Array | None]:
+        """:meth:`update_terms` with the summed directions as one array shaped like ``w``: override this where the
+        update is simplest written as an array (the step then applies it in one more pass)."""
+        terms, coefficient_sum = self.update_terms(ctx, coefficient)
+        return terms.direction(ctx.ops, ctx.w), coefficient_sum
 
     def decay_sum(self, ctx: HebbianContext, coefficient: Array | Winners, coefficient_sum: Array) -> Array | None:
         """``Σ_p β_p`` per kernel ``(K,)``, the weight-decay term of the default :meth:`update_sums`; None for none.
@@ -331,15 +381,25 @@ class Aggregation(ABC):
         """Why this aggregation is wrong for the rule's coefficients (run when the spec is loaded); [] if fine."""
         return []
 
-    def sums(self, ctx: HebbianContext, rule: LearningRule, coefficient: Array | Winners) -> tuple[Array, Array | None]:
-        """The sums :meth:`combine` takes, the first shaped like ``ctx.w``; by default the rule's
-        ``(Σ_p c_p·d_p, Σ_p c_p)``. The step checks that sum's and :meth:`combine`'s shape and dtype. Do not change
-        ``coefficient`` in place: a rule may have summed it already in :meth:`LearningRule.post_synaptic`."""
-        return rule.update_sums(ctx, coefficient)
+    def weighting(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[Array | Winners, Array | Winners]:
+        """``(the coefficients the rule sums its update with, those whose sums combine reads)``; by default both
+        ``coefficient``. Return new arrays, never change ``coefficient`` in place: a rule may have summed it already
+        in :meth:`LearningRule.post_synaptic`."""
+        return coefficient, coefficient
 
-    @abstractmethod
+    def kernel_scale(self, ctx: HebbianContext, coefficient_sum: Array | None) -> Array | float | None:
+        """The factor per kernel ``(K,)`` (``w``'s dtype), or one float, by which the update is the summed one; None
+        where the update is not such a product (:meth:`combine` makes it). The step then applies the update to the
+        weights in the same pass. Default: None."""
+        return None
+
     def combine(self, ctx: HebbianContext, direction_sum: Array, coefficient_sum: Array | None) -> Array:
-        """One update per kernel (shaped like ``ctx.w``), before the learning rate."""
+        """One update per kernel (shaped like ``ctx.w``), before the learning rate. Default: ``direction_sum``
+        times :meth:`kernel_scale`; override one of the two."""
+        scale = self.kernel_scale(ctx, coefficient_sum)
+        if scale is None:
+            raise PluginError(f"aggregation {self.name!r} defines neither kernel_scale nor combine")
+        return KernelTerms(direction_sum, scale=scale).direction(ctx.ops, ctx.w)
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, HebbcoreError, SpecError, TrainingDiverged
-from .interfaces import HebbianContext, LayerInfo, check_hflip_inputs
+from .interfaces import HebbianContext, KernelTerms, LayerInfo, check_hflip_inputs
 from .io import read_npz
 from .layers import ForwardContext, Layer, LayerShapeError, WeightLayer
 from .ops import Array, Ops, inference_batch
 from .plugin_manager import Registry
 from .spec import LayerSpec, RunSpec
-from .step import hebbian_direction
+from .step import hebbian_terms
 
 _INFERENCE = ForwardContext()
 
@@ -318,17 +318,18 @@ class Network:
         )  # fmt: skip
 
     def hebbian_update(self, node: Node, ctx: HebbianContext) -> Array:
-        """Apply the rule and aggregation of ``node`` to its response in ``ctx``; returns the update applied
-        (``η`` times :meth:`apply_hebbian`'s direction, a pass the step itself does not make)."""
-        return float(self._lr(node)) * self.apply_hebbian(node, ctx)
+        """Apply the rule and aggregation of ``node`` to its response in ``ctx``; returns the update applied,
+        ``η·Δw`` (an array :meth:`apply_hebbian`, which the step calls, does not make)."""
+        terms = self.apply_hebbian(node, ctx)
+        return float(self._lr(node)) * terms.direction(self.ops, ctx.w)
 
-    def apply_hebbian(self, node: Node, ctx: HebbianContext) -> Array:
-        """Apply the rule and aggregation of ``node`` to its response in ``ctx``: ``w + η·direction`` in one pass;
-        returns the direction (the update before the learning rate ``η``)."""
-        direction, node.rule_state = hebbian_direction(ctx, node.rule, node.aggregation, node.rule_state)
-        # the sum takes the direction's layout (channels-last from a torch CPU conv)
-        node.params["weight"] = self.ops.add_scaled(ctx.w, self._lr(node), direction)
-        return direction
+    def apply_hebbian(self, node: Node, ctx: HebbianContext) -> KernelTerms:
+        """Apply the rule and aggregation of ``node`` to its response in ``ctx``: ``w + η·Δw`` in one pass;
+        returns ``Δw`` as its terms (the update before the learning rate ``η``)."""
+        terms, node.rule_state = hebbian_terms(ctx, node.rule, node.aggregation, node.rule_state)
+        # new weights in the sum's layout (channels-last from a torch CPU conv); ctx.w stays the old ones
+        node.params["weight"] = terms.applied(self.ops, ctx.w, self._lr(node))
+        return terms
 
     @staticmethod
     def _lr(node: Node) -> float:

@@ -132,25 +132,30 @@ class Ops:
             return a - out
         return xp.subtract(a, out, out=out)
 
-    def max_normalized_decay(
-        self, a: Array, v: Array, w: Array, scale: Array | None = None, floor: float = 1e-30
-    ) -> Array:
-        """``(a − v_k·w_k) · scale_k / max(max|a − v·w|, floor)`` for each kernel ``k`` (``scale`` 1 where None):
-        the decay term of a Hebbian update (:meth:`minus_per_kernel`) divided by its largest magnitude, as
-        Krotov's and SoftHebb's updates are. ``a`` and ``w`` ``(K, ...)``, ``v`` and ``scale`` ``(K,)``; ``a``
-        may be overwritten (pass an array you own), so a backend can do it in two passes."""
+    def decay_and_max_abs(self, a: Array, v: Array, w: Array) -> tuple[Array, Array]:
+        """``(a − v_k·w_k, max |a − v·w|)`` for each kernel ``k``: the decay term of a Hebbian update
+        (:meth:`minus_per_kernel`) and its largest magnitude (a 0-d array on the device, NaN if it holds one), by
+        which Krotov's and SoftHebb's updates are divided. ``a`` and ``w`` ``(K, ...)``, ``v`` ``(K,)``; ``a`` may be
+        overwritten (pass an array you own), so a backend can do it in one pass."""
         d = self.minus_per_kernel(a, v, w)
-        m = self.relu(self.max_abs(d) - floor) + floor  # on the device: no host sync
-        if scale is None:
-            return d / m
-        d *= (scale / m).reshape((-1,) + (1,) * (d.ndim - 1))  # in place: minus_per_kernel returned a new array
-        return d
+        return d, self.max_abs(d)
 
-    def add_scaled(self, a: Array, s: float, b: Array) -> Array:
-        """``a + s·b``, a new array in ``b``'s layout (a weight update: ``w + η·Δ``). Default: one temporary,
-        added to in place."""
-        out = self.xp.multiply(b, float(s))  # a Python float keeps b's dtype
-        return self.xp.add(out, a, out=out) if out.shape == a.shape and out.dtype == a.dtype else out + a
+    def kernel_affine(self, w: Array, a: Array | float, s: Array, b: Array | float, out: Array | None = None) -> Array:
+        """``a_k·w_k + b_k·s_k`` for each kernel ``k``: ``w`` and ``s`` ``(K, ...)``, ``a`` and ``b`` ``(K,)`` arrays
+        in ``s``'s dtype or Python floats. A new array in ``s``'s layout, or written into ``out`` (which may be
+        ``w`` or ``s``). The weight update of a Hebbian step, ``w + η·g_k·(S − β_k·w)`` with ``a = 1 − η·g·β`` and
+        ``b = η·g`` (:class:`hebbcore.interfaces.KernelTerms`): one pass over the weights where the backend can,
+        instead of one per term. Default: ``s·b`` written over, plus ``w·a``."""
+        xp = self.xp
+        new = xp.multiply(s, b if isinstance(b, float) else b.reshape((-1,) + (1,) * (s.ndim - 1)))
+        if isinstance(a, float) and a == 1.0:
+            new = xp.add(new, w, out=new)
+        else:
+            new = xp.add(new, w * (a if isinstance(a, float) else a.reshape((-1,) + (1,) * (w.ndim - 1))), out=new)
+        if out is None:
+            return new
+        out[...] = new
+        return out
 
     def max_abs(self, a: Array) -> Array:
         """``max |a|`` over every element, as a 0-d array on the device (no host sync); NaN if ``a`` holds one.

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import PluginError
-from .interfaces import Aggregation, HebbianContext, LearningRule, Winners
-from .ops import Array
+from .interfaces import Aggregation, HebbianContext, KernelTerms, LearningRule, Winners
 
 
-def hebbian_direction(
+def hebbian_terms(
     ctx: HebbianContext, rule: LearningRule, aggregation: Aggregation, state: dict[str, Any]
-) -> tuple[Array, dict[str, Any]]:
-    """``(Δw / η, next state)`` of one layer for the batch in ``ctx``: the update before the learning rate, which
-    the caller adds to the weights in one pass (:meth:`hebbcore.ops.Ops.add_scaled`).
+) -> tuple[KernelTerms, dict[str, Any]]:
+    """``(Δw / η, next state)`` of one layer for the batch in ``ctx``: the update before the learning rate, as
+    terms the caller adds to the weights in one pass (:meth:`KernelTerms.applied`).
 
     The rule advances its state and gives its coefficients and sums; with ``ctx.reducer``
     (data-parallel training) the sums are summed over the processes, so every process
@@ -25,9 +24,16 @@ def hebbian_direction(
     coefficient = rule.post_synaptic(ctx)
     if not isinstance(coefficient, Winners):
         _expect(coefficient, ctx.dot_shape, ctx.dot_dtype, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot")
-    direction_sum, coefficient_sum = aggregation.sums(ctx, rule, coefficient)
+    summed, normalizing = aggregation.weighting(ctx, coefficient)
+    if type(rule).update_sums is LearningRule.update_sums:
+        terms, coefficient_sum = rule.update_terms(ctx, summed)
+    else:  # a rule that writes its update as one array
+        direction_sum, coefficient_sum = rule.update_sums(ctx, summed)
+        terms = KernelTerms(direction_sum)
+    if normalizing is not summed and aggregation.reads_coefficient_sum:
+        coefficient_sum = ctx.coefficient_sum(normalizing)
     _expect(
-        direction_sum,
+        terms.hebb,
         ctx.w.shape,
         ctx.w.dtype,
         f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update",
@@ -38,12 +44,15 @@ def hebbian_direction(
             f"rule {rule.name!r} returned no coefficient sums (None), but aggregation {aggregation.name!r} reads "
             f"them; return ctx.aggregated_sum(c), or set reads_coefficient_sum = False on an aggregation that does not"
         )
-    if ctx.reducer is not None:
-        direction_sum = ctx.reducer(direction_sum)
+    if ctx.reducer is not None:  # one array summed over the processes (a rule's own scale is its process's)
+        terms = KernelTerms(ctx.reducer(terms.direction(ctx.ops, ctx.w)))
         coefficient_sum = None if coefficient_sum is None else ctx.reducer(coefficient_sum)
-    combined = aggregation.combine(ctx, direction_sum, coefficient_sum)
+    scale = aggregation.kernel_scale(ctx, coefficient_sum)
+    if scale is not None:
+        return terms.times(scale), state
+    combined = aggregation.combine(ctx, terms.direction(ctx.ops, ctx.w), coefficient_sum)
     _expect(combined, ctx.w.shape, ctx.w.dtype, f"aggregation {aggregation.name!r}: combine returned", "w")
-    return combined, state  # the caller scales by η with a Python float, which keeps the weights' dtype
+    return KernelTerms(combined), state
 
 
 def _expect(a: Any, shape: Any, dtype: Any, what: str, name: str) -> None:

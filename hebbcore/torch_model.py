@@ -22,7 +22,7 @@ from .errors import HebbcoreError, SpecError, TrainingDiverged
 from .interfaces import HebbianContext
 from .layers import COS_EPS, WeightLayer
 from .network import Network, Node
-from .step import hebbian_direction
+from .step import hebbian_terms
 
 #: Hebbian steps between NaN/inf checks of a module's weights (the first step is checked too).
 CHECK_EVERY = 50
@@ -93,7 +93,7 @@ class _HebbianMixin:
     def hebbian_step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Update the weights from input ``x`` with the attached rule; returns the pre-update response.
 
-        The same step as :class:`hebbcore.network.Network`'s (:func:`hebbcore.step.hebbian_direction`);
+        The same step as :class:`hebbcore.network.Network`'s (:func:`hebbcore.step.hebbian_terms`);
         the rule's state lives in :attr:`rule_state`.
         """
         if self.rule is None:
@@ -104,8 +104,8 @@ class _HebbianMixin:
         ctx = HebbianContext(ops, kind, x, self.weight, dot, cos, labels, self.n_classes, self._stride())
         if self.rule_state is None:
             self.rule_state = dict(self.rule.init_state(ops))
-        direction, self.rule_state = hebbian_direction(ctx, self.rule, self.aggregation, self.rule_state)
-        self.weight.add_(direction, alpha=float(self.lr))  # one pass
+        terms, self.rule_state = hebbian_terms(ctx, self.rule, self.aggregation, self.rule_state)
+        terms.applied(ops, self.weight, self.lr, out=self.weight)  # in place, one pass where the backend can
         self.steps += 1
         if self.steps % CHECK_EVERY == 1 and not ops.isfinite_all(self.weight):  # a host sync: not every step
             raise TrainingDiverged(

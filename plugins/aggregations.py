@@ -19,10 +19,9 @@ from hebbcore import hookimpl
 from hebbcore.interfaces import Aggregation, Winners
 
 
-def _divide_where_positive(ctx, direction_sum, weight_sum):
+def _inverse_where_positive(ctx, weight_sum):
     active = weight_sum > 0
-    safe = ctx.ops.where(active, weight_sum, 1.0)
-    return direction_sum * ctx.per_kernel(active / safe)  # 1/Σ where Σ > 0, else 0
+    return active / ctx.ops.where(active, weight_sum, 1.0)  # 1/Σ where Σ > 0, else 0 (a kernel left unchanged)
 
 
 def _needs_nonnegative(name, rule_cls):
@@ -48,14 +47,13 @@ class WeightedMean(Aggregation):
             )
         return problems
 
-    def sums(self, ctx, rule, coefficient):
+    def weighting(self, ctx, coefficient):
         if isinstance(coefficient, Winners):  # 0/1: c² = |c| = c
-            return rule.update_sums(ctx, coefficient)
-        direction_sum, _ = rule.update_sums(ctx, coefficient * coefficient)  # Σ c²·d (d does not depend on c)
-        return direction_sum, ctx.coefficient_sum(abs(coefficient))
+            return coefficient, coefficient
+        return coefficient * coefficient, abs(coefficient)  # Σ c²·d (d does not depend on c) over Σ |c|
 
-    def combine(self, ctx, direction_sum, coefficient_sum):
-        return _divide_where_positive(ctx, direction_sum, coefficient_sum)
+    def kernel_scale(self, ctx, coefficient_sum):
+        return _inverse_where_positive(ctx, coefficient_sum)
 
 
 class DirectionMean(Aggregation):
@@ -65,24 +63,24 @@ class DirectionMean(Aggregation):
     def check(cls, rule_cls):
         return _needs_nonnegative(cls.name, rule_cls)
 
-    def combine(self, ctx, direction_sum, coefficient_sum):
-        return _divide_where_positive(ctx, direction_sum, coefficient_sum)
+    def kernel_scale(self, ctx, coefficient_sum):
+        return _inverse_where_positive(ctx, coefficient_sum)
 
 
 class Mean(Aggregation):
     name = "mean"
     reads_coefficient_sum = False
 
-    def combine(self, ctx, direction_sum, coefficient_sum):
-        return direction_sum * (1.0 / ctx.n_positions)
+    def kernel_scale(self, ctx, coefficient_sum):
+        return 1.0 / ctx.n_positions
 
 
 class Sum(Aggregation):
     name = "sum"
     reads_coefficient_sum = False
 
-    def combine(self, ctx, direction_sum, coefficient_sum):
-        return direction_sum
+    def kernel_scale(self, ctx, coefficient_sum):
+        return 1.0
 
 
 @hookimpl

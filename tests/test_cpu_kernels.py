@@ -467,15 +467,14 @@ def test_parallel_kernels_from_several_python_threads(layer):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def loop_max_normalized_decay(a, v, w, scale, floor):
-    """``(a − v·w)·scale / max(max|a − v·w|, floor)`` kernel by kernel, element by element, in float64."""
+def loop_decay_and_max_abs(a, v, w):
+    """``(a − v·w, max |a − v·w|)`` kernel by kernel, element by element, each product and difference rounded to
+    the arrays' dtype as IEEE arithmetic rounds them (NaN if any is)."""
     k = a.shape[0]
-    d = [[float(x) - float(v[i]) * float(y) for x, y in zip(a[i].ravel(), w[i].ravel(), strict=True)] for i in range(k)]
-    flat = [abs(x) for row in d for x in row]
-    m = np.nan if any(x != x for x in flat) else max(max(flat), floor)
-    s = np.ones(k) if scale is None else scale.astype(np.float64)
-    with np.errstate(invalid="ignore"):  # inf / inf is NaN, as it should be
-        return np.array([[x * s[i] / m for x in d[i]] for i in range(k)]).reshape(a.shape)
+    with np.errstate(invalid="ignore"):  # 0·inf
+        d = np.array([[x - v[i] * y for x, y in zip(a[i].ravel(), w[i].ravel(), strict=True)] for i in range(k)])
+    flat = np.abs(d).ravel()
+    return d.reshape(a.shape), (np.nan if np.isnan(flat).any() else flat.max())
 
 
 @numba_installed
@@ -484,11 +483,10 @@ def loop_max_normalized_decay(a, v, w, scale, floor):
     k=st.integers(1, 9),
     shape=st.sampled_from([(5,), (2, 3, 3)]),
     special=st.sampled_from(["none", "zero_rows", "nan", "inf_w", "inf_a", "tiny"]),
-    scaled=st.booleans(),
     channels_last=st.booleans(),
     **RUNS,
 )
-def test_max_normalized_decay_against_a_loop(k, shape, special, scaled, channels_last, threads, openmp, dtype, seed):
+def test_decay_and_max_abs_against_a_loop(k, shape, special, channels_last, threads, openmp, dtype, seed):
     rng = np.random.default_rng(seed)
     a, w = (rng.standard_normal((k, *shape)).astype(dtype) for _ in range(2))
     v = rng.standard_normal(k).astype(dtype)
@@ -499,51 +497,115 @@ def test_max_normalized_decay_against_a_loop(k, shape, special, scaled, channels
     elif special == "inf_w":  # 0·inf is NaN: a row with v = 0 is not left alone then
         v[0] = 0
         w[0].flat[-1] = np.inf
-    elif special == "inf_a":  # the maximum is inf: finite entries become 0, the inf itself NaN
+    elif special == "inf_a":  # the maximum is inf
         a[rng.integers(k)].flat[0] = -np.inf
-    elif special == "tiny":  # the floor, not the maximum, divides
+    elif special == "tiny":  # subnormal sums: the maximum is exact still
         a, v = a * dtype(1e-35), v * 0
-    scale = rng.uniform(0.5, 2, k) if scaled else None
     if channels_last and len(shape) == 3:  # (K, C, kh, kw) in (K, kh, kw, C) memory, as torch's conv gradients
         a, w = (np.ascontiguousarray(t.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) for t in (a, w))
-    want = loop_max_normalized_decay(a, v, w, scale, 1e-30)
+    want, want_max = loop_decay_and_max_abs(a, v, w)
     with np.errstate(all="ignore"):
-        got = cpu_kernels.max_normalized_decay_of(a, v, w, scale, 1e-30, threads, openmp)
-    assert got is a
-    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-30, equal_nan=True)
+        got, top = cpu_kernels.decay_and_max_abs_of(a, v, w, threads, openmp)
+    assert got is a and top.shape == () and top.dtype == dtype
+    np.testing.assert_array_equal(got, want)  # exactly: no fused multiply-add, NaN where the loop has one
+    np.testing.assert_array_equal(top, want_max)
 
 
-def test_max_normalized_decay_leaves_what_the_kernel_cannot_take_to_the_array_code():
+def test_decay_and_max_abs_leaves_what_the_kernel_cannot_take_to_the_array_code():
     a = np.ones((3, 2, 2, 2), np.float32)
     last = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     v = np.ones(3, np.float32)
-    assert cpu_kernels.max_normalized_decay_of(a, v, last, None, 1e-30, 1) is None  # laid out differently
-    assert cpu_kernels.max_normalized_decay_of(a, v, a, None, 1e-30, 1) is None  # a is w
-    assert cpu_kernels.max_normalized_decay_of(a[:, :, ::2], v, a[:, :, ::2].copy(), None, 1e-30, 1) is None  # gaps
-    assert cpu_kernels.max_normalized_decay_of(a, v[:2], a.copy(), None, 1e-30, 1) is None  # not one v per kernel
-    assert cpu_kernels.max_normalized_decay_of(a, v, a.copy(), np.ones(1), 1e-30, 1) is None  # nor one scale
+    assert cpu_kernels.decay_and_max_abs_of(a, v, last, 1) is None  # laid out differently
+    assert cpu_kernels.decay_and_max_abs_of(a, v, a, 1) is None  # a is w
+    assert cpu_kernels.decay_and_max_abs_of(a[:, :, ::2], v, a[:, :, ::2].copy(), 1) is None  # gaps
+    assert cpu_kernels.decay_and_max_abs_of(a, v[:2], a.copy(), 1) is None  # not one v per kernel
     frozen = a.copy()
     frozen.flags.writeable = False
-    assert cpu_kernels.max_normalized_decay_of(frozen, v, a, None, 1e-30, 1) is None
+    assert cpu_kernels.decay_and_max_abs_of(frozen, v, a, 1) is None
 
 
 @numba_installed
-def test_backends_normalize_the_decay_the_same_with_and_without_the_kernel(cpu_ops, monkeypatch):
+def test_backends_decay_the_same_with_and_without_the_kernel(cpu_ops, monkeypatch):
     ops = cpu_ops
     rng = np.random.default_rng(4)
     a, w = rng.standard_normal((2, 6, 4, 3, 3)).astype(np.float32)
-    v, scale = rng.standard_normal(6).astype(np.float32), rng.uniform(0.5, 2, 6).astype(np.float32)
+    v = rng.standard_normal(6).astype(np.float32)
     a[1], v[1] = 0, 0
     ran = []
-    kernel = cpu_kernels.max_normalized_decay_of
-    monkeypatch.setattr(cpu_kernels, "max_normalized_decay_of", lambda *x: ran.append(r := kernel(*x)) or r)
+    kernel = cpu_kernels.decay_and_max_abs_of
+    monkeypatch.setattr(cpu_kernels, "decay_and_max_abs_of", lambda *x: ran.append(r := kernel(*x)) or r)
     results = {}
     for switch in ("1", "0"):  # a copy each time: the kernel overwrites a
         monkeypatch.setenv(cpu_kernels.ENV_SWITCH, switch)
+        d, top = ops.decay_and_max_abs(ops.asarray(a.copy()), ops.asarray(v), ops.asarray(w))
+        results[switch] = (ops.to_numpy(d), float(ops.to_numpy(top)))
+    assert len(ran) == 1 and ran[0] is not None  # the kernel computed it with the switch on
+    np.testing.assert_allclose(results["1"][0], results["0"][0], rtol=1e-6, atol=1e-7)
+    assert results["1"][1] == results["0"][1]
+
+
+@numba_installed
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(1, 9),
+    shape=st.sampled_from([(5,), (2, 3, 3)]),
+    special=st.sampled_from(["none", "nan", "inf", "zero_scale"]),
+    into=st.sampled_from(["new", "w", "s"]),
+    channels_last=st.booleans(),
+    **RUNS,
+)
+def test_kernel_affine_against_a_loop(k, shape, special, into, channels_last, threads, openmp, dtype, seed):
+    rng = np.random.default_rng(seed)
+    w, s = (rng.standard_normal((k, *shape)).astype(dtype) for _ in range(2))
+    a, b = (rng.uniform(-2, 2, k).astype(dtype) for _ in range(2))
+    if special == "nan":
+        s[rng.integers(k)].flat[0] = np.nan
+    elif special == "inf":  # inf·0 is NaN, as the array code gives
+        w[0].flat[-1], a[0] = np.inf, 0
+    elif special == "zero_scale":  # a kernel no position chose: w·1 + 0·0
+        a[::2], b[::2], s[::2] = 1, 0, 0
+    if channels_last and len(shape) == 3:  # (K, C, kh, kw) in (K, kh, kw, C) memory, as torch's conv gradients
+        w, s = (np.ascontiguousarray(t.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) for t in (w, s))
+    want = np.array(
+        [[float(a[i]) * float(x) + float(b[i]) * float(y) for x, y in zip(w[i].ravel(), s[i].ravel(), strict=True)]
+         for i in range(k)]
+    ).reshape(w.shape)  # fmt: skip
+    out = {"new": np.empty_like(s), "w": w, "s": s}[into]
+    with np.errstate(all="ignore"):
+        got = cpu_kernels.kernel_affine_of(w, a, s, b, out, threads, openmp)
+    assert got is out
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6, equal_nan=True)
+
+
+def test_kernel_affine_leaves_what_the_kernel_cannot_take_to_the_array_code():
+    w = np.ones((3, 2, 2, 2), np.float32)
+    last = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    a = np.ones(3, np.float32)
+    assert cpu_kernels.kernel_affine_of(w, a, last, a, np.empty_like(w), 1) is None  # laid out differently
+    assert cpu_kernels.kernel_affine_of(w, a, w.copy(), a, w[::-1], 1) is None  # out overlaps w, reversed
+    assert cpu_kernels.kernel_affine_of(w[:, :, ::2], a, w[:, :, ::2].copy(), a, w[:, :, ::2].copy(), 1) is None
+    assert cpu_kernels.kernel_affine_of(w, a, w.astype(np.float64), a, w.copy(), 1) is None  # dtypes differ
+    frozen = w.copy()
+    frozen.flags.writeable = False
+    assert cpu_kernels.kernel_affine_of(w, a, w.copy(), a, frozen, 1) is None
+
+
+@numba_installed
+def test_numpy_applies_the_update_the_same_with_and_without_the_kernel(monkeypatch):
+    ops = NumpyOps()  # torch's own two passes beat the kernel on the weights' sizes (torch_backend.kernel_affine)
+    rng = np.random.default_rng(5)
+    w, s = rng.standard_normal((2, 6, 4, 3, 3)).astype(np.float32)
+    a, b = rng.uniform(-2, 2, (2, 6)).astype(np.float32)
+    ran = []
+    kernel = cpu_kernels.kernel_affine_of
+    monkeypatch.setattr(cpu_kernels, "kernel_affine_of", lambda *x: ran.append(r := kernel(*x)) or r)
+    results = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv(cpu_kernels.ENV_SWITCH, switch)
         results[switch] = [
-            ops.to_numpy(ops.max_normalized_decay(ops.asarray(a.copy()), ops.asarray(v), ops.asarray(w), s, 1e-30))
-            for s in (None, ops.asarray(scale))
+            ops.to_numpy(ops.kernel_affine(ops.asarray(w), ka, ops.asarray(s), kb))
+            for ka, kb in ((ops.asarray(a), ops.asarray(b)), (1.0, 0.5), (ops.asarray(a), 0.5))
         ]
-    assert len(ran) == 2 and all(r is not None for r in ran)  # the kernel computed both calls with the switch on
+    assert len(ran) == 3 and all(r is not None for r in ran)  # the kernel computed every call with the switch on
     for got, want in zip(results["1"], results["0"], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -357,14 +357,27 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
         want = flat - v[:, None].astype(np.float64) * flat[::-1].reshape(flat.shape)
         got = ops.minus_per_kernel(b, ops.asarray(v), ops.asarray(arr[::-1].copy()))
         assert_close(ops.to_numpy(got).reshape(len(arr), -1), want, what="minus_per_kernel")
-        s = float(rng.uniform(-2, 2))  # the weight update w + η·Δ, in Δ's layout
-        want = arr[::-1].astype(np.float64) + s * arr.astype(np.float64)
-        for o, bb in ((ops, b), (numpy_ops, arr)):
-            got = o.add_scaled(o.asarray(arr[::-1].copy()), s, bb)
-            assert_close(o.to_numpy(got), want, what=f"{o.name} add_scaled")
-            assert got.dtype == bb.dtype and (
-                arr is not last or not hasattr(got, "stride") or got.stride() == b.stride()
-            )
+        # the weight update a_k·w + b_k·Δ in Δ's layout, or in place in w
+        av, bv = (rng.uniform(-2, 2, len(arr)).astype(np.float32) for _ in range(2))
+        s = float(rng.uniform(-2, 2))
+        w64, d64 = arr[::-1].astype(np.float64), arr.astype(np.float64)
+        per = (-1,) + (1,) * (arr.ndim - 1)
+        for ka, kb, want in (
+            (av, bv, av.reshape(per) * w64 + bv.reshape(per) * d64),
+            (1.0, s, w64 + s * d64),
+            (1.0, bv, w64 + bv.reshape(per) * d64),
+            (av, s, av.reshape(per) * w64 + s * d64),
+        ):
+            for o, bb in ((ops, b), (numpy_ops, arr)):
+                ak, bk = (k if isinstance(k, float) else o.asarray(k) for k in (ka, kb))
+                got = o.kernel_affine(o.asarray(arr[::-1].copy()), ak, bb, bk)
+                assert_close(o.to_numpy(got), want, what=f"{o.name} kernel_affine")
+                assert got.dtype == bb.dtype and (
+                    arr is not last or not hasattr(got, "stride") or got.stride() == b.stride()
+                )
+                w = o.asarray(arr[::-1].copy())
+                assert o.kernel_affine(w, ak, bb, bk, out=w) is w
+                assert_close(o.to_numpy(w), want, what=f"{o.name} kernel_affine in place")
         mask = ops.to_numpy(ops.top_k_mask(b, top, axis=1))
         assert mask.dtype == np.float32
         np.testing.assert_array_equal(mask, numpy_ops.top_k_mask(arr, top, axis=1))
@@ -383,8 +396,8 @@ def test_sums_no_aggregation_reads_are_not_computed(registry, numpy_ops, monkeyp
     x = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
     agg_cls = type(registry.get("aggregation", agg)())
     seen = []
-    combine = agg_cls.combine
-    monkeypatch.setattr(agg_cls, "combine", lambda self, ctx, d, c: seen.append(c) or combine(self, ctx, d, c))
+    scale = agg_cls.kernel_scale
+    monkeypatch.setattr(agg_cls, "kernel_scale", lambda self, ctx, c: seen.append(c) or scale(self, ctx, c))
     deltas, reduced = {}, {}
     for reads in (False, True):
         monkeypatch.setattr(agg_cls, "reads_coefficient_sum", reads)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from hebbcore.interfaces import HebbianContext
+from hebbcore.interfaces import HebbianContext, KernelTerms
 
 #: The floor of the largest magnitude an update is divided by (SoftHebb's and Krotov's ``normalize``).
 MAX_EPS = 1e-30
@@ -73,12 +73,12 @@ def lebesgue_norms(ctx: HebbianContext, p: float):
 
 def decayed(ctx, hebb, yu_sum, normalize, rate=None):
     """``D = hebb − (Σ y·u)_k·w_k``, then ``D / max(max|D|, 1e-30)`` with ``normalize``, times ``rate_k`` if
-    given: SoftHebb's and Krotov's update from its sums, in two passes over the weights where the backend can
-    (:meth:`hebbcore.ops.Ops.max_normalized_decay`, which may overwrite ``hebb``)."""
+    given: SoftHebb's and Krotov's update from its sums, as :class:`KernelTerms` the step adds to the weights in
+    one pass; with ``normalize``, ``D`` and its maximum take one more (:meth:`hebbcore.ops.Ops.decay_and_max_abs`,
+    which may overwrite ``hebb``)."""
+    if not normalize:
+        return KernelTerms(hebb, yu_sum, rate)
     ops = ctx.ops
-    if normalize:
-        return ops.max_normalized_decay(hebb, yu_sum, ctx.w, rate, MAX_EPS)
-    d = ops.minus_per_kernel(hebb, yu_sum, ctx.w)
-    if rate is not None:
-        d *= ctx.per_kernel(rate)  # in place: minus_per_kernel returned a new array
-    return d
+    d, top = ops.decay_and_max_abs(hebb, yu_sum, ctx.w)
+    top = ops.relu(top - MAX_EPS) + MAX_EPS  # on the device: no host sync
+    return KernelTerms(d, None, 1.0 / top if rate is None else rate / top)

@@ -79,7 +79,7 @@ class KrotovHopfield(LearningRule):
         ctx.cache[_SUMS] = (y, y_sum, yu_sum, ranks)
         return y
 
-    def update_sums(self, ctx, y):
+    def update_terms(self, ctx, y):
         o = self.options
         y_sum, yu_sum = pass_sums(ctx, _SUMS, y, self.currents(ctx))
         scale = o.radius**o.p  # R^p = 1 unless a radius is set

@@ -87,7 +87,7 @@ class SoftHebb(LearningRule):
         ctx.cache[_SUMS] = (signed, c_sum, cu_sum)
         return signed
 
-    def update_sums(self, ctx, y):
+    def update_terms(self, ctx, y):
         y_sum, yu_sum = pass_sums(ctx, _SUMS, y, self._u(ctx))
         return decayed(ctx, ctx.input_correlation(y), yu_sum, self.options.normalize, self._rate(ctx)), y_sum
 
