@@ -9,8 +9,8 @@ e.g. ``python benchmarks/ops_at_revision.py df8f0e5 conv2d_winner_sums --backend
 times the numpy backend with the winner sums of commit ``df8f0e5`` and everything else as checked out (with a
 script instead, e.g. ``benchmarks/winner_sums.py``, that script runs under the patched methods). Run it
 alternately with the plain ``hebbcore bench`` of the same arguments: CPU timings drift by 10-20 % between runs
-on a shared VM, so one pair says little. Only the base ``Ops`` class (``hebbcore/ops.py``) is patched, so a
-backend that overrides the method (torch) is unaffected.
+on a shared VM, so one pair says little. Only the base ``Ops`` class (``hebbcore/ops/``, or ``hebbcore/ops.py``
+at revisions before it was split) is patched, so a backend that overrides the method (torch) is unaffected.
 
 With ``--alternate STEPS`` the A/B runs in one process instead: STEPS batch-64 Hebbian steps of the paper's
 all-Hebbian net with the methods of REV, the same steps as checked out, and their floor, alternated ``--rounds``
@@ -19,9 +19,13 @@ times (fastest round of each kept), so that a machine slowing down between two c
 
 from __future__ import annotations
 
+import functools
+import importlib
+import re
 import runpy
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -30,29 +34,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _steps import alternated_steps, step_row  # noqa: E402
 
 
+def ops_class_at(rev: str) -> type:
+    """The ``Ops`` class of ``rev``: from the package ``hebbcore/ops/``, or ``hebbcore/ops.py`` before the split."""
+    git = functools.partial(subprocess.run, capture_output=True, text=True, cwd=REPO)
+    single = git(["git", "show", f"{rev}:hebbcore/ops.py"])
+    if not single.returncode:
+        old = types.ModuleType(f"ops_at_{rev}")
+        exec(compile(single.stdout, f"ops.py@{rev}", "exec"), old.__dict__)
+        return old.Ops
+    names = git(["git", "ls-tree", "--name-only", f"{rev}:hebbcore/ops"])
+    if names.returncode:
+        raise LookupError(f"cannot read hebbcore/ops at {rev!r}: {names.stderr.strip() or single.stderr.strip()}")
+    package = "ops_at_" + re.sub(r"\W", "_", rev)
+    root = Path(tempfile.mkdtemp(prefix="hebbcore-ops-"))
+    (root / package).mkdir()
+    for name in names.stdout.split():
+        if name.endswith(".py"):
+            (root / package / name).write_text(git(["git", "show", f"{rev}:hebbcore/ops/{name}"]).stdout)
+    sys.path.insert(0, str(root))
+    return importlib.import_module(package).Ops
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     rev, methods, rest = argv[0], argv[1].split(","), argv[2:]
-    src = subprocess.run(["git", "show", f"{rev}:hebbcore/ops.py"], capture_output=True, text=True, cwd=REPO)
-    if src.returncode:
-        print(f"error: cannot read hebbcore/ops.py at {rev!r}: {src.stderr.strip()}", file=sys.stderr)
+    try:
+        old_ops = ops_class_at(rev)
+    except LookupError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    old = types.ModuleType(f"ops_at_{rev}")
-    exec(compile(src.stdout, f"ops.py@{rev}", "exec"), old.__dict__)
     import hebbcore.ops
     from hebbcore.cli import main as cli
 
     alternate = "--alternate" in rest  # both versions are installed in turn: both must exist
-    trees = ((rev, old.Ops),) + ((("the working tree", hebbcore.ops.Ops),) if alternate else ())
+    trees = ((rev, old_ops),) + ((("the working tree", hebbcore.ops.Ops),) if alternate else ())
     missing = [
         f"Ops.{name} does not exist at {where}" for name in methods for where, cls in trees if not hasattr(cls, name)
     ]
     if missing:
         print(f"error: {'; '.join(missing)}", file=sys.stderr)
         return 2
-    then = {name: getattr(old.Ops, name) for name in methods}
+    then = {name: getattr(old_ops, name) for name in methods}
     now = {name: getattr(hebbcore.ops.Ops, name, None) for name in methods}
 
     def install(table):
