@@ -226,6 +226,11 @@ class WeightLayer(Layer):
         wn, xn = self.norms(ops, w, x)
         return ops.cosine_argmax(dot, wn, xn, COS_EPS, allowed)
 
+    def clamped(self, ops: Ops, s: Array) -> Array:
+        """``relu(s)`` of a similarity this layer computed for this call: in place where :meth:`similarity` is the
+        built-in one, whose cosines are a new array nobody else holds (a plugin's may not be)."""
+        return ops.relu(s, out=s if type(self).similarity is WeightLayer.similarity else None)
+
     def linear_response(self, params: dict[str, Array], dot: Array) -> Array:
         """``w·x + b`` from an already computed ``dot`` (no ``b`` on a Hebbian layer)."""
         b = params.get("bias")
@@ -236,5 +241,5 @@ class WeightLayer(Layer):
     def forward(self, ops: Ops, params: dict[str, Array], x: Array, ctx: ForwardContext) -> Array:
         dot = self.dot(ops, params["weight"], x)
         if self.cosine:
-            return ops.relu(self.similarity(ops, params["weight"], x, dot))
+            return self.clamped(ops, self.similarity(ops, params["weight"], x, dot))
         return self.linear_response(params, dot)

@@ -295,7 +295,7 @@ class Network:
                 break  # nothing reads the top Hebbian layer's response: not computed unless the rule read it
             # the response to the weights before the update (ctx keeps them): computed by then if the rule read it
             x = (
-                self.ops.relu(ctx.similarity)
+                self._weights(node).clamped(self.ops, ctx.similarity)  # nothing reads ctx after this
                 if node.cosine
                 else self._weights(node).linear_response({**node.params, "weight": ctx.w}, ctx.dot)
             )

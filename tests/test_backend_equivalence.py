@@ -379,3 +379,28 @@ def test_torch_winner_sums_on_one_cpu_thread(backend, numpy_ops):
                     )
     finally:
         ops.torch.set_num_threads(threads)
+
+
+def test_relu_new_in_place_and_into_another_array(backend, registry, numpy_ops, monkeypatch):
+    """``Ops.relu`` against ``np.where(a > 0, a, 0)`` with NaN and infinities: a new array, in place (``out=a``,
+    the same array back), and into another array; the response a Hebbian layer passes up is relu of its cosines
+    whether its similarity is the built-in one (clamped in place) or a plugin's (a new array, its own untouched)."""
+    a = np.array([[-2.0, -0.0, 0.0, 3.5], [np.nan, -np.inf, np.inf, 1e-30]], np.float32)
+    want = np.where(np.isnan(a) | (a > 0), a, 0).astype(np.float32)
+    ops = make_ops(registry, *backend)
+    for o in (numpy_ops, ops):
+        new, mine, other = o.asarray(a), o.asarray(a), o.asarray(np.full_like(a, 7))
+        np.testing.assert_array_equal(o.to_numpy(o.relu(new)), want)
+        np.testing.assert_array_equal(o.to_numpy(new), a)  # not written
+        assert o.relu(mine, out=mine) is mine
+        assert o.relu(new, out=other) is other
+        for got in (mine, other):
+            np.testing.assert_array_equal(o.to_numpy(got), want)
+    spec = parse_spec({"layers": [{"type": "conv", "out_channels": 3, "kernel_size": 2, "train": "hebbian"}]}, registry)
+    layer = Network(spec, (2, 4, 4), 10, ops, registry).nodes[0].layer
+    mine = ops.asarray(a)
+    assert layer.clamped(ops, mine) is mine  # the built-in similarity's cosines: clamped in place
+    held = ops.asarray(a)
+    monkeypatch.setattr(type(layer), "similarity", lambda self, ops, w, x, dot: held)  # a plugin's, which it keeps
+    np.testing.assert_array_equal(ops.to_numpy(layer.clamped(ops, held)), want)
+    np.testing.assert_array_equal(ops.to_numpy(held), a)

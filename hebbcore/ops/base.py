@@ -58,8 +58,10 @@ class ArrayOps:
     def sqrt(self, a: Array) -> Array:
         return self.xp.sqrt(a)
 
-    def relu(self, a: Array) -> Array:
-        return self.xp.maximum(a, 0)
+    def relu(self, a: Array, out: Array | None = None) -> Array:
+        """``max(a, 0)`` (NaN stays NaN): a new array, or written into ``out``, which may be ``a`` (one the caller
+        owns: no new array of its size)."""
+        return self.xp.maximum(a, 0, out=out)
 
     def power(self, a: Array, p: float) -> Array:
         """``a ** p`` element-wise, for ``a >= 0`` (0 stays 0) and ``p > 0``: the rectified powers of the

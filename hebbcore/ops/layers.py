@@ -198,7 +198,7 @@ class LayerOps(ArrayOps):
 
     # ------------------------------------------------------------------ cosine similarity
     def cosine(self, dot: Array, w_norm: Array, x_norm: Array, eps: float) -> Array:
-        """``dot / (w_norm · x_norm + eps)`` (norms broadcast against ``dot``), in the memory layout of ``dot``.
+        """``dot / (w_norm · x_norm + eps)`` (norms broadcast against ``dot``): a new array in ``dot``'s layout.
 
         Default: when ``dot`` is ``(N, K)`` or a channels-last ``(N, K, Ho, Wo)`` view (what :meth:`conv2d`
         returns), the denominator is written by one matrix product ``[‖x‖, 1] · [‖w‖; eps]`` (BLAS uses every
