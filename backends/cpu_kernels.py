@@ -223,19 +223,25 @@ def kernel_affine_of(
     a: np.ndarray,
     s: np.ndarray,
     b: np.ndarray,
-    out: np.ndarray,
+    out: np.ndarray | None,
     threads: int,
     openmp: bool = False,
 ) -> np.ndarray | None:
-    """``Ops.kernel_affine`` of numpy arrays: ``out_k = a_k·w_k + b_k·s_k`` in one pass, ``a`` and ``b`` ``(K,)``;
-    ``out`` (returned) may be ``w`` or ``s``. None where the array code must do it: ``w``, ``s`` and ``out`` not
-    laid out alike with each kernel's elements together (:func:`kernel_major`), or ``out`` read-only or
-    overlapping ``w`` or ``s`` other than as the same array."""
-    rows, w_rows, s_rows = kernel_major(out), kernel_major(w), kernel_major(s)
+    """``Ops.kernel_affine`` of numpy arrays: ``out_k = a_k·w_k + b_k·s_k`` in one pass, ``a`` and ``b`` ``(K,)``
+    or one value; ``out`` (returned; None: a new array in ``s``'s layout) may be ``w`` or ``s``. None where the
+    array code must do it: ``w``, ``s`` and ``out`` not laid out alike with each kernel's elements together
+    (:func:`kernel_major`), ``out`` read-only or overlapping ``w`` or ``s`` other than as the same array, or a
+    factor with more than one value per kernel."""
+    k = w.shape[0] if w.ndim else 0
+    if a.size not in (1, k) or b.size not in (1, k):
+        return None
+    w_rows, s_rows = kernel_major(w), kernel_major(s)
+    if w_rows is None or s_rows is None or w.shape != s.shape or w.strides != s.strides or w.dtype != s.dtype:
+        return None
+    out = np.empty_like(s) if out is None else out
+    rows = kernel_major(out)
     if (
         rows is None
-        or w_rows is None
-        or s_rows is None
         or not w.shape == s.shape == out.shape
         or not w.strides == s.strides == out.strides
         or not w.dtype == s.dtype == out.dtype
@@ -243,9 +249,8 @@ def kernel_affine_of(
         or any(x is not out and np.may_share_memory(x, out) for x in (w, s))
     ):
         return None
-    k = rows.shape[0]
-    a = np.ascontiguousarray(np.broadcast_to(a, (k,)), dtype=out.dtype)
-    b = np.ascontiguousarray(np.broadcast_to(b, (k,)), dtype=out.dtype)
+    a = np.ascontiguousarray(np.broadcast_to(a.reshape(-1), (k,)), dtype=out.dtype)
+    b = np.ascontiguousarray(np.broadcast_to(b.reshape(-1), (k,)), dtype=out.dtype)
     bounds = _bounds(k, _threads_for(2 * rows.size, threads))
     _run(
         bounds,

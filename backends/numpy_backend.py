@@ -57,9 +57,9 @@ class NumpyOps(Ops):
 
     def kernel_affine(self, w, a, s, b, out=None):
         if self._kernels_for(s) and isinstance(w, np.ndarray):
-            dest = np.empty_like(s) if out is None else out
-            if cpu_kernels.kernel_affine_of(w, np.asarray(a), s, np.asarray(b), dest, self.threads) is not None:
-                return dest
+            fused = cpu_kernels.kernel_affine_of(w, np.asarray(a), s, np.asarray(b), out, self.threads)
+            if fused is not None:
+                return fused
         return super().kernel_affine(w, a, s, b, out)
 
     def decay_and_max_abs(self, a, v, w):

@@ -143,10 +143,14 @@ class TorchOps(Ops):
     def kernel_affine(self, w, a, s, b, out=None):
         torch = self.torch
         dest = torch.empty_like(s) if out is None else out  # s's layout (channels-last from a CPU conv)
-        if not (w.shape == s.shape == dest.shape and w.dtype == s.dtype == dest.dtype) or dest is s:
-            return super().kernel_affine(w, a, s, b, out)
+        if not w.shape == s.shape == dest.shape or not w.dtype == s.dtype == dest.dtype:
+            raise ValueError(f"kernel_affine: w {tuple(w.shape)} {w.dtype}, s {tuple(s.shape)} {s.dtype} and out "
+                             f"{tuple(dest.shape)} {dest.dtype} must have one shape and dtype")  # fmt: skip
         a, b = (float(v) if _cpu_scalar(v) else v for v in (a, b))  # a Python float takes torch's scalar paths
         ak, bk = (v if isinstance(v, float) else v.reshape((-1,) + (1,) * (s.ndim - 1)) for v in (a, b))
+        if dest is s:  # s is read once, scaled in place first
+            s.mul_(bk)
+            return s.add_(w, alpha=a) if isinstance(a, float) else s.addcmul_(w, ak)
         if isinstance(a, float) and a == 1.0:  # one pass
             return torch.add(w, s, alpha=b, out=dest) if isinstance(b, float) else torch.addcmul(w, s, bk, out=dest)
         dest = torch.mul(w, ak, out=dest)  # two passes
@@ -406,7 +410,9 @@ class TorchOps(Ops):
 
 def _cpu_scalar(v) -> bool:
     """True for a one-element tensor in host memory, which ``float()`` reads without a device sync."""
-    return not isinstance(v, float) and v.device.type == "cpu" and v.numel() == 1
+    return isinstance(v, (int, float, np.generic)) or (
+        hasattr(v, "device") and v.device.type == "cpu" and v.numel() == 1
+    )
 
 
 def _in_memory_order(a):

@@ -97,7 +97,7 @@ def step_ab(backend: str, steps: int) -> None:
     from hebbcore.plugin_manager import default_registry
 
     owner = Ops if backend == "numpy" else type(default_registry().get("backend", backend)("cpu"))
-    now = owner.__dict__["one_hot_argmax"]  # where the current one-hot is defined
+    now = next(k.__dict__["one_hot_argmax"] for k in owner.__mro__ if "one_hot_argmax" in k.__dict__)  # its definer
     before = (
         (lambda self, a, axis=1: numpy_before(a) if axis == 1 else now(self, a, axis))
         if backend == "numpy"

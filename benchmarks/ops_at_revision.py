@@ -45,12 +45,15 @@ def ops_class_at(rev: str) -> type:
     names = git(["git", "ls-tree", "--name-only", f"{rev}:hebbcore/ops"])
     if names.returncode:
         raise LookupError(f"cannot read hebbcore/ops at {rev!r}: {names.stderr.strip() or single.stderr.strip()}")
-    package = "ops_at_" + re.sub(r"\W", "_", rev)
-    root = Path(tempfile.mkdtemp(prefix="hebbcore-ops-"))
+    root = Path(tempfile.mkdtemp(prefix="hebbcore-ops-"))  # a package of its own: HEAD~1 and HEAD^1 do not meet
+    package = "ops_at_" + re.sub(r"\W", "_", rev) + "_" + root.name.rsplit("-", 1)[-1]
     (root / package).mkdir()
     for name in names.stdout.split():
         if name.endswith(".py"):
-            (root / package / name).write_text(git(["git", "show", f"{rev}:hebbcore/ops/{name}"]).stdout)
+            text = git(["git", "show", f"{rev}:hebbcore/ops/{name}"])
+            if text.returncode:
+                raise LookupError(f"cannot read hebbcore/ops/{name} at {rev!r}: {text.stderr.strip()}")
+            (root / package / name).write_text(text.stdout)
     sys.path.insert(0, str(root))
     return importlib.import_module(package).Ops
 

@@ -9,11 +9,13 @@ A Hebbian step on one layer runs in four moves, and a plugin owns exactly one:
    (BCM's threshold) declares it in :meth:`LearningRule.init_state` and advances it in
    :meth:`LearningRule.next_state` just before, receiving and returning it explicitly;
 3. the **rule** sums its per-position updates over every sample and position:
-   :meth:`LearningRule.update_sums` returns ``(Σ_p c_p·d_p, Σ_p c_p)`` where
-   ``Δw_p = η·c_p·d_p`` is the update one position alone would make (``Σ_p c_p`` may be
+   :meth:`LearningRule.update_terms` returns ``(Σ_p c_p·d_p, Σ_p c_p)`` where
+   ``Δw_p = η·c_p·d_p`` is the update one position alone would make, the first as
+   :class:`KernelTerms` (or :meth:`LearningRule.update_sums`, as one array; ``Σ_p c_p`` may be
    None where the aggregation never reads it: :meth:`HebbianContext.aggregated_sum`);
-4. the **aggregation** turns the sums into one update per shared kernel:
-   :meth:`Aggregation.combine`. The core multiplies by the learning rate ``η``.
+4. the **aggregation** turns the sums into one update per shared kernel: a factor per kernel
+   (:meth:`Aggregation.kernel_scale`) or any other form (:meth:`Aggregation.combine`). The core
+   adds ``η`` times it to the weights, in one pass where it has the terms and the factor.
 
 Sums are computed through :meth:`HebbianContext.input_correlation`, a convolution
 weight-gradient, so no rule ever needs the unfolded patches of a batch. A rule
@@ -25,6 +27,7 @@ one patch per position instead of correlating with a K-wide one-hot.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,18 +76,26 @@ class KernelTerms:
     it to the weights in one pass (:meth:`hebbcore.ops.Ops.kernel_affine`) instead of one pass per term.
 
     ``hebb``: shaped like ``w`` (``Σ_p c_p·x_p``), an array the rule made for this step and does not keep;
-    ``decay``: ``(K,)`` (``Σ_p β_p``), None for none; ``scale``: ``(K,)`` or a float, None for 1. The vectors are in
-    ``w``'s dtype, on its device.
+    ``decay``: ``(K,)`` (``Σ_p β_p``), None for none; ``scale``: ``(K,)``, a 0-d array or a number, None for 1.
+    Arrays are in ``w``'s dtype, on its device (the step checks: a float64 factor would promote the weights);
+    a number becomes a Python float.
     """
 
     hebb: Any
     decay: Any = None
     scale: Any = None
 
+    def __post_init__(self) -> None:
+        for name in ("decay", "scale"):
+            if isinstance(getattr(self, name), (numbers.Real, np.generic)):
+                object.__setattr__(self, name, float(getattr(self, name)))
+
     def times(self, factor: Array | float | None) -> KernelTerms:
-        """These terms with ``scale`` multiplied by ``factor`` (``(K,)``, a float, or None for 1)."""
+        """These terms with ``scale`` multiplied by ``factor`` (``(K,)``, a 0-d array, a number, or None for 1)."""
         if factor is None:
             return self
+        if isinstance(factor, (numbers.Real, np.generic)):
+            factor = float(factor)
         return dataclasses.replace(self, scale=factor if self.scale is None else self.scale * factor)
 
     def direction(self, ops: Ops, w: Array) -> Array:
@@ -100,8 +111,6 @@ class KernelTerms:
     def applied(self, ops: Ops, w: Array, lr: float, out: Array | None = None) -> Array:
         """``w + lr·update`` in one pass where the backend can: a new array in ``hebb``'s layout, or ``out``."""
         b = float(lr) if self.scale is None else self.scale * float(lr)
-        if isinstance(b, (int, float)):
-            b = float(b)
         a = 1.0 if self.decay is None else 1.0 - b * self.decay
         return ops.kernel_affine(w, a, self.hebb, b, out)
 
@@ -123,6 +132,7 @@ class HebbianContext:
             (Krotov's ``p``-norm ones) at the top Hebbian layer costs no product with ``w``.
         dot_shape: the shape of ``dot``, known before it is computed.
         similarity: cosine similarity ``dot / (‖w_k‖·‖x_p‖)``, same shape as ``dot``; computed on first use
+            (clamped at 0 in place after the step, as the layer's response: copy it to keep it)
             (the core may pass a function), so a rule that never reads it costs no patch norms.
             :meth:`most_similar` gives the winner of a competition on it.
         labels: integer class labels ``(N,)`` on the backend (None when unlabeled).
@@ -360,7 +370,7 @@ class LearningRule(ABC):
         return terms.direction(ctx.ops, ctx.w), coefficient_sum
 
     def decay_sum(self, ctx: HebbianContext, coefficient: Array | Winners, coefficient_sum: Array) -> Array | None:
-        """``Σ_p β_p`` per kernel ``(K,)``, the weight-decay term of the default :meth:`update_sums`; None for none.
+        """``Σ_p β_p`` per kernel ``(K,)``, the weight-decay term of the default :meth:`update_terms`; None for none.
 
         Default: ``coefficient_sum`` (``β = c``: Hebb with decay, ``Δw_p = η·c_p·(x_p − w)``)."""
         return coefficient_sum
@@ -373,13 +383,26 @@ class Aggregation(ABC):
     """
 
     name: ClassVar[str]
-    #: False when :meth:`combine` never reads the coefficient sums: a rule may then pass None for them.
+    #: False when :meth:`kernel_scale` and :meth:`combine` never read the coefficient sums: a rule may then pass None.
     reads_coefficient_sum: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "sums" in vars(cls):  # the interface before KernelTerms: it would be skipped silently
+            raise PluginError(
+                f"aggregation {cls.__name__}: Aggregation.sums(ctx, rule, c) is no longer called; return the "
+                f"coefficients to sum with and to normalise by from weighting(ctx, c), and give kernel_scale or combine"
+            )
 
     @classmethod
     def check(cls, rule_cls: type[LearningRule]) -> list[str]:
         """Why this aggregation is wrong for the rule's coefficients (run when the spec is loaded); [] if fine."""
         return []
+
+    @classmethod
+    def scales_per_kernel(cls) -> bool:
+        """True when the step takes :meth:`kernel_scale`: :meth:`combine` is not overridden (anywhere below)."""
+        return cls.combine is Aggregation.combine
 
     def weighting(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[Array | Winners, Array | Winners]:
         """``(the coefficients the rule sums its update with, those whose sums combine reads)``; by default both
@@ -388,14 +411,14 @@ class Aggregation(ABC):
         return coefficient, coefficient
 
     def kernel_scale(self, ctx: HebbianContext, coefficient_sum: Array | None) -> Array | float | None:
-        """The factor per kernel ``(K,)`` (``w``'s dtype), or one float, by which the update is the summed one; None
-        where the update is not such a product (:meth:`combine` makes it). The step then applies the update to the
-        weights in the same pass. Default: None."""
+        """The factor per kernel ``(K,)`` (``w``'s dtype), or one float, by which the update is the summed one: the
+        step then applies the update to the weights in the same pass. Not called where :meth:`combine` is
+        overridden (a subclass of a built-in that overrides it gets its combine). Default: None."""
         return None
 
     def combine(self, ctx: HebbianContext, direction_sum: Array, coefficient_sum: Array | None) -> Array:
         """One update per kernel (shaped like ``ctx.w``), before the learning rate. Default: ``direction_sum``
-        times :meth:`kernel_scale`; override one of the two."""
+        times :meth:`kernel_scale`; override one of the two (overriding this costs the step one pass more)."""
         scale = self.kernel_scale(ctx, coefficient_sum)
         if scale is None:
             raise PluginError(f"aggregation {self.name!r} defines neither kernel_scale nor combine")

@@ -227,9 +227,12 @@ class WeightLayer(Layer):
         return ops.cosine_argmax(dot, wn, xn, COS_EPS, allowed)
 
     def clamped(self, ops: Ops, s: Array) -> Array:
-        """``relu(s)`` of a similarity this layer computed for this call: in place where :meth:`similarity` is the
-        built-in one, whose cosines are a new array nobody else holds (a plugin's may not be)."""
-        return ops.relu(s, out=s if type(self).similarity is WeightLayer.similarity else None)
+        """``relu(s)`` of a similarity this layer computed for this call: in place where :meth:`similarity` and
+        :meth:`similarity_argmax` are the built-in ones, whose cosines are a new array nobody else holds (a
+        plugin's may not be)."""
+        builtin = type(self).similarity is WeightLayer.similarity
+        builtin = builtin and type(self).similarity_argmax is WeightLayer.similarity_argmax
+        return ops.relu(s, out=s if builtin else None)
 
     def linear_response(self, params: dict[str, Array], dot: Array) -> Array:
         """``w·x + b`` from an already computed ``dot`` (no ``b`` on a Hebbian layer)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
+
+import numpy as np
 
 from .errors import PluginError
 from .interfaces import Aggregation, HebbianContext, KernelTerms, LearningRule, Winners
@@ -27,6 +30,11 @@ def hebbian_terms(
     summed, normalizing = aggregation.weighting(ctx, coefficient)
     if type(rule).update_sums is LearningRule.update_sums:
         terms, coefficient_sum = rule.update_terms(ctx, summed)
+        if not isinstance(terms, KernelTerms):
+            raise PluginError(
+                f"rule {rule.name!r}: update_terms returned {type(terms).__name__} as its first value; expected "
+                f"hebbcore.interfaces.KernelTerms (or override update_sums to return an array)"
+            )
     else:  # a rule that writes its update as one array
         direction_sum, coefficient_sum = rule.update_sums(ctx, summed)
         terms = KernelTerms(direction_sum)
@@ -39,6 +47,9 @@ def hebbian_terms(
         f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update",
         "w",
     )
+    k = int(ctx.w.shape[0])
+    _expect_factor(terms.decay, k, ctx.w.dtype, f"rule {rule.name!r}: KernelTerms.decay")
+    _expect_factor(terms.scale, k, ctx.w.dtype, f"rule {rule.name!r}: KernelTerms.scale")
     if coefficient_sum is None and aggregation.reads_coefficient_sum:
         raise PluginError(
             f"rule {rule.name!r} returned no coefficient sums (None), but aggregation {aggregation.name!r} reads "
@@ -47,12 +58,26 @@ def hebbian_terms(
     if ctx.reducer is not None:  # one array summed over the processes (a rule's own scale is its process's)
         terms = KernelTerms(ctx.reducer(terms.direction(ctx.ops, ctx.w)))
         coefficient_sum = None if coefficient_sum is None else ctx.reducer(coefficient_sum)
-    scale = aggregation.kernel_scale(ctx, coefficient_sum)
-    if scale is not None:
-        return terms.times(scale), state
+    if aggregation.scales_per_kernel():
+        scale = aggregation.kernel_scale(ctx, coefficient_sum)
+        if scale is not None:
+            _expect_factor(scale, k, ctx.w.dtype, f"aggregation {aggregation.name!r}: kernel_scale returned")
+            return terms.times(scale), state
     combined = aggregation.combine(ctx, terms.direction(ctx.ops, ctx.w), coefficient_sum)
     _expect(combined, ctx.w.shape, ctx.w.dtype, f"aggregation {aggregation.name!r}: combine returned", "w")
     return KernelTerms(combined), state
+
+
+def _expect_factor(v: Any, k: int, dtype: Any, what: str) -> None:
+    """A per-kernel factor is None, a number, or an array of shape ``(K,)`` or ``()`` in the weights' dtype."""
+    if v is None or isinstance(v, (numbers.Real, np.generic)):
+        return
+    shape = tuple(getattr(v, "shape", (None,)))
+    if shape not in ((), (k,)) or getattr(v, "dtype", None) != dtype:
+        raise PluginError(
+            f"{what} {type(v).__name__} {shape} {getattr(v, 'dtype', '')}".rstrip()
+            + f"; expected None, a number, or an array of shape ({k},) or () in the weights' dtype {dtype}"
+        )
 
 
 def _expect(a: Any, shape: Any, dtype: Any, what: str, name: str) -> None:

@@ -83,3 +83,16 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path, module, line, broken):
     assert res.returncode != 0
     report = " ".join(res.stdout.split())
     assert f"{broken}" in report and "BROKEN" in report, report
+
+
+def test_every_package_is_installed_by_a_non_editable_install():
+    """setuptools installs the packages pyproject.toml lists, no others: a new one left out (hebbcore/ops/ was,
+    once) imports in an editable checkout and is missing from a wheel."""
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {"hebbcore": "hebbcore", "hebbcore_backends": "backends", "hebbcore_plugins": "plugins"}
+    found = {
+        ".".join([top, *init.parent.relative_to(REPO / folder).parts])
+        for top, folder in folders.items()
+        for init in (REPO / folder).rglob("__init__.py")
+    }
+    assert found == set(setup["packages"])

@@ -377,7 +377,10 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
                 )
                 w = o.asarray(arr[::-1].copy())
                 assert o.kernel_affine(w, ak, bb, bk, out=w) is w
-                assert_close(o.to_numpy(w), want, what=f"{o.name} kernel_affine in place")
+                assert_close(o.to_numpy(w), want, what=f"{o.name} kernel_affine in place in w")
+                s_own = o.asarray(arr.copy())
+                assert o.kernel_affine(o.asarray(arr[::-1].copy()), ak, s_own, bk, out=s_own) is s_own
+                assert_close(o.to_numpy(s_own), want, what=f"{o.name} kernel_affine in place in s")
         mask = ops.to_numpy(ops.top_k_mask(b, top, axis=1))
         assert mask.dtype == np.float32
         np.testing.assert_array_equal(mask, numpy_ops.top_k_mask(arr, top, axis=1))
@@ -420,6 +423,59 @@ def test_no_sums_for_an_aggregation_that_reads_them_is_refused(registry, numpy_o
     x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
     with pytest.raises(PluginError, match="rule 'hebb' returned no coefficient sums.*'direction_mean' reads"):
         fast_update(net, x, None)
+
+
+def test_an_aggregation_that_overrides_combine_gets_it_called(registry, numpy_ops, monkeypatch):
+    """A subclass of a built-in that overrides ``combine`` gets its own update, not the inherited per-kernel
+    factor folded into the step's pass; the update equals a loop's ``2·Σ_p y_p·(x_p − w)``."""
+    sum_cls = type(registry.get("aggregation", "sum")())
+
+    class Doubled(sum_cls):
+        def combine(self, ctx, direction_sum, coefficient_sum):
+            return direction_sum * 2.0
+
+    net = one_layer_net(registry, numpy_ops, "decay", {}, "sum", "linear", 4, (5,), 3)
+    node = net.nodes[0]
+    node.aggregation = Doubled()
+    x = np.random.default_rng(1).standard_normal((6, 5)).astype(np.float32)
+    w = node.params["weight"].copy()
+    cos = (x @ w.T) / (np.linalg.norm(x, axis=1)[:, None] * np.linalg.norm(w, axis=1)[None, :] + 1e-8)
+    y = np.maximum(cos, 0).astype(np.float64)
+    want = 2 * sum(y[n, :, None] * (x[n][None, :] - w) for n in range(6))
+    np.testing.assert_allclose(fast_update(net, x, None) / 0.05, want, rtol=1e-4, atol=1e-5)
+
+
+def test_plugins_whose_terms_or_interface_are_wrong_are_refused(registry, numpy_ops, monkeypatch):
+    from hebbcore.errors import PluginError
+    from hebbcore.interfaces import Aggregation, KernelTerms
+
+    with pytest.raises(PluginError, match="Aggregation.sums.*no longer called.*weighting"):
+        type("Old", (Aggregation,), {"name": "old", "sums": lambda self, ctx, rule, c: None})
+    net = one_layer_net(registry, numpy_ops, "decay", {}, "sum", "linear", 4, (5,), 3)
+    rule_cls = type(net.nodes[0].rule)
+    x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
+    terms = rule_cls.update_terms
+    for bad, match in (
+        (lambda t: (t[0].hebb, t[1]), "update_terms returned ndarray.*expected hebbcore.interfaces.KernelTerms"),
+        (lambda t: (KernelTerms(t[0].hebb, t[0].decay.astype(np.float64)), t[1]), r"decay ndarray \(4,\) float64"),
+        (lambda t: (KernelTerms(t[0].hebb, t[0].decay[:2]), t[1]), r"decay ndarray \(2,\) float32.*shape \(4,\)"),
+    ):
+        monkeypatch.setattr(rule_cls, "update_terms", lambda self, ctx, c, _b=bad: _b(terms(self, ctx, c)))
+        with pytest.raises(PluginError, match=match):
+            fast_update(net, x, None)
+    # a number for a scale, of any numeric type, is a float
+    monkeypatch.setattr(
+        rule_cls, "update_terms", lambda self, ctx, c: (terms(self, ctx, c)[0].times(np.int64(2)), None)
+    )
+    doubled = fast_update(net, x, None)
+    monkeypatch.setattr(rule_cls, "update_terms", terms)
+    np.testing.assert_allclose(
+        doubled,
+        2 * fast_update(one_layer_net(registry, numpy_ops, "decay", {}, "sum", "linear", 4, (5,), 3), x, None),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert KernelTerms(np.ones(2), 1, np.float32(2)).scale == 2.0 and isinstance(KernelTerms(0, 1).decay, float)
 
 
 @pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])

@@ -36,4 +36,4 @@ class Decay(LearningRule):
     name = "decay"
 
     def post_synaptic(self, ctx):
-        return ctx.ops.relu(ctx.similarity)  # the default update_sums is Hebb with decay
+        return ctx.ops.relu(ctx.similarity)  # the default update_terms is Hebb with decay
