@@ -409,7 +409,7 @@ class TorchOps(Ops):
 
 
 def _cpu_scalar(v) -> bool:
-    """True for a one-element tensor in host memory, which ``float()`` reads without a device sync."""
+    """True for a number, or a one-element tensor in host memory, which ``float()`` reads without a device sync."""
     return isinstance(v, (int, float, np.generic)) or (
         hasattr(v, "device") and v.device.type == "cpu" and v.numel() == 1
     )

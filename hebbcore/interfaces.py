@@ -132,9 +132,9 @@ class HebbianContext:
             (Krotov's ``p``-norm ones) at the top Hebbian layer costs no product with ``w``.
         dot_shape: the shape of ``dot``, known before it is computed.
         similarity: cosine similarity ``dot / (‖w_k‖·‖x_p‖)``, same shape as ``dot``; computed on first use
-            (clamped at 0 in place after the step, as the layer's response: copy it to keep it)
             (the core may pass a function), so a rule that never reads it costs no patch norms.
-            :meth:`most_similar` gives the winner of a competition on it.
+            :meth:`most_similar` gives the winner of a competition on it. After the step it is clamped at 0
+            in place, as the layer's response: a rule that keeps it keeps a copy.
         labels: integer class labels ``(N,)`` on the backend (None when unlabeled).
         n_classes: number of classes of the task.
         stride: conv stride (1 for linear layers).
@@ -405,7 +405,7 @@ class Aggregation(ABC):
         return cls.combine is Aggregation.combine
 
     def weighting(self, ctx: HebbianContext, coefficient: Array | Winners) -> tuple[Array | Winners, Array | Winners]:
-        """``(the coefficients the rule sums its update with, those whose sums combine reads)``; by default both
+        """``(the coefficients the rule sums its update with, those whose sums the aggregation reads)``; by default both
         ``coefficient``. Return new arrays, never change ``coefficient`` in place: a rule may have summed it already
         in :meth:`LearningRule.post_synaptic`."""
         return coefficient, coefficient
