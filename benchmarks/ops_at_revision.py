@@ -19,10 +19,12 @@ times (fastest round of each kept), so that a machine slowing down between two c
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,7 @@ def ops_class_at(rev: str) -> type:
     if names.returncode:
         raise LookupError(f"cannot read hebbcore/ops at {rev!r}: {names.stderr.strip() or single.stderr.strip()}")
     root = Path(tempfile.mkdtemp(prefix="hebbcore-ops-"))  # a package of its own: HEAD~1 and HEAD^1 do not meet
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     package = "ops_at_" + re.sub(r"\W", "_", rev) + "_" + root.name.rsplit("-", 1)[-1]
     (root / package).mkdir()
     for name in names.stdout.split():
