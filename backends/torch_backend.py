@@ -148,6 +148,10 @@ class TorchOps(Ops):
                              f"{tuple(dest.shape)} {dest.dtype} must have one shape and dtype")  # fmt: skip
         a, b = (float(v) if _cpu_scalar(v) else v for v in (a, b))  # a Python float takes torch's scalar paths
         ak, bk = (v if isinstance(v, float) else v.reshape((-1,) + (1,) * (s.ndim - 1)) for v in (a, b))
+        if w is s:
+            return torch.mul(w, ak + bk, out=dest)
+        if any(dest is not t and dest.untyped_storage().data_ptr() == t.untyped_storage().data_ptr() for t in (w, s)):
+            return dest.copy_(self.kernel_affine(w, a, s, b))  # out shares memory with w or s as another view
         if dest is s:  # s is read once, scaled in place first
             s.mul_(bk)
             return s.add_(w, alpha=a) if isinstance(a, float) else s.addcmul_(w, ak)
@@ -410,8 +414,10 @@ class TorchOps(Ops):
 
 def _cpu_scalar(v) -> bool:
     """True for a number, or a one-element tensor in host memory, which ``float()`` reads without a device sync."""
+    import torch
+
     return isinstance(v, (int, float, np.generic)) or (
-        hasattr(v, "device") and v.device.type == "cpu" and v.numel() == 1
+        isinstance(v, torch.Tensor) and v.device.type == "cpu" and v.numel() == 1
     )
 
 

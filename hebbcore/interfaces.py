@@ -70,15 +70,19 @@ class Winners:
     n_kernels: int
 
 
+#: The numbers a per-kernel factor may be instead of an array (numpy's float and integer scalars are Real).
+REAL = (numbers.Real, np.bool_)
+
+
 @dataclass(frozen=True, eq=False)  # holds arrays: no element-wise __eq__
 class KernelTerms:
     """A layer's summed update ``scale_k·(hebb − decay_k·w)`` kept in its terms, so that the step adds ``η`` times
     it to the weights in one pass (:meth:`hebbcore.ops.Ops.kernel_affine`) instead of one pass per term.
 
     ``hebb``: shaped like ``w`` (``Σ_p c_p·x_p``), an array the rule made for this step and does not keep;
-    ``decay``: ``(K,)`` (``Σ_p β_p``), None for none; ``scale``: ``(K,)``, a 0-d array or a number, None for 1.
-    Arrays are in ``w``'s dtype, on its device (the step checks: a float64 factor would promote the weights);
-    a number becomes a Python float.
+    ``decay``: a ``(K,)`` array (``Σ_p β_p``), None for none; ``scale``: ``(K,)``, a 0-d array or a real number,
+    None for 1. Arrays are in ``w``'s dtype, on its device (the step checks shape and dtype: a float64 factor
+    would promote the weights); a number becomes a Python float.
     """
 
     hebb: Any
@@ -86,15 +90,14 @@ class KernelTerms:
     scale: Any = None
 
     def __post_init__(self) -> None:
-        for name in ("decay", "scale"):
-            if isinstance(getattr(self, name), (numbers.Real, np.generic)):
-                object.__setattr__(self, name, float(getattr(self, name)))
+        if isinstance(self.scale, REAL):
+            object.__setattr__(self, "scale", float(self.scale))
 
     def times(self, factor: Array | float | None) -> KernelTerms:
         """These terms with ``scale`` multiplied by ``factor`` (``(K,)``, a 0-d array, a number, or None for 1)."""
         if factor is None:
             return self
-        if isinstance(factor, (numbers.Real, np.generic)):
+        if isinstance(factor, REAL):
             factor = float(factor)
         return dataclasses.replace(self, scale=factor if self.scale is None else self.scale * factor)
 
@@ -133,8 +136,8 @@ class HebbianContext:
         dot_shape: the shape of ``dot``, known before it is computed.
         similarity: cosine similarity ``dot / (‖w_k‖·‖x_p‖)``, same shape as ``dot``; computed on first use
             (the core may pass a function), so a rule that never reads it costs no patch norms.
-            :meth:`most_similar` gives the winner of a competition on it. After the step it is clamped at 0
-            in place, as the layer's response: a rule that keeps it keeps a copy.
+            :meth:`most_similar` gives the winner of a competition on it. The network's step may clamp it at 0
+            in place afterwards, as the layer's response: a rule that keeps it keeps a copy.
         labels: integer class labels ``(N,)`` on the backend (None when unlabeled).
         n_classes: number of classes of the task.
         stride: conv stride (1 for linear layers).
@@ -391,7 +394,8 @@ class Aggregation(ABC):
         if "sums" in vars(cls):  # the interface before KernelTerms: it would be skipped silently
             raise PluginError(
                 f"aggregation {cls.__name__}: Aggregation.sums(ctx, rule, c) is no longer called; return the "
-                f"coefficients to sum with and to normalise by from weighting(ctx, c), and give kernel_scale or combine"
+                f"coefficients to sum with and to normalise by from weighting(ctx, c), and give kernel_scale or "
+                f"combine (rename a method of that name that is not the old hook)"
             )
 
     @classmethod
@@ -411,9 +415,9 @@ class Aggregation(ABC):
         return coefficient, coefficient
 
     def kernel_scale(self, ctx: HebbianContext, coefficient_sum: Array | None) -> Array | float | None:
-        """The factor per kernel ``(K,)`` (``w``'s dtype), or one float, by which the update is the summed one: the
-        step then applies the update to the weights in the same pass. Not called where :meth:`combine` is
-        overridden (a subclass of a built-in that overrides it gets its combine). Default: None."""
+        """The factor per kernel ``(K,)`` (``w``'s dtype), or one real number or 0-d array, by which the update is
+        the summed one: the step then applies the update to the weights in the same pass. Not called where
+        :meth:`combine` is overridden (a subclass of a built-in that overrides it gets its combine). Default: None."""
         return None
 
     def combine(self, ctx: HebbianContext, direction_sum: Array, coefficient_sum: Array | None) -> Array:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
-import numpy as np
-
 from .errors import PluginError
-from .interfaces import Aggregation, HebbianContext, KernelTerms, LearningRule, Winners
+from .interfaces import REAL, Aggregation, HebbianContext, KernelTerms, LearningRule, Winners
 
 
 def hebbian_terms(
@@ -27,16 +24,16 @@ def hebbian_terms(
     coefficient = rule.post_synaptic(ctx)
     if not isinstance(coefficient, Winners):
         _expect(coefficient, ctx.dot_shape, ctx.dot_dtype, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot")
-    summed, normalizing = aggregation.weighting(ctx, coefficient)
+    summed, normalizing = _pair(aggregation.weighting(ctx, coefficient), f"aggregation {aggregation.name!r}: weighting")
     if type(rule).update_sums is LearningRule.update_sums:
-        terms, coefficient_sum = rule.update_terms(ctx, summed)
+        terms, coefficient_sum = _pair(rule.update_terms(ctx, summed), f"rule {rule.name!r}: update_terms")
         if not isinstance(terms, KernelTerms):
             raise PluginError(
                 f"rule {rule.name!r}: update_terms returned {type(terms).__name__} as its first value; expected "
                 f"hebbcore.interfaces.KernelTerms (or override update_sums to return an array)"
             )
     else:  # a rule that writes its update as one array
-        direction_sum, coefficient_sum = rule.update_sums(ctx, summed)
+        direction_sum, coefficient_sum = _pair(rule.update_sums(ctx, summed), f"rule {rule.name!r}: update_sums")
         terms = KernelTerms(direction_sum)
     if normalizing is not summed and aggregation.reads_coefficient_sum:
         coefficient_sum = ctx.coefficient_sum(normalizing)
@@ -48,7 +45,7 @@ def hebbian_terms(
         "w",
     )
     k = int(ctx.w.shape[0])
-    _expect_factor(terms.decay, k, ctx.w.dtype, f"rule {rule.name!r}: KernelTerms.decay")
+    _expect_factor(terms.decay, k, ctx.w.dtype, f"rule {rule.name!r}: KernelTerms.decay", numbers_too=False)
     _expect_factor(terms.scale, k, ctx.w.dtype, f"rule {rule.name!r}: KernelTerms.scale")
     if coefficient_sum is None and aggregation.reads_coefficient_sum:
         raise PluginError(
@@ -68,15 +65,29 @@ def hebbian_terms(
     return KernelTerms(combined), state
 
 
-def _expect_factor(v: Any, k: int, dtype: Any, what: str) -> None:
-    """A per-kernel factor is None, a number, or an array of shape ``(K,)`` or ``()`` in the weights' dtype."""
-    if v is None or isinstance(v, (numbers.Real, np.generic)):
+def _pair(result: Any, what: str) -> tuple[Any, Any]:
+    """A plugin method's two results, or a PluginError saying what came back instead."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise PluginError(f"{what} returned {type(result).__name__}; expected a pair (a tuple of two)")
+    return result
+
+
+def _expect_factor(v: Any, k: int, dtype: Any, what: str, numbers_too: bool = True) -> None:
+    """A per-kernel factor is None, a real number (``numbers_too``), or an array of shape ``(K,)`` or ``()`` in
+    the weights' dtype (a decay: ``(K,)`` only)."""
+    if v is None or (numbers_too and isinstance(v, REAL)):
         return
     shape = tuple(getattr(v, "shape", (None,)))
-    if shape not in ((), (k,)) or getattr(v, "dtype", None) != dtype:
+    shapes = ((), (k,)) if numbers_too else ((k,),)
+    if isinstance(v, REAL) or shape not in shapes or getattr(v, "dtype", None) != dtype:
+        expected = (
+            "None, a real number, or an array of shape ({k},) or ()"
+            if numbers_too
+            else "None or an array of shape ({k},)"
+        )
         raise PluginError(
-            f"{what} {type(v).__name__} {shape} {getattr(v, 'dtype', '')}".rstrip()
-            + f"; expected None, a number, or an array of shape ({k},) or () in the weights' dtype {dtype}"
+            f"{what} {type(v).__name__} {shape if hasattr(v, 'shape') else ''} {getattr(v, 'dtype', '')}".rstrip()
+            + f"; expected {expected.format(k=k)} in the weights' dtype {dtype}"
         )
 
 

@@ -381,6 +381,12 @@ def test_rule_primitives_backend_equivalence(registry, numpy_ops, backend, n, k,
                 s_own = o.asarray(arr.copy())
                 assert o.kernel_affine(o.asarray(arr[::-1].copy()), ak, s_own, bk, out=s_own) is s_own
                 assert_close(o.to_numpy(s_own), want, what=f"{o.name} kernel_affine in place in s")
+                one = o.asarray(arr.copy())  # w, s and out the same array: (a + b)·w
+                both = (ka if isinstance(ka, float) else ka.reshape(per)) + (
+                    kb if isinstance(kb, float) else kb.reshape(per)
+                )
+                assert o.kernel_affine(one, ak, one, bk, out=one) is one
+                assert_close(o.to_numpy(one), both * d64, what=f"{o.name} kernel_affine of w with itself")
         mask = ops.to_numpy(ops.top_k_mask(b, top, axis=1))
         assert mask.dtype == np.float32
         np.testing.assert_array_equal(mask, numpy_ops.top_k_mask(arr, top, axis=1))
@@ -475,7 +481,21 @@ def test_plugins_whose_terms_or_interface_are_wrong_are_refused(registry, numpy_
         rtol=1e-5,
         atol=1e-6,
     )
-    assert KernelTerms(np.ones(2), 1, np.float32(2)).scale == 2.0 and isinstance(KernelTerms(0, 1).decay, float)
+    for scale in (np.float32(2), np.int64(2), 2, True):  # numbers of any real type become Python floats
+        assert type(KernelTerms(np.ones(2), None, scale).scale) is float
+        assert type(KernelTerms(np.ones(2)).times(scale).scale) is float
+    for bad, match in (
+        (lambda t: (KernelTerms(t[0].hebb, 0.5), t[1]), "decay float; expected None or an array of shape \\(4,\\)"),
+        (lambda t: t[0], "update_terms returned KernelTerms; expected a pair"),
+    ):
+        monkeypatch.setattr(rule_cls, "update_terms", lambda self, ctx, c, _b=bad: _b(terms(self, ctx, c)))
+        with pytest.raises(PluginError, match=match):
+            fast_update(net, x, None)
+    monkeypatch.setattr(rule_cls, "update_terms", terms)
+    agg_cls = type(net.nodes[0].aggregation)
+    monkeypatch.setattr(agg_cls, "weighting", lambda self, ctx, c: c)  # one array, not a pair
+    with pytest.raises(PluginError, match="aggregation 'sum': weighting returned ndarray; expected a pair"):
+        fast_update(net, x, None)
 
 
 @pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])

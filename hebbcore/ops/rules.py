@@ -36,11 +36,11 @@ class RuleOps(ArrayOps):
         return d, self.max_abs(d)
 
     def kernel_affine(self, w: Array, a: Array | float, s: Array, b: Array | float, out: Array | None = None) -> Array:
-        """``a_k·w_k + b_k·s_k`` for each kernel ``k``: ``w`` and ``s`` ``(K, ...)``, ``a`` and ``b`` ``(K,)`` arrays
-        in ``s``'s dtype or Python floats. A new array in ``s``'s layout, or written into ``out`` (which may be
-        ``w`` or ``s``). The weight update of a Hebbian step, ``w + η·g_k·(S − β_k·w)`` with ``a = 1 − η·g·β`` and
-        ``b = η·g`` (:class:`hebbcore.interfaces.KernelTerms`): one pass over the weights where the backend can,
-        instead of one per term. Default: ``s·b`` written over, plus ``w·a``."""
+        """``a_k·w_k + b_k·s_k`` for each kernel ``k``: ``w`` and ``s`` ``(K, ...)`` of one shape and dtype, ``a`` and
+        ``b`` ``(K,)`` or 0-d arrays in ``s``'s dtype, or Python floats. A new array in ``s``'s layout, or written
+        into ``out`` (which may be ``w`` or ``s``). The weight update of a Hebbian step, ``w + η·g_k·(S − β_k·w)``
+        with ``a = 1 − η·g·β`` and ``b = η·g`` (:class:`hebbcore.interfaces.KernelTerms`): one pass over the weights
+        where the backend can, instead of one per term. Default: ``s·b`` written over, plus ``w·a``."""
         xp = self.xp
         new = xp.multiply(s, b if isinstance(b, float) else b.reshape((-1,) + (1,) * (s.ndim - 1)))
         if isinstance(a, float) and a == 1.0:
