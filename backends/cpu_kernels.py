@@ -242,9 +242,7 @@ def kernel_affine_of(
     rows = kernel_major(out)
     if (
         rows is None
-        or not w.shape == s.shape == out.shape
-        or not w.strides == s.strides == out.strides
-        or not w.dtype == s.dtype == out.dtype
+        or (out.shape, out.strides, out.dtype) != (s.shape, s.strides, s.dtype)
         or not out.flags.writeable
         or any(x is not out and np.may_share_memory(x, out) for x in (w, s))
     ):

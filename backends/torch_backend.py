@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from hebbcore.errors import BackendUnavailable
-from hebbcore.ops import Ops
+from hebbcore.ops import Ops, per_kernel
 
 from . import cpu_kernels
 from .numpy_backend import NumpyOps
@@ -130,7 +130,7 @@ class TorchOps(Ops):
         return self.torch.linalg.vector_norm(w, dim=tuple(range(1, w.ndim)))  # one pass, no w² temporary
 
     def minus_per_kernel(self, a, v, w):
-        return self.torch.addcmul(a, v.reshape((-1,) + (1,) * (w.ndim - 1)), w, value=-1)  # one pass
+        return self.torch.addcmul(a, per_kernel(v, w.ndim), w, value=-1)  # one pass
 
     def decay_and_max_abs(self, a, v, w):
         if self._kernels_for(a) and self._kernels_for(w) and not a.requires_grad:
@@ -147,7 +147,7 @@ class TorchOps(Ops):
             raise ValueError(f"kernel_affine: w {tuple(w.shape)} {w.dtype}, s {tuple(s.shape)} {s.dtype} and out "
                              f"{tuple(dest.shape)} {dest.dtype} must have one shape and dtype")  # fmt: skip
         a, b = (float(v) if _cpu_scalar(v) else v for v in (a, b))  # a Python float takes torch's scalar paths
-        ak, bk = (v if isinstance(v, float) else v.reshape((-1,) + (1,) * (s.ndim - 1)) for v in (a, b))
+        ak, bk = per_kernel(a, s.ndim), per_kernel(b, s.ndim)
         if w is s:
             return torch.mul(w, ak + bk, out=dest)
         if any(dest is not t and dest.untyped_storage().data_ptr() == t.untyped_storage().data_ptr() for t in (w, s)):

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from .errors import HebbcoreError, PluginError
-from .ops import Array, Ops
+from .ops import Array, Ops, per_kernel
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class KernelTerms:
         if self.decay is None:
             if self.scale is None:
                 return self.hebb
-            return self.hebb * (self.scale if isinstance(self.scale, float) else _per_kernel(self.scale, w))
+            return self.hebb * per_kernel(self.scale, w.ndim)
         if self.scale is None:
             return ops.minus_per_kernel(self.hebb, self.decay, w)
         return ops.kernel_affine(w, -(self.scale * self.decay), self.hebb, self.scale)
@@ -116,10 +116,6 @@ class KernelTerms:
         b = float(lr) if self.scale is None else self.scale * float(lr)
         a = 1.0 if self.decay is None else 1.0 - b * self.decay
         return ops.kernel_affine(w, a, self.hebb, b, out)
-
-
-def _per_kernel(v: Array, w: Array) -> Array:
-    return v.reshape((-1,) + (1,) * (w.ndim - 1))
 
 
 class HebbianContext:
@@ -295,7 +291,7 @@ class HebbianContext:
 
     def per_kernel(self, v: Array) -> Array:
         """Reshape a ``(K,)`` vector to broadcast against ``w``."""
-        return v.reshape((-1,) + (1,) * (self.w.ndim - 1))
+        return per_kernel(v, self.w.ndim)
 
     def expand_per_sample(self, v: Array) -> Array:
         """Reshape an ``(N, K)`` array to broadcast against :attr:`dot`."""

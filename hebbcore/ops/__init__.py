@@ -17,11 +17,11 @@ reductions, indexing), :mod:`.layers` and :mod:`.rules`.
 
 from __future__ import annotations
 
-from .base import Array, ArrayOps
+from .base import Array, ArrayOps, per_kernel
 from .layers import LayerOps
 from .rules import RuleOps
 
-__all__ = ["Array", "ArrayOps", "Ops", "inference_batch"]
+__all__ = ["Array", "ArrayOps", "Ops", "inference_batch", "per_kernel"]
 
 
 def inference_batch(device: str) -> int:

@@ -14,13 +14,13 @@ import numpy as np
 Array = Any  # an array of the backend's own type
 
 
-class ArrayOps:
-    """Array operations of one backend on one device: the part every other part uses.
+def per_kernel(v: Array | float, ndim: int) -> Array | float:
+    """A ``(K,)`` or 0-d factor shaped to broadcast against a ``(K, ...)`` array of ``ndim`` axes (a float as is)."""
+    return v if isinstance(v, float) else v.reshape((-1,) + (1,) * (ndim - 1))
 
-    Subclasses set :attr:`name` (the ``--backend`` value) and :attr:`xp`, and
-    override what must be native. Constructing one may raise
-    :class:`hebbcore.errors.BackendUnavailable`.
-    """
+
+class ArrayOps:
+    """The part of :class:`hebbcore.ops.Ops` every other part uses."""
 
     name: ClassVar[str] = "base"
     xp: Any = np
