@@ -841,18 +841,19 @@ def test_a_dot_computed_on_first_use_needs_its_shape(numpy_ops):
 @pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
 @pytest.mark.parametrize("block", [3, 4, 64])  # several blocks of unequal widths, and one
 @pytest.mark.parametrize("kind", ["conv", "linear"])
-def test_lower_gram_product_is_sangers_decay(registry, monkeypatch, backend, block, kind):
+@pytest.mark.parametrize("n", [3, 32])  # torch's CPU Gram of a batch this large is oneDNN's 1x1 weight-gradient
+def test_lower_gram_product_is_sangers_decay(registry, monkeypatch, backend, block, kind, n):
     """``Σ_{j≤k} G_kj·w_j`` by blocks against ``tril(YᵀY)·W`` in float64, laid out like ``w``."""
     ops = make_ops(registry, *backend)
     monkeypatch.setattr(type(ops), "gram_block", block)
     rng = np.random.default_rng(7)
     k = 10
     if kind == "conv":  # y and w channels-last, as a torch CPU convolution and its update leave them
-        y = np.ascontiguousarray(rng.standard_normal((3, 4, 4, k)).astype(np.float32)).transpose(0, 3, 1, 2)
+        y = np.ascontiguousarray(rng.standard_normal((n, 4, 4, k)).astype(np.float32)).transpose(0, 3, 1, 2)
         w = np.ascontiguousarray(rng.standard_normal((k, 3, 3, 2)).astype(np.float32)).transpose(0, 3, 1, 2)
         ym = y.transpose(0, 2, 3, 1).reshape(-1, k).astype(np.float64)
     else:
-        y, w = rng.standard_normal((9, k)).astype(np.float32), rng.standard_normal((k, 6)).astype(np.float32)
+        y, w = rng.standard_normal((n, k)).astype(np.float32), rng.standard_normal((k, 6)).astype(np.float32)
         ym = y.astype(np.float64)
     want = (np.tril(ym.T @ ym) @ w.reshape(k, -1).astype(np.float64)).reshape(w.shape)
     wd = ops.asarray(w)

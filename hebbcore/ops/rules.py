@@ -108,7 +108,7 @@ class RuleOps(ArrayOps):
         ``D·K²·(B + 1)/(2B)`` multiply-adds instead of ``tril(G)·W``'s ``D·K²`` (``D`` a kernel's size).
         """
         k = y.shape[1]
-        gram_rows = self._gram_rows(self._by_position(y))
+        gram_rows = self._gram_rows(y)
         wm, restore = self._kernel_rows(w)
         b = max(1, round(k / self.gram_block))
         bounds = [k * i // b for i in range(b + 1)]
@@ -118,10 +118,11 @@ class RuleOps(ArrayOps):
         ]
         return restore(self.concatenate(rows))
 
-    def _gram_rows(self, ym: Array) -> Callable[[int, int], Array]:
-        """The function ``(a0, a1) -> G[a0:a1, :a1]`` of ``ym`` ``(P, K)``'s Gram matrix. Default: the whole
-        ``G`` in one product, sliced (numpy's matmul makes ``YᵀY`` a BLAS ``syrk``: half the multiply-adds)."""
-        g = ym.T @ ym
+    def _gram_rows(self, y: Array) -> Callable[[int, int], Array]:
+        """The function ``(a0, a1) -> G[a0:a1, :a1]`` of ``y`` ``(N, K[, Ho, Wo])``'s Gram matrix (:meth:`kernel_gram`).
+        Default: the whole ``G`` in one product, sliced (numpy's matmul makes ``YᵀY`` a BLAS ``syrk``: half the
+        multiply-adds)."""
+        g = self.kernel_gram(y)
         return lambda a0, a1: g[a0:a1, :a1]
 
     def _by_position(self, y: Array) -> Array:
