@@ -81,8 +81,8 @@ class KernelTerms:
 
     ``hebb``: shaped like ``w`` (``Σ_p c_p·x_p``), an array the rule made for this step and does not keep;
     ``decay``: a ``(K,)`` array (``Σ_p β_p``), None for none; ``scale``: ``(K,)``, a 0-d array or a real number,
-    None for 1. Arrays are in ``w``'s dtype, on its device (the step checks shape and dtype: a float64 factor
-    would promote the weights); a number becomes a Python float.
+    None for 1. Arrays are in ``w``'s dtype, on its device (the step checks shape, dtype and device: a float64
+    factor would promote the weights); a number becomes a Python float.
     """
 
     hebb: Any

@@ -23,7 +23,9 @@ def hebbian_terms(
     ctx.state = state
     coefficient = rule.post_synaptic(ctx)
     if not isinstance(coefficient, Winners):
-        _expect(coefficient, ctx.dot_shape, ctx.dot_dtype, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot")
+        _expect(
+            coefficient, ctx.dot_shape, ctx.dot_dtype, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot", ctx.w
+        )
     summed, normalizing = _pair(aggregation.weighting(ctx, coefficient), f"aggregation {aggregation.name!r}: weighting")
     if type(rule).update_sums is LearningRule.update_sums:
         terms, coefficient_sum = _pair(rule.update_terms(ctx, summed), f"rule {rule.name!r}: update_terms")
@@ -43,10 +45,10 @@ def hebbian_terms(
         ctx.w.dtype,
         f"rule {rule.name!r} with aggregation {aggregation.name!r}: the summed update",
         "w",
+        ctx.w,
     )
-    k = int(ctx.w.shape[0])
-    _expect_factor(terms.decay, k, ctx.w.dtype, f"rule {rule.name!r}: KernelTerms.decay", numbers_too=False)
-    _expect_factor(terms.scale, k, ctx.w.dtype, f"rule {rule.name!r}: KernelTerms.scale")
+    _expect_factor(terms.decay, ctx.w, f"rule {rule.name!r}: KernelTerms.decay", numbers_too=False)
+    _expect_factor(terms.scale, ctx.w, f"rule {rule.name!r}: KernelTerms.scale")
     if coefficient_sum is None and aggregation.reads_coefficient_sum:
         raise PluginError(
             f"rule {rule.name!r} returned no coefficient sums (None), but aggregation {aggregation.name!r} reads "
@@ -58,10 +60,10 @@ def hebbian_terms(
     if aggregation.scales_per_kernel():
         scale = aggregation.kernel_scale(ctx, coefficient_sum)
         if scale is not None:
-            _expect_factor(scale, k, ctx.w.dtype, f"aggregation {aggregation.name!r}: kernel_scale returned")
+            _expect_factor(scale, ctx.w, f"aggregation {aggregation.name!r}: kernel_scale returned")
             return terms.times(scale), state
     combined = aggregation.combine(ctx, terms.direction(ctx.ops, ctx.w), coefficient_sum)
-    _expect(combined, ctx.w.shape, ctx.w.dtype, f"aggregation {aggregation.name!r}: combine returned", "w")
+    _expect(combined, ctx.w.shape, ctx.w.dtype, f"aggregation {aggregation.name!r}: combine returned", "w", ctx.w)
     return KernelTerms(combined), state
 
 
@@ -72,28 +74,45 @@ def _pair(result: Any, what: str) -> tuple[Any, Any]:
     return result
 
 
-def _expect_factor(v: Any, k: int, dtype: Any, what: str, numbers_too: bool = True) -> None:
+def _expect_factor(v: Any, w: Any, what: str, numbers_too: bool = True) -> None:
     """A per-kernel factor is None, a real number (``numbers_too``), or an array of shape ``(K,)`` or ``()`` in
-    the weights' dtype (a decay: ``(K,)`` only)."""
+    the dtype and on the device of the weights ``w`` (a decay: ``(K,)`` only)."""
     if v is None or (numbers_too and isinstance(v, REAL)):
         return
+    k, dtype = int(w.shape[0]), w.dtype
     shape = tuple(getattr(v, "shape", (None,)))
     shapes = ((), (k,)) if numbers_too else ((k,),)
-    if isinstance(v, REAL) or shape not in shapes or getattr(v, "dtype", None) != dtype:
+    if isinstance(v, REAL) or shape not in shapes or getattr(v, "dtype", None) != dtype or _off_device(v, w):
         expected = (
             "None, a real number, or an array of shape ({k},) or ()"
             if numbers_too
             else "None or an array of shape ({k},)"
         )
         raise PluginError(
-            f"{what} {type(v).__name__} {shape if hasattr(v, 'shape') else ''} {getattr(v, 'dtype', '')}".rstrip()
-            + f"; expected {expected.format(k=k)} in the weights' dtype {dtype}"
+            f"{what} {_described(v) if hasattr(v, 'shape') else type(v).__name__}"
+            + f"; expected {expected.format(k=k)} in the weights' dtype {dtype} on {_device(w)}"
         )
 
 
-def _expect(a: Any, shape: Any, dtype: Any, what: str, name: str) -> None:
-    """A plugin's array must have the ``shape`` and ``dtype`` of ``name``: numpy would broadcast a wrong shape
-    and promote a float64 silently, and the run would train on garbage or in double precision."""
-    if tuple(getattr(a, "shape", ())) != tuple(shape) or getattr(a, "dtype", None) != dtype:
-        got = f"{type(a).__name__} {tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', '')}".rstrip()
-        raise PluginError(f"{what} {got}; expected the shape and dtype of {name}, {tuple(shape)} {dtype}")
+def _expect(a: Any, shape: Any, dtype: Any, what: str, name: str, w: Any) -> None:
+    """A plugin's array must have the ``shape`` and ``dtype`` of ``name`` and be on the device of the weights
+    ``w``: numpy would broadcast a wrong shape and promote a float64 silently, and the run would train on garbage
+    or in double precision; an array on another device fails later, inside the update, without naming the plugin."""
+    if tuple(getattr(a, "shape", ())) != tuple(shape) or getattr(a, "dtype", None) != dtype or _off_device(a, w):
+        raise PluginError(
+            f"{what} {_described(a)}; expected the shape and dtype of {name}, {tuple(shape)} {dtype}, on {_device(w)}"
+        )
+
+
+def _device(a: Any) -> str:
+    """Where an array lives, as text (numpy's ``"cpu"``, torch's ``"cuda:0"``, CuPy's ``"<CUDA Device 0>"``)."""
+    return str(getattr(a, "device", "cpu"))
+
+
+def _off_device(a: Any, w: Any) -> bool:
+    return _device(a) != _device(w)
+
+
+def _described(a: Any) -> str:
+    """``"Tensor (4,) torch.float32 on cuda:0"``: an array's type, shape, dtype and device."""
+    return f"{type(a).__name__} {tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', '')} on {_device(a)}"

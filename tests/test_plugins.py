@@ -80,11 +80,11 @@ class _Wrong:
 @pytest.mark.parametrize(
     "rule, needle",
     [
-        ("narrow_coefficient", "rule 'narrow_coefficient': post_synaptic returned ndarray (50, 1, 6, 6) float32; "
-         "expected the shape and dtype of ctx.dot, (50, 4, 6, 6) float32"),
-        ("one_kernel_sums", "the summed update ndarray (1, 3, 3, 3) float32; expected the shape and dtype of w, "
-         "(4, 3, 3, 3) float32"),
-        ("double_precision", "post_synaptic returned ndarray (50, 4, 6, 6) float64; expected"),
+        ("narrow_coefficient", "rule 'narrow_coefficient': post_synaptic returned ndarray (50, 1, 6, 6) float32 on "
+         "cpu; expected the shape and dtype of ctx.dot, (50, 4, 6, 6) float32, on cpu"),
+        ("one_kernel_sums", "the summed update ndarray (1, 3, 3, 3) float32 on cpu; expected the shape and dtype of "
+         "w, (4, 3, 3, 3) float32, on cpu"),
+        ("double_precision", "post_synaptic returned ndarray (50, 4, 6, 6) float64 on cpu; expected"),
     ],
 )  # fmt: skip
 def test_a_rule_returning_the_wrong_shape_or_dtype_is_named(tmp_path, rule, needle):

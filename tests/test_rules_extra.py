@@ -498,6 +498,29 @@ def test_plugins_whose_terms_or_interface_are_wrong_are_refused(registry, numpy_
         fast_update(net, x, None)
 
 
+def test_plugin_arrays_on_another_device_are_refused(registry, monkeypatch):
+    """A factor or sum on another device than the weights is a PluginError naming both (torch's ``meta`` device
+    stands in for a GPU here); it would otherwise fail inside the update without naming the plugin."""
+    torch = pytest.importorskip("torch")
+    from hebbcore.errors import PluginError
+    from hebbcore.interfaces import KernelTerms
+
+    net = one_layer_net(registry, make_ops(registry, "torch", "cpu"), "decay", {}, "sum", "linear", 4, (5,), 3)
+    rule_cls = type(net.nodes[0].rule)
+    x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
+    terms = rule_cls.update_terms
+    for bad, match in (
+        (lambda t: KernelTerms(t.hebb, t.decay.to("meta")), r"decay Tensor \(4,\) torch.float32 on meta; .* on cpu"),
+        (lambda t: KernelTerms(t.hebb, t.decay, t.decay.to("meta")), r"scale Tensor \(4,\) torch.float32 on meta"),
+        (lambda t: KernelTerms(t.hebb.to("meta"), t.decay), r"summed update Tensor \(4, 5\) torch.float32 on meta"),
+    ):
+        monkeypatch.setattr(rule_cls, "update_terms", lambda self, ctx, c, _b=bad: (_b(terms(self, ctx, c)[0]), None))
+        with pytest.raises(PluginError, match=match):
+            fast_update(net, x, None)
+    monkeypatch.setattr(rule_cls, "update_terms", terms)
+    assert torch.isfinite(torch.as_tensor(fast_update(net, x, None))).all()
+
+
 @pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
 def test_softmax_flushes_subnormal_outputs(registry, backend):
     """A sharp softmax leaves outputs below 1e-38; every backend returns 0 there (they slow products ~50x)."""
