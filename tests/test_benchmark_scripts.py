@@ -145,3 +145,9 @@ def test_ops_at_revision_alternates_both_versions_in_one_process():
         "benchmarks/ops_at_revision.py", "HEAD", "cosine,conv2d_winner_sums", "--alternate", "1", "--rounds", "1"
     )
     assert re.search(r"^\| numpy \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", stdout, re.M), stdout
+
+
+def test_gram_script_times_both_ways():
+    pytest.importorskip("torch")
+    stdout = script("benchmarks/gram.py", "--quick", "--repeats", "1")
+    assert re.search(r"^\| \(64, 96, 28, 28\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", stdout, re.M), stdout
