@@ -214,10 +214,12 @@ def test_the_softhebb_comparison_times_both_steps(registry):
     assert "SoftHebb net (batch 10, 20 images)" in format_table({"results": [rec], "comparisons": {}})
 
 
-def test_the_dense_rules_are_timed_against_their_floors(registry):
+def test_the_dense_rules_are_timed_against_their_floors(registry, monkeypatch):
+    from hebbcore.lab import bench_dense
     from hebbcore.lab.bench import bench_target, markdown_table
     from hebbcore.lab.bench_dense import DENSE_PRESETS
 
+    monkeypatch.setattr(bench_dense, "MIN_EPOCH_S", 0.0)  # the images asked for, in whole batches
     rec = bench_target(Target("numpy", "cpu"), registry, 4, batch_size=4, warmup=1, repeats=2, seed=0,
                        skip=("forward", "floor", "sgd", "memory"), log=lambda s: None, dense_images=12)  # fmt: skip
     nets = rec["dense"]["nets"]
@@ -234,6 +236,19 @@ def test_the_dense_rules_are_timed_against_their_floors(registry):
         {"results": [rec], "comparisons": {}}
     )
     assert "| numpy | hpca | lagani_hpca_cifar10.toml |" in markdown_table({"results": [rec]})
+
+
+def test_a_fast_dense_net_gets_enough_images_for_a_measurable_epoch(registry, monkeypatch):
+    """Krotov's net at batch 100 takes a few ms per step: 100 images would time noise, so it gets as many whole
+    batches as an epoch of MIN_EPOCH_S takes at its warm-up speed."""
+    from hebbcore.lab import bench_dense
+
+    monkeypatch.setattr(bench_dense, "MIN_EPOCH_S", 0.2)
+    monkeypatch.setattr(bench_dense, "DENSE_PRESETS", {"krotov": bench_dense.DENSE_PRESETS["krotov"]})
+    ops = registry.get("backend", "numpy")()
+    d = bench_dense.dense_rules_comparison(ops, registry, 12, 1, 1, 0, lambda s: None)["nets"]["krotov"]
+    assert d["n_images"] > 100 and d["n_images"] % 100 == 0, d["n_images"]
+    assert d["hebbian"]["images_per_s"] == pytest.approx(d["n_images"] / d["hebbian"]["seconds"])
 
 
 def test_a_dense_preset_that_cannot_run_is_recorded_not_raised(registry, monkeypatch, tmp_path):
