@@ -689,7 +689,7 @@ def add_arguments(b) -> None:
         default=0,
         metavar="N",
         help="also time the networks of the dense-coefficient rules (SoftHebb, Krotov, Hebbian PCA) on N images "
-        "against their floors (target 0.9x)",
+        "(more for a net whose Hebbian epoch would take under 0.5 s) against their floors (target 0.9x)",
     )
     b.add_argument("--json", default="runs/bench.json", help="where to write the JSON (default runs/bench.json)")
     b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")

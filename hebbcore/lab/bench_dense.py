@@ -4,8 +4,9 @@ A rule whose coefficients are dense (every kernel has one at every position: Sof
 ranking, Hebbian PCA's reconstruction) needs, per Hebbian layer, at least the forward pass and one weight
 correlation with a K-wide output-gradient: the floor (:func:`hebbcore.lab.bench.floor_step`). Its Hebbian epoch
 is timed against that floor and the forward pass alone, on the same random images of the preset's input shape at
-the preset's batch size (the count rounded up to whole batches), interleaved, in one process, by the main bench's
-own epochs (the Hebbian one with the run's NaN checks).
+the preset's batch size (the count rounded up to whole batches, and raised where the Hebbian epoch would take
+under :data:`MIN_EPOCH_S`), interleaved, in one process, by the main bench's own epochs (the Hebbian one with the
+run's NaN checks).
 """
 
 from __future__ import annotations
