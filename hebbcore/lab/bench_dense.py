@@ -83,11 +83,12 @@ def _time_net(
     bs = spec.hebbian.batch_size
     n = -(-n_images // bs) * bs  # whole batches: each step at the preset's batch size
     data = _random_epoch(ops, info, n, bs, seed)
-    step_s = float("inf")
-    for xb, yb in data.warm_batches(max(warmup, 2)):
-        step_s = min(step_s, _timed(ops, lambda xb=xb, yb=yb: net.hebbian_step(xb, yb))[0])
+    for xb, yb in data.warm_batches(warmup):
+        net.hebbian_step(xb, yb)
         forward_step(net, xb)
         floor_step(net, xb)
+    xb, yb = data.warm_batches(1)[0]
+    step_s = min(_timed(ops, lambda: net.hebbian_step(xb, yb))[0] for _ in range(3))  # warm: first steps run slow
     if n * step_s / bs < MIN_EPOCH_S:
         n = math.ceil(MIN_EPOCH_S / step_s) * bs
         data = _random_epoch(ops, info, n, bs, seed)
