@@ -352,15 +352,25 @@ class TorchOps(Ops):
     #: Smallest batch whose Gram matrix (``y`` from a convolution, on the CPU) oneDNN's 1x1 weight-gradient computes.
     gram_conv_min_batch: ClassVar[int] = 32
 
-    def _gram_rows(self, y):
-        if y.ndim == 4 and y.device.type == "cpu" and y.shape[0] >= self.gram_conv_min_batch:
-            # the whole G as oneDNN's 1x1 weight-gradient: its AVX-512 kernel beats half the product on MKL's
-            # GEMM, which takes its AVX2 path on AMD cores (HPCA net, conv1 to conv4: 4.8/1.5/2.3/0.5 ms against
-            # 9.8/2.8/3.5/0.6, one thread); below this batch oneDNN falls back to a GEMM of its own
+    def _gram_by_onednn(self, y):
+        """True where the Gram matrix of ``y`` goes to oneDNN's 1x1 weight-gradient: its AVX-512 kernel beats MKL's
+        GEMM, which takes its AVX2 path on AMD cores, even on the whole G against the lower triangle's blocks (HPCA
+        net at batch 64, conv1-conv3 1.3-1.9x, conv4 even; ``benchmarks/gram.py``). Below the batch of
+        :attr:`gram_conv_min_batch` oneDNN falls back to a GEMM of its own (batch 10: 0.7-0.9x at one thread,
+        though 1.0-1.3x at two)."""
+        positions = y.shape[2] * y.shape[3] if y.ndim == 4 else 0
+        return positions > 0 and y.device.type == "cpu" and y.shape[0] >= self.gram_conv_min_batch
+
+    def kernel_gram(self, y):
+        if self._gram_by_onednn(y):
             k = y.shape[1]
             ys = self._layout(y)
-            g = self.torch.nn.grad.conv2d_weight(ys, (k, k, 1, 1), ys).reshape(k, k)
-            return lambda a0, a1: g[a0:a1, :a1]
+            return self.torch.nn.grad.conv2d_weight(ys, (k, k, 1, 1), ys).reshape(k, k)
+        return super().kernel_gram(y)
+
+    def _gram_rows(self, y):
+        if self._gram_by_onednn(y):
+            return super()._gram_rows(y)  # the whole G, sliced
         ym = self._by_position(y)  # no syrk in torch's matmul: each block's rows only up to the diagonal
         return lambda a0, a1: ym[:, a0:a1].T @ ym[:, :a1]
 

@@ -22,7 +22,7 @@ def hebbian_terms(
     state = rule.next_state(ctx, state)
     ctx.state = state
     coefficient = rule.post_synaptic(ctx)
-    if not isinstance(coefficient, Winners):
+    if not isinstance(coefficient, Winners):  # Winners: indices from the backend's own competition primitives
         _expect(
             coefficient, ctx.dot_shape, ctx.dot_dtype, f"rule {rule.name!r}: post_synaptic returned", "ctx.dot", ctx.w
         )
@@ -89,7 +89,7 @@ def _expect_factor(v: Any, w: Any, what: str, numbers_too: bool = True) -> None:
             else "None or an array of shape ({k},)"
         )
         raise PluginError(
-            f"{what} {_described(v) if hasattr(v, 'shape') else type(v).__name__}"
+            f"{what} {_described(v)}"
             + f"; expected {expected.format(k=k)} in the weights' dtype {dtype} on {_device(w)}"
         )
 
@@ -114,5 +114,8 @@ def _off_device(a: Any, w: Any) -> bool:
 
 
 def _described(a: Any) -> str:
-    """``"Tensor (4,) torch.float32 on cuda:0"``: an array's type, shape, dtype and device."""
-    return f"{type(a).__name__} {tuple(getattr(a, 'shape', ()))} {getattr(a, 'dtype', '')} on {_device(a)}"
+    """``"Tensor (4,) torch.float32 on cuda:0"``: an array's type, shape, dtype and device; a value that is not an
+    array, its type alone."""
+    if not hasattr(a, "shape"):
+        return type(a).__name__
+    return f"{type(a).__name__} {tuple(a.shape)} {getattr(a, 'dtype', '')} on {_device(a)}"

@@ -240,7 +240,8 @@ def test_the_dense_rules_are_timed_against_their_floors(registry, monkeypatch):
 
 def test_a_fast_dense_net_gets_enough_images_for_a_measurable_epoch(registry, monkeypatch):
     """Krotov's net at batch 100 takes a few ms per step: 100 images would time noise, so it gets as many whole
-    batches as an epoch of MIN_EPOCH_S takes at its warm-up speed."""
+    batches as an epoch of MIN_EPOCH_S takes at the speed of three steps timed after the warm-up, up to
+    MAX_IMAGES."""
     from hebbcore.lab import bench_dense
 
     monkeypatch.setattr(bench_dense, "MIN_EPOCH_S", 0.2)
@@ -249,6 +250,9 @@ def test_a_fast_dense_net_gets_enough_images_for_a_measurable_epoch(registry, mo
     d = bench_dense.dense_rules_comparison(ops, registry, 12, 1, 1, 0, lambda s: None)["nets"]["krotov"]
     assert d["n_images"] > 100 and d["n_images"] % 100 == 0, d["n_images"]
     assert d["hebbian"]["images_per_s"] == pytest.approx(d["n_images"] / d["hebbian"]["seconds"])
+    monkeypatch.setattr(bench_dense, "MAX_IMAGES", 250)  # whole batches under the cap
+    d = bench_dense.dense_rules_comparison(ops, registry, 12, 1, 1, 0, lambda s: None)["nets"]["krotov"]
+    assert d["n_images"] == 200
 
 
 def test_a_dense_preset_that_cannot_run_is_recorded_not_raised(registry, monkeypatch, tmp_path):

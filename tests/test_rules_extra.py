@@ -519,6 +519,21 @@ def test_plugin_arrays_on_another_device_are_refused(registry, monkeypatch):
             fast_update(net, x, None)
     monkeypatch.setattr(rule_cls, "update_terms", terms)
     assert torch.isfinite(torch.as_tensor(fast_update(net, x, None))).all()
+    post = rule_cls.post_synaptic
+    monkeypatch.setattr(rule_cls, "post_synaptic", lambda self, ctx: post(self, ctx).to("meta"))
+    with pytest.raises(PluginError, match=r"post_synaptic returned Tensor \(6, 4\) torch.float32 on meta; .*on cpu"):
+        fast_update(net, x, None)
+    monkeypatch.setattr(rule_cls, "post_synaptic", post)
+    agg_cls = type(net.nodes[0].aggregation)
+    monkeypatch.setattr(agg_cls, "kernel_scale", lambda self, ctx, c: torch.ones(4, device="meta"))
+    with pytest.raises(PluginError, match=r"aggregation 'sum': kernel_scale returned Tensor \(4,\) .* on meta"):
+        fast_update(net, x, None)
+    monkeypatch.setattr(agg_cls, "combine", lambda self, ctx, d, c: d.to("meta"))  # the step calls combine now
+    with pytest.raises(PluginError, match=r"aggregation 'sum': combine returned Tensor \(4, 5\) .* on meta"):
+        fast_update(net, x, None)
+    monkeypatch.setattr(agg_cls, "combine", lambda self, ctx, d, c: [])  # not an array: its type alone
+    with pytest.raises(PluginError, match=r"combine returned list; expected the shape and dtype of w, \(4, 5\)"):
+        fast_update(net, x, None)
 
 
 @pytest.mark.parametrize("backend", [pytest.param(("numpy", None), id="numpy"), *backend_params()])
@@ -884,8 +899,12 @@ def test_lower_gram_product_is_sangers_decay(registry, monkeypatch, backend, blo
         wd = wd.contiguous(memory_format=__import__("torch").channels_last)
     got = ops.lower_gram_product(ops.asarray(y), wd)
     assert_close(ops.to_numpy(got), want, rtol=1e-5, atol=1e-5, what="lower_gram_product")
+    assert_close(ops.to_numpy(ops.kernel_gram(ops.asarray(y))), ym.T @ ym, rtol=1e-5, atol=1e-5, what="kernel_gram")
     # in w's layout: the update's subtraction reads both alike
     assert (got.stride() == wd.stride()) if hasattr(got, "stride") else (got.strides == wd.strides)
+    if kind == "conv":  # no positions (a direct call; a network cannot make one): a zero Gram, as the sums over none
+        none = ops.asarray(np.zeros((n, k, 0, 3), np.float32))
+        np.testing.assert_array_equal(ops.to_numpy(ops.lower_gram_product(none, wd)), np.zeros(w.shape, np.float32))
 
 
 @pytest.mark.parametrize(

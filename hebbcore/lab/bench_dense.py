@@ -34,8 +34,10 @@ DENSE_PRESETS = {
 #: Target: the Hebbian epoch at least this fraction of its floor's throughput.
 TARGET_VS_FLOOR = 0.9
 #: A net whose Hebbian epoch on the images asked for would be shorter gets more (Krotov's at batch 100 took 17 ms
-#: for 400 images, and its ratio moved by 0.1 between runs).
+#: for 400 images, and its ratio moved by 0.1 between runs), up to :data:`MAX_IMAGES`.
 MIN_EPOCH_S = 0.5
+#: The most images that raise gives (one CIFAR-10 epoch; a fast step on a GPU would ask for millions).
+MAX_IMAGES = 50_000
 
 
 def dense_rules_comparison(
@@ -66,7 +68,8 @@ def _time_net(
 ) -> dict[str, Any]:
     """The Hebbian (with the run's NaN checks), forward-only and floor epochs of one preset's network on
     ``n_images`` rounded up to whole batches, or on as many as a Hebbian epoch of :data:`MIN_EPOCH_S` takes at the
-    warm-up's speed if that is more, interleaved ``repeats`` times, as the main bench times its own."""
+    speed of three steps timed after the warm-up if that is more (at most :data:`MAX_IMAGES`), interleaved
+    ``repeats`` times, as the main bench times its own."""
     from .bench import (
         _timed,
         floor_epoch_fn,
@@ -89,8 +92,8 @@ def _time_net(
         floor_step(net, xb)
     xb, yb = data.warm_batches(1)[0]
     step_s = min(_timed(ops, lambda: net.hebbian_step(xb, yb))[0] for _ in range(3))  # warm: first steps run slow
-    if n * step_s / bs < MIN_EPOCH_S:
-        n = math.ceil(MIN_EPOCH_S / step_s) * bs
+    if n * step_s / bs < MIN_EPOCH_S and n < MAX_IMAGES:
+        n = min(math.ceil(MIN_EPOCH_S / max(step_s, 1e-6)), MAX_IMAGES // bs) * bs
         data = _random_epoch(ops, info, n, bs, seed)
     runs = {
         "hebbian": (hebbian_epoch_fn(net, data, spec.hebbian.check_every), ops),
@@ -111,5 +114,5 @@ def _random_epoch(ops: Ops, info: Any, n: int, batch_size: int, seed: int) -> An
     from .bench import _DeviceEpoch
 
     rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, size=(n, *info.input_shape)).astype(np.float32)
+    x = rng.random((n, *info.input_shape), dtype=np.float32)  # in [0, 1), no float64 copy of a large set
     return _DeviceEpoch(ops, x, rng.integers(0, info.n_classes, size=n), batch_size, seed)
