@@ -89,8 +89,7 @@ def _expect_factor(v: Any, w: Any, what: str, numbers_too: bool = True) -> None:
             else "None or an array of shape ({k},)"
         )
         raise PluginError(
-            f"{what} {_described(v)}"
-            + f"; expected {expected.format(k=k)} in the weights' dtype {dtype} on {_device(w)}"
+            f"{what} {_described(v)}; expected {expected.format(k=k)} in the weights' dtype {dtype} on {_device(w)}"
         )
 
 
