@@ -1,8 +1,10 @@
 """Where a Hebbian step's time goes against its floor, on any backend.
 
     python benchmarks/step_profile.py [--backend torch:cpu] [--steps 20] [--top 15] [--by-method | --by-layer]
+        [--spec experiments/presets/lagani_hpca_cifar10.toml]
 
-Runs ``Network.hebbian_step`` of the paper's all-Hebbian net (``HHHHHH``, as ``hebbcore bench`` times it) and
+Runs ``Network.hebbian_step`` of the paper's all-Hebbian net (``HHHHHH``, as ``hebbcore bench`` times it), or
+of a spec's network at its batch size on random images of its input shape (``--spec``), and
 ``bench.floor_step`` on the same batches, after warm-up steps, and prints per step:
 
 - with torch (default), under ``torch.profiler``: wall ms, the number of operators called (those an operator
@@ -191,6 +193,7 @@ def main() -> None:
         action="store_true",
         help="time each Ops method per layer, split into its forward pass and its update (any backend)",
     )
+    ap.add_argument("--spec", help="profile this spec's network instead of the paper's (e.g. a preset)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--top", type=int, default=15, help="operators (or methods) listed per profile")
     args = ap.parse_args()
@@ -208,15 +211,23 @@ def main() -> None:
         ap.error(f"{target.backend}: the torch profiler needs the torch backend; add --by-method")
     ops = reg.get("backend", target.backend)(target.device)
     cuda = ops.device.startswith("cuda")
-    net = Network(bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, ops, reg)
-    x, y = random_data(64 * args.steps, 0)
+    if args.spec:
+        from hebbcore.spec import load_spec
+
+        spec = load_spec(args.spec, reg, against_data=False)
+        info = reg.get("dataset", spec.data.source).describe(spec.data.options)
+        shape, n_classes, bs, name = info.input_shape, info.n_classes, spec.hebbian.batch_size, spec.name
+    else:
+        spec, shape, n_classes, bs, name = bench_spec("HHHHHH", reg, 64, 0), INPUT_SHAPE, N_CLASSES, 64, "HHHHHH"
+    net = Network(spec, shape, n_classes, ops, reg)
+    x, y = random_data(bs * args.steps, 0, shape, n_classes)
     xd, yd = ops.asarray(x), ops.asarray(y, dtype="int64")
-    batches = [(xd[i : i + 64], yd[i : i + 64]) for i in range(0, len(x), 64)]
+    batches = [(xd[i : i + bs], yd[i : i + bs]) for i in range(0, len(x), bs)]
     runs = {"Hebbian step": lambda i: net.hebbian_step(*batches[i]), "floor": lambda i: floor_step(net, batches[i][0])}
     for fn in runs.values():  # warm-up: allocator, cuDNN/oneDNN plans
         for i in range(min(3, args.steps)):
             fn(i)
-    print(f"{ops.name} {ops.device}, {args.steps} batch-64 steps of HHHHHH each\n")
+    print(f"{ops.name} {ops.device}, {args.steps} batch-{bs} steps of {name} each\n")
     if args.by_layer:
         wall, stats = by_layer(net, runs["Hebbian step"], args.steps)
         print_by_layer(stats, args.steps, wall)

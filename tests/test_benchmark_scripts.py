@@ -151,3 +151,12 @@ def test_gram_script_times_both_ways():
     pytest.importorskip("torch")
     stdout = script("benchmarks/gram.py", "--quick", "--repeats", "1")
     assert re.search(r"^\| \(64, 96, 28, 28\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", stdout, re.M), stdout
+
+
+def test_step_profile_by_layer_of_a_spec():
+    stdout = script(
+        "benchmarks/step_profile.py", "--backend", "numpy", "--by-layer", "--steps", "2",
+        "--spec", "experiments/presets/krotov_mnist.toml",
+    )  # fmt: skip
+    assert "2 batch-100 steps of krotov_mnist each" in stdout, stdout
+    assert re.search(r"^\| hidden \| [\d.]+ \| [\d.]+ \| [\d.]+ \| linear ", stdout, re.M), stdout

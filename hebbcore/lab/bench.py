@@ -111,10 +111,13 @@ def bench_spec(modes: str, registry: Registry, batch_size: int, seed: int) -> Ru
     )
 
 
-def random_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def random_data(
+    n: int, seed: int, shape: tuple[int, ...] = INPUT_SHAPE, n_classes: int = N_CLASSES
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` standard-normal images of ``shape`` and their labels in ``[0, n_classes)``."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, *INPUT_SHAPE), dtype=np.float32)
-    y = rng.integers(0, N_CLASSES, size=n).astype(np.int64)
+    x = rng.standard_normal((n, *shape), dtype=np.float32)
+    y = rng.integers(0, n_classes, size=n).astype(np.int64)
     return x, y
 
 
